@@ -1,0 +1,114 @@
+//! Matches → incident changes: grouping, conditions over event-time windows, lifecycle.
+//!
+//! Takes `Vec<Match>` and a watermark (event time up to which input is complete) and gives
+//! `Vec<Change>`. Everything runs on event timestamps, never the wall clock, so a backfill of
+//! yesterday's files yields the same incidents (ids, times) as tailing them live would have. This
+//! stage must not read files, the index or the clock; it is a deterministic function of its input.
+
+pub mod engine;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::detect::{Class, Severity};
+use crate::event::{EventId, Timestamp};
+
+/// Stable incident id: derived from the rule, the group key and the first match's event, so the
+/// same input always yields the same id (`inc-<16 hex>`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IncidentId(pub String);
+
+impl std::fmt::Display for IncidentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Open,
+    Resolved,
+}
+
+/// One step of a runbook procedure as it travels with an incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunbookStep {
+    pub text: String,
+    pub commands: Vec<String>,
+}
+
+/// The runbook procedure an incident links to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunbookLink {
+    pub title: String,
+    pub anchor: String,
+    pub steps: Vec<RunbookStep>,
+}
+
+/// One piece of evidence: an event that matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub event: EventId,
+    pub ts: Timestamp,
+    pub service: String,
+    pub rule: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: IncidentId,
+    pub class: Class,
+    pub severity: Severity,
+    pub state: State,
+    /// Human title: the rule's title plus where ("… on postgres").
+    pub title: String,
+    /// The rule that opened the incident.
+    pub rule: String,
+    /// Group key (rule id + group_by values).
+    pub group: String,
+    pub services: Vec<String>,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub resolved_at: Option<Timestamp>,
+    /// Number of matches folded into the incident.
+    pub count: u64,
+    pub escalation_level: u8,
+    pub caused_by: Vec<IncidentId>,
+    pub runbook: RunbookLink,
+    /// The first matches and the latest ones, capped.
+    pub evidence: Vec<Evidence>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Opened,
+    Updated,
+    Escalated,
+    Resolved,
+    Reopened,
+}
+
+/// A change to an incident, with the incident as it stands after it. `seq` is assigned by the
+/// incident log when the change is stored (0 until then).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub seq: u64,
+    pub kind: ChangeKind,
+    /// Event time of the change.
+    pub at: Timestamp,
+    pub incident: Incident,
+}
+
+/// Counters of the incident stage. Invariant: `matches == joined + opened + pending`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub matches: u64,
+    pub joined: u64,
+    pub opened: u64,
+    pub pending: u64,
+    pub resolved: u64,
+    pub late: u64,
+}

@@ -1,0 +1,551 @@
+//! The runbook in markdown → [`Procedure`]s: the shared vocabulary that links incidents to the fix.
+//!
+//! Owns reading the operations runbook (`patterns/runbook.md` or the user's own): every `###`/`####`
+//! heading becomes a procedure with its GitHub-style anchor, its **Symptoms:** list, and its ordered
+//! steps with the shell commands of their code blocks. The bold items of the Alert Response
+//! Procedures (`**Database Down:**` followed by a numbered list) become procedures of their own,
+//! keyed `critical-alerts:database-down`. The escalation matrix is read too.
+//!
+//! It must not know rules or incidents: `detect::check` verifies links against it and `incident`
+//! copies the linked procedure into each incident.
+
+use pulldown_cmark::{CodeBlockKind, Event as Md, HeadingLevel, Parser, Tag, TagEnd};
+
+use crate::incident::{RunbookLink, RunbookStep};
+
+/// The top-level sections whose procedures must each be covered by a rule.
+pub const COVERED_SECTIONS: [&str; 3] = [
+    "Emergency Procedures",
+    "Common Issues",
+    "Alert Response Procedures",
+];
+
+/// One procedure of the runbook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Procedure {
+    /// Heading text (`Database Connection Issues`) or `Critical Alerts: Database Down`.
+    pub title: String,
+    /// What rules link to: the heading's anchor (`database-connection-issues`), or
+    /// `critical-alerts:database-down` for a bold alert item.
+    pub key: String,
+    /// The GitHub anchor to open in the rendered runbook (for a bold item: its heading's anchor).
+    pub anchor: String,
+    /// The `##` section it sits in (`Emergency Procedures`, `Common Issues`, …) and, for procedures
+    /// nested deeper, the `###` heading too (`Alert Response Procedures`).
+    pub sections: Vec<String>,
+    pub symptoms: Vec<String>,
+    pub steps: Vec<RunbookStep>,
+    /// The line of the runbook where the procedure starts (1-based).
+    pub line: usize,
+}
+
+impl Procedure {
+    /// True when `rules check` requires a rule for this procedure.
+    pub fn must_be_covered(&self) -> bool {
+        let leaf_heading = !self.key.contains(':');
+        if self
+            .sections
+            .iter()
+            .any(|s| s == "Alert Response Procedures")
+        {
+            // The alert items are the procedures; the `Critical Alerts` headings only group them.
+            return !leaf_heading;
+        }
+        self.sections.len() == 1
+            && COVERED_SECTIONS.contains(&self.sections[0].as_str())
+            && leaf_heading
+    }
+
+    pub fn link(&self) -> RunbookLink {
+        RunbookLink {
+            title: self.title.clone(),
+            anchor: self.anchor.clone(),
+            steps: self.steps.clone(),
+        }
+    }
+}
+
+/// A parsed runbook.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Runbook {
+    pub procedures: Vec<Procedure>,
+    /// The escalation matrix, level 1 first (`On-call engineer (0-15 minutes)`).
+    pub escalation: Vec<String>,
+}
+
+/// GitHub's heading anchor: lowercase, punctuation dropped, spaces to hyphens.
+pub fn slug(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.trim().chars() {
+        if c.is_alphanumeric() || c == '_' || c == '-' {
+            out.extend(c.to_lowercase());
+        } else if c == ' ' {
+            out.push('-');
+        }
+    }
+    out
+}
+
+/// Shell commands of one code block: comment lines start a new step (their text is the step's), a
+/// command continues over lines while a quote is open or a line ends with `\`.
+fn commands_of(code: &str) -> Vec<(Option<String>, String)> {
+    let mut out: Vec<(Option<String>, String)> = Vec::new();
+    let mut comment: Option<String> = None;
+    let mut pending = String::new();
+    for line in code.lines() {
+        let trimmed = line.trim();
+        if pending.is_empty() {
+            if trimmed.is_empty() {
+                continue;
+            }
+            if let Some(c) = trimmed.strip_prefix('#') {
+                comment = Some(c.trim().to_string());
+                continue;
+            }
+            if let Some(c) = trimmed.strip_prefix("--") {
+                comment = Some(c.trim().to_string());
+                continue;
+            }
+        } else {
+            pending.push('\n');
+        }
+        pending.push_str(line.trim_end());
+        let open_quote = pending.matches('"').count() % 2 == 1
+            || pending.matches('\'').count() % 2 == 1
+            || pending.ends_with('\\');
+        let open_sql = looks_like_sql(&pending) && !pending.trim_end().ends_with(';');
+        if !open_quote && !open_sql {
+            out.push((comment.clone(), pending.trim().to_string()));
+            pending.clear();
+        }
+    }
+    if !pending.trim().is_empty() {
+        out.push((comment, pending.trim().to_string()));
+    }
+    out
+}
+
+fn looks_like_sql(s: &str) -> bool {
+    let first = s.trim_start().split_whitespace().next().unwrap_or("");
+    matches!(
+        first.to_ascii_uppercase().as_str(),
+        "SELECT" | "CREATE" | "DELETE" | "UPDATE" | "INSERT" | "ANALYZE;" | "VACUUM"
+    )
+}
+
+/// A block-level piece of the document, flattened.
+#[derive(Debug)]
+enum Block {
+    Heading {
+        level: u8,
+        text: String,
+        line: usize,
+    },
+    /// A paragraph whose whole text is bold (`**Symptoms:**`, `**Database Down:**`).
+    Label {
+        text: String,
+        line: usize,
+    },
+    Paragraph {
+        text: String,
+    },
+    /// A list item at nesting depth `depth` (1 = top), ordered or not, with the code blocks inside it.
+    Item {
+        depth: usize,
+        ordered: bool,
+        text: String,
+        code: Vec<String>,
+    },
+    Code {
+        text: String,
+    },
+}
+
+fn blocks(markdown: &str) -> Vec<Block> {
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(markdown.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let line_of = |offset: usize| line_starts.partition_point(|&s| s <= offset);
+
+    let mut out = Vec::new();
+    let mut text = String::new();
+    let mut all_bold = true;
+    let mut bold_depth = 0usize;
+    let mut list_stack: Vec<bool> = Vec::new();
+    // Items being built, innermost last: (text, code blocks).
+    let mut items: Vec<(bool, String, Vec<String>)> = Vec::new();
+    let mut code: Option<String> = None;
+    let mut heading: Option<(u8, usize)> = None;
+    let mut para_start = 0usize;
+
+    for (ev, range) in Parser::new(markdown).into_offset_iter() {
+        match ev {
+            Md::Start(Tag::Heading { level, .. }) => {
+                text.clear();
+                let n = match level {
+                    HeadingLevel::H1 => 1,
+                    HeadingLevel::H2 => 2,
+                    HeadingLevel::H3 => 3,
+                    HeadingLevel::H4 => 4,
+                    HeadingLevel::H5 => 5,
+                    HeadingLevel::H6 => 6,
+                };
+                heading = Some((n, line_of(range.start)));
+            }
+            Md::End(TagEnd::Heading(_)) => {
+                if let Some((level, line)) = heading.take() {
+                    out.push(Block::Heading {
+                        level,
+                        text: text.trim().to_string(),
+                        line,
+                    });
+                }
+                text.clear();
+            }
+            Md::Start(Tag::Paragraph) => {
+                if items.is_empty() {
+                    text.clear();
+                }
+                all_bold = true;
+                para_start = range.start;
+            }
+            Md::End(TagEnd::Paragraph) => {
+                if items.is_empty() {
+                    let t = text.trim().to_string();
+                    if !t.is_empty() {
+                        if all_bold {
+                            out.push(Block::Label {
+                                text: t,
+                                line: line_of(para_start),
+                            });
+                        } else {
+                            out.push(Block::Paragraph { text: t });
+                        }
+                    }
+                    text.clear();
+                } else {
+                    text.push(' ');
+                }
+            }
+            Md::Start(Tag::Strong) => bold_depth += 1,
+            Md::End(TagEnd::Strong) => bold_depth = bold_depth.saturating_sub(1),
+            Md::Start(Tag::List(first)) => {
+                if let Some(item) = items.last_mut() {
+                    // Text gathered so far belongs to the enclosing item.
+                    item.1.push_str(&text);
+                    text.clear();
+                }
+                list_stack.push(first.is_some());
+            }
+            Md::End(TagEnd::List(_)) => {
+                list_stack.pop();
+            }
+            Md::Start(Tag::Item) => {
+                text.clear();
+                items.push((
+                    list_stack.last().copied().unwrap_or(false),
+                    String::new(),
+                    Vec::new(),
+                ));
+            }
+            Md::End(TagEnd::Item) => {
+                if let Some((ordered, mut t, code_blocks)) = items.pop() {
+                    t.push_str(&text);
+                    text.clear();
+                    out.push(Block::Item {
+                        depth: items.len() + 1,
+                        ordered,
+                        text: t.split_whitespace().collect::<Vec<_>>().join(" "),
+                        code: code_blocks,
+                    });
+                }
+            }
+            Md::Start(Tag::CodeBlock(kind)) => {
+                let _ = matches!(kind, CodeBlockKind::Fenced(_));
+                code = Some(String::new());
+            }
+            Md::End(TagEnd::CodeBlock) => {
+                if let Some(c) = code.take() {
+                    match items.last_mut() {
+                        Some(item) => item.2.push(c),
+                        None => out.push(Block::Code { text: c }),
+                    }
+                }
+            }
+            Md::Text(t) => {
+                if let Some(c) = code.as_mut() {
+                    c.push_str(&t);
+                } else {
+                    if bold_depth == 0 && !t.trim().is_empty() {
+                        all_bold = false;
+                    }
+                    text.push_str(&t);
+                }
+            }
+            Md::Code(t) => {
+                all_bold = false;
+                text.push_str(&t);
+            }
+            Md::SoftBreak | Md::HardBreak => text.push(' '),
+            _ => {}
+        }
+    }
+    out
+}
+
+impl Runbook {
+    /// Read a runbook. Never fails: a document without procedures gives an empty runbook, which
+    /// `rules check` then reports.
+    pub fn parse(markdown: &str) -> Runbook {
+        let mut runbook = Runbook::default();
+        // Heading texts by level (index 0 = `#`).
+        let mut headings: [Option<String>; 6] = Default::default();
+        let mut current: Option<Procedure> = None;
+        // What a bold label says the following blocks are.
+        let mut label = String::new();
+        let mut in_escalation = false;
+
+        let flush = |current: &mut Option<Procedure>, runbook: &mut Runbook| {
+            if let Some(p) = current.take() {
+                runbook.procedures.push(p);
+            }
+        };
+
+        for block in blocks(markdown) {
+            match block {
+                Block::Heading { level, text, line } => {
+                    flush(&mut current, &mut runbook);
+                    label.clear();
+                    in_escalation = false;
+                    let idx = usize::from(level.clamp(1, 6)) - 1;
+                    headings[idx] = Some(text.clone());
+                    for h in headings.iter_mut().skip(idx + 1) {
+                        *h = None;
+                    }
+                    if level >= 3 {
+                        let sections: Vec<String> =
+                            headings[1..idx].iter().flatten().cloned().collect();
+                        current = Some(Procedure {
+                            title: text.clone(),
+                            key: slug(&text),
+                            anchor: slug(&text),
+                            sections,
+                            symptoms: Vec::new(),
+                            steps: Vec::new(),
+                            line,
+                        });
+                    }
+                }
+                Block::Label { text, line } => {
+                    let name = text.trim_end_matches(':').trim().to_string();
+                    in_escalation = name.eq_ignore_ascii_case("Escalation Matrix");
+                    let in_alerts = headings[2].as_deref() == Some("Alert Response Procedures");
+                    let known = [
+                        "Symptoms",
+                        "Immediate Actions",
+                        "Actions",
+                        "Diagnosis",
+                        "Resolution",
+                    ];
+                    if in_alerts && !known.contains(&name.as_str()) && !in_escalation {
+                        // A bold alert item (`**Application Down:**`) starts a procedure of its own.
+                        let group = headings[3].clone().unwrap_or_default();
+                        let parent_anchor = slug(&group);
+                        if current
+                            .as_ref()
+                            .is_some_and(|p| p.key.contains(':') || !p.steps.is_empty())
+                        {
+                            flush(&mut current, &mut runbook);
+                        } else {
+                            // The group heading itself carries no steps: keep it as a procedure too.
+                            flush(&mut current, &mut runbook);
+                        }
+                        let mut sections: Vec<String> =
+                            headings[1..4].iter().flatten().cloned().collect();
+                        sections.retain(|s| s != &group);
+                        current = Some(Procedure {
+                            title: format!("{group}: {name}"),
+                            key: format!("{parent_anchor}:{}", slug(&name)),
+                            anchor: parent_anchor,
+                            sections,
+                            symptoms: Vec::new(),
+                            steps: Vec::new(),
+                            line,
+                        });
+                        label.clear();
+                    } else {
+                        label = name;
+                    }
+                }
+                Block::Paragraph { text } => {
+                    if let Some(rest) = text.strip_prefix("Escalation:") {
+                        if let Some(p) = current.as_mut() {
+                            p.steps.push(RunbookStep {
+                                text: format!("Escalation: {}", rest.trim()),
+                                commands: Vec::new(),
+                            });
+                        }
+                    }
+                }
+                Block::Item {
+                    depth,
+                    ordered,
+                    text,
+                    code,
+                } => {
+                    if in_escalation {
+                        if depth == 1 {
+                            runbook.escalation.push(text.trim().to_string());
+                        }
+                        continue;
+                    }
+                    let Some(p) = current.as_mut() else { continue };
+                    if label == "Symptoms" {
+                        p.symptoms.push(text.trim().to_string());
+                        continue;
+                    }
+                    let commands: Vec<String> = code
+                        .iter()
+                        .flat_map(|c| commands_of(c))
+                        .map(|(_, cmd)| cmd)
+                        .collect();
+                    let text = text.trim().trim_end_matches(':').trim().to_string();
+                    if depth == 1 && (ordered || !commands.is_empty() || !label.is_empty()) {
+                        p.steps.push(RunbookStep { text, commands });
+                    } else if depth > 1 {
+                        // Sub-bullets refine the step above them.
+                        if let Some(last) = p.steps.last_mut() {
+                            last.text.push_str(if last.text.contains(" — ") {
+                                "; "
+                            } else {
+                                " — "
+                            });
+                            last.text.push_str(&text);
+                            last.commands.extend(commands);
+                        }
+                    }
+                }
+                Block::Code { text } => {
+                    let Some(p) = current.as_mut() else { continue };
+                    for (comment, cmd) in commands_of(&text) {
+                        let step_text = comment.unwrap_or_else(|| label.clone());
+                        match p.steps.last_mut() {
+                            Some(last) if last.text == step_text => last.commands.push(cmd),
+                            _ => p.steps.push(RunbookStep {
+                                text: step_text,
+                                commands: vec![cmd],
+                            }),
+                        }
+                    }
+                }
+            }
+        }
+        flush(&mut current, &mut runbook);
+        runbook
+    }
+
+    /// The procedure a rule links to: by key (`database-connection-issues`,
+    /// `critical-alerts:database-down`), by anchor with or without `#`, or by exact title.
+    pub fn find(&self, link: &str) -> Option<&Procedure> {
+        let link = link.trim().trim_start_matches('#');
+        self.procedures
+            .iter()
+            .find(|p| p.key == link)
+            .or_else(|| self.procedures.iter().find(|p| p.title == link))
+            .or_else(|| self.procedures.iter().find(|p| p.anchor == link))
+    }
+
+    /// Procedures that `rules check` requires a rule for.
+    pub fn required(&self) -> impl Iterator<Item = &Procedure> {
+        self.procedures.iter().filter(|p| p.must_be_covered())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = include_str!("../patterns/runbook.md");
+
+    #[test]
+    fn slugs_follow_github() {
+        assert_eq!(slug("Issue: Queue Backlog"), "issue-queue-backlog");
+        assert_eq!(
+            slug("Database Connection Issues"),
+            "database-connection-issues"
+        );
+        assert_eq!(slug("Monitoring and Alerts"), "monitoring-and-alerts");
+    }
+
+    #[test]
+    fn procedures_carry_symptoms_steps_and_commands() {
+        let rb = Runbook::parse(SEED);
+        let db = rb.find("database-connection-issues").unwrap();
+        assert_eq!(db.title, "Database Connection Issues");
+        assert_eq!(db.sections, vec!["Emergency Procedures".to_string()]);
+        assert!(
+            db.symptoms
+                .iter()
+                .any(|s| s.contains("too many connections"))
+        );
+        assert_eq!(db.steps.len(), 4);
+        assert_eq!(db.steps[0].text, "Check database status");
+        assert_eq!(
+            db.steps[0].commands,
+            vec!["docker-compose exec postgres pg_isready"]
+        );
+        // A multi-line psql command stays one command.
+        assert!(db.steps[2].commands[0].contains("pg_terminate_backend"));
+        assert_eq!(db.steps[2].commands.len(), 1);
+
+        let app = rb.find("application-down").unwrap();
+        assert_eq!(app.steps.len(), 6, "{:#?}", app.steps);
+        assert!(app.steps[5].text.starts_with("Escalation:"));
+    }
+
+    #[test]
+    fn common_issues_split_code_blocks_into_commented_steps() {
+        let rb = Runbook::parse(SEED);
+        let q = rb.find("issue-queue-backlog").unwrap();
+        assert_eq!(q.steps[0].text, "Check queue sizes");
+        assert_eq!(q.steps[0].commands.len(), 2);
+        assert!(q.steps.iter().any(|s| s.text == "Scale up workers"));
+    }
+
+    #[test]
+    fn alert_items_become_procedures_with_keys() {
+        let rb = Runbook::parse(SEED);
+        let down = rb.find("critical-alerts:database-down").unwrap();
+        assert_eq!(down.title, "Critical Alerts: Database Down");
+        assert_eq!(down.anchor, "critical-alerts");
+        assert_eq!(down.steps.len(), 4);
+        assert!(down.steps[3].text.contains("data corruption"));
+        assert!(rb.find("warning-alerts:high-latency").is_some());
+    }
+
+    #[test]
+    fn required_procedures_are_the_emergency_common_and_alert_ones() {
+        let rb = Runbook::parse(SEED);
+        let mut keys: Vec<&str> = rb.required().map(|p| p.key.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            vec![
+                "application-down",
+                "critical-alerts:application-down",
+                "critical-alerts:database-down",
+                "database-connection-issues",
+                "email-delivery-issues",
+                "high-memory-usage",
+                "issue-high-cpu-usage",
+                "issue-queue-backlog",
+                "issue-slow-database-queries",
+                "issue-storage-issues",
+                "warning-alerts:high-error-rate",
+                "warning-alerts:high-latency",
+            ]
+        );
+        assert_eq!(rb.escalation.len(), 3);
+        assert!(rb.escalation[0].starts_with("Level 1"));
+    }
+}

@@ -1,0 +1,99 @@
+//! Where bytes come from: files followed by fingerprint, rotated archives, stdin.
+//!
+//! A source hands the pipeline [`Chunk`]s: large reads (≥ 64 KiB when the data is there) tagged with
+//! the file's fingerprint and the byte range they cover. It must not frame lines or look inside the
+//! bytes beyond the fingerprint; parsing is the next stage's job. Offsets are the contract with
+//! `checkpoint`: a chunk always starts where the previous one of the same fingerprint ended.
+
+pub mod checkpoint;
+pub mod fingerprint;
+pub mod replay;
+pub mod tail;
+
+use std::path::PathBuf;
+
+use crate::parse::Format;
+
+/// Bytes read from one source, with where they came from.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    /// Index of the source in the pipeline's source list.
+    pub source: usize,
+    /// Identity of the file the bytes came from (see [`fingerprint`]).
+    pub fingerprint: u64,
+    /// File offset of `bytes[0]`.
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+    /// True when this chunk reaches the end of a file that will not grow again (backfill, a
+    /// rotated-away file drained to its end): the parser may flush a partial last line.
+    pub eof: bool,
+}
+
+impl Chunk {
+    /// Offset just past the last byte of this chunk.
+    pub fn end(&self) -> u64 {
+        self.offset + self.bytes.len() as u64
+    }
+}
+
+/// One configured source: a service name, a format, and a path or glob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSpec {
+    pub service: String,
+    pub format: Format,
+    pub path: PathBuf,
+}
+
+/// Counters a source reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub files: u64,
+    pub bytes_read: u64,
+    pub chunks: u64,
+    pub rotations: u64,
+    pub truncations: u64,
+}
+
+impl std::str::FromStr for SourceSpec {
+    type Err = String;
+
+    /// `SERVICE[:FORMAT]=PATH`, e.g. `postgres:postgres=/var/log/postgresql/postgresql-15-main.log`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (lhs, path) = s
+            .split_once('=')
+            .ok_or_else(|| format!("source `{s}` is not SERVICE[:FORMAT]=PATH"))?;
+        let (service, format) = match lhs.split_once(':') {
+            Some((service, format)) => (service, format.parse::<Format>()?),
+            None => (lhs, Format::Auto),
+        };
+        if service.is_empty() {
+            return Err(format!("source `{s}` has no service name before `=`"));
+        }
+        if path.is_empty() {
+            return Err(format!("source `{s}` has no path after `=`"));
+        }
+        Ok(SourceSpec {
+            service: service.to_string(),
+            format,
+            path: PathBuf::from(path),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_specs_read_service_format_and_path() {
+        let s: SourceSpec = "db:postgres=/var/log/pg.log".parse().unwrap();
+        assert_eq!(s.service, "db");
+        assert_eq!(s.format, Format::Postgres { prefix: None });
+        assert_eq!(s.path, PathBuf::from("/var/log/pg.log"));
+        let s: SourceSpec = "app=/x.log".parse().unwrap();
+        assert_eq!(s.format, Format::Auto);
+        assert!("app:nonsense=/x".parse::<SourceSpec>().is_err());
+        assert!("=/x".parse::<SourceSpec>().is_err());
+        assert!("app".parse::<SourceSpec>().is_err());
+    }
+}
