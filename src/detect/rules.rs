@@ -47,6 +47,8 @@ pub struct Rule {
     /// Minimum event level, if any.
     pub min_level: Option<Level>,
     pub condition: Condition,
+    /// Event-time quiet period after the last match before the incident resolves (`resolve_after`).
+    pub resolve_after_secs: i64,
     /// Fields or capture names whose values split incidents (`service` is always part of the key).
     pub group_by: Vec<String>,
     /// Runbook link: a procedure anchor (`database-connection-issues`) or `section:item` for the

@@ -10,8 +10,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::event::Events;
-use crate::source::Chunk;
+use crate::event::{Level, Timestamp};
 
 /// The formats logwarden reads. Names are part of the CLI (`--source SERVICE:FORMAT=PATH`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -107,4 +106,29 @@ pub struct Stats {
     pub split: u64,
     pub partial: u64,
     pub redacted: u64,
+}
+
+/// What a format reads from one entry (all of its physical lines).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Parsed {
+    pub ts: Option<Timestamp>,
+    pub level: Option<Level>,
+    /// The human message (continuation lines joined with `\n`).
+    pub message: String,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// A service named by the entry itself (a compose prefix), overriding the source's.
+    pub service: Option<String>,
+}
+
+/// One log format's reading of entries. The `Parser` drives framing, multi-line grouping, the
+/// timestamp fallback, flags and redaction around it; a format only says where entries end and
+/// what one entry holds.
+pub trait EntryFormat: Send + Sync {
+    /// True when `line` continues the entry whose lines so far are `entry` (joined with `\n`):
+    /// a Node `    at …` frame, a PostgreSQL DETAIL/HINT/STATEMENT/CONTEXT or tab-indented line, a
+    /// CSV record whose quotes are still open.
+    fn continues(&self, entry: &str, line: &str) -> bool;
+    /// Read one whole entry; `Err(reason)` when it does not follow the format (the entry is then
+    /// kept as a plain event flagged malformed).
+    fn parse(&self, entry: &str) -> Result<Parsed, String>;
 }
