@@ -6,9 +6,12 @@
 //! `checkpoint`: a chunk always starts where the previous one of the same fingerprint ended.
 
 pub mod checkpoint;
+pub mod discover;
 pub mod fingerprint;
 pub mod replay;
 pub mod tail;
+
+use std::sync::mpsc::SyncSender;
 
 use std::path::PathBuf;
 
@@ -36,6 +39,35 @@ impl Chunk {
     }
 }
 
+/// A file a source started (or resumed) reading, announced before its first chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Index of the source (its [`SourceSpec`]) in the pipeline's source list.
+    pub source: usize,
+    pub fingerprint: u64,
+    pub path: PathBuf,
+    /// The offset reading starts from (a checkpoint, 0, or the end with `--from end`).
+    pub start: u64,
+}
+
+/// What sources send the pipeline, in order per file.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A file is being read from `start`; chunks of its fingerprint follow.
+    Opened(FileInfo),
+    Chunk(Chunk),
+    /// The file has had no new bytes for a while: entries held open may be emitted.
+    Idle {
+        fingerprint: u64,
+    },
+    /// The file will not be read again (rotated away and drained, or deleted).
+    Closed {
+        fingerprint: u64,
+    },
+    /// Every source is finished (backfill done, or shutdown after the last read).
+    Done,
+}
+
 /// One configured source: a service name, a format, and a path or glob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceSpec {
@@ -43,6 +75,26 @@ pub struct SourceSpec {
     pub format: Format,
     pub path: PathBuf,
 }
+
+/// Where a never-seen file starts when tailing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum From {
+    #[default]
+    Beginning,
+    End,
+}
+
+/// The pipeline hung up: sources stop quietly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disconnected;
+
+/// Send to the pipeline, turning a hang-up into [`Disconnected`].
+pub(crate) fn send(tx: &SyncSender<Input>, input: Input) -> Result<(), Disconnected> {
+    tx.send(input).map_err(|_| Disconnected)
+}
+
+/// Read size: large reads, as the design asks (≥ 64 KiB).
+pub const READ_SIZE: usize = 256 * 1024;
 
 /// Counters a source reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
