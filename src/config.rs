@@ -1,1 +1,288 @@
-//! TODO
+//! Ingest profiles (`ingest/*.toml`): which files to read, as which service, in which format.
+//!
+//! Owns the user-facing structs (serde, `deny_unknown_fields`), loading and validation. Every error
+//! names the file, the line and the field, and unknown names get a did-you-mean. [`Location`] is the
+//! shared way to say where in a data file something is. This module must not open log files.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::parse::Format;
+use crate::source::SourceSpec;
+
+/// Where in a data file something was written: `file:line` and, when known, the field.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Location {
+    pub file: String,
+    pub line: usize,
+    pub field: Option<String>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)?;
+        if let Some(field) = &self.field {
+            write!(f, ": field `{field}`")?;
+        }
+        Ok(())
+    }
+}
+
+impl Location {
+    /// The location of byte `offset` of `text` (a file called `file`).
+    pub fn at(file: &str, text: &str, offset: usize, field: Option<&str>) -> Location {
+        let line = text
+            .get(..offset.min(text.len()))
+            .map_or(1, |before| before.matches('\n').count() + 1);
+        Location {
+            file: file.to_string(),
+            line,
+            field: field.map(str::to_string),
+        }
+    }
+
+    /// The location of a toml parse error: its span, and the key written on that line if any.
+    pub fn of_toml_error(file: &str, text: &str, err: &toml::de::Error) -> Location {
+        let offset = err.span().map_or(0, |s| s.start);
+        let mut loc = Location::at(file, text, offset, None);
+        let line_text = text.lines().nth(loc.line.saturating_sub(1)).unwrap_or("");
+        if let Some((key, _)) = line_text.split_once('=') {
+            let key = key.trim();
+            if !key.is_empty() && !key.starts_with('[') {
+                loc.field = Some(key.to_string());
+            }
+        }
+        loc
+    }
+}
+
+/// The closest of `candidates` to `name`, if it is close enough to be a likely typo.
+pub fn did_you_mean<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(name, c), *c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// A toml error message with a did-you-mean added for unknown fields.
+pub fn toml_message(err: &toml::de::Error) -> String {
+    let message = err.message().trim().to_string();
+    // serde says: unknown field `formt`, expected one of `service`, `format`, `path`
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message;
+    };
+    let Some((unknown, expected)) = rest.split_once('`') else {
+        return message;
+    };
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    match did_you_mean(unknown, &candidates) {
+        Some(best) => format!("{message} (did you mean `{best}`?)"),
+        None => message,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{location}: {message}")]
+    Invalid { location: Location, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// An ingest profile: the sources to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub file: PathBuf,
+    pub sources: Vec<SourceSpec>,
+}
+
+/// One `[[source]]` table of a profile.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceEntry {
+    /// Service name the events carry (`app`, `worker`, `postgres`, …).
+    service: Spanned<String>,
+    /// One of the formats (`pino`, `postgres`, …); `auto` when absent.
+    #[serde(default)]
+    format: Option<Spanned<String>>,
+    /// A path or glob; relative paths are relative to the profile's folder.
+    path: Spanned<String>,
+    /// PostgreSQL `log_line_prefix` for the `postgres` format (detected when absent).
+    #[serde(default)]
+    prefix: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    /// What the profile is for (shown by `status`).
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+    #[serde(default)]
+    source: Vec<SourceEntry>,
+}
+
+/// Read and validate a profile file.
+pub fn load_profile(path: &Path) -> Result<Profile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse_profile(&path.display().to_string(), &text, base)
+}
+
+/// Validate a profile's text; `file` names it in errors, `base` anchors relative paths.
+pub fn parse_profile(file: &str, text: &str, base: &Path) -> Result<Profile, ConfigError> {
+    let parsed: ProfileFile = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        location: Location::of_toml_error(file, text, &e),
+        message: toml_message(&e),
+    })?;
+    let invalid =
+        |span: std::ops::Range<usize>, field: &str, message: String| ConfigError::Invalid {
+            location: Location::at(file, text, span.start, Some(field)),
+            message,
+        };
+    if parsed.source.is_empty() {
+        return Err(ConfigError::Invalid {
+            location: Location {
+                file: file.to_string(),
+                line: 1,
+                field: Some("source".into()),
+            },
+            message: "the profile names no [[source]]".into(),
+        });
+    }
+    let mut sources = Vec::with_capacity(parsed.source.len());
+    for entry in parsed.source {
+        let service = entry.service.get_ref().trim().to_string();
+        if service.is_empty() || service.contains(char::is_whitespace) {
+            return Err(invalid(
+                entry.service.span(),
+                "service",
+                format!("service name `{service}` must be one word"),
+            ));
+        }
+        let mut format = match &entry.format {
+            None => Format::Auto,
+            Some(f) => f.get_ref().parse::<Format>().map_err(|message| {
+                let message = match did_you_mean(f.get_ref(), &Format::NAMES) {
+                    Some(best) => format!("{message}; did you mean `{best}`?"),
+                    None => message,
+                };
+                invalid(f.span(), "format", message)
+            })?,
+        };
+        if let Some(prefix) = &entry.prefix {
+            match &mut format {
+                Format::Postgres { prefix: p } => *p = Some(prefix.get_ref().clone()),
+                other => {
+                    return Err(invalid(
+                        prefix.span(),
+                        "prefix",
+                        format!("`prefix` applies to the postgres format, not `{other}`"),
+                    ));
+                }
+            }
+        }
+        let raw_path = entry.path.get_ref();
+        if raw_path.trim().is_empty() {
+            return Err(invalid(entry.path.span(), "path", "path is empty".into()));
+        }
+        let path = PathBuf::from(raw_path);
+        let path = if path.is_absolute() {
+            path
+        } else {
+            base.join(path)
+        };
+        sources.push(SourceSpec {
+            service,
+            format,
+            path,
+        });
+    }
+    Ok(Profile {
+        file: PathBuf::from(file),
+        sources,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+description = "test"
+
+[[source]]
+service = "app"
+format = "pino"
+path = "/var/log/app.log"
+
+[[source]]
+service = "postgres"
+format = "postgres"
+prefix = "%m [%p] %q%u@%d "
+path = "pg/*.log"
+"#;
+
+    #[test]
+    fn a_profile_reads_services_formats_and_paths() {
+        let p = parse_profile("p.toml", GOOD, Path::new("/etc/lw")).unwrap();
+        assert_eq!(p.sources.len(), 2);
+        assert_eq!(p.sources[0].format, Format::Pino);
+        assert_eq!(
+            p.sources[1].format,
+            Format::Postgres {
+                prefix: Some("%m [%p] %q%u@%d ".into())
+            }
+        );
+        assert_eq!(p.sources[1].path, PathBuf::from("/etc/lw/pg/*.log"));
+    }
+
+    #[test]
+    fn a_wrong_key_names_file_line_field_and_suggests() {
+        let text = "[[source]]\nservice = \"app\"\nformt = \"pino\"\npath = \"/x\"\n";
+        let err = parse_profile("ingest/x.toml", text, Path::new(".")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("ingest/x.toml:3"), "{msg}");
+        assert!(msg.contains("did you mean `format`"), "{msg}");
+    }
+
+    #[test]
+    fn a_wrong_format_names_its_line_and_field() {
+        let text = "[[source]]\nservice = \"app\"\npath = \"/x\"\nformat = \"pinoo\"\n";
+        let msg = parse_profile("f.toml", text, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("f.toml:4: field `format`"), "{msg}");
+        assert!(msg.contains("did you mean `pino`"), "{msg}");
+    }
+
+    #[test]
+    fn a_prefix_on_a_non_postgres_source_is_refused() {
+        let text =
+            "[[source]]\nservice = \"app\"\nformat = \"pino\"\nprefix = \"%m\"\npath = \"/x\"\n";
+        let msg = parse_profile("f.toml", text, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("f.toml:4: field `prefix`"), "{msg}");
+    }
+
+    #[test]
+    fn the_shipped_profile_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ingest");
+        let p = load_profile(&dir.join("newsletter.toml")).unwrap();
+        let services: Vec<&str> = p.sources.iter().map(|s| s.service.as_str()).collect();
+        assert_eq!(services, ["app", "worker", "postgres", "redis", "kernel"]);
+    }
+}
