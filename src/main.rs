@@ -1,3 +1,429 @@
-fn main() {
-    println!("Hello, world!");
+//! `logwarden`: the pipeline's commands. Each arm turns flags into a library request and calls one
+//! library function; exit codes are decided here (0 ok, 1 a check failed, 2 an error).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use logwarden::config;
+use logwarden::detect::{check, pack};
+use logwarden::event::Timestamp;
+use logwarden::incident::{Change, State};
+use logwarden::parse::Format;
+use logwarden::pipeline::{self, DemoOptions, Settings};
+use logwarden::query::incidents::{self as views, Style};
+use logwarden::runbook::Runbook;
+use logwarden::source::checkpoint::Checkpoints;
+use logwarden::source::tail::TailConfig;
+use logwarden::source::{self, SourceSpec};
+use logwarden::store::index::EventIndex;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "logwarden",
+    version,
+    about = "Runbook-aware log and incident pipeline"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+struct DataDir {
+    /// Where the index, the incident log and the demo's logs live.
+    #[arg(long, env = "LOGWARDEN_DATA", default_value = ".logwarden")]
+    data_dir: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+struct Sources {
+    /// An ingest profile naming the sources (ingest/newsletter.toml).
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// SERVICE[:FORMAT]=PATH (repeatable); FORMAT: pino, postgres, postgres-csv, postgres-json,
+    /// syslog, redis, compose, plain, auto (default).
+    #[arg(long = "source", value_name = "SERVICE[:FORMAT]=PATH")]
+    sources: Vec<SourceSpec>,
+    /// log_line_prefix for postgres sources that do not name one (detected otherwise).
+    #[arg(long)]
+    pg_prefix: Option<String>,
+    /// A folder of rule files to use instead of the embedded pack.
+    #[arg(long)]
+    patterns: Option<PathBuf>,
+    /// A runbook to link incidents to instead of the embedded one.
+    #[arg(long)]
+    runbook: Option<PathBuf>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum FromArg {
+    Beginning,
+    End,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Play the newsletter stack's seeded timeline live and raise its incidents.
+    Demo {
+        #[command(flatten)]
+        data: DataDir,
+        /// Event time runs this many times faster than the wall clock.
+        #[arg(long, default_value_t = logwarden::demo::DEFAULT_SPEED)]
+        speed: f64,
+        /// Seed of the timeline (same seed, same logs).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Event time of the first line (RFC 3339); default: the timeline ends now.
+        #[arg(long)]
+        start: Option<String>,
+        /// Keep following the files after the timeline is written (Ctrl-C to stop).
+        #[arg(long)]
+        stay: bool,
+    },
+    /// Follow the sources as they grow, index them and raise incidents (Ctrl-C to stop).
+    Run {
+        #[command(flatten)]
+        data: DataDir,
+        #[command(flatten)]
+        sources: Sources,
+        /// Where a file never seen before starts.
+        #[arg(long, value_enum, default_value = "beginning")]
+        from: FromArg,
+    },
+    /// Ingest existing files once (rotated .gz included) and raise their incidents.
+    Backfill {
+        #[command(flatten)]
+        data: DataDir,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Match files and print their incidents without indexing them.
+    Scan {
+        #[command(flatten)]
+        sources: Sources,
+        /// Print incidents as NDJSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List incidents.
+    Incidents {
+        #[command(flatten)]
+        data: DataDir,
+        /// Only open incidents.
+        #[arg(long)]
+        open: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one incident with its runbook procedure and evidence.
+    Incident {
+        /// The incident id (a unique prefix is enough).
+        id: String,
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rule pack commands.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// Show every tracked file: fingerprint, offset, size, lag, last event.
+    Status {
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RulesCommand {
+    /// Validate the pack against the runbook: links resolve, every procedure is covered.
+    Check {
+        /// A folder of rule files (default: the embedded pack).
+        #[arg(long)]
+        patterns: Option<PathBuf>,
+        /// The runbook (default: the embedded patterns/runbook.md).
+        #[arg(long)]
+        runbook: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn style() -> Style {
+    Style {
+        color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
+/// Set on the first Ctrl-C or SIGTERM; the pipeline then flushes, commits and returns.
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler_stop = Arc::clone(&stop);
+    ctrlc::set_handler(move || handler_stop.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl-C/SIGTERM handler")?;
+    Ok(stop)
+}
+
+fn print_change(change: &Change) {
+    let mut out = std::io::stdout().lock();
+    // A closed stdout must not stop ingestion.
+    let _ = writeln!(out, "{}", views::change_line(change, style()));
+    let _ = out.flush();
+}
+
+fn settings_for(data: &DataDir, sources: &Sources) -> Result<Settings> {
+    let mut specs = Vec::new();
+    if let Some(profile) = &sources.profile {
+        specs.extend(config::load_profile(profile)?.sources);
+    }
+    specs.extend(sources.sources.iter().cloned());
+    if specs.is_empty() {
+        bail!("no sources: give --profile FILE or --source SERVICE[:FORMAT]=PATH");
+    }
+    if let Some(prefix) = &sources.pg_prefix {
+        for spec in &mut specs {
+            if let Format::Postgres { prefix: p @ None } = &mut spec.format {
+                *p = Some(prefix.clone());
+            }
+        }
+    }
+    let mut settings = Settings::new(data.data_dir.clone(), specs);
+    settings.rules_dir = sources.patterns.clone();
+    settings.runbook = sources.runbook.clone();
+    Ok(settings)
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Demo {
+            data,
+            speed,
+            seed,
+            start,
+            stay,
+        } => {
+            if !(speed.is_finite() && speed > 0.0) {
+                bail!("--speed must be a positive number, got {speed}");
+            }
+            let start = start
+                .map(|s| {
+                    s.parse::<jiff::Timestamp>()
+                        .map(Timestamp::from_jiff)
+                        .with_context(|| format!("--start `{s}` is not an RFC 3339 time"))
+                })
+                .transpose()?;
+            let settings = Settings::new(
+                data.data_dir.clone(),
+                pipeline::demo_sources(&data.data_dir),
+            );
+            let opts = DemoOptions {
+                seed,
+                start,
+                speed,
+                stay,
+            };
+            println!(
+                "logwarden demo: writing the newsletter stack's logs into {} at {speed}× and following them{}",
+                data.data_dir.join("logs").display(),
+                if stay { " (Ctrl-C to stop)" } else { "" }
+            );
+            let stop = stop_flag()?;
+            let (summary, timeline) = pipeline::demo(&settings, &opts, stop, &mut print_change)?;
+            println!("\n{summary}");
+            let incidents = views::load(&data.data_dir)?;
+            println!(
+                "{} incidents over {} episodes; list them: logwarden incidents --data-dir {}",
+                incidents.len(),
+                timeline.episodes.len(),
+                data.data_dir.display()
+            );
+            let dd = data.data_dir.display();
+            println!("\nTry:");
+            println!("  loggrep --data-dir {dd} \"too many clients\"");
+            println!("  loggrep --data-dir {dd} --service app 'res.statusCode:503'");
+            println!(
+                "  loggrep --data-dir {dd} --level error --count 'ECONNREFUSED OR \"out of memory\"'"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            data,
+            sources,
+            from,
+        } => {
+            let settings = settings_for(&data, &sources)?;
+            let tail = TailConfig {
+                from: match from {
+                    FromArg::Beginning => source::From::Beginning,
+                    FromArg::End => source::From::End,
+                },
+                ..TailConfig::default()
+            };
+            let stop = stop_flag()?;
+            let summary = pipeline::run(&settings, tail, stop, &mut print_change)?;
+            eprintln!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backfill { data, sources } => {
+            let mut settings = settings_for(&data, &sources)?;
+            settings.progress = true;
+            let summary = pipeline::backfill(&settings, &mut print_change)?;
+            eprintln!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scan { sources, json } => {
+            let data = DataDir {
+                data_dir: PathBuf::from("."),
+            };
+            let settings = settings_for(&data, &sources)?;
+            let mut out = std::io::stdout().lock();
+            let mut failed: Option<std::io::Error> = None;
+            let summary = pipeline::scan(&settings, &mut |change| {
+                if failed.is_some() {
+                    return;
+                }
+                let written = if json {
+                    serde_json::to_string(change)
+                        .map_err(std::io::Error::other)
+                        .and_then(|line| writeln!(out, "{line}"))
+                } else {
+                    writeln!(out, "{}", views::change_line(change, style()))
+                };
+                failed = written.err();
+            })?;
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+            eprintln!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Incidents { data, open, json } => {
+            let mut incidents = views::load(&data.data_dir)?;
+            if open {
+                incidents.retain(|i| i.state == State::Open);
+            }
+            let mut out = std::io::stdout().lock();
+            if json {
+                for inc in &incidents {
+                    writeln!(out, "{}", serde_json::to_string(inc)?)?;
+                }
+            } else if incidents.is_empty() {
+                writeln!(out, "no incidents in {}", data.data_dir.display())?;
+            } else {
+                write!(out, "{}", views::table(&incidents, style()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Incident { id, data, json } => {
+            let incidents = views::load(&data.data_dir)?;
+            let Some(inc) = logwarden::store::incidents::find(&incidents, &id) else {
+                bail!("no incident `{id}` in {}", data.data_dir.display());
+            };
+            let mut out = std::io::stdout().lock();
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(inc)?)?;
+            } else {
+                write!(out, "{}", views::detail(inc, style()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rules {
+            command: RulesCommand::Check { patterns, runbook },
+        } => rules_check(patterns.as_deref(), runbook.as_deref()),
+        Command::Status { data } => status(&data.data_dir),
+    }
+}
+
+fn rules_check(patterns: Option<&Path>, runbook: Option<&Path>) -> Result<ExitCode> {
+    let rules = pack::rules_from(patterns)?;
+    let text = match runbook {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading runbook {}", path.display()))?,
+        None => pack::default_runbook().to_string(),
+    };
+    let report = check::check(&rules, &Runbook::parse(&text));
+    print!("{}", report.render());
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn status(data_dir: &Path) -> Result<ExitCode> {
+    let index = EventIndex::open_existing(&pipeline::index_dir(data_dir))?;
+    let checkpoints = match index.last_payload()? {
+        Some(p) => Checkpoints::decode(&p)?,
+        None => Checkpoints::default(),
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{} events indexed in {}",
+        index.num_docs()?,
+        data_dir.display()
+    )?;
+    writeln!(
+        out,
+        "{:<16} {:<10} {:>12} {:>12} {:>10} {:>8}  {:<24} PATH",
+        "FINGERPRINT", "SERVICE", "OFFSET", "SIZE", "LAG BYTES", "LAG S", "LAST EVENT"
+    )?;
+    let now = Timestamp::now();
+    for (fp, state) in &checkpoints.files {
+        let size = std::fs::metadata(&state.path)
+            .map(|m| m.len())
+            .unwrap_or(state.size);
+        let lag_bytes = size.saturating_sub(state.offset);
+        let lag_secs = state
+            .last_event
+            .filter(|_| lag_bytes > 0)
+            .map_or(0, |t| (now.as_secs() - t.as_secs()).max(0));
+        writeln!(
+            out,
+            "{:<16} {:<10} {:>12} {:>12} {:>10} {:>8}  {:<24} {}",
+            fp,
+            state.service,
+            state.offset,
+            size,
+            lag_bytes,
+            lag_secs,
+            state.last_event.map_or("-".into(), |t| t.rfc3339()),
+            state.path.display()
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,1 +1,719 @@
-//! TODO
+//! The only file that knows every stage: sources → parse → detect → incident → store.
+//!
+//! A source thread (tail or replay) sends [`Input`]s over a bounded channel; this thread parses each
+//! chunk with the file's own [`Parser`], matches the events, feeds the incident engine, adds the
+//! events to the index and appends incident changes to the incident log. Every commit stores the
+//! offsets reached (the checkpoint) in the same tantivy commit as the events, so a restart resumes
+//! exactly where the durable index ends.
+//!
+//! Live (`run`, `demo`): the engine's watermark is the newest event time seen, so incidents open as
+//! their lines arrive. Backfill: every match is buffered and the engine runs once at the end, in
+//! event-time order across all files, which gives the same incidents a live run would have.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::demo;
+use crate::detect::matcher::Matcher;
+use crate::detect::pack;
+use crate::detect::rules::{RuleError, RuleSet};
+use crate::event::{Events, Timestamp};
+use crate::incident::engine::{Engine, EngineConfig};
+use crate::incident::{Change, ChangeKind};
+use crate::parse::{self, ParseError, Parser};
+use crate::runbook::Runbook;
+use crate::source::checkpoint::{Checkpoints, DecodeError};
+use crate::source::replay::{self, ReplayError};
+use crate::source::tail::{self, TailConfig, TailError};
+use crate::source::{Input, SourceSpec};
+use crate::store::incidents::{IncidentLog, IncidentLogError};
+use crate::store::index::{EventIndex, IndexError, IndexSink};
+
+/// Bound of the source → pipeline channel (in chunks of up to 256 KiB).
+const CHANNEL_BOUND: usize = 64;
+/// tantivy writer memory budget.
+const INDEX_HEAP: usize = 128 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Rules(#[from] RuleError),
+    #[error("runbook {path}: {source}")]
+    Runbook {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("index: {0}")]
+    Index(#[from] IndexError),
+    #[error("incident log: {0}")]
+    IncidentLog(#[from] IncidentLogError),
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] DecodeError),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    #[error(transparent)]
+    Tail(#[from] TailError),
+    #[error("source {service}: {source}")]
+    Parse { service: String, source: ParseError },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the source thread stopped unexpectedly")]
+    SourceThread,
+}
+
+/// What a pipeline run needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub sources: Vec<SourceSpec>,
+    /// A folder of rule files replacing the embedded pack.
+    pub rules_dir: Option<PathBuf>,
+    /// A runbook replacing the embedded one.
+    pub runbook: Option<PathBuf>,
+    /// How often a live run commits the index (and its checkpoint).
+    pub commit_every: Duration,
+    pub engine: EngineConfig,
+    /// Show a progress bar on a terminal (backfill).
+    pub progress: bool,
+}
+
+impl Settings {
+    pub fn new(data_dir: PathBuf, sources: Vec<SourceSpec>) -> Settings {
+        Settings {
+            data_dir,
+            sources,
+            rules_dir: None,
+            runbook: None,
+            commit_every: Duration::from_secs(2),
+            engine: EngineConfig::default(),
+            progress: false,
+        }
+    }
+    pub fn index_dir(&self) -> PathBuf {
+        index_dir(&self.data_dir)
+    }
+    pub fn incident_log(&self) -> PathBuf {
+        incident_log(&self.data_dir)
+    }
+}
+
+/// Where the tantivy index of a data dir lives.
+pub fn index_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("index")
+}
+
+/// Where the incident log of a data dir lives.
+pub fn incident_log(data_dir: &Path) -> PathBuf {
+    data_dir.join("incidents.jsonl")
+}
+
+/// What a run did, stage by stage. `lines` = lines in events; `events` = events indexed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub files: u64,
+    pub bytes: u64,
+    pub lines: u64,
+    pub events: u64,
+    pub flagged: u64,
+    pub redacted: u64,
+    pub matches: u64,
+    pub opened: u64,
+    pub resolved: u64,
+    pub open_at_end: u64,
+    pub commits: u64,
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        write!(
+            f,
+            "{} files, {} bytes, {} lines → {} events ({} flagged, {} redacted), {} matches, \
+             {} incidents opened, {} resolved, {} open; {:.1} s ({:.1} MB/s)",
+            self.files,
+            self.bytes,
+            self.lines,
+            self.events,
+            self.flagged,
+            self.redacted,
+            self.matches,
+            self.opened,
+            self.resolved,
+            self.open_at_end,
+            secs,
+            self.bytes as f64 / secs / 1e6
+        )
+    }
+}
+
+/// Load the rules and the runbook the settings name (or the embedded ones).
+pub fn load_rules(settings: &Settings) -> Result<(Arc<RuleSet>, Arc<Runbook>), PipelineError> {
+    let rules = pack::rules_from(settings.rules_dir.as_deref())?;
+    let runbook_text = match &settings.runbook {
+        Some(path) => std::fs::read_to_string(path).map_err(|source| PipelineError::Runbook {
+            path: path.display().to_string(),
+            source,
+        })?,
+        None => pack::default_runbook().to_string(),
+    };
+    Ok((Arc::new(rules), Arc::new(Runbook::parse(&runbook_text))))
+}
+
+/// Per-file state while it is read.
+struct OpenFile {
+    parser: Parser,
+    source: usize,
+    path: PathBuf,
+    size: u64,
+    last_event: Option<Timestamp>,
+    /// The source said the file has no new bytes: it does not hold the watermark back.
+    idle: bool,
+}
+
+/// The stages wired together, fed one [`Input`] at a time.
+struct Pipeline<'a> {
+    settings: &'a Settings,
+    live: bool,
+    matcher: Matcher,
+    engine: Engine,
+    sink: IndexSink,
+    log: IncidentLog,
+    checkpoints: Checkpoints,
+    files: HashMap<u64, OpenFile>,
+    max_ts: Timestamp,
+    summary: Summary,
+    last_commit: Instant,
+    uncommitted: bool,
+    on_change: &'a mut dyn FnMut(&Change),
+    progress: Option<ProgressBar>,
+}
+
+impl<'a> Pipeline<'a> {
+    fn open(
+        settings: &'a Settings,
+        live: bool,
+        on_change: &'a mut dyn FnMut(&Change),
+    ) -> Result<(Pipeline<'a>, Checkpoints), PipelineError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| PipelineError::Io {
+            path: settings.data_dir.display().to_string(),
+            source,
+        })?;
+        let (rules, runbook) = load_rules(settings)?;
+        let matcher = Matcher::new(Arc::clone(&rules))?;
+        let engine = Engine::new(rules, runbook, settings.engine.clone());
+        let index = EventIndex::open_or_create(&settings.index_dir())?;
+        let checkpoints = match index.last_payload()? {
+            Some(payload) => Checkpoints::decode(&payload)?,
+            None => Checkpoints::default(),
+        };
+        let sink = index.writer(INDEX_HEAP)?;
+        let log = IncidentLog::open(&settings.incident_log())?;
+        let pipeline = Pipeline {
+            settings,
+            live,
+            matcher,
+            engine,
+            sink,
+            log,
+            checkpoints: checkpoints.clone(),
+            files: HashMap::new(),
+            max_ts: Timestamp::default(),
+            summary: Summary::default(),
+            last_commit: Instant::now(),
+            uncommitted: false,
+            on_change,
+            progress: None,
+        };
+        Ok((pipeline, checkpoints))
+    }
+
+    /// Consume inputs until `Done` (or the source hangs up).
+    fn drive(&mut self, rx: &Receiver<Input>) -> Result<(), PipelineError> {
+        loop {
+            let input = match rx.recv_timeout(self.settings.commit_every) {
+                Ok(input) => input,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    self.maybe_commit()?;
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            if self.handle(input)? {
+                break;
+            }
+            self.maybe_commit()?;
+        }
+        self.finish()
+    }
+
+    /// Apply one input; true when it was `Done`.
+    fn handle(&mut self, input: Input) -> Result<bool, PipelineError> {
+        match input {
+            Input::Opened(info) => {
+                let spec = &self.settings.sources[info.source];
+                let parser = Parser::new(&spec.service, spec.format.clone(), info.fingerprint)
+                    .map_err(|source| PipelineError::Parse {
+                        service: spec.service.clone(),
+                        source,
+                    })?;
+                self.summary.files += 1;
+                self.files.insert(
+                    info.fingerprint,
+                    OpenFile {
+                        parser,
+                        source: info.source,
+                        path: info.path,
+                        size: info.start,
+                        last_event: None,
+                        idle: false,
+                    },
+                );
+            }
+            Input::Chunk(chunk) => {
+                let Some(file) = self.files.get_mut(&chunk.fingerprint) else {
+                    tracing::error!(
+                        fingerprint = chunk.fingerprint,
+                        "chunk of a file never opened"
+                    );
+                    return Ok(false);
+                };
+                file.size = file.size.max(chunk.end());
+                file.idle = false;
+                self.summary.bytes += chunk.bytes.len() as u64;
+                if let Some(bar) = &self.progress {
+                    bar.inc(chunk.bytes.len() as u64);
+                }
+                let mut events = file.parser.parse(&chunk);
+                if chunk.eof {
+                    events.events.extend(file.parser.finish().events);
+                }
+                self.process(chunk.fingerprint, events)?;
+            }
+            Input::Idle { fingerprint } => {
+                if let Some(file) = self.files.get_mut(&fingerprint) {
+                    file.idle = true;
+                    let events = file.parser.flush();
+                    self.process(fingerprint, events)?;
+                }
+            }
+            Input::Closed { fingerprint } => {
+                if let Some(file) = self.files.get_mut(&fingerprint) {
+                    let events = file.parser.finish();
+                    self.process(fingerprint, events)?;
+                }
+                self.record_checkpoint(fingerprint);
+                self.files.remove(&fingerprint);
+            }
+            Input::Done => return Ok(true),
+        }
+        self.advance_live()?;
+        Ok(false)
+    }
+
+    fn process(&mut self, fingerprint: u64, events: Events) -> Result<(), PipelineError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let matches = self.matcher.scan(&events);
+        self.summary.matches += matches.len() as u64;
+        self.engine.push(matches);
+        for ev in &events {
+            self.summary.lines += u64::from(ev.lines);
+            if !ev.flags.is_empty() {
+                self.summary.flagged += 1;
+            }
+            if ev.flags.contains(crate::event::Flags::REDACTED) {
+                self.summary.redacted += 1;
+            }
+            self.max_ts = self.max_ts.max(ev.ts);
+        }
+        if let Some(file) = self.files.get_mut(&fingerprint) {
+            let newest = events.iter().map(|e| e.ts).max();
+            file.last_event = newest.max(file.last_event);
+        }
+        self.summary.events += events.len() as u64;
+        self.sink.add(&events)?;
+        self.uncommitted = true;
+        Ok(())
+    }
+
+    /// Live runs raise incidents as soon as the watermark allows.
+    fn advance_live(&mut self) -> Result<(), PipelineError> {
+        if self.live {
+            let changes = self.engine.advance(self.watermark());
+            self.emit(changes)?;
+        }
+        Ok(())
+    }
+
+    /// Event time up to which every file still being written has been read: the oldest "newest
+    /// event" among files with bytes still coming. Files that went idle do not hold it back, so one
+    /// fast file cannot push the watermark past lines another file has not delivered yet.
+    fn watermark(&self) -> Timestamp {
+        self.files
+            .values()
+            .filter(|f| !f.idle)
+            .filter_map(|f| f.last_event)
+            .min()
+            .unwrap_or(self.max_ts)
+    }
+
+    fn emit(&mut self, mut changes: Vec<Change>) -> Result<(), PipelineError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.log.append(&mut changes)?;
+        for change in &changes {
+            match change.kind {
+                ChangeKind::Opened | ChangeKind::Reopened => self.summary.opened += 1,
+                ChangeKind::Resolved => self.summary.resolved += 1,
+                ChangeKind::Updated | ChangeKind::Escalated => {}
+            }
+            if let Some(bar) = &self.progress {
+                bar.suspend(|| (self.on_change)(change));
+            } else {
+                (self.on_change)(change);
+            }
+        }
+        Ok(())
+    }
+
+    fn record_checkpoint(&mut self, fingerprint: u64) {
+        if let Some(file) = self.files.get(&fingerprint) {
+            let spec = &self.settings.sources[file.source];
+            self.checkpoints.advance(
+                fingerprint,
+                file.path.clone(),
+                &spec.service,
+                file.parser.checkpoint(),
+                file.size,
+                file.last_event,
+            );
+        }
+    }
+
+    fn commit(&mut self) -> Result<(), PipelineError> {
+        let fingerprints: Vec<u64> = self.files.keys().copied().collect();
+        for fp in fingerprints {
+            self.record_checkpoint(fp);
+        }
+        self.sink.commit(&self.checkpoints.encode())?;
+        self.summary.commits += 1;
+        self.uncommitted = false;
+        self.last_commit = Instant::now();
+        tracing::debug!(events = self.summary.events, "committed");
+        Ok(())
+    }
+
+    fn maybe_commit(&mut self) -> Result<(), PipelineError> {
+        if self.uncommitted && self.last_commit.elapsed() >= self.settings.commit_every {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), PipelineError> {
+        let fingerprints: Vec<u64> = self.files.keys().copied().collect();
+        for fp in fingerprints {
+            let Some(file) = self.files.get_mut(&fp) else {
+                continue;
+            };
+            // A live file may still be written: keep its partial last line for the next run.
+            let events = if self.live {
+                file.parser.flush()
+            } else {
+                file.parser.finish()
+            };
+            self.process(fp, events)?;
+        }
+        let changes = self.engine.finish();
+        self.emit(changes)?;
+        self.commit()?;
+        self.summary.open_at_end = self.engine.open_incidents().len() as u64;
+        if let Some(bar) = self.progress.take() {
+            bar.finish_and_clear();
+        }
+        Ok(())
+    }
+}
+
+/// Ingest existing files once: every source whole (rotated `.gz` included), skipping what the
+/// index already holds; incidents are computed in event-time order across all files.
+pub fn backfill(
+    settings: &Settings,
+    on_change: &mut dyn FnMut(&Change),
+) -> Result<Summary, PipelineError> {
+    let started = Instant::now();
+    let (mut pipeline, checkpoints) = Pipeline::open(settings, false, on_change)?;
+    if settings.progress && std::io::stderr().is_terminal() {
+        let total: u64 = settings
+            .sources
+            .iter()
+            .flat_map(|s| crate::source::discover::expand(&s.path).unwrap_or_default())
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        let bar = ProgressBar::new(total);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        ) {
+            bar.set_style(style);
+        }
+        pipeline.progress = Some(bar);
+    }
+    let (tx, rx) = sync_channel(CHANNEL_BOUND);
+    let sources = settings.sources.clone();
+    let reader = std::thread::Builder::new()
+        .name("replay".into())
+        .spawn(move || replay::replay(&sources, &checkpoints, &tx))
+        .map_err(|source| PipelineError::Io {
+            path: "replay thread".into(),
+            source,
+        })?;
+    let driven = pipeline.drive(&rx);
+    drop(rx);
+    let replayed = reader.join().map_err(|_| PipelineError::SourceThread)?;
+    replayed?;
+    driven?;
+    pipeline.summary.elapsed = started.elapsed();
+    Ok(pipeline.summary)
+}
+
+/// Follow the sources until `stop` is set; then read what is left, commit and return.
+pub fn run(
+    settings: &Settings,
+    tail_cfg: TailConfig,
+    stop: Arc<AtomicBool>,
+    on_change: &mut dyn FnMut(&Change),
+) -> Result<Summary, PipelineError> {
+    let started = Instant::now();
+    let (mut pipeline, checkpoints) = Pipeline::open(settings, true, on_change)?;
+    let (tx, rx) = sync_channel(CHANNEL_BOUND);
+    let sources = settings.sources.clone();
+    let stop_reader = Arc::clone(&stop);
+    let reader = std::thread::Builder::new()
+        .name("tail".into())
+        .spawn(move || tail::tail(&sources, &checkpoints, &tail_cfg, &tx, &stop_reader))
+        .map_err(|source| PipelineError::Io {
+            path: "tail thread".into(),
+            source,
+        })?;
+    let driven = pipeline.drive(&rx);
+    if driven.is_err() {
+        // Let the tailer notice and end.
+        stop.store(true, Ordering::SeqCst);
+    }
+    drop(rx);
+    let tailed = reader.join().map_err(|_| PipelineError::SourceThread)?;
+    driven?;
+    tailed?;
+    pipeline.summary.elapsed = started.elapsed();
+    Ok(pipeline.summary)
+}
+
+/// Parse, match and raise incidents over files without indexing them (a runbook-aware grep).
+pub fn scan(
+    settings: &Settings,
+    on_change: &mut dyn FnMut(&Change),
+) -> Result<Summary, PipelineError> {
+    let started = Instant::now();
+    let (rules, runbook) = load_rules(settings)?;
+    let matcher = Matcher::new(Arc::clone(&rules))?;
+    let mut engine = Engine::new(rules, runbook, settings.engine.clone());
+    let mut summary = Summary::default();
+    for spec in &settings.sources {
+        for path in
+            crate::source::discover::expand(&spec.path).map_err(|source| PipelineError::Io {
+                path: spec.path.display().to_string(),
+                source,
+            })?
+        {
+            let bytes = read_maybe_gz(&path)?;
+            let fp = crate::source::fingerprint::of_head(&bytes, true).unwrap_or(0);
+            let events = parse::parse_all(&spec.service, spec.format.clone(), fp, &bytes).map_err(
+                |source| PipelineError::Parse {
+                    service: spec.service.clone(),
+                    source,
+                },
+            )?;
+            summary.files += 1;
+            summary.bytes += bytes.len() as u64;
+            summary.events += events.len() as u64;
+            summary.lines += events.iter().map(|e| u64::from(e.lines)).sum::<u64>();
+            let matches = matcher.scan(&events);
+            summary.matches += matches.len() as u64;
+            engine.push(matches);
+        }
+    }
+    for change in engine.finish() {
+        match change.kind {
+            ChangeKind::Opened | ChangeKind::Reopened => summary.opened += 1,
+            ChangeKind::Resolved => summary.resolved += 1,
+            _ => {}
+        }
+        on_change(&change);
+    }
+    summary.open_at_end = engine.open_incidents().len() as u64;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, PipelineError> {
+    use std::io::Read;
+    let io_err = |source| PipelineError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    let mut bytes = Vec::new();
+    if crate::source::fingerprint::is_gzip(path) {
+        flate2::read::MultiGzDecoder::new(file)
+            .read_to_end(&mut bytes)
+            .map_err(io_err)?;
+    } else {
+        std::io::BufReader::new(file)
+            .read_to_end(&mut bytes)
+            .map_err(io_err)?;
+    }
+    Ok(bytes)
+}
+
+/// How the demo plays.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub seed: u64,
+    /// Event time of the timeline's first line; `None`: so that the timeline ends about now.
+    pub start: Option<Timestamp>,
+    /// Event time runs this many times faster than the wall clock.
+    pub speed: f64,
+    /// Keep following the files after the timeline is written, until `stop` is set.
+    pub stay: bool,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            seed: 42,
+            start: None,
+            speed: demo::DEFAULT_SPEED,
+            stay: false,
+        }
+    }
+}
+
+/// The sources of the demo's files under `<data-dir>/logs`.
+pub fn demo_sources(data_dir: &Path) -> Vec<SourceSpec> {
+    let logs = data_dir.join("logs");
+    demo::DemoFile::ALL
+        .iter()
+        .map(|f| SourceSpec {
+            service: f.service().to_string(),
+            format: f.format(),
+            path: logs.join(f.file_name()),
+        })
+        .collect()
+}
+
+/// Write the seeded timeline live into `<data-dir>/logs` while following those files as `run`
+/// does; return once the timeline is written and everything read (or `stop` is set).
+///
+/// The demo owns its data dir: the previous demo's logs, index and incident log are removed first.
+pub fn demo(
+    settings: &Settings,
+    opts: &DemoOptions,
+    stop: Arc<AtomicBool>,
+    on_change: &mut dyn FnMut(&Change),
+) -> Result<(Summary, demo::Timeline), PipelineError> {
+    let data_dir = &settings.data_dir;
+    let logs = data_dir.join("logs");
+    for stale in [logs.clone(), settings.index_dir()] {
+        match std::fs::remove_dir_all(&stale) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(PipelineError::Io {
+                    path: stale.display().to_string(),
+                    source,
+                });
+            }
+        }
+    }
+    match std::fs::remove_file(settings.incident_log()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(PipelineError::Io {
+                path: settings.incident_log().display().to_string(),
+                source,
+            });
+        }
+    }
+    std::fs::create_dir_all(&logs).map_err(|source| PipelineError::Io {
+        path: logs.display().to_string(),
+        source,
+    })?;
+    let span = demo::Timeline::generate(&demo::DemoConfig {
+        seed: opts.seed,
+        start: Timestamp(0),
+    });
+    let start = opts.start.unwrap_or_else(|| {
+        // End the timeline about now, on a whole minute, so `--since 2h` finds it.
+        let length = span.end.0 - span.start.0;
+        let now = Timestamp::now().0;
+        Timestamp((now - length).div_euclid(60_000_000) * 60_000_000)
+    });
+    let timeline = demo::Timeline::generate(&demo::DemoConfig {
+        seed: opts.seed,
+        start,
+    });
+
+    let writer_timeline = timeline.clone();
+    let writer_stop = Arc::clone(&stop);
+    let pipeline_stop = Arc::clone(&stop);
+    let stay = opts.stay;
+    let speed = opts.speed;
+    let writer_logs = logs.clone();
+    let writer = std::thread::Builder::new()
+        .name("demo-writer".into())
+        .spawn(move || {
+            let written = demo::write_live(
+                &writer_logs,
+                &writer_timeline,
+                speed,
+                &writer_stop,
+                &mut |_| {},
+            );
+            if !stay {
+                pipeline_stop.store(true, Ordering::SeqCst);
+            }
+            written
+        })
+        .map_err(|source| PipelineError::Io {
+            path: "demo writer thread".into(),
+            source,
+        })?;
+    let tail_cfg = TailConfig {
+        poll: Duration::from_millis(100),
+        ..TailConfig::default()
+    };
+    let summary = run(settings, tail_cfg, Arc::clone(&stop), on_change);
+    // The pipeline ended (done or failed): make sure the writer ends too.
+    stop.store(true, Ordering::SeqCst);
+    let written = writer.join().map_err(|_| PipelineError::SourceThread)?;
+    written.map_err(|source| PipelineError::Io {
+        path: logs.display().to_string(),
+        source,
+    })?;
+    Ok((summary?, timeline))
+}

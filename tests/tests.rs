@@ -1,1 +1,10 @@
+//! logwarden's one integration test binary: topic modules over the real binaries and library.
+#![allow(clippy::unwrap_used)]
 
+mod support;
+
+mod bad_input;
+mod corpora;
+mod demo;
+mod loggrep;
+mod rules;

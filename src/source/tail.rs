@@ -111,7 +111,7 @@ pub fn tail(
     let mut first_round = true;
     loop {
         let stopping = stop.load(Ordering::SeqCst);
-        match tailer.round(first_round) {
+        match tailer.drain_if(stopping, first_round) {
             Ok(()) => {}
             Err(RoundError::Disconnected) => return Ok(tailer.stats),
             Err(RoundError::Io { path, source }) => {
@@ -168,12 +168,27 @@ struct Tailer<'a> {
 }
 
 impl Tailer<'_> {
-    fn round(&mut self, first_round: bool) -> Result<(), RoundError> {
+    /// One round; when stopping, rounds until nothing is left to read.
+    fn drain_if(&mut self, stopping: bool, first_round: bool) -> Result<(), RoundError> {
+        let mut first = first_round;
+        loop {
+            let read = self.round(first)?;
+            first = false;
+            if !stopping || read == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Discover, then read what every file has; returns the bytes read.
+    fn round(&mut self, first_round: bool) -> Result<usize, RoundError> {
+        let mut read = 0usize;
         self.discover(first_round)?;
         let now = Instant::now();
         let mut i = 0;
         while i < self.tracked.len() {
             let got = self.read_available(i)?;
+            read += got;
             let t = &mut self.tracked[i];
             if got > 0 {
                 t.last_data = now;
@@ -213,7 +228,7 @@ impl Tailer<'_> {
             }
             i += 1;
         }
-        Ok(())
+        Ok(read)
     }
 
     fn was_truncated(&self, i: usize) -> bool {

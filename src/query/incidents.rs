@@ -1,0 +1,215 @@
+//! Incidents for people: the live change line, the list, and one incident with its runbook
+//! checklist and evidence. Reads the incident log through `store::incidents`; must not change it.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::incident::{Change, ChangeKind, Incident, State};
+use crate::store::incidents::{self, IncidentLog, IncidentLogError};
+
+/// Terminal styling, off when not a terminal or NO_COLOR is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// All incidents of a data dir, latest state of each, oldest first.
+pub fn load(data_dir: &Path) -> Result<Vec<Incident>, IncidentLogError> {
+    let path = crate::pipeline::incident_log(data_dir);
+    match std::fs::metadata(&path) {
+        Ok(_) => Ok(incidents::current(&IncidentLog::read_all(&path)?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(IncidentLogError::from(e)),
+    }
+}
+
+fn first_command(incident: &Incident) -> Option<(&str, &str)> {
+    incident
+        .runbook
+        .steps
+        .iter()
+        .find_map(|s| s.commands.first().map(|c| (s.text.as_str(), c.as_str())))
+}
+
+/// One line (two with the runbook hint) for a change as it happens.
+pub fn change_line(change: &Change, style: Style) -> String {
+    let inc = &change.incident;
+    let (tag, code) = match change.kind {
+        ChangeKind::Opened => ("OPEN    ", "1;31"),
+        ChangeKind::Reopened => ("REOPEN  ", "1;31"),
+        ChangeKind::Escalated => ("ESCALATE", "1;35"),
+        ChangeKind::Updated => ("UPDATE  ", "33"),
+        ChangeKind::Resolved => ("RESOLVED", "1;32"),
+    };
+    let mut out = format!(
+        "{} {} {} {:<8} {:<15} [{}] {} ({} events)",
+        style.paint(code, tag),
+        change.at,
+        inc.id,
+        inc.severity,
+        inc.class,
+        inc.services.join(","),
+        inc.title,
+        inc.count
+    );
+    if matches!(change.kind, ChangeKind::Opened | ChangeKind::Reopened) {
+        let _ = write!(out, "\n         runbook: {} (#{})", inc.runbook.title, inc.runbook.anchor);
+        if let Some((step, cmd)) = first_command(inc) {
+            let _ = write!(out, "\n         first step: {step}: {}", style.paint("1", cmd));
+        }
+    }
+    out
+}
+
+/// The incident list as a table.
+pub fn table(incidents: &[Incident], style: Style) -> String {
+    let mut out = format!(
+        "{:<20} {:<9} {:<8} {:<15} {:<24} {:<24} {:>6}  {}\n",
+        "ID", "STATE", "SEVERITY", "CLASS", "FIRST SEEN", "LAST SEEN", "COUNT", "TITLE"
+    );
+    for inc in incidents {
+        let state = match inc.state {
+            State::Open => style.paint("1;31", "open     "),
+            State::Resolved => style.paint("32", "resolved "),
+        };
+        let _ = writeln!(
+            out,
+            "{:<20} {} {:<8} {:<15} {:<24} {:<24} {:>6}  {}",
+            inc.id.0,
+            state,
+            inc.severity.as_str(),
+            inc.class.as_str(),
+            inc.first_seen.rfc3339(),
+            inc.last_seen.rfc3339(),
+            inc.count,
+            inc.title
+        );
+    }
+    out
+}
+
+/// One incident: what, when, the runbook procedure as a checklist, and the evidence.
+pub fn detail(inc: &Incident, style: Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}  {}", style.paint("1", &inc.id.0), inc.title);
+    let _ = writeln!(
+        out,
+        "class {}  severity {}  state {:?}  escalation level {}",
+        inc.class, inc.severity, inc.state, inc.escalation_level
+    );
+    let _ = writeln!(out, "services {}", inc.services.join(", "));
+    let _ = writeln!(
+        out,
+        "first seen {}  last seen {}  events {}",
+        inc.first_seen, inc.last_seen, inc.count
+    );
+    if let Some(at) = inc.resolved_at {
+        let _ = writeln!(out, "resolved {at}");
+    }
+    if !inc.caused_by.is_empty() {
+        let ids: Vec<&str> = inc.caused_by.iter().map(|i| i.0.as_str()).collect();
+        let _ = writeln!(out, "caused by {}", ids.join(", "));
+    }
+    let _ = writeln!(
+        out,
+        "\n{} {} (runbook #{})",
+        style.paint("1", "Runbook:"),
+        inc.runbook.title,
+        inc.runbook.anchor
+    );
+    for (i, step) in inc.runbook.steps.iter().enumerate() {
+        let _ = writeln!(out, "  [ ] {}. {}", i + 1, step.text);
+        for cmd in &step.commands {
+            for (j, line) in cmd.lines().enumerate() {
+                let lead = if j == 0 { "      $ " } else { "        " };
+                let _ = writeln!(out, "{lead}{}", style.paint("1", line));
+            }
+        }
+    }
+    let _ = writeln!(out, "\n{}", style.paint("1", "Evidence:"));
+    for ev in &inc.evidence {
+        let _ = writeln!(
+            out,
+            "  {} {:<8} {}  ({})",
+            ev.ts, ev.service, ev.text, ev.event
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventId, Timestamp};
+    use crate::incident::{Class, Evidence, IncidentId, RunbookLink, RunbookStep, Severity};
+
+    fn incident() -> Incident {
+        Incident {
+            id: IncidentId("inc-0123456789abcdef".into()),
+            class: Class::DbConnection,
+            severity: Severity::Critical,
+            state: State::Open,
+            title: "PostgreSQL refuses connections on postgres".into(),
+            rule: "pg-too-many-clients".into(),
+            group: "pg-too-many-clients|postgres".into(),
+            services: vec!["postgres".into()],
+            first_seen: Timestamp::from_secs(1_796_220_000),
+            last_seen: Timestamp::from_secs(1_796_220_060),
+            resolved_at: None,
+            count: 12,
+            escalation_level: 0,
+            caused_by: vec![],
+            runbook: RunbookLink {
+                title: "Database Connection Issues".into(),
+                anchor: "database-connection-issues".into(),
+                steps: vec![RunbookStep {
+                    text: "Check database status".into(),
+                    commands: vec!["docker-compose exec postgres pg_isready".into()],
+                }],
+            },
+            evidence: vec![Evidence {
+                event: EventId {
+                    fingerprint: 1,
+                    offset: 0,
+                },
+                ts: Timestamp::from_secs(1_796_220_000),
+                service: "postgres".into(),
+                rule: "pg-too-many-clients".into(),
+                text: "FATAL:  sorry, too many clients already".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn an_opening_names_class_runbook_and_first_command() {
+        let change = Change {
+            seq: 1,
+            kind: ChangeKind::Opened,
+            at: Timestamp::from_secs(1_796_220_000),
+            incident: incident(),
+        };
+        let line = change_line(&change, Style { color: false });
+        assert!(line.contains("db-connection"));
+        assert!(line.contains("Database Connection Issues"));
+        assert!(line.contains("docker-compose exec postgres pg_isready"));
+        assert!(!line.contains('\x1b'));
+    }
+
+    #[test]
+    fn the_detail_is_a_checklist_with_evidence() {
+        let text = detail(&incident(), Style { color: false });
+        assert!(text.contains("[ ] 1. Check database status"));
+        assert!(text.contains("$ docker-compose exec postgres pg_isready"));
+        assert!(text.contains("too many clients already"));
+    }
+}

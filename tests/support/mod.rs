@@ -1,0 +1,40 @@
+//! What the integration tests share: the binaries, temp dirs, the corpora folder.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn logwarden() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_logwarden"))
+}
+
+pub fn loggrep() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_loggrep"))
+}
+
+/// Run a command and return its output, failing the test with its stderr if it could not start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The shared corpora folder: `$LOGWARDEN_CORPORA` (set by tests/run), else `../shared/corpora`.
+pub fn corpora() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("LOGWARDEN_CORPORA") {
+        return Some(PathBuf::from(dir));
+    }
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora");
+    std::fs::metadata(&beside).ok().map(|_| beside)
+}
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
