@@ -19,13 +19,14 @@ pub struct Threshold {
 impl Threshold {
     pub fn of(condition: &Condition) -> Threshold {
         match condition {
+            // Any window holds the match that was just added; one second keeps it non-empty.
             Condition::Immediate => Threshold {
                 n: 1,
-                within_secs: 0,
+                within_secs: 1,
             },
             Condition::Count { n, within_secs } => Threshold {
                 n: usize::try_from(*n).unwrap_or(usize::MAX).max(1),
-                within_secs: (*within_secs).max(0),
+                within_secs: (*within_secs).max(1),
             },
         }
     }
