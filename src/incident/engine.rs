@@ -638,7 +638,10 @@ mod tests {
         e.push(vec![at(0, 0, 0), at(0, 100, 0)]);
         // Watermark minus lateness (60 s) must pass 100 + 300.
         let opened = e.advance(Timestamp::from_secs(T0 + 400 + 60));
-        assert_eq!(kinds(&opened), vec![ChangeKind::Opened, ChangeKind::Updated]);
+        assert_eq!(
+            kinds(&opened),
+            vec![ChangeKind::Opened, ChangeKind::Updated]
+        );
         assert_eq!(e.open_incidents().len(), 1);
         let resolved = e.advance(Timestamp::from_secs(T0 + 401 + 60));
         assert_eq!(kinds(&resolved), vec![ChangeKind::Resolved]);

@@ -255,3 +255,213 @@ pub fn find<'a>(incidents: &'a [Incident], id_or_prefix: &str) -> Option<&'a Inc
         Some(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::{Class, Severity};
+    use crate::event::{EventId, Timestamp};
+    use crate::incident::{ChangeKind, Evidence, IncidentId, RunbookLink, RunbookStep, State};
+
+    fn change(id: &str, kind: ChangeKind, first_seen: i64, count: u64) -> Change {
+        Change {
+            seq: 0,
+            kind,
+            at: Timestamp::from_secs(first_seen + count as i64),
+            incident: Incident {
+                id: IncidentId(id.into()),
+                class: Class::DbConnection,
+                severity: Severity::Critical,
+                state: if kind == ChangeKind::Resolved {
+                    State::Resolved
+                } else {
+                    State::Open
+                },
+                title: "Too many clients on postgres".into(),
+                rule: "pg-too-many-clients".into(),
+                group: "pg-too-many-clients service=postgres".into(),
+                services: vec!["postgres".into()],
+                first_seen: Timestamp::from_secs(first_seen),
+                last_seen: Timestamp::from_secs(first_seen + count as i64),
+                resolved_at: None,
+                count,
+                escalation_level: 0,
+                caused_by: vec![IncidentId("inc-00000000000000aa".into())],
+                runbook: RunbookLink {
+                    title: "Database Connection Issues".into(),
+                    anchor: "database-connection-issues".into(),
+                    steps: vec![RunbookStep {
+                        text: "Check database status".into(),
+                        commands: vec!["docker-compose exec postgres pg_isready".into()],
+                    }],
+                },
+                evidence: vec![Evidence {
+                    event: EventId {
+                        fingerprint: 9,
+                        offset: 120,
+                    },
+                    ts: Timestamp::from_secs(first_seen),
+                    service: "postgres".into(),
+                    rule: "pg-too-many-clients".into(),
+                    text: "FATAL:  sorry, too many clients already".into(),
+                }],
+            },
+        }
+    }
+
+    #[test]
+    fn the_log_round_trips_and_sequence_numbers_continue_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/incidents.jsonl");
+        let mut log = IncidentLog::open(&path).unwrap();
+        assert_eq!(log.last_seq(), 0);
+        let mut batch = vec![
+            change("inc-0000000000000001", ChangeKind::Opened, 100, 1),
+            change("inc-0000000000000002", ChangeKind::Opened, 50, 1),
+        ];
+        log.append(&mut batch).unwrap();
+        assert_eq!(batch.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![1, 2]);
+        drop(log);
+
+        let mut log = IncidentLog::open(&path).unwrap();
+        assert_eq!(log.last_seq(), 2);
+        let mut more = vec![change("inc-0000000000000001", ChangeKind::Updated, 100, 4)];
+        log.append(&mut more).unwrap();
+        assert_eq!(more[0].seq, 3);
+        log.append(&mut []).unwrap();
+        assert_eq!(log.last_seq(), 3);
+
+        let read = IncidentLog::read_all(&path).unwrap();
+        assert_eq!(read.len(), 3);
+        assert_eq!(read[0], batch[0]);
+        assert_eq!(read[2], more[0]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 3);
+    }
+
+    #[test]
+    fn a_missing_log_reads_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            IncidentLog::read_all(&dir.path().join("none.jsonl"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored_and_cut_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("incidents.jsonl");
+        let mut log = IncidentLog::open(&path).unwrap();
+        log.append(&mut [change("inc-0000000000000001", ChangeKind::Opened, 0, 1)])
+            .unwrap();
+        drop(log);
+        // A crash in the middle of the next write.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"seq":2,"kind":"updated","at":5,"incid"#)
+            .unwrap();
+        drop(f);
+
+        assert_eq!(IncidentLog::read_all(&path).unwrap().len(), 1);
+        let mut log = IncidentLog::open(&path).unwrap();
+        assert_eq!(log.last_seq(), 1);
+        log.append(&mut [change("inc-0000000000000001", ChangeKind::Updated, 0, 2)])
+            .unwrap();
+        let read = IncidentLog::read_all(&path).unwrap();
+        assert_eq!(read.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_corrupt_middle_line_is_an_error_naming_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("incidents.jsonl");
+        let mut log = IncidentLog::open(&path).unwrap();
+        log.append(&mut [
+            change("inc-0000000000000001", ChangeKind::Opened, 0, 1),
+            change("inc-0000000000000001", ChangeKind::Updated, 0, 2),
+            change("inc-0000000000000001", ChangeKind::Updated, 0, 4),
+        ])
+        .unwrap();
+        drop(log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[1] = "{\"seq\":2,\"kind\":\"upd";
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+        let err = IncidentLog::read_all(&path).unwrap_err();
+        assert!(
+            matches!(err, IncidentLogError::Corrupt { line: 2, .. }),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("incidents.jsonl:2"), "{msg}");
+        assert!(IncidentLog::open(&path).is_err());
+    }
+
+    #[test]
+    fn sequence_numbers_must_increase() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("incidents.jsonl");
+        let mut log = IncidentLog::open(&path).unwrap();
+        log.append(&mut [change("inc-0000000000000001", ChangeKind::Opened, 0, 1)])
+            .unwrap();
+        drop(log);
+        let line = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{line}{line}")).unwrap();
+        let err = IncidentLog::read_all(&path).unwrap_err();
+        assert!(matches!(
+            err,
+            IncidentLogError::Sequence {
+                line: 2,
+                seq: 1,
+                previous: 1,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn current_folds_to_the_latest_snapshot_in_first_seen_order() {
+        let changes = vec![
+            change("inc-00000000000000b1", ChangeKind::Opened, 100, 1),
+            change("inc-00000000000000a1", ChangeKind::Opened, 50, 1),
+            change("inc-00000000000000b1", ChangeKind::Updated, 100, 8),
+            change("inc-00000000000000a1", ChangeKind::Resolved, 50, 3),
+            change("inc-00000000000000c1", ChangeKind::Opened, 100, 1),
+        ];
+        let now = current(&changes);
+        let ids: Vec<&str> = now.iter().map(|i| i.id.0.as_str()).collect();
+        assert_eq!(
+            ids,
+            vec![
+                "inc-00000000000000a1",
+                "inc-00000000000000b1",
+                "inc-00000000000000c1"
+            ]
+        );
+        assert_eq!(now[0].state, State::Resolved);
+        assert_eq!(now[1].count, 8);
+    }
+
+    #[test]
+    fn find_takes_a_full_id_or_an_unambiguous_prefix() {
+        let now = current(&[
+            change("inc-00000000000000b1", ChangeKind::Opened, 100, 1),
+            change("inc-00000000000000a1", ChangeKind::Opened, 50, 1),
+            change("inc-1234000000000000", ChangeKind::Opened, 10, 1),
+        ]);
+        assert_eq!(
+            find(&now, "inc-00000000000000b1").unwrap().id.0,
+            "inc-00000000000000b1"
+        );
+        assert_eq!(find(&now, "1234").unwrap().id.0, "inc-1234000000000000");
+        assert_eq!(find(&now, "inc-0000").map(|i| &i.id.0), None, "ambiguous");
+        assert_eq!(
+            find(&now, "00000000000000a").unwrap().id.0,
+            "inc-00000000000000a1"
+        );
+        assert!(find(&now, "ffff").is_none());
+        assert!(find(&now, "").is_none());
+    }
+}
