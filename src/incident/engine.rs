@@ -103,9 +103,10 @@ pub struct Engine {
     thresholds: Vec<Threshold>,
     links: Vec<RunbookLink>,
     buffer: BinaryHeap<Reverse<Buffered>>,
-    groups: BTreeMap<GroupKey, Group>,
+    /// By the rendered group key (what [`Incident::group`] holds, so a restart can find them).
+    groups: BTreeMap<String, Group>,
     /// Open incidents by the time their quiet period ends.
-    deadlines: BTreeSet<(Timestamp, GroupKey)>,
+    deadlines: BTreeSet<(Timestamp, String)>,
     /// Every match with `ts <=` this has been applied.
     processed: Option<Timestamp>,
     /// The newest event time known: of a match, or a watermark.
@@ -204,6 +205,42 @@ impl Engine {
         &self.stats
     }
 
+    /// Take back incidents after a restart: the latest snapshot of each, as
+    /// `store::incidents::current` folds them from the incident log. Open ones keep absorbing
+    /// matches and resolve on schedule; recently resolved ones can still reopen. Incidents of
+    /// rules no longer in the set are skipped. A restored incident's next `Updated` is due at
+    /// twice its restored count. Call before the first push; returns how many were taken back.
+    pub fn restore(&mut self, incidents: &[Incident]) -> usize {
+        let mut restored = 0;
+        for inc in incidents {
+            let Some(index) = self.rules.rules.iter().position(|r| r.id == inc.rule) else {
+                continue;
+            };
+            let resolve_after_secs = self.rules.rules[index].resolve_after_secs;
+            let mut evidence = EvidenceBuf::new(self.config.evidence_cap);
+            for e in &inc.evidence {
+                evidence.push(e.clone());
+            }
+            let mut incident = inc.clone();
+            incident.evidence = Vec::new();
+            let tracked = Tracked::new(incident, evidence, resolve_after_secs);
+            let group = Group {
+                window: self.thresholds[index].window(),
+                last: Some(tracked),
+            };
+            if let Some(Some(old)) = self.groups.insert(inc.group.clone(), group).map(|g| g.last) {
+                self.deadlines
+                    .remove(&(old.resolve_at(), inc.group.clone()));
+            }
+            if inc.state == State::Open {
+                let deadline = inc.last_seen.plus_secs(resolve_after_secs);
+                self.deadlines.insert((deadline, inc.group.clone()));
+            }
+            restored += 1;
+        }
+        restored
+    }
+
     /// Apply buffered matches with `ts <= upto` (all of them for `None`), in order.
     fn apply_buffered(&mut self, upto: Option<Timestamp>, out: &mut Vec<Change>) {
         while let Some(Reverse(top)) = self.buffer.peek() {
@@ -244,7 +281,8 @@ impl Engine {
         self.stats.matches += 1;
         self.resolve_before(m.ts, out);
 
-        let key = GroupKey::of(&rule, &m);
+        let group_key = GroupKey::of(&rule, &m);
+        let key = group_key.render();
         let threshold = self.thresholds[m.rule];
         let evidence = group::evidence_of(&rule, &m);
         let group = self.groups.entry(key.clone()).or_insert_with(|| Group {
@@ -304,7 +342,7 @@ impl Engine {
                             &rule,
                             &self.links[m.rule],
                             self.config.evidence_cap,
-                            &key,
+                            &group_key,
                             entries,
                         ));
                     }
@@ -317,13 +355,7 @@ impl Engine {
     /// After `key`'s incident opened or reopened: link it to the open incidents that explain it
     /// (before emitting it) and to those it explains (emitting `Updated` for each), and schedule
     /// its resolution.
-    fn link_and_emit(
-        &mut self,
-        key: &GroupKey,
-        kind: ChangeKind,
-        at: Timestamp,
-        out: &mut Vec<Change>,
-    ) {
+    fn link_and_emit(&mut self, key: &str, kind: ChangeKind, at: Timestamp, out: &mut Vec<Change>) {
         let Some((class, id)) = self
             .groups
             .get(key)
@@ -333,7 +365,7 @@ impl Engine {
             return;
         };
         let mut causes: Vec<IncidentId> = Vec::new();
-        let mut consequences: Vec<GroupKey> = Vec::new();
+        let mut consequences: Vec<String> = Vec::new();
         for (other_key, other) in &self.groups {
             let Some(t) = other.last.as_ref().filter(|t| t.is_open()) else {
                 continue;
@@ -356,7 +388,8 @@ impl Engine {
                 }
             }
             tracked.incident.caused_by.sort();
-            self.deadlines.insert((tracked.resolve_at(), key.clone()));
+            self.deadlines
+                .insert((tracked.resolve_at(), key.to_string()));
             out.push(change(kind, at, tracked));
         }
         for other_key in consequences {
@@ -862,6 +895,38 @@ mod tests {
         e.push(vec![at(0, 0, 0), at(1, 1000, 0)]);
         let changes = e.finish();
         assert!(changes.iter().all(|c| c.incident.caused_by.is_empty()));
+    }
+
+    #[test]
+    fn restored_incidents_keep_their_id_absorb_matches_and_resolve() {
+        let rules = vec![rule("r", Class::DbConnection, Condition::Immediate, &[])];
+        let mut before = engine(rules.clone());
+        before.push(vec![at(0, 0, 0), at(0, 10, 0)]);
+        let mut log = before.advance(Timestamp::from_secs(T0 + 100));
+        let open = crate::store::incidents::current(&log);
+        assert_eq!(open.len(), 1);
+
+        let mut after = engine(rules);
+        assert_eq!(after.restore(&open), 1);
+        after.push(vec![at(0, 200, 0)]);
+        let changes = after.finish();
+        assert_eq!(kinds(&changes), vec![ChangeKind::Updated]);
+        assert_eq!(changes[0].incident.id, open[0].id);
+        assert_eq!(changes[0].incident.count, 3);
+        assert_eq!(changes[0].incident.evidence.len(), 3);
+
+        // Restored, then quiet: it resolves on schedule.
+        log.extend(changes);
+        let mut later = engine(vec![rule(
+            "r",
+            Class::DbConnection,
+            Condition::Immediate,
+            &[],
+        )]);
+        later.restore(&crate::store::incidents::current(&log));
+        let resolved = later.advance(Timestamp::from_secs(T0 + 200 + 300 + 61));
+        assert_eq!(kinds(&resolved), vec![ChangeKind::Resolved]);
+        assert_eq!(secs(resolved[0].at), 500);
     }
 
     #[test]
