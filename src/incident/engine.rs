@@ -296,24 +296,23 @@ impl Engine {
             .map(|t| t.next_for(m.ts, self.config.reopen_within_secs));
         match next {
             Some(Next::Join) => {
-                let Some(tracked) = group.last.as_mut() else {
-                    return;
-                };
-                let old_deadline = tracked.resolve_at();
-                let due = tracked.join(m.ts, &m.service, evidence);
-                let new_deadline = tracked.resolve_at();
-                if new_deadline != old_deadline {
-                    self.deadlines.remove(&(old_deadline, key.clone()));
-                    self.deadlines.insert((new_deadline, key));
-                }
-                if due {
-                    out.push(change(ChangeKind::Updated, m.ts, tracked));
-                }
                 self.stats.joined += 1;
+                if let Some(tracked) = group.last.as_mut() {
+                    let old_deadline = tracked.resolve_at();
+                    let due = tracked.join(evidence);
+                    let new_deadline = tracked.resolve_at();
+                    if new_deadline != old_deadline {
+                        self.deadlines.remove(&(old_deadline, key.clone()));
+                        self.deadlines.insert((new_deadline, key));
+                    }
+                    if due {
+                        out.push(change(ChangeKind::Updated, m.ts, tracked));
+                    }
+                }
             }
             Some(Next::FoldLate) => {
                 if let Some(tracked) = group.last.as_mut() {
-                    tracked.join(m.ts, &m.service, evidence);
+                    tracked.join(evidence);
                 }
                 self.stats.joined += 1;
             }
@@ -324,12 +323,8 @@ impl Engine {
                     return;
                 }
                 self.stats.opened += 1;
-                let entries: Vec<_> = group
-                    .window
-                    .take()
-                    .into_iter()
-                    .map(|(ts, e)| (ts, e.service.clone(), e))
-                    .collect();
+                let entries: Vec<Evidence> =
+                    group.window.take().into_iter().map(|(_, e)| e).collect();
                 let kind = if next == Some(Next::Reopen) {
                     ChangeKind::Reopened
                 } else {
@@ -431,9 +426,9 @@ fn open_incident(
     runbook: &RunbookLink,
     evidence_cap: usize,
     key: &GroupKey,
-    entries: Vec<(Timestamp, String, Evidence)>,
+    entries: Vec<Evidence>,
 ) -> Tracked {
-    let first_seen = entries.first().map(|(ts, _, _)| *ts).unwrap_or_default();
+    let first_seen = entries.first().map(|e| e.ts).unwrap_or_default();
     let incident = Incident {
         id: key.incident_id(first_seen.as_micros()),
         class: rule.class,

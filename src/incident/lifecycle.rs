@@ -87,12 +87,12 @@ impl Tracked {
 
     /// Fold one match in. Returns true when the count has reached the next update milestone
     /// (2×, 4×, 8×, … of the count at opening): the caller emits an `Updated` change.
-    pub fn join(&mut self, ts: Timestamp, service: &str, evidence: Evidence) -> bool {
+    pub fn join(&mut self, evidence: Evidence) -> bool {
         let inc = &mut self.incident;
         inc.count = inc.count.saturating_add(1);
-        inc.last_seen = inc.last_seen.max(ts);
-        if let Err(pos) = inc.services.binary_search_by(|s| s.as_str().cmp(service)) {
-            inc.services.insert(pos, service.to_string());
+        inc.last_seen = inc.last_seen.max(evidence.ts);
+        if let Err(pos) = inc.services.binary_search(&evidence.service) {
+            inc.services.insert(pos, evidence.service.clone());
         }
         self.evidence.push(evidence);
         self.dirty = true;
@@ -115,11 +115,11 @@ impl Tracked {
 
     /// Reopen with the matches that met the threshold again; the update milestones restart from
     /// the count after reopening.
-    pub fn reopen(&mut self, matches: Vec<(Timestamp, String, Evidence)>) {
+    pub fn reopen(&mut self, matches: Vec<Evidence>) {
         self.incident.state = State::Open;
         self.incident.resolved_at = None;
-        for (ts, service, evidence) in matches {
-            self.join(ts, &service, evidence);
+        for evidence in matches {
+            self.join(evidence);
         }
         self.next_update = self.incident.count.max(1).saturating_mul(2);
     }
@@ -138,13 +138,17 @@ mod tests {
     use crate::incident::{IncidentId, RunbookLink};
 
     fn ev(secs: i64) -> Evidence {
+        ev_on(secs, "app")
+    }
+
+    fn ev_on(secs: i64, service: &str) -> Evidence {
         Evidence {
             event: EventId {
                 fingerprint: 3,
                 offset: secs as u64,
             },
             ts: Timestamp::from_secs(secs),
-            service: "app".into(),
+            service: service.into(),
             rule: "r".into(),
             text: String::new(),
         }
@@ -180,10 +184,7 @@ mod tests {
     fn updates_are_due_at_doublings_of_the_opening_count() {
         let mut t = tracked(3);
         let due: Vec<u64> = (1..=30)
-            .filter_map(|i| {
-                t.join(Timestamp::from_secs(i), "app", ev(i))
-                    .then_some(t.incident.count)
-            })
+            .filter_map(|i| t.join(ev(i)).then_some(t.incident.count))
             .collect();
         assert_eq!(due, vec![6, 12, 24]);
     }
@@ -191,14 +192,14 @@ mod tests {
     #[test]
     fn resolution_reopening_and_succession_follow_event_time() {
         let mut t = tracked(1);
-        t.join(Timestamp::from_secs(100), "app", ev(100));
+        t.join(ev(100));
         assert_eq!(t.resolve_at(), Timestamp::from_secs(400));
         assert_eq!(t.next_for(Timestamp::from_secs(400), 600), Next::Join);
         assert_eq!(t.resolve(), Timestamp::from_secs(400));
         assert_eq!(t.next_for(Timestamp::from_secs(399), 600), Next::FoldLate);
         assert_eq!(t.next_for(Timestamp::from_secs(1000), 600), Next::Reopen);
         assert_eq!(t.next_for(Timestamp::from_secs(1001), 600), Next::New);
-        t.reopen(vec![(Timestamp::from_secs(500), "worker".into(), ev(500))]);
+        t.reopen(vec![ev_on(500, "worker")]);
         assert!(t.is_open());
         assert_eq!(t.incident.count, 3);
         assert_eq!(t.incident.services, vec!["app", "worker"]);
