@@ -715,6 +715,46 @@ mod tests {
     }
 
     #[test]
+    fn a_count_rule_reopens_only_when_its_threshold_is_met_again() {
+        let count = Condition::Count {
+            n: 2,
+            within_secs: 60,
+        };
+        let mut r = rule("r", Class::DbConnection, count, &[]);
+        r.runbook = vec!["critical-alerts:database-down".into()];
+        let mut e = engine(vec![r]);
+        // Opens at 10, resolves at 310; 400 alone stays pending; 420 meets the threshold again.
+        e.push(vec![
+            at(0, 0, 0),
+            at(0, 10, 0),
+            at(0, 400, 0),
+            at(0, 420, 0),
+        ]);
+        let changes = e.finish();
+        assert_eq!(
+            kinds(&changes),
+            vec![
+                ChangeKind::Opened,
+                ChangeKind::Resolved,
+                ChangeKind::Reopened
+            ]
+        );
+        assert_eq!(changes[2].incident.id, changes[0].incident.id);
+        assert_eq!(secs(changes[2].at), 420);
+        assert_eq!(changes[2].incident.count, 4);
+        assert_eq!(
+            changes[2].incident.first_seen,
+            changes[0].incident.first_seen
+        );
+        assert_eq!(
+            changes[0].incident.runbook.title,
+            "Critical Alerts: Database Down"
+        );
+        let s = e.stats();
+        assert_eq!((s.pending, s.opened, s.joined), (2, 2, 0));
+    }
+
+    #[test]
     fn a_match_at_the_end_of_the_quiet_period_still_joins() {
         let mut e = engine(vec![rule(
             "r",
