@@ -1,1 +1,1127 @@
-//! TODO
+//! The incident engine: matches in, in event-time order; incident changes out.
+//!
+//! Matches arrive in whatever order the sources deliver them. [`Engine::push`] puts them in a
+//! reorder buffer; [`Engine::advance`] takes a watermark (the newest event time seen) and applies
+//! every buffered match with `ts <= watermark - lateness`, in `(ts, event id, rule)` order. Before
+//! a match at `t` is applied, every open incident whose quiet period ended before `t` is resolved,
+//! so the changes come out in event-time order whatever the batching: the same matches give the
+//! same changes (ids, times, order) live or in a backfill, as long as no match arrives more than
+//! `lateness` behind the watermark. A match that does ([`Stats::late`]) is still applied, against
+//! the state as it stands.
+//!
+//! For each match: the group key ([`group`]) picks the group; an open incident absorbs it;
+//! otherwise the group's window ([`window`]) collects it until the rule's threshold
+//! ([`condition`]) is met, and then an incident opens, or reopens if the group's last incident
+//! resolved less than `reopen_within` ago ([`lifecycle`]). Opening links causes and consequences
+//! ([`correlate`]). Groups that can no longer influence anything are dropped as the watermark
+//! advances, so memory follows the number of active groups, not the length of the input.
+//!
+//! The engine must not read the wall clock, files or the index.
+//!
+//! [`group`]: crate::incident::group
+//! [`window`]: crate::incident::window
+//! [`condition`]: crate::incident::condition
+//! [`lifecycle`]: crate::incident::lifecycle
+//! [`correlate`]: crate::incident::correlate
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::sync::Arc;
+
+use crate::detect::Match;
+use crate::detect::rules::{Rule, RuleSet};
+use crate::event::{EventId, Timestamp};
+use crate::incident::condition::Threshold;
+use crate::incident::correlate;
+use crate::incident::group::{self, EvidenceBuf, GroupKey};
+use crate::incident::lifecycle::{Next, Tracked};
+use crate::incident::window::CountWindow;
+use crate::incident::{
+    Change, ChangeKind, Evidence, Incident, IncidentId, RunbookLink, State, Stats,
+};
+use crate::runbook::Runbook;
+
+/// Tuning of the engine. All durations are event time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// How far behind the watermark a match may arrive and still be applied in order.
+    pub lateness_secs: i64,
+    /// Evidence kept per incident: the first half and the latest half.
+    pub evidence_cap: usize,
+    /// A group's qualifying match this soon after its incident resolved reopens it (same id).
+    pub reopen_within_secs: i64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            lateness_secs: 60,
+            evidence_cap: 20,
+            reopen_within_secs: 600,
+        }
+    }
+}
+
+/// A buffered match, ordered by `(ts, event id, rule)` only.
+#[derive(Debug)]
+struct Buffered(Match);
+
+impl Buffered {
+    fn key(&self) -> (Timestamp, EventId, usize) {
+        (self.0.ts, self.0.event, self.0.rule)
+    }
+}
+
+impl PartialEq for Buffered {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Buffered {}
+impl PartialOrd for Buffered {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Buffered {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// The state of one group: its window of pending matches and its latest incident.
+#[derive(Debug)]
+struct Group {
+    window: CountWindow,
+    last: Option<Tracked>,
+}
+
+pub struct Engine {
+    rules: Arc<RuleSet>,
+    config: EngineConfig,
+    /// Per rule, by index: its threshold and its resolved runbook link.
+    thresholds: Vec<Threshold>,
+    links: Vec<RunbookLink>,
+    buffer: BinaryHeap<Reverse<Buffered>>,
+    /// By the rendered group key (what [`Incident::group`] holds, so a restart can find them).
+    groups: BTreeMap<String, Group>,
+    /// Open incidents by the time their quiet period ends.
+    deadlines: BTreeSet<(Timestamp, String)>,
+    /// Every match with `ts <=` this has been applied.
+    processed: Option<Timestamp>,
+    /// The newest event time known: of a match, or a watermark.
+    newest: Option<Timestamp>,
+    stats: Stats,
+}
+
+impl Engine {
+    pub fn new(rules: Arc<RuleSet>, runbook: Arc<Runbook>, config: EngineConfig) -> Engine {
+        let thresholds = rules
+            .rules
+            .iter()
+            .map(|r| Threshold::of(&r.condition))
+            .collect();
+        let links = rules.rules.iter().map(|r| link_of(r, &runbook)).collect();
+        Engine {
+            rules,
+            config,
+            thresholds,
+            links,
+            buffer: BinaryHeap::new(),
+            groups: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            processed: None,
+            newest: None,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Buffer matches until the watermark passes them.
+    pub fn push(&mut self, matches: Vec<Match>) {
+        for m in matches {
+            if self.processed.is_some_and(|p| m.ts <= p) {
+                self.stats.late += 1;
+            }
+            self.newest = self.newest.max(Some(m.ts));
+            self.buffer.push(Reverse(Buffered(m)));
+        }
+    }
+
+    /// Apply every buffered match with `ts <= max_event_time - lateness` and resolve the incidents
+    /// whose quiet period ended before that point.
+    pub fn advance(&mut self, max_event_time: Timestamp) -> Vec<Change> {
+        self.newest = self.newest.max(Some(max_event_time));
+        let frontier = max_event_time.plus_secs(self.config.lateness_secs.saturating_neg());
+        let upto = self.processed.max(Some(frontier)).unwrap_or(frontier);
+        let mut out = Vec::new();
+        self.apply_buffered(Some(upto), &mut out);
+        self.resolve_before(upto, &mut out);
+        self.processed = Some(upto);
+        self.collect_idle(upto);
+        out
+    }
+
+    /// End of input: apply everything buffered, resolve what the newest event time allows, and
+    /// emit an `Updated` snapshot of every open incident that changed since its last change.
+    pub fn finish(&mut self) -> Vec<Change> {
+        let mut out = Vec::new();
+        self.apply_buffered(None, &mut out);
+        let Some(end) = self.newest.max(self.processed) else {
+            return out;
+        };
+        self.resolve_before(end, &mut out);
+        self.processed = Some(end);
+
+        let mut dirty: Vec<&mut Tracked> = self
+            .groups
+            .values_mut()
+            .filter_map(|g| g.last.as_mut())
+            .filter(|t| t.is_open() && t.dirty)
+            .collect();
+        dirty.sort_by(|a, b| {
+            (a.incident.first_seen, &a.incident.id).cmp(&(b.incident.first_seen, &b.incident.id))
+        });
+        for t in dirty {
+            let at = t.incident.last_seen;
+            out.push(change(ChangeKind::Updated, at, t));
+        }
+        out
+    }
+
+    /// Snapshots of the open incidents, ordered by first_seen then id.
+    pub fn open_incidents(&self) -> Vec<Incident> {
+        let mut open: Vec<Incident> = self
+            .groups
+            .values()
+            .filter_map(|g| g.last.as_ref())
+            .filter(|t| t.is_open())
+            .map(Tracked::snapshot)
+            .collect();
+        open.sort_by(|a, b| (a.first_seen, &a.id).cmp(&(b.first_seen, &b.id)));
+        open
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Take back incidents after a restart: the latest snapshot of each, as
+    /// `store::incidents::current` folds them from the incident log. Open ones keep absorbing
+    /// matches and resolve on schedule; recently resolved ones can still reopen. Incidents of
+    /// rules no longer in the set are skipped. A restored incident's next `Updated` is due at
+    /// twice its restored count. Call before the first push; returns how many were taken back.
+    pub fn restore(&mut self, incidents: &[Incident]) -> usize {
+        let mut restored = 0;
+        for inc in incidents {
+            let Some(index) = self.rules.rules.iter().position(|r| r.id == inc.rule) else {
+                continue;
+            };
+            let resolve_after_secs = self.rules.rules[index].resolve_after_secs;
+            let mut evidence = EvidenceBuf::new(self.config.evidence_cap);
+            for e in &inc.evidence {
+                evidence.push(e.clone());
+            }
+            let mut incident = inc.clone();
+            incident.evidence = Vec::new();
+            let tracked = Tracked::new(incident, evidence, resolve_after_secs);
+            let group = Group {
+                window: self.thresholds[index].window(),
+                last: Some(tracked),
+            };
+            if let Some(Some(old)) = self.groups.insert(inc.group.clone(), group).map(|g| g.last) {
+                self.deadlines
+                    .remove(&(old.resolve_at(), inc.group.clone()));
+            }
+            if inc.state == State::Open {
+                let deadline = inc.last_seen.plus_secs(resolve_after_secs);
+                self.deadlines.insert((deadline, inc.group.clone()));
+            }
+            restored += 1;
+        }
+        restored
+    }
+
+    /// Apply buffered matches with `ts <= upto` (all of them for `None`), in order.
+    fn apply_buffered(&mut self, upto: Option<Timestamp>, out: &mut Vec<Change>) {
+        while let Some(Reverse(top)) = self.buffer.peek() {
+            if upto.is_some_and(|u| top.0.ts > u) {
+                break;
+            }
+            let Some(Reverse(Buffered(m))) = self.buffer.pop() else {
+                break;
+            };
+            self.apply(m, out);
+        }
+    }
+
+    /// Resolve every open incident whose quiet period ended strictly before `t`, in order.
+    fn resolve_before(&mut self, t: Timestamp, out: &mut Vec<Change>) {
+        while let Some((at, _)) = self.deadlines.first() {
+            if *at >= t {
+                break;
+            }
+            let Some((_, key)) = self.deadlines.pop_first() else {
+                break;
+            };
+            let Some(tracked) = self.groups.get_mut(&key).and_then(|g| g.last.as_mut()) else {
+                continue;
+            };
+            let resolved_at = tracked.resolve();
+            self.stats.resolved += 1;
+            out.push(change(ChangeKind::Resolved, resolved_at, tracked));
+        }
+    }
+
+    fn apply(&mut self, m: Match, out: &mut Vec<Change>) {
+        let Some(rule) = self.rules.rules.get(m.rule).cloned() else {
+            self.stats.unknown_rule += 1;
+            tracing::debug!(rule = m.rule, event = %m.event, "match names no rule of the set");
+            return;
+        };
+        self.stats.matches += 1;
+        self.resolve_before(m.ts, out);
+
+        let group_key = GroupKey::of(&rule, &m);
+        let key = group_key.render();
+        let threshold = self.thresholds[m.rule];
+        let evidence = group::evidence_of(&rule, &m);
+        let group = self.groups.entry(key.clone()).or_insert_with(|| Group {
+            window: threshold.window(),
+            last: None,
+        });
+
+        let next = group
+            .last
+            .as_ref()
+            .map(|t| t.next_for(m.ts, self.config.reopen_within_secs));
+        match next {
+            Some(Next::Join) => {
+                self.stats.joined += 1;
+                if let Some(tracked) = group.last.as_mut() {
+                    let old_deadline = tracked.resolve_at();
+                    let due = tracked.join(evidence);
+                    let new_deadline = tracked.resolve_at();
+                    if new_deadline != old_deadline {
+                        self.deadlines.remove(&(old_deadline, key.clone()));
+                        self.deadlines.insert((new_deadline, key));
+                    }
+                    if due {
+                        out.push(change(ChangeKind::Updated, m.ts, tracked));
+                    }
+                }
+            }
+            Some(Next::FoldLate) => {
+                if let Some(tracked) = group.last.as_mut() {
+                    tracked.join(evidence);
+                }
+                self.stats.joined += 1;
+            }
+            Some(Next::Reopen) | Some(Next::New) | None => {
+                group.window.add(m.ts, evidence);
+                if !threshold.is_met(&group.window) {
+                    self.stats.pending += 1;
+                    return;
+                }
+                self.stats.opened += 1;
+                let entries: Vec<Evidence> =
+                    group.window.take().into_iter().map(|(_, e)| e).collect();
+                let kind = if next == Some(Next::Reopen) {
+                    ChangeKind::Reopened
+                } else {
+                    ChangeKind::Opened
+                };
+                match (kind, group.last.as_mut()) {
+                    (ChangeKind::Reopened, Some(tracked)) => tracked.reopen(entries),
+                    _ => {
+                        group.last = Some(open_incident(
+                            &rule,
+                            &self.links[m.rule],
+                            self.config.evidence_cap,
+                            &group_key,
+                            entries,
+                        ));
+                    }
+                }
+                self.link_and_emit(&key, kind, m.ts, out);
+            }
+        }
+    }
+
+    /// After `key`'s incident opened or reopened: link it to the open incidents that explain it
+    /// (before emitting it) and to those it explains (emitting `Updated` for each), and schedule
+    /// its resolution.
+    fn link_and_emit(&mut self, key: &str, kind: ChangeKind, at: Timestamp, out: &mut Vec<Change>) {
+        let Some((class, id)) = self
+            .groups
+            .get(key)
+            .and_then(|g| g.last.as_ref())
+            .map(|t| (t.incident.class, t.incident.id.clone()))
+        else {
+            return;
+        };
+        let mut causes: Vec<IncidentId> = Vec::new();
+        let mut consequences: Vec<String> = Vec::new();
+        for (other_key, other) in &self.groups {
+            let Some(t) = other.last.as_ref().filter(|t| t.is_open()) else {
+                continue;
+            };
+            if other_key == key {
+                continue;
+            }
+            if correlate::explains(t.incident.class, class) {
+                causes.push(t.incident.id.clone());
+            }
+            if correlate::explains(class, t.incident.class) && !t.incident.caused_by.contains(&id) {
+                consequences.push(other_key.clone());
+            }
+        }
+
+        if let Some(tracked) = self.groups.get_mut(key).and_then(|g| g.last.as_mut()) {
+            for cause in causes {
+                if !tracked.incident.caused_by.contains(&cause) {
+                    tracked.incident.caused_by.push(cause);
+                }
+            }
+            tracked.incident.caused_by.sort();
+            self.deadlines
+                .insert((tracked.resolve_at(), key.to_string()));
+            out.push(change(kind, at, tracked));
+        }
+        for other_key in consequences {
+            if let Some(t) = self
+                .groups
+                .get_mut(&other_key)
+                .and_then(|g| g.last.as_mut())
+            {
+                t.incident.caused_by.push(id.clone());
+                t.incident.caused_by.sort();
+                out.push(change(ChangeKind::Updated, at, t));
+            }
+        }
+    }
+
+    /// Drop groups that no match after `upto` can affect: an empty window (once expired) and no
+    /// incident, or one resolved more than `reopen_within` ago.
+    fn collect_idle(&mut self, upto: Timestamp) {
+        let reopen_within = self.config.reopen_within_secs;
+        self.groups.retain(|_, g| {
+            g.window.expire_at(upto);
+            if !g.window.is_empty() {
+                return true;
+            }
+            match &g.last {
+                None => false,
+                Some(t) => match t.incident.resolved_at {
+                    None => true,
+                    Some(resolved) => resolved.plus_secs(reopen_within) > upto,
+                },
+            }
+        });
+    }
+}
+
+/// A new incident from the matches that met the threshold (in event-time order).
+fn open_incident(
+    rule: &Rule,
+    runbook: &RunbookLink,
+    evidence_cap: usize,
+    key: &GroupKey,
+    entries: Vec<Evidence>,
+) -> Tracked {
+    let first_seen = entries.first().map(|e| e.ts).unwrap_or_default();
+    let incident = Incident {
+        id: key.incident_id(first_seen.as_micros()),
+        class: rule.class,
+        severity: rule.severity,
+        state: State::Open,
+        title: key.title(&rule.title),
+        rule: rule.id.clone(),
+        group: key.render(),
+        services: Vec::new(),
+        first_seen,
+        last_seen: first_seen,
+        resolved_at: None,
+        count: 0,
+        escalation_level: 0,
+        caused_by: Vec::new(),
+        runbook: runbook.clone(),
+        evidence: Vec::new(),
+    };
+    let mut tracked = Tracked::new(
+        incident,
+        EvidenceBuf::new(evidence_cap),
+        rule.resolve_after_secs,
+    );
+    tracked.reopen(entries);
+    tracked
+}
+
+/// A change carrying the incident as it stands; marks it emitted.
+fn change(kind: ChangeKind, at: Timestamp, tracked: &mut Tracked) -> Change {
+    tracked.emitted();
+    Change {
+        seq: 0,
+        kind,
+        at,
+        incident: tracked.snapshot(),
+    }
+}
+
+/// The rule's runbook procedure: the first of its links that the runbook resolves; else an empty
+/// link titled with the first key (`rules check` reports the broken link).
+fn link_of(rule: &Rule, runbook: &Runbook) -> RunbookLink {
+    rule.runbook
+        .iter()
+        .find_map(|link| runbook.find(link))
+        .map(|p| p.link())
+        .unwrap_or_else(|| RunbookLink {
+            title: rule.runbook.first().cloned().unwrap_or_default(),
+            anchor: String::new(),
+            steps: Vec::new(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::detect::rules::{Condition, Location};
+    use crate::detect::{Class, Severity};
+
+    const RUNBOOK: &str = include_str!("../../patterns/runbook.md");
+    const T0: i64 = 1_796_220_000;
+
+    fn rule(id: &str, class: Class, condition: Condition, group_by: &[&str]) -> Rule {
+        Rule {
+            id: id.into(),
+            class,
+            severity: Severity::Error,
+            title: format!("{id} title"),
+            services: vec![],
+            literals: vec![],
+            regex: None,
+            predicates: vec![],
+            min_level: None,
+            condition,
+            resolve_after_secs: 300,
+            group_by: group_by.iter().map(|s| s.to_string()).collect(),
+            runbook: vec!["database-connection-issues".into()],
+            examples: vec![],
+            counter_examples: vec![],
+            location: Location::default(),
+        }
+    }
+
+    fn engine_with(rules: Vec<Rule>, config: EngineConfig) -> Engine {
+        let set = RuleSet {
+            rules: rules.into_iter().map(Arc::new).collect(),
+        };
+        Engine::new(Arc::new(set), Arc::new(Runbook::parse(RUNBOOK)), config)
+    }
+
+    fn engine(rules: Vec<Rule>) -> Engine {
+        engine_with(rules, EngineConfig::default())
+    }
+
+    /// A match of rule `rule` at `T0 + secs` (plus `offset` µs to tell events apart).
+    fn at(rule: usize, secs: i64, offset: u64) -> Match {
+        Match {
+            event: EventId {
+                fingerprint: 0xabc,
+                offset: (secs as u64) * 1000 + offset,
+            },
+            ts: Timestamp(Timestamp::from_secs(T0 + secs).0 + offset as i64),
+            rule,
+            service: "postgres".into(),
+            captures: vec![],
+            excerpt: format!("line at {secs}"),
+        }
+    }
+
+    fn with_capture(mut m: Match, name: &str, value: &str) -> Match {
+        m.captures.push((name.into(), value.into()));
+        m
+    }
+
+    fn kinds(changes: &[Change]) -> Vec<ChangeKind> {
+        changes.iter().map(|c| c.kind).collect()
+    }
+
+    fn secs(t: Timestamp) -> i64 {
+        t.as_secs() - T0
+    }
+
+    fn assert_counters_add_up(e: &Engine) {
+        let s = e.stats();
+        assert_eq!(s.matches, s.joined + s.opened + s.pending, "{s:?}");
+    }
+
+    #[test]
+    fn an_immediate_rule_opens_on_the_first_match_with_its_runbook() {
+        let mut e = engine(vec![rule(
+            "pg-too-many-clients",
+            Class::DbConnection,
+            Condition::Immediate,
+            &[],
+        )]);
+        e.push(vec![at(0, 10, 0)]);
+        let changes = e.finish();
+        assert_eq!(kinds(&changes), vec![ChangeKind::Opened]);
+        let inc = &changes[0].incident;
+        assert_eq!(inc.state, State::Open);
+        assert_eq!(inc.class, Class::DbConnection);
+        assert_eq!(inc.title, "pg-too-many-clients title on postgres");
+        assert_eq!(inc.group, "pg-too-many-clients service=postgres");
+        assert_eq!(inc.services, vec!["postgres"]);
+        assert_eq!(secs(inc.first_seen), 10);
+        assert_eq!(inc.count, 1);
+        assert_eq!(inc.escalation_level, 0);
+        assert_eq!(inc.runbook.title, "Database Connection Issues");
+        assert_eq!(inc.runbook.anchor, "database-connection-issues");
+        assert!(!inc.runbook.steps.is_empty());
+        assert_eq!(inc.evidence.len(), 1);
+        assert_eq!(inc.evidence[0].text, "line at 10");
+        assert_eq!(e.open_incidents().len(), 1);
+        assert_counters_add_up(&e);
+        assert_eq!(e.stats().opened, 1);
+    }
+
+    #[test]
+    fn an_unresolved_runbook_link_gives_an_empty_link_titled_with_the_key() {
+        let mut r = rule("r", Class::Storage, Condition::Immediate, &[]);
+        r.runbook = vec!["no-such-section".into()];
+        let mut e = engine(vec![r]);
+        e.push(vec![at(0, 0, 0)]);
+        let changes = e.finish();
+        let link = &changes[0].incident.runbook;
+        assert_eq!(link.title, "no-such-section");
+        assert!(link.anchor.is_empty() && link.steps.is_empty());
+    }
+
+    #[test]
+    fn a_count_rule_waits_for_n_matches_and_starts_at_the_earliest() {
+        let count = Condition::Count {
+            n: 3,
+            within_secs: 60,
+        };
+        let mut e = engine(vec![rule("slow", Class::SlowQueries, count, &[])]);
+        e.push(vec![at(0, 0, 0), at(0, 30, 0)]);
+        assert!(e.finish().is_empty(), "n-1 matches open nothing");
+        assert_eq!(e.stats().pending, 2);
+        assert_counters_add_up(&e);
+
+        e.push(vec![at(0, 59, 0)]);
+        let changes = e.finish();
+        assert_eq!(kinds(&changes), vec![ChangeKind::Opened]);
+        let inc = &changes[0].incident;
+        assert_eq!(secs(inc.first_seen), 0);
+        assert_eq!(secs(inc.last_seen), 59);
+        assert_eq!(inc.count, 3);
+        assert_eq!(inc.evidence.len(), 3);
+        assert_eq!(changes[0].at, Timestamp::from_secs(T0 + 59));
+        assert_eq!(e.stats().opened, 1);
+        assert_eq!(e.stats().pending, 2);
+        assert_counters_add_up(&e);
+    }
+
+    #[test]
+    fn matches_slide_out_of_a_count_window() {
+        let count = Condition::Count {
+            n: 3,
+            within_secs: 60,
+        };
+        let mut e = engine(vec![rule("slow", Class::SlowQueries, count.clone(), &[])]);
+        // Never three within any 60 s.
+        e.push(vec![
+            at(0, 0, 0),
+            at(0, 30, 0),
+            at(0, 60, 0),
+            at(0, 95, 0),
+            at(0, 150, 0),
+        ]);
+        assert!(e.finish().is_empty());
+        assert_eq!(e.stats().pending, 5);
+
+        let mut e = engine(vec![rule("slow", Class::SlowQueries, count, &[])]);
+        e.push(vec![at(0, 0, 0), at(0, 30, 0), at(0, 61, 0), at(0, 62, 0)]);
+        let changes = e.finish();
+        assert_eq!(kinds(&changes), vec![ChangeKind::Opened]);
+        assert_eq!(
+            secs(changes[0].incident.first_seen),
+            30,
+            "0 had left the window"
+        );
+        assert_eq!(changes[0].incident.count, 3);
+    }
+
+    #[test]
+    fn an_incident_resolves_after_its_quiet_period_by_the_watermark() {
+        let mut e = engine(vec![rule(
+            "r",
+            Class::DbConnection,
+            Condition::Immediate,
+            &[],
+        )]);
+        e.push(vec![at(0, 0, 0), at(0, 100, 0)]);
+        // Watermark minus lateness (60 s) must pass 100 + 300.
+        let opened = e.advance(Timestamp::from_secs(T0 + 400 + 60));
+        assert_eq!(
+            kinds(&opened),
+            vec![ChangeKind::Opened, ChangeKind::Updated]
+        );
+        assert_eq!(e.open_incidents().len(), 1);
+        let resolved = e.advance(Timestamp::from_secs(T0 + 401 + 60));
+        assert_eq!(kinds(&resolved), vec![ChangeKind::Resolved]);
+        let inc = &resolved[0].incident;
+        assert_eq!(resolved[0].at, Timestamp::from_secs(T0 + 400));
+        assert_eq!(inc.resolved_at, Some(Timestamp::from_secs(T0 + 400)));
+        assert_eq!(inc.state, State::Resolved);
+        assert_eq!(inc.count, 2);
+        assert!(e.open_incidents().is_empty());
+        assert_eq!(e.stats().resolved, 1);
+    }
+
+    #[test]
+    fn a_match_soon_after_resolution_reopens_and_a_later_one_starts_anew() {
+        let mut e = engine(vec![rule(
+            "r",
+            Class::DbConnection,
+            Condition::Immediate,
+            &[],
+        )]);
+        // Resolves at 300; 900 is 600 s later (reopen); that resolves at 1200; 1801 is 601 s later.
+        e.push(vec![at(0, 0, 0), at(0, 900, 0), at(0, 1801, 0)]);
+        let changes = e.finish();
+        assert_eq!(
+            kinds(&changes),
+            vec![
+                ChangeKind::Opened,
+                ChangeKind::Resolved,
+                ChangeKind::Reopened,
+                ChangeKind::Resolved,
+                ChangeKind::Opened,
+            ]
+        );
+        let first = &changes[0].incident.id;
+        assert_eq!(&changes[2].incident.id, first);
+        assert_eq!(changes[2].incident.count, 2);
+        assert_eq!(changes[2].incident.resolved_at, None);
+        assert_eq!(secs(changes[3].at), 1200);
+        assert_ne!(&changes[4].incident.id, first);
+        assert_eq!(secs(changes[4].incident.first_seen), 1801);
+        assert_counters_add_up(&e);
+        assert_eq!(e.stats().opened, 3);
+    }
+
+    #[test]
+    fn a_count_rule_reopens_only_when_its_threshold_is_met_again() {
+        let count = Condition::Count {
+            n: 2,
+            within_secs: 60,
+        };
+        let mut r = rule("r", Class::DbConnection, count, &[]);
+        r.runbook = vec!["critical-alerts:database-down".into()];
+        let mut e = engine(vec![r]);
+        // Opens at 10, resolves at 310; 400 alone stays pending; 420 meets the threshold again.
+        e.push(vec![
+            at(0, 0, 0),
+            at(0, 10, 0),
+            at(0, 400, 0),
+            at(0, 420, 0),
+        ]);
+        let changes = e.finish();
+        assert_eq!(
+            kinds(&changes),
+            vec![
+                ChangeKind::Opened,
+                ChangeKind::Resolved,
+                ChangeKind::Reopened
+            ]
+        );
+        assert_eq!(changes[2].incident.id, changes[0].incident.id);
+        assert_eq!(secs(changes[2].at), 420);
+        assert_eq!(changes[2].incident.count, 4);
+        assert_eq!(
+            changes[2].incident.first_seen,
+            changes[0].incident.first_seen
+        );
+        assert_eq!(
+            changes[0].incident.runbook.title,
+            "Critical Alerts: Database Down"
+        );
+        let s = e.stats();
+        assert_eq!((s.pending, s.opened, s.joined), (2, 2, 0));
+    }
+
+    #[test]
+    fn a_match_at_the_end_of_the_quiet_period_still_joins() {
+        let mut e = engine(vec![rule(
+            "r",
+            Class::DbConnection,
+            Condition::Immediate,
+            &[],
+        )]);
+        e.push(vec![at(0, 0, 0), at(0, 300, 0)]);
+        let changes = e.finish();
+        assert_eq!(
+            kinds(&changes),
+            vec![ChangeKind::Opened, ChangeKind::Updated]
+        );
+        assert_eq!(changes[1].incident.count, 2);
+    }
+
+    #[test]
+    fn group_by_values_split_incidents() {
+        let count = Condition::Count {
+            n: 2,
+            within_secs: 60,
+        };
+        let mut e = engine(vec![rule("failed-logins", Class::Security, count, &["ip"])]);
+        e.push(vec![
+            with_capture(at(0, 0, 0), "ip", "203.0.113.9"),
+            with_capture(at(0, 1, 0), "ip", "198.51.100.7"),
+            with_capture(at(0, 2, 0), "ip", "203.0.113.9"),
+            with_capture(at(0, 3, 0), "ip", "203.0.113.9"),
+        ]);
+        let changes = e.finish();
+        assert_eq!(
+            kinds(&changes),
+            vec![ChangeKind::Opened, ChangeKind::Updated]
+        );
+        let inc = &changes[0].incident;
+        assert_eq!(inc.group, "failed-logins service=postgres ip=203.0.113.9");
+        assert_eq!(
+            inc.title,
+            "failed-logins title on postgres (ip 203.0.113.9)"
+        );
+        assert_eq!(changes[1].incident.count, 3);
+        assert_eq!(
+            e.open_incidents().len(),
+            1,
+            "the other ip stayed below threshold"
+        );
+
+        let mut e = engine(vec![rule(
+            "r",
+            Class::Security,
+            Condition::Immediate,
+            &["ip"],
+        )]);
+        e.push(vec![
+            with_capture(at(0, 0, 0), "ip", "a"),
+            with_capture(at(0, 1, 0), "ip", "b"),
+        ]);
+        let ids: Vec<IncidentId> = e.finish().into_iter().map(|c| c.incident.id).collect();
+        assert_eq!(ids.len(), 2);
+        assert_ne!(ids[0], ids[1]);
+    }
+
+    #[test]
+    fn ids_are_stable_across_runs() {
+        let run = || {
+            let mut e = engine(vec![rule(
+                "pg-too-many-clients",
+                Class::DbConnection,
+                Condition::Immediate,
+                &[],
+            )]);
+            e.push(vec![at(0, 0, 0)]);
+            e.finish()[0].incident.id.clone()
+        };
+        assert_eq!(run(), run());
+        // Pinned: ids are an interface (URLs, webhook payloads, the feed's history). A change in
+        // the hash, its seed or the key layout changes every id users have seen.
+        assert_eq!(run().0, PINNED_ID);
+    }
+    const PINNED_ID: &str = "inc-9672ccacdeb0e03b";
+
+    #[test]
+    fn evidence_keeps_the_first_and_latest_matches() {
+        let config = EngineConfig {
+            evidence_cap: 4,
+            ..EngineConfig::default()
+        };
+        let mut e = engine_with(
+            vec![rule("r", Class::DbConnection, Condition::Immediate, &[])],
+            config,
+        );
+        e.push((0..10).map(|i| at(0, i, 0)).collect());
+        let changes = e.finish();
+        let last = changes.last().unwrap();
+        assert_eq!(last.kind, ChangeKind::Updated);
+        assert_eq!(last.incident.count, 10);
+        let kept: Vec<i64> = last
+            .incident
+            .evidence
+            .iter()
+            .map(|ev| secs(ev.ts))
+            .collect();
+        assert_eq!(kept, vec![0, 1, 8, 9]);
+    }
+
+    #[test]
+    fn updates_are_sparse_and_finish_flushes_the_rest() {
+        let mut e = engine(vec![rule(
+            "r",
+            Class::DbConnection,
+            Condition::Immediate,
+            &[],
+        )]);
+        e.push((0..100).map(|i| at(0, i, 0)).collect());
+        let changes = e.finish();
+        let counts: Vec<(ChangeKind, u64)> =
+            changes.iter().map(|c| (c.kind, c.incident.count)).collect();
+        let mut expected = vec![(ChangeKind::Opened, 1)];
+        expected.extend([2, 4, 8, 16, 32, 64, 100].map(|n| (ChangeKind::Updated, n)));
+        assert_eq!(counts, expected);
+        assert_counters_add_up(&e);
+        assert_eq!(e.stats().joined, 99);
+    }
+
+    #[test]
+    fn causes_link_to_their_consequences_in_either_order() {
+        let rules = vec![
+            rule("db-down", Class::DbDown, Condition::Immediate, &[]),
+            rule("too-many", Class::DbConnection, Condition::Immediate, &[]),
+            rule("errors", Class::HighErrorRate, Condition::Immediate, &[]),
+        ];
+        // Cause first: the consequence opens with the link.
+        let mut e = engine(rules.clone());
+        e.push(vec![at(0, 0, 0), at(1, 5, 0)]);
+        let changes = e.finish();
+        assert_eq!(
+            kinds(&changes),
+            vec![ChangeKind::Opened, ChangeKind::Opened]
+        );
+        assert_eq!(
+            changes[1].incident.caused_by,
+            vec![changes[0].incident.id.clone()]
+        );
+        assert!(changes[0].incident.caused_by.is_empty());
+
+        // Consequence first: it is updated with the link when the cause opens; both stay open.
+        let mut e = engine(rules.clone());
+        e.push(vec![at(1, 0, 0), at(0, 5, 0), at(2, 6, 0)]);
+        let changes = e.finish();
+        assert_eq!(
+            kinds(&changes),
+            vec![
+                ChangeKind::Opened,
+                ChangeKind::Opened,
+                ChangeKind::Updated,
+                ChangeKind::Opened
+            ]
+        );
+        let conn = changes[0].incident.id.clone();
+        let down = changes[1].incident.id.clone();
+        assert_eq!(changes[2].incident.id, conn);
+        assert_eq!(changes[2].incident.caused_by, vec![down.clone()]);
+        let mut both = vec![conn, down];
+        both.sort();
+        assert_eq!(
+            changes[3].incident.caused_by, both,
+            "every class explains an error rate"
+        );
+        assert_eq!(e.open_incidents().len(), 3);
+
+        // Not open at the same time: no link.
+        let mut e = engine(rules);
+        e.push(vec![at(0, 0, 0), at(1, 1000, 0)]);
+        let changes = e.finish();
+        assert!(changes.iter().all(|c| c.incident.caused_by.is_empty()));
+    }
+
+    #[test]
+    fn restored_incidents_keep_their_id_absorb_matches_and_resolve() {
+        let rules = vec![rule("r", Class::DbConnection, Condition::Immediate, &[])];
+        let mut before = engine(rules.clone());
+        before.push(vec![at(0, 0, 0), at(0, 10, 0)]);
+        let mut log = before.advance(Timestamp::from_secs(T0 + 100));
+        let open = crate::store::incidents::current(&log);
+        assert_eq!(open.len(), 1);
+
+        let mut after = engine(rules);
+        assert_eq!(after.restore(&open), 1);
+        after.push(vec![at(0, 200, 0)]);
+        let changes = after.finish();
+        assert_eq!(kinds(&changes), vec![ChangeKind::Updated]);
+        assert_eq!(changes[0].incident.id, open[0].id);
+        assert_eq!(changes[0].incident.count, 3);
+        assert_eq!(changes[0].incident.evidence.len(), 3);
+
+        // Restored, then quiet: it resolves on schedule.
+        log.extend(changes);
+        let mut later = engine(vec![rule(
+            "r",
+            Class::DbConnection,
+            Condition::Immediate,
+            &[],
+        )]);
+        later.restore(&crate::store::incidents::current(&log));
+        let resolved = later.advance(Timestamp::from_secs(T0 + 200 + 300 + 61));
+        assert_eq!(kinds(&resolved), vec![ChangeKind::Resolved]);
+        assert_eq!(secs(resolved[0].at), 500);
+    }
+
+    #[test]
+    fn late_matches_are_counted_and_still_applied() {
+        let mut e = engine(vec![rule(
+            "r",
+            Class::DbConnection,
+            Condition::Immediate,
+            &[],
+        )]);
+        e.push(vec![at(0, 100, 0)]);
+        e.advance(Timestamp::from_secs(T0 + 200));
+        e.push(vec![at(0, 50, 0)]);
+        assert_eq!(e.stats().late, 1);
+        e.advance(Timestamp::from_secs(T0 + 200));
+        let open = e.open_incidents();
+        assert_eq!(open[0].count, 2);
+        assert_counters_add_up(&e);
+    }
+
+    #[test]
+    fn unknown_rule_indexes_are_counted_apart() {
+        let mut e = engine(vec![rule(
+            "r",
+            Class::DbConnection,
+            Condition::Immediate,
+            &[],
+        )]);
+        e.push(vec![at(7, 0, 0)]);
+        assert!(e.finish().is_empty());
+        assert_eq!(e.stats().unknown_rule, 1);
+        assert_eq!(e.stats().matches, 0);
+    }
+
+    #[test]
+    fn idle_groups_are_dropped_as_the_watermark_moves() {
+        let count = Condition::Count {
+            n: 5,
+            within_secs: 60,
+        };
+        let mut e = engine(vec![rule("r", Class::Security, count, &["ip"])]);
+        e.push(
+            (0..100)
+                .map(|i| with_capture(at(0, i, 0), "ip", &format!("10.0.0.{i}")))
+                .collect(),
+        );
+        e.advance(Timestamp::from_secs(T0 + 100));
+        assert!(!e.groups.is_empty());
+        e.advance(Timestamp::from_secs(T0 + 100 + 60 + 60));
+        assert!(e.groups.is_empty());
+    }
+
+    /// A stream with every kind of change: bursts of two rules (one immediate, one count with
+    /// group_by), quiet gaps that resolve, returns that reopen, and ties on timestamps.
+    fn stream() -> impl Strategy<Value = Vec<Match>> {
+        prop::collection::vec((0usize..3, 0i64..4000, 0u64..3, 0usize..2), 1..120).prop_map(|raw| {
+            raw.into_iter()
+                .enumerate()
+                .map(|(i, (rule, secs, sub, ip))| {
+                    let mut m = at(rule, secs, sub);
+                    m.event.offset = i as u64;
+                    with_capture(m, "ip", ["a", "b"][ip])
+                })
+                .collect()
+        })
+    }
+
+    fn prop_rules() -> Vec<Rule> {
+        vec![
+            rule("down", Class::DbDown, Condition::Immediate, &[]),
+            rule(
+                "conn",
+                Class::DbConnection,
+                Condition::Count {
+                    n: 3,
+                    within_secs: 120,
+                },
+                &["ip"],
+            ),
+            rule(
+                "errors",
+                Class::HighErrorRate,
+                Condition::Count {
+                    n: 2,
+                    within_secs: 30,
+                },
+                &[],
+            ),
+        ]
+    }
+
+    fn config() -> EngineConfig {
+        EngineConfig {
+            evidence_cap: 6,
+            ..EngineConfig::default()
+        }
+    }
+
+    fn reference(matches: &[Match]) -> Vec<Change> {
+        let mut e = engine_with(prop_rules(), config());
+        e.push(matches.to_vec());
+        let out = e.finish();
+        assert_counters_add_up(&e);
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn any_arrival_order_and_batching_gives_the_same_changes(
+            matches in stream(),
+            seed in any::<u64>(),
+            cuts in prop::collection::vec(1usize..20, 1..30),
+        ) {
+            let expected = reference(&matches);
+
+            // Any order, any batches, no watermark until the end.
+            let mut shuffled = matches.clone();
+            let mut rng = seed;
+            for i in (1..shuffled.len()).rev() {
+                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                shuffled.swap(i, (rng >> 33) as usize % (i + 1));
+            }
+            let mut e = engine_with(prop_rules(), config());
+            let mut rest = shuffled.as_slice();
+            for cut in cuts.iter().cycle() {
+                if rest.is_empty() { break; }
+                let (batch, tail) = rest.split_at((*cut).min(rest.len()));
+                e.push(batch.to_vec());
+                rest = tail;
+            }
+            prop_assert_eq!(e.finish(), expected.clone());
+
+            // Time order disturbed by less than the lateness, watermark after every batch.
+            let lateness_us = config().lateness_secs * Timestamp::MICROS_PER_SEC;
+            let mut arrival: Vec<(i64, Match)> = matches
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    let jitter = (seed.rotate_left(i as u32 % 64) % (lateness_us as u64)) as i64;
+                    (m.ts.0 + jitter, m.clone())
+                })
+                .collect();
+            arrival.sort_by_key(|(t, m)| (*t, m.event));
+            let mut e = engine_with(prop_rules(), config());
+            let mut got = Vec::new();
+            let mut newest = Timestamp(i64::MIN);
+            let mut rest = arrival.as_slice();
+            for cut in cuts.iter().cycle() {
+                if rest.is_empty() { break; }
+                let (batch, tail) = rest.split_at((*cut).min(rest.len()));
+                newest = newest.max(batch.iter().map(|(_, m)| m.ts).max().unwrap_or(newest));
+                e.push(batch.iter().map(|(_, m)| m.clone()).collect());
+                got.extend(e.advance(newest));
+                rest = tail;
+            }
+            got.extend(e.finish());
+            prop_assert_eq!(e.stats().late, 0);
+            prop_assert_eq!(got, expected);
+            let s = e.stats();
+            prop_assert_eq!(s.matches, s.joined + s.opened + s.pending);
+        }
+    }
+}

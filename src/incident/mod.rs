@@ -5,7 +5,14 @@
 //! yesterday's files yields the same incidents (ids, times) as tailing them live would have. This
 //! stage must not read files, the index or the clock; it is a deterministic function of its input.
 
+pub mod condition;
+pub mod correlate;
 pub mod engine;
+pub mod group;
+pub mod lifecycle;
+pub mod window;
+
+pub use engine::{Engine, EngineConfig};
 
 use serde::{Deserialize, Serialize};
 
@@ -102,7 +109,13 @@ pub struct Change {
     pub incident: Incident,
 }
 
-/// Counters of the incident stage. Invariant: `matches == joined + opened + pending`.
+/// Counters of the incident stage (monotone, so they export as Prometheus counters).
+///
+/// Invariant: `matches == joined + opened + pending`. Each processed match is counted once, by
+/// what it did when it was applied: it joined an open incident, it opened (or reopened) one, or
+/// it left its group below the rule's threshold (pending). A count rule's window matches that
+/// lead to an opening stay counted as pending; only the match that crosses the threshold counts as
+/// opened. Buffered matches not yet processed are in none of these.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub matches: u64,
@@ -110,5 +123,8 @@ pub struct Stats {
     pub opened: u64,
     pub pending: u64,
     pub resolved: u64,
+    /// Matches that arrived after the watermark had already passed their event time.
     pub late: u64,
+    /// Matches naming a rule index outside the engine's RuleSet (ignored, not in `matches`).
+    pub unknown_rule: u64,
 }
