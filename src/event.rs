@@ -339,6 +339,15 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_serialise_as_rfc3339_and_round_trip_exactly() {
+        let t = Timestamp(1_796_220_123_456_789);
+        let text = serde_json::to_string(&t).unwrap();
+        assert_eq!(text, "\"2026-12-02T15:22:03.456789Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>(&text).unwrap(), t);
+        assert_eq!(serde_json::from_str::<Timestamp>("1796220123456789").unwrap(), t);
+    }
+
+    #[test]
     fn levels_read_every_spelling_the_formats_use() {
         assert_eq!(Level::parse_name("ERROR"), Some(Level::Error));
         assert_eq!(Level::parse_name("warning"), Some(Level::Warn));

@@ -9,7 +9,7 @@
 //! It must not know rules or incidents: `detect::check` verifies links against it and `incident`
 //! copies the linked procedure into each incident.
 
-use pulldown_cmark::{CodeBlockKind, Event as Md, HeadingLevel, Parser, Tag, TagEnd};
+use pulldown_cmark::{Event as Md, HeadingLevel, Parser, Tag, TagEnd};
 
 use crate::incident::{RunbookLink, RunbookStep};
 
@@ -260,8 +260,7 @@ fn blocks(markdown: &str) -> Vec<Block> {
                     });
                 }
             }
-            Md::Start(Tag::CodeBlock(kind)) => {
-                let _ = matches!(kind, CodeBlockKind::Fenced(_));
+            Md::Start(Tag::CodeBlock(_)) => {
                 code = Some(String::new());
             }
             Md::End(TagEnd::CodeBlock) => {
@@ -378,13 +377,13 @@ impl Runbook {
                     }
                 }
                 Block::Paragraph { text } => {
-                    if let Some(rest) = text.strip_prefix("Escalation:") {
-                        if let Some(p) = current.as_mut() {
-                            p.steps.push(RunbookStep {
-                                text: format!("Escalation: {}", rest.trim()),
-                                commands: Vec::new(),
-                            });
-                        }
+                    if let (Some(rest), Some(p)) =
+                        (text.strip_prefix("Escalation:"), current.as_mut())
+                    {
+                        p.steps.push(RunbookStep {
+                            text: format!("Escalation: {}", rest.trim()),
+                            commands: Vec::new(),
+                        });
                     }
                 }
                 Block::Item {
