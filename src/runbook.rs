@@ -350,15 +350,8 @@ impl Runbook {
                         // A bold alert item (`**Application Down:**`) starts a procedure of its own.
                         let group = headings[3].clone().unwrap_or_default();
                         let parent_anchor = slug(&group);
-                        if current
-                            .as_ref()
-                            .is_some_and(|p| p.key.contains(':') || !p.steps.is_empty())
-                        {
-                            flush(&mut current, &mut runbook);
-                        } else {
-                            // The group heading itself carries no steps: keep it as a procedure too.
-                            flush(&mut current, &mut runbook);
-                        }
+                        // The group heading (kept as a procedure too) or the previous item is done.
+                        flush(&mut current, &mut runbook);
                         let mut sections: Vec<String> =
                             headings[1..4].iter().flatten().cloned().collect();
                         sections.retain(|s| s != &group);
