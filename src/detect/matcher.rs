@@ -142,13 +142,14 @@ fn level_reaches(level: Level, min: Level) -> bool {
 
 /// Stage 2: does a candidate event really fit the rule? Gives the captures when it does.
 pub(crate) fn confirm(rule: &Rule, event: &Event) -> Option<Vec<(String, String)>> {
-    if !rule.services.is_empty() && !rule.services.iter().any(|s| *s == event.service) {
+    if !rule.services.is_empty() && !rule.services.contains(&event.service) {
         return None;
     }
-    if let Some(min) = rule.min_level {
-        if !level_reaches(event.level, min) {
-            return None;
-        }
+    if rule
+        .min_level
+        .is_some_and(|min| !level_reaches(event.level, min))
+    {
+        return None;
     }
     if !rule.predicates.iter().all(|p| p.eval(event)) {
         return None;
@@ -326,5 +327,98 @@ runbook = "warning-alerts:high-error-rate"
         assert!(cut.len() <= EXCERPT_BYTES + "…".len());
         assert!(cut.ends_with('…'));
         assert_eq!(excerpt("a\nb"), "a");
+    }
+
+    /// The two-stage scan must give exactly what trying every rule on every event would.
+    fn naive(rules: &RuleSet, events: &[Event]) -> Vec<(u64, usize)> {
+        let mut out = Vec::new();
+        for event in events {
+            for (idx, rule) in rules.rules.iter().enumerate() {
+                let level_ok = rule
+                    .min_level
+                    .is_none_or(|min| event.level != Level::Unknown && event.level >= min);
+                let literal_ok = rule.literals.is_empty()
+                    || rule.literals.iter().any(|l| event.raw.contains(l.as_str()));
+                let service_ok = rule.services.is_empty() || rule.services.contains(&event.service);
+                let regex_ok = rule.regex.as_ref().is_none_or(|re| re.is_match(&event.raw));
+                let where_ok = rule.predicates.iter().all(|p| p.eval(event));
+                if level_ok && literal_ok && service_ok && regex_ok && where_ok {
+                    out.push((event.id.offset, idx));
+                }
+            }
+        }
+        out
+    }
+
+    fn pool() -> Vec<String> {
+        let rules = crate::detect::pack::default_rules().unwrap();
+        let mut lines: Vec<String> = rules
+            .rules
+            .iter()
+            .flat_map(|r| r.examples.iter().chain(&r.counter_examples).cloned())
+            .collect();
+        lines.extend(
+            [
+                "plain text with no literal",
+                "duration: 9999 ms",
+                "ECONNREFUSED",
+                "FATAL:  sorry, too many clients already remaining connection slots are reserved",
+                "PANIC:",
+                "ERROR something",
+                "",
+            ]
+            .map(String::from),
+        );
+        lines
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn two_stage_scan_equals_the_naive_scan(
+            picks in proptest::collection::vec((0usize..1000, 0usize..1000, 0usize..7, 0usize..3), 0..40)
+        ) {
+            let rules = Arc::new(crate::detect::pack::default_rules().unwrap());
+            let matcher = Matcher::new(rules.clone()).unwrap();
+            let pool = pool();
+            let services = ["app", "worker", "postgres", "redis", "kernel", "sshd", "apache"];
+            let mut events = Vec::new();
+            for (i, (a, b, service, join)) in picks.iter().enumerate() {
+                let first = &pool[a % pool.len()];
+                let second = &pool[b % pool.len()];
+                let line = match join {
+                    0 => first.clone(),
+                    1 => format!("{first} {second}"),
+                    _ => format!("{first}\n{second}"),
+                };
+                let mut ev = example_event(&line, services[*service]);
+                ev.id.offset = i as u64;
+                events.push(ev);
+            }
+            let got: Vec<(u64, usize)> = matcher
+                .scan(&Events::new(events.clone()))
+                .iter()
+                .map(|m| (m.event.offset, m.rule))
+                .collect();
+            proptest::prop_assert_eq!(got, naive(&rules, &events));
+        }
+
+        #[test]
+        fn the_prefilter_finds_every_literal_that_occurs(
+            literals in proptest::collection::vec("[ab]{1,4}", 1..100),
+            text in "[abc]{0,40}",
+        ) {
+            let mut toml = String::new();
+            for (i, lit) in literals.iter().enumerate() {
+                toml.push_str(&format!(
+                    "[[rule]]\nid = \"r{i}\"\nclass = \"security\"\nseverity = \"info\"\ntitle = \"t\"\nliterals = [\"{lit}\"]\nrunbook = \"log-analysis\"\n"
+                ));
+            }
+            let rules = RuleSet::from_files(&[("p.toml".into(), toml)]).unwrap();
+            let prefilter = crate::detect::prefilter::Prefilter::new(&rules).unwrap();
+            let mut hit = vec![false; literals.len()];
+            prefilter.candidates(&text, &mut hit);
+            let want: Vec<bool> = literals.iter().map(|l| text.contains(l.as_str())).collect();
+            proptest::prop_assert_eq!(hit, want);
+        }
     }
 }

@@ -103,3 +103,169 @@ mod tests {
         }
     }
 }
+
+/// The brief's canonical lines of the newsletter stack: what each incident class must see, and the
+/// healthy baseline that must match nothing.
+#[cfg(test)]
+mod canonical {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::detect::Class;
+    use crate::detect::check::example_event;
+    use crate::detect::matcher::Matcher;
+    use crate::event::Events;
+
+    const PG: &str = "2026-11-28 14:02:03.123 UTC [4301] newsletter@newsletter";
+
+    fn classes_of(matcher: &Matcher, service: &str, line: &str) -> BTreeSet<Class> {
+        let events = Events::new(vec![example_event(line, service)]);
+        matcher
+            .scan(&events)
+            .iter()
+            .map(|m| matcher.rules().rules[m.rule].class)
+            .collect()
+    }
+
+    #[test]
+    fn every_class_sees_its_canonical_lines() {
+        let matcher = Matcher::new(Arc::new(default_rules().unwrap())).unwrap();
+        let cases: Vec<(Class, &str, String)> = vec![
+            (Class::AppDown, "app", r#"{"level":50,"time":1,"req":{"method":"GET","url":"/api/health"},"res":{"statusCode":503},"responseTime":3,"msg":"request completed"}"#.into()),
+            (Class::AppDown, "worker", r#"{"level":50,"time":1,"err":{"type":"Error","message":"connect ECONNREFUSED 172.18.0.5:3000","code":"ECONNREFUSED"},"msg":"App callback failed"}"#.into()),
+            (Class::AppDown, "app", r#"{"level":60,"time":1,"msg":"Uncaught exception, process exiting","code":1}"#.into()),
+            (Class::DbConnection, "postgres", format!("{PG} FATAL:  sorry, too many clients already")),
+            (Class::DbConnection, "postgres", format!("{PG} FATAL:  remaining connection slots are reserved for non-replication superuser connections")),
+            (Class::DbConnection, "app", r#"{"level":50,"time":1,"err":{"type":"Error","message":"timeout exceeded when trying to connect"},"msg":"Database query failed"}"#.into()),
+            (Class::DbConnection, "app", r#"{"level":50,"time":1,"err":{"message":"connect ECONNREFUSED 172.18.0.2:5432"},"msg":"Database query failed"}"#.into()),
+            (Class::DbConnection, "postgres", "2026-11-28 14:10:00.001 UTC [57] LOG:  received fast shutdown request".into()),
+            (Class::DbDown, "postgres", format!("{PG} FATAL:  the database system is shutting down")),
+            (Class::DbDown, "postgres", format!("{PG} FATAL:  the database system is starting up")),
+            (Class::DbDown, "postgres", r#"2026-11-28 14:11:00.123 UTC [57] PANIC:  could not write to file "pg_wal/xlogtemp.57": No space left on device"#.into()),
+            (Class::DbDown, "postgres", format!("{PG} ERROR:  invalid page in block 4242 of relation base/16384/16402")),
+            (Class::HighMemory, "kernel", "Nov 28 14:20:01 newsletter-host kernel: [123456.789012] Out of memory: Killed process 2345 (node) total-vm:2345678kB, anon-rss:1234567kB, file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:4567kB oom_score_adj:0".into()),
+            (Class::HighMemory, "kernel", "Nov 28 14:20:01 newsletter-host kernel: [123456.789012] node invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0".into()),
+            (Class::HighMemory, "worker", "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory".into()),
+            (Class::HighMemory, "postgres", format!("{PG} ERROR:  out of memory\n{PG} DETAIL:  Failed on request of size 8192.")),
+            (Class::EmailDelivery, "worker", r#"{"level":50,"time":1,"queue":"campaign-emails","jobId":"9001","err":{"statusCode":429,"name":"rate_limit_exceeded","message":"Too many requests. You can only make 10 requests per second."},"msg":"Resend API error"}"#.into()),
+            (Class::EmailDelivery, "worker", r#"{"level":50,"time":1,"err":{"statusCode":500,"name":"internal_server_error"},"msg":"Resend API error"}"#.into()),
+            (Class::EmailDelivery, "worker", r#"{"level":40,"time":1,"type":"email.bounced","msg":"Email bounced"}"#.into()),
+            (Class::EmailDelivery, "worker", r#"{"level":40,"time":1,"type":"email.complained","msg":"Spam complaint received"}"#.into()),
+            (Class::EmailDelivery, "worker", r#"{"level":50,"time":1,"msg":"Email delivery failed","jobId":"9003"}"#.into()),
+            (Class::QueueBacklog, "worker", r#"{"level":40,"time":1,"queue":"campaign-emails","jobId":"9100","msg":"job stalled more than allowable limit"}"#.into()),
+            (Class::QueueBacklog, "worker", r#"{"level":50,"time":1,"queue":"campaign-emails","jobId":"9101","failedReason":"job stalled more than allowable limit","msg":"Job failed"}"#.into()),
+            (Class::QueueBacklog, "worker", r#"{"level":40,"time":1,"queue":"campaign-emails","waiting":5234,"active":5,"msg":"Queue backlog growing"}"#.into()),
+            (Class::SlowQueries, "postgres", format!("{PG} LOG:  duration: 5234.123 ms  statement: SELECT * FROM email_events")),
+            (Class::SlowQueries, "postgres", format!("{PG} ERROR:  canceling statement due to statement timeout\n{PG} STATEMENT:  SELECT 1")),
+            (Class::HighCpu, "app", r#"{"level":40,"time":1,"eventLoopLagMs":850,"cpu":0.97,"msg":"Event loop lag high"}"#.into()),
+            (Class::Storage, "worker", r#"{"level":50,"time":1,"bucket":"newsletter-assets","err":{"name":"S3ServiceException","message":"We encountered an internal error. Please try again.","$metadata":{"httpStatusCode":500}},"msg":"R2 upload failed"}"#.into()),
+            (Class::Storage, "app", r#"{"level":50,"time":1,"msg":"File upload failed","err":{"message":"R2 connection error: getaddrinfo ENOTFOUND 42abc.r2.cloudflarestorage.com"}}"#.into()),
+            (Class::Storage, "app", r#"{"level":50,"time":1,"check":"storage","msg":"Storage health check failing"}"#.into()),
+            (Class::Redis, "app", r#"{"level":50,"time":1,"err":{"message":"connect ECONNREFUSED 172.18.0.4:6379","code":"ECONNREFUSED"},"msg":"Redis connection error"}"#.into()),
+            (Class::Redis, "app", r#"{"level":50,"time":1,"err":{"message":"MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk."},"msg":"Redis command failed"}"#.into()),
+            (Class::Redis, "worker", r#"{"level":50,"time":1,"err":{"message":"OOM command not allowed when used memory > 'maxmemory'."},"msg":"Redis command failed"}"#.into()),
+            (Class::Redis, "redis", "1:M 28 Nov 2026 14:50:01.123 # Background saving error".into()),
+            (Class::Redis, "redis", "1:M 28 Nov 2026 14:50:01.123 # Can't save in background: fork: Cannot allocate memory".into()),
+            (Class::HighErrorRate, "app", r#"{"level":50,"time":1,"err":{"type":"TypeError","message":"Cannot read properties of undefined (reading 'id')"},"msg":"Unhandled error in /api/campaigns/:id"}"#.into()),
+            (Class::HighLatency, "app", r#"{"level":40,"time":1,"req":{"method":"GET","url":"/api/campaigns"},"res":{"statusCode":200},"responseTime":4200,"msg":"slow request"}"#.into()),
+            (Class::HighLatency, "app", r#"{"level":50,"time":1,"msg":"request timeout","responseTime":30000}"#.into()),
+            (Class::Security, "app", r#"{"level":40,"time":1,"ip":"203.0.113.9","email":"admin@example.com","msg":"failed login"}"#.into()),
+            (Class::Security, "app", r#"{"level":40,"time":1,"ip":"203.0.113.9","msg":"rate limit exceeded"}"#.into()),
+            (Class::Security, "app", r#"{"level":40,"time":1,"msg":"suspicious activity detected","ip":"203.0.113.9"}"#.into()),
+            (Class::Security, "postgres", format!("{PG} FATAL:  password authentication failed for user \"newsletter\"\n{PG} DETAIL:  Connection matched pg_hba.conf line 99: \"host all all all scram-sha-256\"")),
+        ];
+        for (class, service, line) in &cases {
+            let found = classes_of(&matcher, service, line);
+            assert!(
+                found.contains(class),
+                "{class} not raised by {service}: {line}\n(found {found:?})"
+            );
+        }
+        let covered: BTreeSet<Class> = cases.iter().map(|(c, _, _)| *c).collect();
+        assert_eq!(covered.len(), Class::ALL.len());
+    }
+
+    #[test]
+    fn the_healthy_baseline_matches_nothing() {
+        let matcher = Matcher::new(Arc::new(default_rules().unwrap())).unwrap();
+        for (service, line) in [
+            (
+                "app",
+                r#"{"level":30,"time":1796220000123,"pid":23,"hostname":"newsletter-app-1","reqId":"req-1a2b","req":{"method":"GET","url":"/api/campaigns"},"res":{"statusCode":200},"responseTime":42,"msg":"request completed"}"#,
+            ),
+            (
+                "app",
+                r#"{"level":30,"time":1796220000123,"pid":23,"hostname":"newsletter-app-1","req":{"method":"GET","url":"/api/health"},"res":{"statusCode":200},"responseTime":2,"msg":"request completed"}"#,
+            ),
+            (
+                "worker",
+                r#"{"level":30,"time":1796220000456,"pid":41,"hostname":"newsletter-worker-1","queue":"campaign-emails","jobId":"8812","msg":"Job completed","durationMs":310}"#,
+            ),
+            (
+                "worker",
+                r#"{"level":30,"time":1796220000456,"queue":"campaign-emails","jobId":"8813","emailId":"4f1c","to":"r***@example.com","msg":"Email sent via Resend"}"#,
+            ),
+            (
+                "worker",
+                r#"{"level":30,"time":1796220000456,"queue":"ai-insights","jobId":"77","model":"gpt-4o-mini","tokens":812,"msg":"OpenAI completion finished"}"#,
+            ),
+            (
+                "worker",
+                r#"{"level":30,"time":1796220000456,"bucket":"newsletter-assets","key":"uploads/t_42/img.png","bytes":48211,"msg":"R2 upload complete"}"#,
+            ),
+            (
+                "postgres",
+                "2026-11-28 14:00:01.123 UTC [4242] newsletter@newsletter LOG:  duration: 12.345 ms  statement: SELECT * FROM campaigns WHERE tenant_id = $1",
+            ),
+            (
+                "postgres",
+                "2026-11-28 14:00:02.001 UTC [57] LOG:  checkpoint starting: time",
+            ),
+            (
+                "redis",
+                "1:M 28 Nov 2026 14:00:03.123 * 100 changes in 300 seconds. Saving...",
+            ),
+            (
+                "kernel",
+                "Nov 28 14:00:04 newsletter-host kernel: [123456.789012] eth0: link up",
+            ),
+        ] {
+            let events = Events::new(vec![example_event(line, service)]);
+            let found = matcher.scan(&events);
+            assert!(
+                found.is_empty(),
+                "baseline line matched {:?}: {line}",
+                found
+                    .iter()
+                    .map(|m| &matcher.rules().rules[m.rule].id)
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn thresholds_leave_room_for_a_healthy_baseline() {
+        use crate::detect::rules::Condition;
+        let rules = default_rules().unwrap();
+        let count = |id: &str| match rules.get(id).unwrap().condition {
+            Condition::Count { n, within_secs } => (n, within_secs),
+            Condition::Immediate => (1, 0),
+        };
+        assert_eq!(count("error-burst"), (30, 60));
+        assert_eq!(count("pg-slow-statements"), (3, 600));
+        assert_eq!(count("app-failed-logins"), (5, 300));
+        assert_eq!(count("app-health-503"), (3, 60));
+        for id in ["pg-corruption", "pg-statement-timeout", "app-uncaught-exit"] {
+            assert_eq!(
+                rules.get(id).unwrap().condition,
+                Condition::Immediate,
+                "{id}"
+            );
+        }
+        assert_eq!(
+            rules.get("pg-corruption").unwrap().severity,
+            crate::detect::Severity::Critical
+        );
+    }
+}

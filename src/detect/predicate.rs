@@ -263,10 +263,10 @@ fn split_op(rest: &str) -> Option<(&str, &str)> {
         }
     }
     for word in ["contains", "exists"] {
-        if let Some(value) = rest.strip_prefix(word) {
-            if value.is_empty() || value.starts_with(char::is_whitespace) {
-                return Some((word, value));
-            }
+        if let Some(value) = rest.strip_prefix(word)
+            && (value.is_empty() || value.starts_with(char::is_whitespace))
+        {
+            return Some((word, value));
         }
     }
     None
