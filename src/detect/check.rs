@@ -116,27 +116,29 @@ impl CheckReport {
     /// The coverage table, then the problems, then a one-line verdict.
     pub fn render(&self) -> String {
         let header = ["procedure", "key", "section", "rules"];
-        let cells: Vec<[String; 4]> = self
+        // The rules column wraps: each row is its first line plus continuation lines.
+        let cells: Vec<([String; 3], Vec<String>)> = self
             .rows
             .iter()
             .map(|row| {
-                let rules = if row.rules.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    row.rules.join(", ")
-                };
                 let title = if row.required {
                     row.title.clone()
                 } else {
                     format!("{} (optional)", row.title)
                 };
-                [title, row.key.clone(), row.section.clone(), rules]
+                (
+                    [title, row.key.clone(), row.section.clone()],
+                    wrap_ids(&row.rules, RULES_COLUMN_WIDTH),
+                )
             })
             .collect();
         let mut widths = header.map(|h| h.chars().count());
-        for row in &cells {
-            for (w, cell) in widths.iter_mut().zip(row) {
+        for (cols, rules) in &cells {
+            for (w, cell) in widths.iter_mut().zip(cols) {
                 *w = (*w).max(cell.chars().count());
+            }
+            for line in rules {
+                widths[3] = widths[3].max(line.chars().count());
             }
         }
         let mut out = String::new();
@@ -155,8 +157,14 @@ impl CheckReport {
         push_row(header);
         let rule_line = widths.map(|w| "-".repeat(w));
         push_row([&rule_line[0], &rule_line[1], &rule_line[2], &rule_line[3]]);
-        for row in &cells {
-            push_row([&row[0], &row[1], &row[2], &row[3]]);
+        for (cols, rules) in &cells {
+            for (i, rules_line) in rules.iter().enumerate() {
+                if i == 0 {
+                    push_row([&cols[0], &cols[1], &cols[2], rules_line]);
+                } else {
+                    push_row(["", "", "", rules_line]);
+                }
+            }
         }
         let required = self.rows.iter().filter(|r| r.required).count();
         let covered = self
@@ -177,6 +185,34 @@ impl CheckReport {
         ));
         out
     }
+}
+
+/// Widest the rules column of the table grows before it wraps.
+const RULES_COLUMN_WIDTH: usize = 60;
+
+/// Rule ids joined with `, ` into lines of at most `width` characters (one id per line at least).
+fn wrap_ids(ids: &[String], width: usize) -> Vec<String> {
+    if ids.is_empty() {
+        return vec!["(none)".to_string()];
+    }
+    let mut lines: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for (i, id) in ids.iter().enumerate() {
+        let piece = if i + 1 == ids.len() {
+            id.clone()
+        } else {
+            format!("{id},")
+        };
+        if !current.is_empty() && current.len() + 1 + piece.len() > width {
+            lines.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(&piece);
+    }
+    lines.push(current);
+    lines
 }
 
 /// Check a pack against a runbook.

@@ -269,3 +269,120 @@ mod canonical {
         );
     }
 }
+
+/// The pack against the real public logs of `../shared/corpora/`, read in place (never copied). Each
+/// line stands in for an event as the example builder reads it; the real parser is tested elsewhere.
+#[cfg(test)]
+mod corpus {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::detect::check::example_event;
+    use crate::detect::matcher::Matcher;
+    use crate::event::Events;
+
+    fn corpora() -> Option<PathBuf> {
+        if let Some(dir) = std::env::var_os("LOGWARDEN_CORPORA") {
+            return Some(PathBuf::from(dir));
+        }
+        let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora");
+        [beside, PathBuf::from("/work/shared/corpora")]
+            .into_iter()
+            .find(|p| p.is_dir())
+    }
+
+    /// Rule id → the captures of each of its matches over the file, one line per event.
+    fn scan(file: &str, service: &str) -> Option<BTreeMap<String, Vec<Vec<(String, String)>>>> {
+        let Some(dir) = corpora() else {
+            eprintln!("skipped: no corpora folder");
+            return None;
+        };
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        let events: Vec<_> = text
+            .lines()
+            .map(|l| example_event(l.trim_end_matches('\r'), service))
+            .collect();
+        let matcher = Matcher::new(Arc::new(default_rules().unwrap())).unwrap();
+        let mut out: BTreeMap<String, Vec<Vec<(String, String)>>> = BTreeMap::new();
+        for m in matcher.scan(&Events::new(events)) {
+            let id = matcher.rules().rules[m.rule].id.clone();
+            out.entry(id).or_default().push(m.captures);
+        }
+        Some(out)
+    }
+
+    fn count(found: &BTreeMap<String, Vec<Vec<(String, String)>>>, id: &str) -> usize {
+        found.get(id).map_or(0, Vec::len)
+    }
+
+    #[test]
+    fn openssh_brute_force_is_grouped_by_its_source() {
+        let Some(found) = scan("loghub/OpenSSH/OpenSSH_2k.log", "sshd") else {
+            return;
+        };
+        // 520 Failed password + 113 Invalid user + 507 pam authentication failure lines.
+        assert!(count(&found, "ssh-auth-failures") >= 1100, "{found:?}");
+        assert_eq!(count(&found, "ssh-break-in-attempt"), 85);
+        let mut by_ip: BTreeMap<&str, usize> = BTreeMap::new();
+        for captures in &found["ssh-auth-failures"] {
+            for (name, value) in captures {
+                if name == "ip" {
+                    *by_ip.entry(value.as_str()).or_default() += 1;
+                }
+            }
+        }
+        let top = by_ip.iter().max_by_key(|(_, n)| **n).unwrap();
+        assert_eq!(*top.0, "183.62.140.253");
+        assert!(
+            !found
+                .keys()
+                .any(|id| id.starts_with("error-") || id == "kernel-oom-kill")
+        );
+    }
+
+    #[test]
+    fn linux_syslog_has_auth_failures_and_no_oom() {
+        let Some(found) = scan("loghub/Linux/Linux_2k.log", "syslog") else {
+            return;
+        };
+        assert!(count(&found, "ssh-auth-failures") >= 489);
+        assert!(count(&found, "ftp-connection-flood") >= 900);
+        assert_eq!(count(&found, "kernel-oom-kill"), 0);
+    }
+
+    #[test]
+    fn postgres_corpora_raise_what_the_readme_expects() {
+        let Some(light) = scan("pgbadger/stderr/light.postgres.log", "postgres") else {
+            return;
+        };
+        assert_eq!(count(&light, "pg-slow-statements"), 0, "{light:?}");
+
+        let tempfile = scan("pgbadger/stderr/tempfile_only.log", "postgres").unwrap();
+        assert_eq!(count(&tempfile, "pg-slow-statements"), 65);
+
+        let queryid = scan("pgbadger/stderr/queryid.log", "postgres").unwrap();
+        assert_eq!(count(&queryid, "pg-lock-wait"), 1);
+        assert_eq!(count(&queryid, "pg-slow-statements"), 1);
+
+        let logplex = scan("pgbadger/syslog/logplex.log", "postgres").unwrap();
+        assert_eq!(count(&logplex, "pg-deadlock"), 1);
+        assert_eq!(count(&logplex, "pg-very-slow-statement"), 1);
+
+        let cloudsql = scan("pgbadger/cloud/cloudsql.log", "postgres").unwrap();
+        assert!(
+            count(&cloudsql, "pg-restart-terminating") >= 4,
+            "{cloudsql:?}"
+        );
+        assert_eq!(count(&cloudsql, "pg-starting-up"), 1);
+
+        let failed_start = scan("pgbadger/stderr/pg_rawcsv.log", "postgres").unwrap();
+        assert_eq!(count(&failed_start, "pg-failed-start"), 2);
+
+        let rds = scan("pgbadger/stderr/rds_head3000.log", "postgres").unwrap();
+        assert_eq!(count(&rds, "pg-no-hba-entry"), 2);
+        assert_eq!(count(&rds, "pg-slow-statements"), 0);
+    }
+}
