@@ -293,8 +293,11 @@ mod corpus {
             .find(|p| p.is_dir())
     }
 
-    /// Rule id → the captures of each of its matches over the file, one line per event.
-    fn scan(file: &str, service: &str) -> Option<BTreeMap<String, Vec<Vec<(String, String)>>>> {
+    /// Rule id → the captures of each of its matches over a file.
+    type Found = BTreeMap<String, Vec<Vec<(String, String)>>>;
+
+    /// Scan a corpus file, one line per event.
+    fn scan(file: &str, service: &str) -> Option<Found> {
         let Some(dir) = corpora() else {
             eprintln!("skipped: no corpora folder");
             return None;
@@ -306,7 +309,7 @@ mod corpus {
             .map(|l| example_event(l.trim_end_matches('\r'), service))
             .collect();
         let matcher = Matcher::new(Arc::new(default_rules().unwrap())).unwrap();
-        let mut out: BTreeMap<String, Vec<Vec<(String, String)>>> = BTreeMap::new();
+        let mut out = Found::new();
         for m in matcher.scan(&Events::new(events)) {
             let id = matcher.rules().rules[m.rule].id.clone();
             out.entry(id).or_default().push(m.captures);
@@ -314,7 +317,7 @@ mod corpus {
         Some(out)
     }
 
-    fn count(found: &BTreeMap<String, Vec<Vec<(String, String)>>>, id: &str) -> usize {
+    fn count(found: &Found, id: &str) -> usize {
         found.get(id).map_or(0, Vec::len)
     }
 
