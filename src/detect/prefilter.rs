@@ -1,1 +1,204 @@
-//! TODO
+//! Stage 1 of matching: one aho-corasick automaton over every literal of every rule.
+//!
+//! Takes a [`RuleSet`]'s literals, gives for a text the set of rules whose literals occur in it.
+//! Literals are exact-case (case folding drops the SIMD Teddy scan: see PERFORMANCE.md), deduplicated
+//! across rules, and searched with leftmost-longest semantics; after each hit the search resumes one
+//! byte after the hit's start, and every literal that is a prefix of the reported one is counted too.
+//! That finds every literal that occurs, as an overlapping search would, while keeping the packed
+//! Teddy searcher, which only knows leftmost semantics and, with `heuristic_pattern_limits(false)`,
+//! keeps its SIMD scan beyond 64 literals. Where Teddy cannot be built (no SIMD, too many literals)
+//! a regular automaton with the same semantics is used.
+//!
+//! It must not confirm anything: a candidate is only a candidate.
+
+use aho_corasick::{AhoCorasick, Input, MatchKind, packed};
+
+use crate::detect::rules::RuleSet;
+
+enum Engine {
+    Packed(packed::Searcher),
+    Automaton(AhoCorasick),
+    /// No literal at all.
+    Empty,
+}
+
+/// The compiled literal set of a pack.
+pub struct Prefilter {
+    engine: Engine,
+    /// For each distinct literal: itself plus every other literal that is a prefix of it.
+    implied: Vec<Vec<usize>>,
+    /// For each distinct literal: the rules (indices into the RuleSet) that list it.
+    rules_of: Vec<Vec<usize>>,
+    literals: Vec<String>,
+}
+
+impl std::fmt::Debug for Prefilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let engine = match self.engine {
+            Engine::Packed(_) => "packed",
+            Engine::Automaton(_) => "automaton",
+            Engine::Empty => "empty",
+        };
+        f.debug_struct("Prefilter")
+            .field("engine", &engine)
+            .field("literals", &self.literals.len())
+            .finish()
+    }
+}
+
+/// Why the automaton could not be built.
+#[derive(thiserror::Error, Debug)]
+#[error("cannot build the literal prefilter: {0}")]
+pub struct PrefilterError(#[from] aho_corasick::BuildError);
+
+impl Prefilter {
+    pub fn new(rules: &RuleSet) -> Result<Prefilter, PrefilterError> {
+        let mut literals: Vec<String> = Vec::new();
+        let mut rules_of: Vec<Vec<usize>> = Vec::new();
+        for (rule_idx, rule) in rules.rules.iter().enumerate() {
+            for literal in &rule.literals {
+                let pos = match literals.iter().position(|l| l == literal) {
+                    Some(p) => p,
+                    None => {
+                        literals.push(literal.clone());
+                        rules_of.push(Vec::new());
+                        literals.len() - 1
+                    }
+                };
+                if !rules_of[pos].contains(&rule_idx) {
+                    rules_of[pos].push(rule_idx);
+                }
+            }
+        }
+        let implied = literals
+            .iter()
+            .enumerate()
+            .map(|(i, long)| {
+                let mut set = vec![i];
+                set.extend(
+                    literals
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, short)| *j != i && long.starts_with(short.as_str()))
+                        .map(|(j, _)| j),
+                );
+                set
+            })
+            .collect();
+        let engine = if literals.is_empty() {
+            Engine::Empty
+        } else {
+            let packed = packed::Config::new()
+                .match_kind(packed::MatchKind::LeftmostLongest)
+                .heuristic_pattern_limits(false)
+                .builder()
+                .extend(&literals)
+                .build();
+            match packed {
+                Some(searcher) => Engine::Packed(searcher),
+                None => Engine::Automaton(
+                    AhoCorasick::builder()
+                        .match_kind(MatchKind::LeftmostLongest)
+                        .build(&literals)?,
+                ),
+            }
+        };
+        Ok(Prefilter {
+            engine,
+            implied,
+            rules_of,
+            literals,
+        })
+    }
+
+    /// Number of distinct literals.
+    pub fn len(&self) -> usize {
+        self.literals.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.literals.is_empty()
+    }
+
+    /// True when the packed (Teddy) searcher is in use.
+    pub fn is_packed(&self) -> bool {
+        matches!(self.engine, Engine::Packed(_))
+    }
+
+    /// Mark in `hit` (one flag per rule, cleared by the caller) every rule with a literal in `text`.
+    /// Returns the number of rules newly marked.
+    pub fn candidates(&self, text: &str, hit: &mut [bool]) -> usize {
+        let bytes = text.as_bytes();
+        let mut marked = 0;
+        let mut at = 0;
+        while at < bytes.len() {
+            let found = match &self.engine {
+                Engine::Packed(s) => s.find_in(bytes, aho_corasick::Span::from(at..bytes.len())),
+                Engine::Automaton(ac) => ac.find(Input::new(bytes).range(at..)),
+                Engine::Empty => None,
+            };
+            let Some(m) = found else { break };
+            for &literal in &self.implied[m.pattern().as_usize()] {
+                for &rule in &self.rules_of[literal] {
+                    if !hit[rule] {
+                        hit[rule] = true;
+                        marked += 1;
+                    }
+                }
+            }
+            at = m.start() + 1;
+        }
+        marked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(literal_lists: &[&[&str]]) -> RuleSet {
+        let mut text = String::new();
+        for (i, lits) in literal_lists.iter().enumerate() {
+            let quoted: Vec<String> = lits.iter().map(|l| format!("{l:?}")).collect();
+            text.push_str(&format!(
+                "[[rule]]\nid = \"r{i}\"\nclass = \"security\"\nseverity = \"info\"\ntitle = \"t\"\nliterals = [{}]\nrunbook = \"log-analysis\"\n",
+                quoted.join(", ")
+            ));
+        }
+        RuleSet::from_files(&[("t.toml".into(), text)]).unwrap()
+    }
+
+    fn hits(p: &Prefilter, n: usize, text: &str) -> Vec<usize> {
+        let mut hit = vec![false; n];
+        p.candidates(text, &mut hit);
+        (0..n).filter(|i| hit[*i]).collect()
+    }
+
+    #[test]
+    fn overlapping_and_prefix_literals_are_all_found() {
+        let rules = set(&[
+            &["FATAL:"],
+            &["FATAL:  sorry"],
+            &["sorry, too many"],
+            &["ATA"],
+        ]);
+        let p = Prefilter::new(&rules).unwrap();
+        assert_eq!(
+            hits(&p, 4, "x FATAL:  sorry, too many clients"),
+            vec![0, 1, 2, 3]
+        );
+        assert_eq!(hits(&p, 4, "FATAL: other"), vec![0, 3]);
+        assert_eq!(hits(&p, 4, "fatal: lower case"), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn more_than_64_literals_keep_every_hit() {
+        let many: Vec<String> = (0..150).map(|i| format!("token{i:03}x")).collect();
+        let lists: Vec<Vec<&str>> = many.iter().map(|s| vec![s.as_str()]).collect();
+        let refs: Vec<&[&str]> = lists.iter().map(|v| v.as_slice()).collect();
+        let rules = set(&refs);
+        let p = Prefilter::new(&rules).unwrap();
+        assert_eq!(p.len(), 150);
+        assert_eq!(hits(&p, 150, "a token007x b token149x"), vec![7, 149]);
+    }
+}

@@ -1,14 +1,41 @@
 //! The rule pack's schema: `patterns/*.toml` → validated, compiled [`RuleSet`].
 //!
-//! (Interface fixed here; loading/validation is filled in by the detect work.)
+//! Owns the TOML format of a rule (one `[[rule]]` table per rule, `deny_unknown_fields`), its
+//! validation and its compilation (regex, predicates, condition, durations). Every error names the
+//! file, the line and the field, and unknown keys get a did-you-mean, because a rule file is written
+//! by hand under pressure. Takes file names and texts, gives a [`RuleSet`]; it must not scan events
+//! (that is `matcher`) nor read the runbook except to resolve links when asked ([`RuleSet::link_errors`]).
+//!
+//! ```toml
+//! [[rule]]
+//! id = "pg-too-many-clients"
+//! class = "db-connection"
+//! severity = "critical"
+//! title = "PostgreSQL refuses connections: too many clients"
+//! services = ["postgres"]
+//! literals = ["too many clients already"]
+//! regex = 'FATAL:\s+(?P<reason>sorry, too many clients already)'
+//! where = ["res.statusCode >= 500"]
+//! level = "error"
+//! condition = "count >= 20 within 1m"
+//! group_by = ["ip"]
+//! resolve_after = "5m"
+//! runbook = ["database-connection-issues"]
+//! examples = ['… FATAL:  sorry, too many clients already']
+//! counter_examples = ['…']
+//! ```
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
+use serde::Deserialize;
+use toml::Spanned;
 
 use crate::detect::predicate::Predicate;
 use crate::detect::{Class, Severity};
 use crate::event::Level;
+use crate::runbook::Runbook;
 
 /// When a rule's matches become an incident.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,11 +47,69 @@ pub enum Condition {
     Count { n: u32, within_secs: i64 },
 }
 
+impl Condition {
+    /// Read `immediate` or `count >= N within DURATION`.
+    pub fn parse(text: &str) -> Result<Condition, String> {
+        let expected = format!(
+            "expected \"immediate\" or \"count >= N within DURATION\", got \"{}\"",
+            text
+        );
+        let words: Vec<&str> = text.split_whitespace().collect();
+        match words.as_slice() {
+            ["immediate"] => Ok(Condition::Immediate),
+            ["count", ">=", n, "within", window] => {
+                let n: u32 = n
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| format!("{expected}: N must be a whole number ≥ 1"))?;
+                let within_secs = parse_duration(window).map_err(|e| format!("{expected}: {e}"))?;
+                Ok(Condition::Count { n, within_secs })
+            }
+            _ => Err(expected),
+        }
+    }
+}
+
+/// Read a duration such as `30s`, `5m`, `2h`, `1d` into seconds.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "duration `{text}` must be a whole number followed by s, m, h or d (30s, 5m, 2h, 1d)"
+            ));
+        }
+    };
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("duration `{text}` must start with a whole number"))?;
+    if n == 0 {
+        return Err(format!("duration `{text}` must be greater than zero"));
+    }
+    n.checked_mul(unit_secs)
+        .ok_or_else(|| format!("duration `{text}` is too long"))
+}
+
 /// Where a rule or pack entry was written: `file:line` and the field, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Location {
     pub file: String,
     pub line: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
 }
 
 /// One compiled rule.
@@ -57,6 +142,7 @@ pub struct Rule {
     /// Lines the rule must match, and lines it must not (checked by `rules check` and tests).
     pub examples: Vec<String>,
     pub counter_examples: Vec<String>,
+    /// The line of the rule's `[[rule]]` header.
     pub location: Location,
 }
 
@@ -64,4 +150,675 @@ pub struct Rule {
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
     pub rules: Vec<Arc<Rule>>,
+}
+
+/// A rule file that cannot be used, with the file, line and field to fix.
+#[derive(thiserror::Error, Debug)]
+pub enum RuleError {
+    #[error("{}: cannot read rules: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Broken TOML (a missing quote, a duplicated key).
+    #[error("{file}:{line}: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{file}:{line}: unknown field `{field}`{}", did_you_mean(suggestion.as_deref()))]
+    UnknownField {
+        file: String,
+        line: usize,
+        field: String,
+        suggestion: Option<String>,
+    },
+    #[error("{file}:{line}: field `{field}`: {message}")]
+    Field {
+        file: String,
+        line: usize,
+        field: String,
+        message: String,
+    },
+    #[error("{file}:{line}: field `id`: rule `{id}` is already defined at {first}")]
+    DuplicateId {
+        file: String,
+        line: usize,
+        id: String,
+        first: Location,
+    },
+    #[error(
+        "{file}:{line}: rule `{rule}`: field `runbook`: `{link}` is not a procedure of the runbook{}",
+        did_you_mean(suggestion.as_deref())
+    )]
+    UnresolvedLink {
+        file: String,
+        line: usize,
+        rule: String,
+        link: String,
+        suggestion: Option<String>,
+    },
+    #[error(transparent)]
+    Prefilter(#[from] crate::detect::prefilter::PrefilterError),
+}
+
+fn did_you_mean(suggestion: Option<&str>) -> String {
+    suggestion
+        .map(|s| format!(", did you mean `{s}`?"))
+        .unwrap_or_default()
+}
+
+/// Keys a `[[rule]]` table may hold (for did-you-mean).
+const RULE_FIELDS: [&str; 16] = [
+    "id",
+    "class",
+    "severity",
+    "title",
+    "services",
+    "literals",
+    "regex",
+    "where",
+    "level",
+    "condition",
+    "group_by",
+    "resolve_after",
+    "runbook",
+    "examples",
+    "counter_examples",
+    "rule",
+];
+
+/// Regexes of rules are bounded: a rule file must not be able to eat the memory.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Default quiet period before an incident resolves.
+pub const DEFAULT_RESOLVE_AFTER_SECS: i64 = 300;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    rule: Vec<Spanned<RawRule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: Spanned<String>,
+    class: Spanned<String>,
+    severity: Spanned<String>,
+    title: Spanned<String>,
+    #[serde(default)]
+    services: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    literals: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    regex: Option<Spanned<String>>,
+    #[serde(default, rename = "where")]
+    predicates: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    level: Option<Spanned<String>>,
+    #[serde(default)]
+    condition: Option<Spanned<String>>,
+    #[serde(default)]
+    group_by: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    resolve_after: Option<Spanned<String>>,
+    runbook: Spanned<OneOrMany>,
+    #[serde(default)]
+    examples: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    counter_examples: Option<Spanned<Vec<String>>>,
+}
+
+/// Byte offsets → 1-based line numbers of one file.
+struct Lines<'a> {
+    file: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(file: &'a str, text: &str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Lines { file, starts }
+    }
+    fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset).max(1)
+    }
+    fn field_error<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        field: &str,
+        message: String,
+    ) -> Result<T, RuleError> {
+        Err(RuleError::Field {
+            file: self.file.to_string(),
+            line: self.line(span.start),
+            field: field.to_string(),
+            message,
+        })
+    }
+}
+
+/// The closest known name within a small edit distance, for did-you-mean.
+pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut best: Option<(usize, &str)> = None;
+    for candidate in candidates {
+        let distance = edit_distance(word, candidate);
+        let close_enough = distance <= 2.max(word.len() / 3) && distance < candidate.len().max(1);
+        let prefix = candidate.starts_with(word) || word.starts_with(candidate);
+        if (close_enough || prefix) && best.is_none_or(|(d, _)| distance < d) {
+            best = Some((distance, candidate));
+        }
+    }
+    best.map(|(_, c)| c.to_string())
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = substitution.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Turn toml's own error (syntax, unknown key, wrong type, missing key) into a located one.
+fn toml_error(lines: &Lines<'_>, text: &str, err: &toml::de::Error) -> RuleError {
+    let span = err.span().unwrap_or(0..0);
+    let line = lines.line(span.start);
+    let message = err.message().trim().to_string();
+    let file = lines.file.to_string();
+    if let Some(field) = backticked_after(&message, "unknown field `") {
+        let suggestion = suggest(&field, RULE_FIELDS);
+        return RuleError::UnknownField {
+            file,
+            line,
+            field,
+            suggestion,
+        };
+    }
+    if let Some(field) = backticked_after(&message, "missing field `") {
+        return RuleError::Field {
+            file,
+            line,
+            field,
+            message: "missing; every rule needs id, class, severity, title and runbook".into(),
+        };
+    }
+    // A type error: name the key written on the offending line, if there is one.
+    let line_text = text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+    let key = line_text
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| RULE_FIELDS.contains(&k.as_str()));
+    match key {
+        Some(field) => RuleError::Field {
+            file,
+            line,
+            field,
+            message,
+        },
+        None => RuleError::Syntax {
+            file,
+            line,
+            message,
+        },
+    }
+}
+
+fn backticked_after(message: &str, prefix: &str) -> Option<String> {
+    let start = message.find(prefix)? + prefix.len();
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_string())
+}
+
+fn compile(lines: &Lines<'_>, raw: Spanned<RawRule>) -> Result<Rule, RuleError> {
+    let header_line = lines.line(raw.span().start);
+    let raw = raw.into_inner();
+
+    let id = raw.id.get_ref().trim().to_string();
+    let id_ok = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !id_ok {
+        return lines.field_error(
+            raw.id.span(),
+            "id",
+            format!("`{id}`: use lowercase letters, digits and `-` (e.g. `pg-too-many-clients`)"),
+        );
+    }
+
+    let class: Class = match raw.class.get_ref().parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let hint = did_you_mean(
+                suggest(raw.class.get_ref(), Class::ALL.iter().map(|c| c.as_str())).as_deref(),
+            );
+            return lines.field_error(raw.class.span(), "class", format!("{e}{hint}"));
+        }
+    };
+    let severity: Severity = match raw.severity.get_ref().parse() {
+        Ok(s) => s,
+        Err(e) => {
+            return lines.field_error(
+                raw.severity.span(),
+                "severity",
+                format!("{e} (expected info, warning, error or critical)"),
+            );
+        }
+    };
+    let title = raw.title.get_ref().trim().to_string();
+    if title.is_empty() {
+        return lines.field_error(raw.title.span(), "title", "must not be empty".into());
+    }
+
+    let services = raw.services.map(Spanned::into_inner).unwrap_or_default();
+
+    let literals = match raw.literals {
+        Some(l) => {
+            let span = l.span();
+            let list = l.into_inner();
+            if list.iter().any(|s| s.is_empty()) {
+                return lines.field_error(
+                    span,
+                    "literals",
+                    "an empty literal matches every line".into(),
+                );
+            }
+            list
+        }
+        None => Vec::new(),
+    };
+
+    let regex = match raw.regex {
+        Some(r) => match RegexBuilder::new(r.get_ref())
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+        {
+            Ok(re) => Some(re),
+            Err(e) => {
+                let detail = e
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                return lines.field_error(r.span(), "regex", format!("bad regex: {detail}"));
+            }
+        },
+        None => None,
+    };
+
+    let mut predicates = Vec::new();
+    if let Some(list) = raw.predicates {
+        for text in list.into_inner() {
+            match Predicate::parse(text.get_ref()) {
+                Ok(p) => predicates.push(p),
+                Err(e) => return lines.field_error(text.span(), "where", e.to_string()),
+            }
+        }
+    }
+
+    let min_level = match raw.level {
+        Some(l) => match l.get_ref().parse::<Level>() {
+            Ok(level) => Some(level),
+            Err(e) => return lines.field_error(l.span(), "level", e),
+        },
+        None => None,
+    };
+
+    let condition = match raw.condition {
+        Some(c) => match Condition::parse(c.get_ref()) {
+            Ok(cond) => cond,
+            Err(e) => return lines.field_error(c.span(), "condition", e),
+        },
+        None => Condition::Immediate,
+    };
+
+    let resolve_after_secs = match raw.resolve_after {
+        Some(r) => match parse_duration(r.get_ref()) {
+            Ok(secs) => secs,
+            Err(e) => return lines.field_error(r.span(), "resolve_after", e),
+        },
+        None => DEFAULT_RESOLVE_AFTER_SECS,
+    };
+
+    let group_by = match raw.group_by {
+        Some(g) => {
+            let span = g.span();
+            let list = g.into_inner();
+            if let Some(bad) = list.iter().find(|s| s.trim().is_empty()) {
+                return lines.field_error(span, "group_by", format!("`{bad}` is not a field path"));
+            }
+            list
+        }
+        None => Vec::new(),
+    };
+
+    let runbook_span = raw.runbook.span();
+    let runbook = match raw.runbook.into_inner() {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    };
+    if runbook.is_empty() || runbook.iter().any(|l| l.trim().is_empty()) {
+        return lines.field_error(
+            runbook_span,
+            "runbook",
+            "name at least one procedure key (e.g. \"database-connection-issues\")".into(),
+        );
+    }
+
+    Ok(Rule {
+        id,
+        class,
+        severity,
+        title,
+        services,
+        literals,
+        regex,
+        predicates,
+        min_level,
+        condition,
+        resolve_after_secs,
+        group_by,
+        runbook,
+        examples: raw.examples.map(Spanned::into_inner).unwrap_or_default(),
+        counter_examples: raw
+            .counter_examples
+            .map(Spanned::into_inner)
+            .unwrap_or_default(),
+        location: Location {
+            file: lines.file.to_string(),
+            line: header_line,
+        },
+    })
+}
+
+impl RuleSet {
+    /// Load rules from `(file name, TOML text)` pairs, in the order given. Ids must be unique across
+    /// all files.
+    pub fn from_files(files: &[(String, String)]) -> Result<RuleSet, RuleError> {
+        let mut rules: Vec<Arc<Rule>> = Vec::new();
+        for (name, text) in files {
+            let lines = Lines::new(name, text);
+            let parsed: RawFile = toml::from_str(text).map_err(|e| toml_error(&lines, text, &e))?;
+            for raw in parsed.rule {
+                let id_span = raw.get_ref().id.span();
+                let rule = compile(&lines, raw)?;
+                if let Some(first) = rules.iter().find(|r| r.id == rule.id) {
+                    return Err(RuleError::DuplicateId {
+                        file: name.clone(),
+                        line: lines.line(id_span.start),
+                        id: rule.id.clone(),
+                        first: first.location.clone(),
+                    });
+                }
+                rules.push(Arc::new(rule));
+            }
+        }
+        Ok(RuleSet { rules })
+    }
+
+    /// Load every `*.toml` of a directory, sorted by file name.
+    pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleError> {
+        let io = |source| RuleError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        let mut files = Vec::with_capacity(paths.len());
+        for path in paths {
+            let text = std::fs::read_to_string(&path).map_err(|source| RuleError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            files.push((path.display().to_string(), text));
+        }
+        RuleSet::from_files(&files)
+    }
+
+    /// A rule by id.
+    pub fn get(&self, id: &str) -> Option<&Arc<Rule>> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+
+    /// The index of a rule by id (what [`crate::detect::Match::rule`] holds).
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.rules.iter().position(|r| r.id == id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Every runbook link that names no procedure of `runbook`, located at its rule.
+    pub fn link_errors(&self, runbook: &Runbook) -> Vec<RuleError> {
+        let mut errors = Vec::new();
+        for rule in &self.rules {
+            for link in &rule.runbook {
+                if runbook.find(link).is_none() {
+                    let suggestion =
+                        suggest(link, runbook.procedures.iter().map(|p| p.key.as_str()));
+                    errors.push(RuleError::UnresolvedLink {
+                        file: rule.location.file.clone(),
+                        line: rule.location.line,
+                        rule: rule.id.clone(),
+                        link: link.clone(),
+                        suggestion,
+                    });
+                }
+            }
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[rule]]
+id = "pg-too-many-clients"
+class = "db-connection"
+severity = "critical"
+title = "PostgreSQL refuses connections: too many clients"
+services = ["postgres"]
+literals = ["too many clients already"]
+regex = 'FATAL:\s+(?P<reason>sorry, too many clients already)'
+where = ["pid > 0"]
+condition = "count >= 20 within 1m"
+resolve_after = "10m"
+runbook = "database-connection-issues"
+examples = ['2026-11-28 14:02:03.123 UTC [4301] newsletter@newsletter FATAL:  sorry, too many clients already']
+"#;
+
+    fn load(text: &str) -> Result<RuleSet, RuleError> {
+        RuleSet::from_files(&[("patterns/database.toml".to_string(), text.to_string())])
+    }
+
+    /// Replace one line of GOOD (1-based in the file as written, the first line being empty).
+    fn with_line(line_no: usize, replacement: &str) -> String {
+        GOOD.lines()
+            .enumerate()
+            .map(|(i, l)| if i + 1 == line_no { replacement } else { l })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn a_good_rule_compiles() {
+        let set = load(GOOD).unwrap();
+        let rule = set.get("pg-too-many-clients").unwrap();
+        assert_eq!(rule.class, Class::DbConnection);
+        assert_eq!(rule.severity, Severity::Critical);
+        assert_eq!(
+            rule.condition,
+            Condition::Count {
+                n: 20,
+                within_secs: 60
+            }
+        );
+        assert_eq!(rule.resolve_after_secs, 600);
+        assert_eq!(rule.runbook, vec!["database-connection-issues"]);
+        assert_eq!(rule.location.line, 2);
+        assert_eq!(rule.predicates.len(), 1);
+        assert_eq!(set.index_of("pg-too-many-clients"), Some(0));
+    }
+
+    #[test]
+    fn a_misspelt_key_names_file_line_and_suggests() {
+        let text = with_line(8, r#"literal = ["too many clients already"]"#);
+        let err = load(&text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "patterns/database.toml:8: unknown field `literal`, did you mean `literals`?"
+        );
+    }
+
+    #[test]
+    fn a_bad_condition_names_file_line_and_field() {
+        let text = with_line(11, r#"condition = "count > 5""#);
+        let err = load(&text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "patterns/database.toml:11: field `condition`: expected \"immediate\" or \"count >= N within DURATION\", got \"count > 5\""
+        );
+        let text = with_line(11, r#"condition = "count >= 5 within 5 minutes""#);
+        assert!(load(&text).is_err());
+    }
+
+    #[test]
+    fn an_unknown_class_is_refused_with_a_suggestion() {
+        let text = with_line(4, r#"class = "db-conection""#);
+        let err = load(&text).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "patterns/database.toml:4: field `class`: unknown incident class `db-conection`"
+            ),
+            "{err}"
+        );
+        assert!(err.ends_with("did you mean `db-connection`?"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_regex_names_its_line() {
+        let text = with_line(9, r#"regex = 'FATAL:\s+(?P<reason>sorry'"#);
+        let err = load(&text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("patterns/database.toml:9: field `regex`: bad regex"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn other_field_mistakes_are_located() {
+        for (line, text, want) in [
+            (10, r#"where = ["pid >> 0"]"#, ":10: field `where`:"),
+            (
+                12,
+                r#"resolve_after = "5 minutes""#,
+                ":12: field `resolve_after`:",
+            ),
+            (5, r#"severity = "loud""#, ":5: field `severity`:"),
+            (7, r#"services = "postgres""#, ":7: field `services`:"),
+            (3, r#"id = "Has Spaces""#, ":3: field `id`:"),
+            (13, r#"runbook = []"#, ":13: field `runbook`:"),
+        ] {
+            let err = load(&with_line(line, text)).unwrap_err().to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+        let err = load(&with_line(6, "")).unwrap_err().to_string();
+        assert!(err.contains("field `title`: missing"), "{err}");
+        let err = load("[[rule]\nid = 1").unwrap_err().to_string();
+        assert!(err.starts_with("patterns/database.toml:1: "), "{err}");
+    }
+
+    #[test]
+    fn duplicate_ids_across_files_are_refused() {
+        let files = vec![
+            ("a.toml".to_string(), GOOD.to_string()),
+            ("b.toml".to_string(), GOOD.to_string()),
+        ];
+        let err = RuleSet::from_files(&files).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "b.toml:3: field `id`: rule `pg-too-many-clients` is already defined at a.toml:2"
+        );
+    }
+
+    #[test]
+    fn unresolved_runbook_links_name_the_rule_and_suggest() {
+        let text = with_line(13, r#"runbook = ["database-conection-issues"]"#);
+        let set = load(&text).unwrap();
+        let runbook = Runbook::parse(include_str!("../../patterns/runbook.md"));
+        let errors = set.link_errors(&runbook);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            errors[0].to_string(),
+            "patterns/database.toml:2: rule `pg-too-many-clients`: field `runbook`: `database-conection-issues` is not a procedure of the runbook, did you mean `database-connection-issues`?"
+        );
+        assert!(load(GOOD).unwrap().link_errors(&runbook).is_empty());
+    }
+
+    #[test]
+    fn load_dir_reads_every_toml_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.toml"), GOOD.replace("pg-too", "pg-b")).unwrap();
+        std::fs::write(dir.path().join("a.toml"), GOOD.replace("pg-too", "pg-a")).unwrap();
+        std::fs::write(dir.path().join("notes.md"), "not rules").unwrap();
+        let set = RuleSet::load_dir(dir.path()).unwrap();
+        let ids: Vec<&str> = set.rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, vec!["pg-a-many-clients", "pg-b-many-clients"]);
+        assert!(RuleSet::load_dir(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn durations_and_conditions() {
+        assert_eq!(parse_duration("30s"), Ok(30));
+        assert_eq!(parse_duration("2h"), Ok(7200));
+        assert_eq!(parse_duration("1d"), Ok(86_400));
+        assert!(parse_duration("0m").is_err());
+        assert!(parse_duration("5").is_err());
+        assert_eq!(Condition::parse("immediate"), Ok(Condition::Immediate));
+        assert_eq!(
+            Condition::parse("count >= 3 within 10m"),
+            Ok(Condition::Count {
+                n: 3,
+                within_secs: 600
+            })
+        );
+        assert!(Condition::parse("count >= 0 within 10m").is_err());
+    }
 }
