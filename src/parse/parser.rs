@@ -451,3 +451,273 @@ pub fn parse_all(
     parser.feed(0, bytes);
     Ok(parser.finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const NOW: Timestamp = Timestamp(1_795_881_600_000_000); // 2026-11-28T16:00:00Z
+
+    fn parser(format: Format) -> Parser {
+        Parser::new("svc", format, 7)
+            .unwrap()
+            .with_reference_time(NOW)
+    }
+
+    /// Feed `input` cut at `cuts`, then finish; all events in order.
+    fn run(format: Format, max_line: usize, input: &[u8], cuts: &[usize]) -> (Vec<Event>, Stats) {
+        let mut p = parser(format).with_max_line(max_line);
+        let mut events = Vec::new();
+        let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+        bounds.sort_unstable();
+        let mut start = 0;
+        for end in bounds.into_iter().chain([input.len()]) {
+            let chunk = Chunk {
+                source: 0,
+                fingerprint: 7,
+                offset: start as u64,
+                bytes: input[start..end].to_vec(),
+                eof: false,
+            };
+            events.extend(p.parse(&chunk).events);
+            start = end;
+        }
+        events.extend(p.finish().events);
+        assert_eq!(p.checkpoint(), input.len() as u64);
+        (events, p.stats().clone())
+    }
+
+    fn physical_lines(input: &[u8]) -> u64 {
+        let newlines = input.iter().filter(|b| **b == b'\n').count() as u64;
+        newlines + u64::from(!input.is_empty() && input.last() != Some(&b'\n'))
+    }
+
+    fn assert_covers(events: &[Event], input: &[u8]) {
+        let mut next = 0;
+        for e in events {
+            assert_eq!(e.id.offset, next, "events must tile the input");
+            next = e.end_offset();
+        }
+        assert_eq!(next, input.len() as u64);
+    }
+
+    fn input_strategy() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(b"\n".to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(b"{\"level\":50,\"time\":1796220000123,\"msg\":\"x\"}".to_vec()),
+            Just(b"{\"level\":".to_vec()),
+            Just(b"Error: boom".to_vec()),
+            Just(b"    at f (a.js:1:1)".to_vec()),
+            Just(b"2026-11-28 14:00:01.123 UTC [42] LOG:  hi".to_vec()),
+            Just(b"Nov 28 14:00:04 host kernel: [1.5] up".to_vec()),
+            Just("é".as_bytes().to_vec()),
+            Just(vec![0xff, 0xfe]),
+            Just(b"password=hunter2".to_vec()),
+            prop::collection::vec(any::<u8>(), 0..12),
+        ];
+        prop::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+    }
+
+    fn format_strategy() -> impl Strategy<Value = Format> {
+        prop_oneof![
+            Just(Format::Auto),
+            Just(Format::Plain),
+            Just(Format::Pino),
+            Just(Format::Syslog),
+            Just(Format::Redis),
+            Just(Format::Compose),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Nothing is ever dropped: every physical line lands in exactly one event, the events tile
+        /// the input, and chunking changes nothing.
+        #[test]
+        fn every_line_lands_in_exactly_one_event(
+            input in input_strategy(),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
+            format in format_strategy(),
+            max_line in prop_oneof![Just(16usize), Just(MAX_LINE)],
+        ) {
+            let (events, stats) = run(format.clone(), max_line, &input, &cuts);
+            let expected = physical_lines(&input);
+            prop_assert_eq!(stats.lines, expected);
+            let in_events: u64 = events.iter().map(|e| u64::from(e.lines)).sum();
+            prop_assert_eq!(in_events, expected);
+            prop_assert_eq!(stats.events, events.len() as u64);
+            assert_covers(&events, &input);
+            let (whole, _) = run(format, max_line, &input, &[]);
+            prop_assert_eq!(events, whole);
+        }
+    }
+
+    const STACK: &str = "{\"level\":30,\"time\":1796220000123,\"msg\":\"ok\"}\n\
+Error: boom\n    at f (/app/a.js:1:1)\n    at g (/app/b.js:2:2)\n\
+{\"level\":50,\"time\":1796220000456,\"err\":{\"message\":\"x\"},\"msg\":\"failed\"}\n\
+FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n\
+----- Native stack trace -----\n\n 1: 0xb7c5f0 node::Abort() [node]\n 2: 0xa8e3d9 [node]\n\
+{\"level\":30,\"time\":1796220000789,\"msg\":\"restarted\"}\n";
+
+    #[test]
+    fn chunking_does_not_change_the_events() {
+        let input = STACK.as_bytes();
+        let (whole, _) = run(Format::Auto, MAX_LINE, input, &[]);
+        for cut in 0..input.len() {
+            let (cut_events, _) = run(Format::Auto, MAX_LINE, input, &[cut]);
+            assert_eq!(cut_events, whole, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn stack_traces_and_heap_reports_are_one_event_each() {
+        let (events, stats) = run(Format::Auto, MAX_LINE, STACK.as_bytes(), &[]);
+        assert_eq!(events.len(), 5);
+        assert_eq!(stats.lines, 11);
+        assert_eq!(events[1].lines, 3);
+        assert_eq!(events[1].level, Level::Error);
+        assert!(events[1].raw.ends_with("at g (/app/b.js:2:2)"));
+        assert_eq!(events[3].lines, 5);
+        assert_eq!(events[3].level, Level::Fatal);
+        // The stack trace has no time of its own: it takes the previous event's.
+        assert!(events[1].flags.contains(Flags::NO_TIMESTAMP));
+        assert_eq!(events[1].ts, events[0].ts);
+        assert_eq!(events[2].message, "failed: x");
+        assert_eq!(events[2].id, EventId { fingerprint: 7, offset: events[1].end_offset() });
+    }
+
+    #[test]
+    fn parse_holds_the_open_entry_and_the_partial_line() {
+        let mut p = parser(Format::Plain);
+        let chunk = |offset: u64, s: &str| Chunk {
+            source: 0,
+            fingerprint: 7,
+            offset,
+            bytes: s.as_bytes().to_vec(),
+            eof: false,
+        };
+        let out = p.parse(&chunk(0, "Error: boom\n    at f (a.js:1:1)\nnext li"));
+        assert!(out.is_empty(), "the trace may continue; the next line is partial");
+        assert_eq!(p.checkpoint(), 0);
+        let out = p.parse(&chunk(39, "ne\n    at g\nlast"));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out.events[0].lines, 2);
+        assert_eq!(p.checkpoint(), 32);
+        let out = p.flush();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out.events[0].raw, "next line\n    at g");
+        assert_eq!(p.checkpoint(), 51);
+        let out = p.finish();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out.events[0].raw, "last");
+        assert!(out.events[0].flags.contains(Flags::PARTIAL));
+        assert_eq!(p.checkpoint(), 55);
+        assert_eq!(p.stats().lines, 5);
+        assert_eq!(p.stats().partial, 1);
+    }
+
+    #[test]
+    fn json_lines_are_emitted_at_once() {
+        let mut p = parser(Format::Pino);
+        let out = p.parse(&Chunk {
+            source: 0,
+            fingerprint: 7,
+            offset: 0,
+            bytes: b"{\"level\":30,\"msg\":\"a\"}\n".to_vec(),
+            eof: false,
+        });
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn malformed_json_and_invalid_utf8_are_kept_and_flagged() {
+        let input = b"{\"level\":50,\"msg\":\"cut\n{\"level\":30,\"msg\":\"caf\xe9\"}\n".to_vec();
+        let events = parse_all("app", Format::Pino, 1, &input).unwrap().events;
+        assert_eq!(events.len(), 2);
+        assert!(events[0].flags.contains(Flags::MALFORMED));
+        assert_eq!(events[0].raw, "{\"level\":50,\"msg\":\"cut");
+        assert!(events[1].flags.contains(Flags::INVALID_UTF8));
+        assert_eq!(events[1].message, "caf\u{fffd}");
+    }
+
+    #[test]
+    fn a_huge_line_is_split_as_it_arrives_and_never_buffered_whole() {
+        let mut p = parser(Format::Pino).with_max_line(1 << 20);
+        let block = vec![b'a'; 256 * 1024];
+        let mut events = Vec::new();
+        let total = 12 * 1024 * 1024;
+        let mut offset = 0;
+        while offset < total {
+            let out = p.parse(&Chunk {
+                source: 0,
+                fingerprint: 7,
+                offset: offset as u64,
+                bytes: block.clone(),
+                eof: false,
+            });
+            offset += block.len();
+            events.extend(out.events);
+            assert!(p.framer.held() <= (1 << 20) + 1 + block.len());
+        }
+        events.extend(p.parse(&Chunk {
+            source: 0,
+            fingerprint: 7,
+            offset: offset as u64,
+            bytes: b"\n{\"level\":30,\"msg\":\"after\"}\n".to_vec(),
+            eof: true,
+        }).events);
+        assert_eq!(events.len(), 13);
+        assert!(events[..12].iter().all(|e| e.flags.contains(Flags::SPLIT)));
+        assert_eq!(events[..12].iter().map(|e| e.lines).sum::<u32>(), 1);
+        assert_eq!(events[12].message, "after");
+        assert_eq!(p.stats().lines, 2);
+        assert_eq!(p.stats().split, 12);
+    }
+
+    #[test]
+    fn secrets_are_redacted_before_events_leave() {
+        let input = "{\"level\":50,\"time\":1796220000123,\"err\":{\"message\":\"connect postgres://newsletter:S3cretPw@db:5432/newsletter failed\"},\"apiKey\":\"sk-proj-abc123def\",\"msg\":\"Database query failed\"}\n";
+        let events = parse_all("app", Format::Pino, 1, input.as_bytes()).unwrap().events;
+        let e = &events[0];
+        assert!(e.flags.contains(Flags::REDACTED));
+        assert!(!e.raw.contains("S3cretPw") && !e.message.contains("S3cretPw"));
+        assert_eq!(e.fields["apiKey"], "***");
+        assert!(!e.fields["err"]["message"].as_str().unwrap().contains("S3cretPw"));
+    }
+
+    #[test]
+    fn auto_detects_and_reports_the_format() {
+        let mut p = parser(Format::Auto);
+        assert_eq!(p.format(), &Format::Auto);
+        let out = p.parse(&Chunk {
+            source: 0,
+            fingerprint: 7,
+            offset: 0,
+            bytes: b"1:M 28 Nov 2026 14:00:03.123 * 100 changes in 300 seconds. Saving...\n".to_vec(),
+            eof: false,
+        });
+        assert!(out.is_empty(), "still sniffing");
+        let out = p.flush();
+        assert_eq!(p.format(), &Format::Redis);
+        assert_eq!(out.events[0].level, Level::Info);
+        assert_eq!(out.events[0].message, "100 changes in 300 seconds. Saving...");
+    }
+
+    #[test]
+    fn compose_lines_take_their_service_from_the_prefix() {
+        let input = "newsletter-app-1  | {\"level\":50,\"time\":1796220000123,\"res\":{\"statusCode\":503},\"msg\":\"request completed\"}\n\
+worker-1  | Error: boom\n\
+newsletter-app-1  | {\"level\":30,\"time\":1796220000124,\"msg\":\"ok\"}\n\
+worker-1  |     at f (a.js:1:1)\n";
+        let events = parse_all("compose", Format::Auto, 1, input.as_bytes()).unwrap().events;
+        assert_eq!(events.len(), 4);
+        assert_eq!(events[0].service, "newsletter-app");
+        assert_eq!(events[0].level, Level::Error);
+        assert_eq!(events[1].service, "worker");
+        assert_eq!(events[3].service, "worker");
+    }
+}

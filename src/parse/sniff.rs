@@ -11,6 +11,7 @@
 use crate::event::Timestamp;
 use crate::parse::Format;
 use crate::parse::compose;
+use crate::parse::multiline;
 use crate::parse::parser::is_json_object_line;
 use crate::parse::syslog;
 use crate::parse::timestamp;
@@ -44,7 +45,11 @@ pub fn sniff(lines: &[&str]) -> Format {
         Kind::Postgres,
         Kind::Plain,
     ];
-    for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+    // Continuation-like lines (stack frames, `Error: …` reports) appear in any format: not evidence.
+    let evidence = |l: &&&str| {
+        !l.trim().is_empty() && !l.starts_with([' ', '\t']) && !multiline::is_error_start(l)
+    };
+    for line in lines.iter().filter(evidence) {
         let k = classify(line);
         if let Some(i) = kinds.iter().position(|x| *x == k) {
             counts[i] += 1;
