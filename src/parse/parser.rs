@@ -721,3 +721,95 @@ worker-1  |     at f (a.js:1:1)\n";
         assert_eq!(events[3].service, "worker");
     }
 }
+
+/// Every log file of the shared corpora ingests with `auto`: no error, no lost line, and the
+/// README's event counts.
+#[cfg(test)]
+mod corpora {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// (file, physical lines, events) as the corpora README gives them.
+    const FILES: [(&str, u64, Option<u64>); 17] = [
+        ("loghub/Apache/Apache_2k.log", 2000, None),
+        ("loghub/Linux/Linux_2k.log", 2000, None),
+        ("loghub/OpenSSH/OpenSSH_2k.log", 2000, None),
+        ("loghub/Zookeeper/Zookeeper_2k.log", 2000, None),
+        ("pgbadger/stderr/queryid.log", 63, Some(39)),
+        ("pgbadger/stderr/tempfile_only.log", 188, Some(176)),
+        ("pgbadger/stderr/light.postgres.log", 630, Some(630)),
+        ("pgbadger/stderr/postgresql_param_range.log", 6, Some(3)),
+        ("pgbadger/stderr/pg_rawcsv.log", 14, Some(12)),
+        ("pgbadger/stderr/rds_head3000.log", 3000, Some(3000)),
+        ("pgbadger/stderr/pg_vacuums_head1000.log", 9139, Some(1000)),
+        ("pgbadger/jsonlog/pg_vacuums_head1000.json", 1000, Some(1000)),
+        ("pgbadger/csvlog/anonymize.log", 8, Some(8)),
+        // README: 4,976. The syslog sequence numbers give 4,978: the 22 lines `[n-m]` with m > 1
+        // (one HINT, 21 `#011` statement lines) are the only continuations in the file.
+        ("pgbadger/syslog/pg-syslog_head5000.log", 5000, Some(4978)),
+        // README: 26, which joins only the tab-continued lines. By its own definition (an entry
+        // with its DETAIL/CONTEXT/STATEMENT lines is one event) and by the sequence numbers
+        // (`[19-2]` … `[19-10]` continue `[19-1]`) there are 10 entries.
+        ("pgbadger/syslog/logplex.log", 36, Some(10)),
+        ("pgbadger/cloud/cloudsql.log", 1343, Some(1343)),
+        ("pgbadger/cloud/cnpg.log", 2022, Some(2022)),
+    ];
+
+    fn corpora_dir() -> PathBuf {
+        if let Some(dir) = std::env::var_os("LOGWARDEN_CORPORA") {
+            return PathBuf::from(dir);
+        }
+        let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora");
+        if beside.is_dir() {
+            return beside;
+        }
+        PathBuf::from("/work/shared/corpora")
+    }
+
+    #[test]
+    fn every_corpus_file_ingests_without_losing_a_line() {
+        let dir = corpora_dir();
+        assert!(dir.is_dir(), "corpora folder {} is missing", dir.display());
+        let mut report = Vec::new();
+        for (file, lines, events) in FILES {
+            let bytes = std::fs::read(dir.join(file)).unwrap();
+            let mut p = Parser::new("corpus", Format::Auto, 1)
+                .unwrap()
+                .with_reference_time(Timestamp::from_secs(1_795_881_600));
+            // Realistic chunks: 64 KiB reads.
+            let mut out = Vec::new();
+            for (i, block) in bytes.chunks(64 * 1024).enumerate() {
+                let chunk = Chunk {
+                    source: 0,
+                    fingerprint: 1,
+                    offset: (i * 64 * 1024) as u64,
+                    bytes: block.to_vec(),
+                    eof: false,
+                };
+                out.extend(p.parse(&chunk).events);
+            }
+            out.extend(p.finish().events);
+            let in_events: u64 = out.iter().map(|e| u64::from(e.lines)).sum();
+            assert_eq!(p.stats().lines, lines, "{file}: lines read");
+            assert_eq!(in_events, lines, "{file}: lines in events");
+            assert_eq!(p.checkpoint(), bytes.len() as u64, "{file}: checkpoint");
+            report.push(format!(
+                "{file}: format {}, {} events (README {:?}), {} malformed, {} without time",
+                p.format(),
+                out.len(),
+                events,
+                p.stats().malformed,
+                out.iter().filter(|e| e.flags.contains(Flags::NO_TIMESTAMP)).count(),
+            ));
+            if let Some(expected) = events {
+                if out.len() as u64 != expected {
+                    report.push(format!("  MISMATCH {file}: {} != {expected}", out.len()));
+                }
+            }
+        }
+        let text = report.join("\n");
+        println!("{text}");
+        assert!(!text.contains("MISMATCH"), "{text}");
+    }
+}
