@@ -84,32 +84,29 @@ pub fn read_object(mut map: Map<String, Value>) -> Parsed {
         }
     }
     // Google Cloud: the text may itself be a PostgreSQL line (`[123]: [1-1] db=…,user=… LOG:  …`).
-    if text_payload {
-        if let Some(body) = syslog::pg_body(&parsed.message) {
-            parsed.message = body.message;
-            if body.level.is_some() {
-                parsed.level = body.level;
-            }
-            parsed.fields.extend(body.fields);
+    if text_payload && let Some(body) = syslog::pg_body(&parsed.message) {
+        parsed.message = body.message;
+        if body.level.is_some() {
+            parsed.level = body.level;
         }
+        parsed.fields.extend(body.fields);
     }
     // CloudNativePG: `"msg":"record"` with the PostgreSQL record nested in `record`.
-    if let Some(Value::Object(record)) = map.get("record") {
-        if parsed.message == "record" || parsed.message.is_empty() {
-            if let Some(Value::String(m)) = record.get("message") {
-                parsed.message = m.clone();
-            }
-            if let Some(level) = record.get("error_severity").and_then(level_of) {
-                parsed.level = Some(level);
-            }
+    if let Some(Value::Object(record)) = map.get("record")
+        && (parsed.message == "record" || parsed.message.is_empty())
+    {
+        if let Some(Value::String(m)) = record.get("message") {
+            parsed.message = m.clone();
+        }
+        if let Some(level) = record.get("error_severity").and_then(level_of) {
+            parsed.level = Some(level);
         }
     }
-    if let Some(jp) = map.get("jsonPayload").and_then(Value::as_object) {
-        if parsed.message.is_empty() {
-            if let Some(Value::String(m)) = jp.get("message").or_else(|| jp.get("msg")) {
-                parsed.message = m.clone();
-            }
-        }
+    if let Some(jp) = map.get("jsonPayload").and_then(Value::as_object)
+        && parsed.message.is_empty()
+        && let Some(Value::String(m)) = jp.get("message").or_else(|| jp.get("msg"))
+    {
+        parsed.message = m.clone();
     }
     // An attached error: its message joins the human message.
     let err_message = ["err", "error"]

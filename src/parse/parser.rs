@@ -287,10 +287,10 @@ impl Parser {
     /// without any time. Defaults to the wall clock; set it for deterministic replays and tests.
     pub fn with_reference_time(mut self, now: Timestamp) -> Parser {
         self.asm.now = now;
-        if self.probe.is_none() {
-            if let Ok(reader) = Reader::build(&self.format, now) {
-                self.asm.reader = Some(reader);
-            }
+        if self.probe.is_none()
+            && let Ok(reader) = Reader::build(&self.format, now)
+        {
+            self.asm.reader = Some(reader);
         }
         self
     }
@@ -587,7 +587,13 @@ FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memor
         assert!(events[1].flags.contains(Flags::NO_TIMESTAMP));
         assert_eq!(events[1].ts, events[0].ts);
         assert_eq!(events[2].message, "failed: x");
-        assert_eq!(events[2].id, EventId { fingerprint: 7, offset: events[1].end_offset() });
+        assert_eq!(
+            events[2].id,
+            EventId {
+                fingerprint: 7,
+                offset: events[1].end_offset()
+            }
+        );
     }
 
     #[test]
@@ -601,7 +607,10 @@ FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memor
             eof: false,
         };
         let out = p.parse(&chunk(0, "Error: boom\n    at f (a.js:1:1)\nnext li"));
-        assert!(out.is_empty(), "the trace may continue; the next line is partial");
+        assert!(
+            out.is_empty(),
+            "the trace may continue; the next line is partial"
+        );
         assert_eq!(p.checkpoint(), 0);
         let out = p.parse(&chunk(39, "ne\n    at g\nlast"));
         assert_eq!(out.len(), 1);
@@ -663,13 +672,16 @@ FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memor
             events.extend(out.events);
             assert!(p.framer.held() <= (1 << 20) + 1 + block.len());
         }
-        events.extend(p.parse(&Chunk {
-            source: 0,
-            fingerprint: 7,
-            offset: offset as u64,
-            bytes: b"\n{\"level\":30,\"msg\":\"after\"}\n".to_vec(),
-            eof: true,
-        }).events);
+        events.extend(
+            p.parse(&Chunk {
+                source: 0,
+                fingerprint: 7,
+                offset: offset as u64,
+                bytes: b"\n{\"level\":30,\"msg\":\"after\"}\n".to_vec(),
+                eof: true,
+            })
+            .events,
+        );
         assert_eq!(events.len(), 13);
         assert!(events[..12].iter().all(|e| e.flags.contains(Flags::SPLIT)));
         assert_eq!(events[..12].iter().map(|e| e.lines).sum::<u32>(), 1);
@@ -681,12 +693,19 @@ FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memor
     #[test]
     fn secrets_are_redacted_before_events_leave() {
         let input = "{\"level\":50,\"time\":1796220000123,\"err\":{\"message\":\"connect postgres://newsletter:S3cretPw@db:5432/newsletter failed\"},\"apiKey\":\"sk-proj-abc123def\",\"msg\":\"Database query failed\"}\n";
-        let events = parse_all("app", Format::Pino, 1, input.as_bytes()).unwrap().events;
+        let events = parse_all("app", Format::Pino, 1, input.as_bytes())
+            .unwrap()
+            .events;
         let e = &events[0];
         assert!(e.flags.contains(Flags::REDACTED));
         assert!(!e.raw.contains("S3cretPw") && !e.message.contains("S3cretPw"));
         assert_eq!(e.fields["apiKey"], "***");
-        assert!(!e.fields["err"]["message"].as_str().unwrap().contains("S3cretPw"));
+        assert!(
+            !e.fields["err"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("S3cretPw")
+        );
     }
 
     #[test]
@@ -697,14 +716,18 @@ FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memor
             source: 0,
             fingerprint: 7,
             offset: 0,
-            bytes: b"1:M 28 Nov 2026 14:00:03.123 * 100 changes in 300 seconds. Saving...\n".to_vec(),
+            bytes: b"1:M 28 Nov 2026 14:00:03.123 * 100 changes in 300 seconds. Saving...\n"
+                .to_vec(),
             eof: false,
         });
         assert!(out.is_empty(), "still sniffing");
         let out = p.flush();
         assert_eq!(p.format(), &Format::Redis);
         assert_eq!(out.events[0].level, Level::Info);
-        assert_eq!(out.events[0].message, "100 changes in 300 seconds. Saving...");
+        assert_eq!(
+            out.events[0].message,
+            "100 changes in 300 seconds. Saving..."
+        );
     }
 
     #[test]
@@ -713,7 +736,9 @@ FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memor
 worker-1  | Error: boom\n\
 newsletter-app-1  | {\"level\":30,\"time\":1796220000124,\"msg\":\"ok\"}\n\
 worker-1  |     at f (a.js:1:1)\n";
-        let events = parse_all("compose", Format::Auto, 1, input.as_bytes()).unwrap().events;
+        let events = parse_all("compose", Format::Auto, 1, input.as_bytes())
+            .unwrap()
+            .events;
         assert_eq!(events.len(), 4);
         assert_eq!(events[0].service, "newsletter-app");
         assert_eq!(events[0].level, Level::Error);
@@ -743,7 +768,11 @@ mod corpora {
         ("pgbadger/stderr/pg_rawcsv.log", 14, Some(12)),
         ("pgbadger/stderr/rds_head3000.log", 3000, Some(3000)),
         ("pgbadger/stderr/pg_vacuums_head1000.log", 9139, Some(1000)),
-        ("pgbadger/jsonlog/pg_vacuums_head1000.json", 1000, Some(1000)),
+        (
+            "pgbadger/jsonlog/pg_vacuums_head1000.json",
+            1000,
+            Some(1000),
+        ),
         ("pgbadger/csvlog/anonymize.log", 8, Some(8)),
         // README: 4,976. The syslog sequence numbers give 4,978: the 22 lines `[n-m]` with m > 1
         // (one HINT, 21 `#011` statement lines) are the only continuations in the file.
@@ -800,12 +829,14 @@ mod corpora {
                 out.len(),
                 events,
                 p.stats().malformed,
-                out.iter().filter(|e| e.flags.contains(Flags::NO_TIMESTAMP)).count(),
+                out.iter()
+                    .filter(|e| e.flags.contains(Flags::NO_TIMESTAMP))
+                    .count(),
             ));
-            if let Some(expected) = events {
-                if out.len() as u64 != expected {
-                    report.push(format!("  MISMATCH {file}: {} != {expected}", out.len()));
-                }
+            if let Some(expected) = events
+                && out.len() as u64 != expected
+            {
+                report.push(format!("  MISMATCH {file}: {} != {expected}", out.len()));
             }
         }
         let text = report.join("\n");

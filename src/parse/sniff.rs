@@ -107,10 +107,11 @@ fn classify(line: &str) -> Kind {
     if syslog::is_redis_line(line) {
         return Kind::Redis;
     }
-    if let Some((_, n)) = timestamp::parse_iso(line) {
-        if line[n..].starts_with(',') && line.matches(',').count() >= 10 {
-            return Kind::PostgresCsv;
-        }
+    if let Some((_, n)) = timestamp::parse_iso(line)
+        && line[n..].starts_with(',')
+        && line.matches(',').count() >= 10
+    {
+        return Kind::PostgresCsv;
     }
     if syslog::pg_severity_at(line).is_some() {
         return Kind::Postgres;

@@ -167,12 +167,12 @@ fn split_tag(tag: &str) -> (Option<&str>, Option<&str>) {
 /// Optional `[COLOR] ` (logplex) then `[n-m]`: the sequence numbers and the body after them.
 fn sequence(body: &str) -> (Option<(u64, u64)>, &str) {
     let mut rest = body;
-    if let Some(after) = rest.strip_prefix('[') {
-        if let Some(end) = after.find("] ") {
-            let word = &after[..end];
-            if !word.is_empty() && word.bytes().all(|b| b.is_ascii_uppercase()) {
-                rest = &after[end + 2..];
-            }
+    if let Some(after) = rest.strip_prefix('[')
+        && let Some(end) = after.find("] ")
+    {
+        let word = &after[..end];
+        if !word.is_empty() && word.bytes().all(|b| b.is_ascii_uppercase()) {
+            rest = &after[end + 2..];
         }
     }
     let Some(after) = rest.strip_prefix('[') else {
@@ -227,13 +227,13 @@ impl EntryFormat for Syslog {
             f.insert("pid".into(), v);
         }
         let mut body = h.body;
-        if h.program == Some("kernel") {
-            if let Some((secs, rest)) = kernel_time(body) {
-                if let Some(n) = serde_json::Number::from_f64(secs) {
-                    parsed.fields.insert("kernel_time".into(), Value::Number(n));
-                }
-                body = rest;
+        if h.program == Some("kernel")
+            && let Some((secs, rest)) = kernel_time(body)
+        {
+            if let Some(n) = serde_json::Number::from_f64(secs) {
+                parsed.fields.insert("kernel_time".into(), Value::Number(n));
             }
+            body = rest;
         }
         let postgres = h.seq.is_some() || h.program.is_some_and(|p| p.starts_with("postgres"));
         match postgres.then(|| pg_body(body)).flatten() {

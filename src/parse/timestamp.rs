@@ -230,14 +230,14 @@ impl<'a> Cursor<'a> {
             end += 1;
         }
         let boundary = self.b.get(end).is_none_or(|c| !c.is_ascii_alphanumeric());
-        if end > start && boundary {
-            if let Some(off) = std::str::from_utf8(&self.b[start..end])
+        if end > start
+            && boundary
+            && let Some(off) = std::str::from_utf8(&self.b[start..end])
                 .ok()
                 .and_then(zone_offset)
-            {
-                self.pos = end;
-                return off;
-            }
+        {
+            self.pos = end;
+            return off;
         }
         self.pos = save;
         0
