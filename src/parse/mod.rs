@@ -146,3 +146,6 @@ pub trait EntryFormat: Send + Sync {
     /// kept as a plain event flagged malformed).
     fn parse(&self, entry: &str) -> Result<Parsed, String>;
 }
+
+pub mod pg_prefix;
+pub mod postgres;
