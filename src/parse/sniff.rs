@@ -13,6 +13,7 @@ use crate::parse::Format;
 use crate::parse::compose;
 use crate::parse::multiline;
 use crate::parse::parser::is_json_object_line;
+use crate::parse::postgres;
 use crate::parse::syslog;
 use crate::parse::timestamp;
 
@@ -70,7 +71,12 @@ pub fn sniff(lines: &[&str]) -> Format {
         Kind::Syslog => Format::Syslog,
         Kind::Redis => Format::Redis,
         Kind::PostgresCsv => Format::PostgresCsv,
-        Kind::Postgres => postgres_format(lines),
+        Kind::Postgres => match detect_pg_prefix(lines) {
+            Some(prefix) => Format::Postgres {
+                prefix: Some(prefix),
+            },
+            None => Format::Plain,
+        },
         Kind::Plain => Format::Plain,
     }
 }
@@ -82,9 +88,8 @@ pub fn postgres_format(lines: &[&str]) -> Format {
     }
 }
 
-// TODO(h-pg): `postgres::detect_prefix` once parse/postgres.rs lands.
-fn detect_pg_prefix(_lines: &[&str]) -> Option<String> {
-    None
+fn detect_pg_prefix(lines: &[&str]) -> Option<String> {
+    postgres::detect_prefix(lines)
 }
 
 fn classify(line: &str) -> Kind {

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::event::{Level, Timestamp};
 use crate::parse::plain::{self, first_line};
+use crate::parse::postgres;
 use crate::parse::timestamp;
 use crate::parse::{EntryFormat, Parsed};
 
@@ -236,7 +237,20 @@ impl EntryFormat for Syslog {
             body = rest;
         }
         let postgres = h.seq.is_some() || h.program.is_some_and(|p| p.starts_with("postgres"));
-        match postgres.then(|| pg_body(body)).flatten() {
+        let mut pg = None;
+        if postgres && pg_severity_at(body).is_some() {
+            // The entry's PostgreSQL text: this body, then each continuation's body.
+            let mut text = body.to_string();
+            for line in lines.clone() {
+                text.push('\n');
+                match header(line, self.now) {
+                    Some(c) => text.push_str(&pg_continuation(c.body)),
+                    None => text.push_str(line),
+                }
+            }
+            pg = pg_body(&text);
+        }
+        match pg {
             Some(pg) => {
                 parsed.level = pg.level;
                 parsed.message = pg.message;
@@ -246,13 +260,13 @@ impl EntryFormat for Syslog {
                 let text = plain::parse_text(body, self.now);
                 parsed.level = text.level.or(h.pri.map(severity_level));
                 parsed.message = body.to_string();
-            }
-        }
-        for line in lines {
-            parsed.message.push('\n');
-            match header(line, self.now) {
-                Some(c) => parsed.message.push_str(pg_continuation(c.body)),
-                None => parsed.message.push_str(line),
+                for line in lines {
+                    parsed.message.push('\n');
+                    match header(line, self.now) {
+                        Some(c) => parsed.message.push_str(c.body),
+                        None => parsed.message.push_str(line),
+                    }
+                }
             }
         }
         Ok(parsed)
@@ -316,19 +330,27 @@ pub fn pg_severity_at(text: &str) -> Option<(usize, &str)> {
     None
 }
 
-/// The PostgreSQL part of a continuation line: from its severity word on, else the text itself.
-fn pg_continuation(body: &str) -> &str {
+/// The PostgreSQL part of a continuation line: from its severity word on, else the text itself
+/// with rsyslog's `#011` escape turned back into the tab it stands for.
+fn pg_continuation(body: &str) -> std::borrow::Cow<'_, str> {
     match pg_severity_at(body) {
-        Some((start, _)) => &body[start..],
-        None => body,
+        Some((start, _)) => std::borrow::Cow::Borrowed(&body[start..]),
+        None => match body.strip_prefix("#011") {
+            Some(rest) => std::borrow::Cow::Owned(format!("\t{rest}")),
+            None => std::borrow::Cow::Borrowed(body),
+        },
     }
 }
 
-/// Read a PostgreSQL line found inside another format (syslog, a Cloud Logging `textPayload`): the
-/// prefix's `key=value` pairs (`db`, `user`, `app`, `client`, `host`), a leading `[pid]`, then the
-/// level, message and `duration_ms` after the severity word. `None` without a severity word.
+/// Read a PostgreSQL entry found inside another format (syslog, a Cloud Logging `textPayload`):
+/// the prefix's `key=value` pairs (`db`, `user`, `app`, `client`, `host`), a leading `[pid]`,
+/// logplex's `sql_error_code = …`, then everything from the severity word on (the first line's
+/// rest and the continuation lines that follow it, prefixes already removed) through
+/// [`postgres::parse_body`]: level, message, `duration_ms`, `sqlstate`, `detail`, `statement`, ….
+/// `None` when the first line has no severity word.
 pub fn pg_body(text: &str) -> Option<Parsed> {
-    let (start, word) = pg_severity_at(text)?;
+    let first = first_line(text);
+    let (start, _) = pg_severity_at(first)?;
     let mut parsed = Parsed::default();
     let prefix = &text[..start];
     if let Some(pid) = prefix
@@ -347,7 +369,6 @@ pub fn pg_body(text: &str) -> Option<Parsed> {
             "user" | "usr" => "user",
             "app" | "appli" | "application" => "app",
             "client" | "host" => "client",
-            "sql_error_code" => "sqlstate",
             _ => continue,
         };
         if !v.is_empty() {
@@ -359,22 +380,7 @@ pub fn pg_body(text: &str) -> Option<Parsed> {
         let code: String = prefix[i + 17..].chars().take(5).collect();
         parsed.fields.insert("sqlstate".into(), Value::from(code));
     }
-    let message = &text[start + word.len() + 3..];
-    parsed.level = match word {
-        "DETAIL" | "HINT" | "STATEMENT" | "CONTEXT" | "QUERY" | "LOCATION" => None,
-        w => Level::parse_name(w),
-    };
-    if let Some(ms) = message
-        .strip_prefix("duration: ")
-        .and_then(|d| d.split_once(" ms"))
-        .and_then(|(n, _)| n.parse::<f64>().ok())
-        .and_then(serde_json::Number::from_f64)
-    {
-        parsed
-            .fields
-            .insert("duration_ms".into(), Value::Number(ms));
-    }
-    parsed.message = message.to_string();
+    postgres::parse_body(&text[start..], &mut parsed);
     Some(parsed)
 }
 
@@ -534,9 +540,10 @@ mod tests {
         assert!(!s.continues(first, other));
         let p = s.parse(&format!("{first}\n{second}")).unwrap();
         assert_eq!(p.level, Some(Level::Info));
+        assert_eq!(p.message, "ending log output to stderr");
         assert_eq!(
-            p.message,
-            "ending log output to stderr\nHINT:  Future log output will go to log destination \"syslog\"."
+            p.fields["hint"],
+            "Future log output will go to log destination \"syslog\"."
         );
         let p = s
             .parse("Feb 11 13:16:00 test-pc postgres[10900]: [5-1] db=bench,user=postgres,app=pgbench,client=[local] LOG:  duration: 12.345 ms  statement: END;")
