@@ -746,6 +746,42 @@ FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memor
     }
 
     #[test]
+    fn postgres_stderr_of_the_stack_is_detected_and_read() {
+        let input = "2026-11-28 14:00:01.123 UTC [4242] newsletter@newsletter LOG:  duration: 5234.123 ms  statement: SELECT 1\n\
+2026-11-28 14:00:02.001 UTC [57] LOG:  checkpoint starting: time\n\
+2026-11-28 14:00:03.001 UTC [4301] newsletter@newsletter FATAL:  password authentication failed for user \"newsletter\"\n\
+2026-11-28 14:00:03.001 UTC [4301] newsletter@newsletter DETAIL:  Connection matched pg_hba.conf line 99: \"host all all all scram-sha-256\"\n";
+        let mut p = parser(Format::Auto);
+        p.feed(0, input.as_bytes());
+        let events = p.finish().events;
+        assert_eq!(
+            p.format(),
+            &Format::Postgres {
+                prefix: Some("%m [%p] %q%u@%d ".into())
+            }
+        );
+        assert_eq!(events.len(), 3);
+        assert_eq!(
+            events[0].field("duration_ms"),
+            Some(&serde_json::json!(5234.123))
+        );
+        assert_eq!(events[2].level, Level::Fatal);
+        assert_eq!(events[2].lines, 2);
+    }
+
+    #[test]
+    fn an_invalid_prefix_is_an_error() {
+        let err = Parser::new(
+            "db",
+            Format::Postgres {
+                prefix: Some("%Y [%p] ".into()),
+            },
+            1,
+        );
+        assert!(matches!(err, Err(ParseError::PgPrefix { .. })));
+    }
+
+    #[test]
     fn compose_lines_take_their_service_from_the_prefix() {
         let input = "newsletter-app-1  | {\"level\":50,\"time\":1796220000123,\"res\":{\"statusCode\":503},\"msg\":\"request completed\"}\n\
 worker-1  | Error: boom\n\
