@@ -7,10 +7,24 @@
 //! ([`Stats`] proves it), and whatever does not parse is kept as a flagged plain event. Secrets are
 //! redacted here, before any event leaves the stage.
 
+pub mod compose;
+pub mod frame;
+pub mod json;
+pub mod multiline;
+pub mod plain;
+pub mod redact;
+pub mod sniff;
+pub mod syslog;
+pub mod timestamp;
+
+mod parser;
+
 use std::fmt;
 use std::str::FromStr;
 
 use crate::event::{Level, Timestamp};
+
+pub use parser::{ParseError, Parser, parse_all};
 
 /// The formats logwarden reads. Names are part of the CLI (`--source SERVICE:FORMAT=PATH`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -132,3 +146,6 @@ pub trait EntryFormat: Send + Sync {
     /// kept as a plain event flagged malformed).
     fn parse(&self, entry: &str) -> Result<Parsed, String>;
 }
+
+pub mod pg_prefix;
+pub mod postgres;

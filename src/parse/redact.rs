@@ -1,0 +1,362 @@
+//! Secrets scrubbed from an event (raw, message, string fields) before it leaves the parse stage.
+//!
+//! Replaced by `***`, keeping the key name: passwords in connection URIs (`postgres://user:***@host`),
+//! `Bearer`/`Basic` credentials, `password=`, `token=`, `RESEND_API_KEY=` and other `KEY=value` /
+//! `key: value` pairs with a secret-sounding key, JSON string values under such keys
+//! (`"apiKey":"***"`), Resend keys (`re_…`), OpenAI keys (`sk-…`, `sk-proj-…`), AWS access key ids
+//! (`AKIA…`) and presigned-URL signatures (`X-Amz-Signature=`). One aho-corasick automaton over
+//! literals that every secret contains runs first, and only the rules whose literals it found run
+//! their regexes, so clean lines cost one scan. Must not touch ordinary text.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use regex::{Captures, Regex};
+use serde_json::Value;
+
+use crate::event::Event;
+
+/// What a rule's match becomes.
+enum Replace {
+    /// A template with `${k}` (the kept key name).
+    Template(&'static str),
+    /// `***` when the match contains a digit (tells an `re_…` key from an identifier).
+    MaskIfDigit,
+}
+
+struct Rule {
+    regex: Regex,
+    replace: Replace,
+}
+
+struct Redactor {
+    prefilter: AhoCorasick,
+    /// For each prefilter pattern, the rules it enables.
+    pattern_rules: Vec<&'static [usize]>,
+    rules: Vec<Rule>,
+}
+
+const JSON_KEY: usize = 0;
+const URI: usize = 1;
+const BEARER: usize = 2;
+const AMZ: usize = 3;
+const KEY_VALUE: usize = 4;
+const RESEND: usize = 5;
+const OPENAI: usize = 6;
+const AWS: usize = 7;
+
+const SECRET_WORDS: &str = r"password|passwd|pwd|secret|api[_\-]?key|access[_\-]?key|secret[_\-]?key|token|auth[_\-]?token|access[_\-]?token|refresh[_\-]?token|client[_\-]?secret|private[_\-]?key";
+
+/// Literals and the rules they enable. Every secret a rule matches contains one of its literals.
+const LITERALS: [(&str, &[usize]); 30] = [
+    ("://", &[URI]),
+    ("earer", &[BEARER]),
+    ("EARER", &[BEARER]),
+    ("asic ", &[BEARER]),
+    ("re_", &[RESEND]),
+    ("sk-", &[OPENAI]),
+    ("AKIA", &[AWS]),
+    ("ASIA", &[AWS]),
+    ("Amz-", &[AMZ]),
+    ("assw", &[KEY_VALUE, JSON_KEY]),
+    ("ASSW", &[KEY_VALUE, JSON_KEY]),
+    ("pwd", &[KEY_VALUE, JSON_KEY]),
+    ("PWD", &[KEY_VALUE, JSON_KEY]),
+    ("ecret", &[KEY_VALUE, JSON_KEY]),
+    ("ECRET", &[KEY_VALUE, JSON_KEY]),
+    ("oken", &[KEY_VALUE, JSON_KEY]),
+    ("OKEN", &[KEY_VALUE, JSON_KEY]),
+    ("pi_key", &[KEY_VALUE, JSON_KEY]),
+    ("pi-key", &[KEY_VALUE, JSON_KEY]),
+    ("piKey", &[KEY_VALUE, JSON_KEY]),
+    ("pikey", &[KEY_VALUE, JSON_KEY]),
+    ("PI_KEY", &[KEY_VALUE, JSON_KEY]),
+    ("PIKEY", &[KEY_VALUE, JSON_KEY]),
+    ("ccess_key", &[KEY_VALUE, JSON_KEY]),
+    ("ccessKey", &[KEY_VALUE, JSON_KEY]),
+    ("CCESS_KEY", &[KEY_VALUE, JSON_KEY]),
+    ("rivate_key", &[KEY_VALUE, JSON_KEY]),
+    ("rivateKey", &[KEY_VALUE, JSON_KEY]),
+    ("uthorization", &[JSON_KEY]),
+    ("UTHORIZATION", &[JSON_KEY]),
+];
+
+static REDACTOR: LazyLock<Option<Redactor>> = LazyLock::new(build);
+
+fn build() -> Option<Redactor> {
+    let json_key = format!(
+        r#"(?P<k>"(?i:[a-z0-9_\-]*(?:{SECRET_WORDS}|authorization)[a-z0-9_\-]*)"\s*:\s*")(?:[^"\\]|\\.)*""#
+    );
+    let key_value = format!(
+        r#"(?P<k>(?i:\b(?:[a-z0-9]+[_\-])*(?:{SECRET_WORDS}))\b\s*[=:]\s*)[^\s&,;"'<>*][^\s&,;"'<>]*"#
+    );
+    let specs: [(String, Replace); 8] = [
+        (json_key, Replace::Template("${k}***\"")),
+        (
+            r#"(?P<k>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@"']*:)[^\s@/"']+@"#.to_string(),
+            Replace::Template("${k}***@"),
+        ),
+        (
+            r"(?P<k>\b(?i:bearer|basic)\s+)[A-Za-z0-9._~+/=\-]{6,}".to_string(),
+            Replace::Template("${k}***"),
+        ),
+        (
+            r#"(?P<k>X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s"']+"#.to_string(),
+            Replace::Template("${k}***"),
+        ),
+        (key_value, Replace::Template("${k}***")),
+        (r"\bre_[A-Za-z0-9_]{10,}".to_string(), Replace::MaskIfDigit),
+        (
+            r"\bsk-(?:proj-|live-|test-|ant-)?[A-Za-z0-9_\-]{6,}".to_string(),
+            Replace::Template("***"),
+        ),
+        (
+            r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b".to_string(),
+            Replace::Template("***"),
+        ),
+    ];
+    let mut rules = Vec::with_capacity(specs.len());
+    for (pattern, replace) in specs {
+        match Regex::new(&pattern) {
+            Ok(regex) => rules.push(Rule { regex, replace }),
+            Err(e) => {
+                tracing::error!(error = %e, "redact: a built-in pattern does not compile");
+                return None;
+            }
+        }
+    }
+    let prefilter = AhoCorasick::builder()
+        .match_kind(MatchKind::Standard)
+        .build(LITERALS.iter().map(|(lit, _)| *lit))
+        .ok()?;
+    Some(Redactor {
+        prefilter,
+        pattern_rules: LITERALS.iter().map(|(_, r)| *r).collect(),
+        rules,
+    })
+}
+
+impl Redactor {
+    /// The rules worth running on `text` (a bit set), 0 when it holds no candidate.
+    fn candidates(&self, text: &str) -> u32 {
+        let mut set = 0u32;
+        for m in self.prefilter.find_overlapping_iter(text) {
+            for &r in self.pattern_rules[m.pattern().as_usize()] {
+                set |= 1 << r;
+            }
+        }
+        set
+    }
+
+    fn apply<'t>(&self, text: &'t str, set: u32) -> Cow<'t, str> {
+        let mut out = Cow::Borrowed(text);
+        for (i, rule) in self.rules.iter().enumerate() {
+            if set & (1 << i) == 0 {
+                continue;
+            }
+            let replaced = match rule.replace {
+                Replace::Template(t) => rule.regex.replace_all(&out, t),
+                Replace::MaskIfDigit => rule.regex.replace_all(&out, |c: &Captures<'_>| {
+                    let m = &c[0];
+                    if m.bytes().any(|b| b.is_ascii_digit()) {
+                        "***".to_string()
+                    } else {
+                        m.to_string()
+                    }
+                }),
+            };
+            if let Cow::Owned(s) = replaced {
+                out = Cow::Owned(s);
+            }
+        }
+        out
+    }
+}
+
+/// `text` with its secrets replaced; borrowed when there were none.
+pub fn redact_text(text: &str) -> Cow<'_, str> {
+    let Some(r) = REDACTOR.as_ref() else {
+        return Cow::Borrowed(text);
+    };
+    let set = r.candidates(text);
+    if set == 0 {
+        return Cow::Borrowed(text);
+    }
+    r.apply(text, set)
+}
+
+/// True for a field name whose string value is a secret whatever it looks like.
+fn secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "passwd",
+        "secret",
+        "apikey",
+        "api_key",
+        "api-key",
+        "token",
+        "authorization",
+        "accesskey",
+        "access_key",
+        "privatekey",
+        "private_key",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+        && !k.ends_with("tokens")
+}
+
+/// Redact raw, message and string fields of `event` in place. True when anything changed. Fields
+/// come from the raw text, so a raw text without a candidate literal is clean throughout.
+pub fn redact_event(event: &mut Event) -> bool {
+    let Some(r) = REDACTOR.as_ref() else {
+        return false;
+    };
+    let set = r.candidates(&event.raw);
+    if set == 0 {
+        return false;
+    }
+    let mut changed = false;
+    if let Cow::Owned(s) = r.apply(&event.raw, set) {
+        event.raw = s;
+        changed = true;
+    }
+    if let Cow::Owned(s) = redact_text(&event.message) {
+        event.message = s;
+        changed = true;
+    }
+    for (key, value) in event.fields.iter_mut() {
+        changed |= redact_value(key, value);
+    }
+    changed
+}
+
+fn redact_value(key: &str, value: &mut Value) -> bool {
+    match value {
+        Value::String(s) => {
+            if secret_key(key) && !s.is_empty() && s != "***" {
+                *s = "***".to_string();
+                return true;
+            }
+            if let Cow::Owned(new) = redact_text(s) {
+                *s = new;
+                return true;
+            }
+            false
+        }
+        Value::Object(map) => {
+            let mut changed = false;
+            for (k, v) in map.iter_mut() {
+                changed |= redact_value(k, v);
+            }
+            changed
+        }
+        Value::Array(items) => {
+            let mut changed = false;
+            for v in items.iter_mut() {
+                changed |= redact_value(key, v);
+            }
+            changed
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(s: &str) -> String {
+        redact_text(s).into_owned()
+    }
+
+    #[test]
+    fn connection_uri_passwords() {
+        assert_eq!(
+            r("connect failed: postgres://newsletter:S3cretPw@db:5432/newsletter"),
+            "connect failed: postgres://newsletter:***@db:5432/newsletter"
+        );
+        assert_eq!(r("redis://:hunter2@redis:6379"), "redis://:***@redis:6379");
+        assert_eq!(
+            r("see https://example.com/a:b"),
+            "see https://example.com/a:b"
+        );
+    }
+
+    #[test]
+    fn bearer_tokens_and_api_keys() {
+        assert_eq!(
+            r("Authorization: Bearer re_live_8f3k2j1h4g5f6d7s8a9"),
+            "Authorization: Bearer ***"
+        );
+        assert_eq!(
+            r("RESEND_API_KEY=re_live_8f3k2j1h4g5f6d7s8a9 started"),
+            "RESEND_API_KEY=*** started"
+        );
+        assert_eq!(r("key re_live_8f3k2j1h4g5f6d7s8a9 used"), "key *** used");
+        assert_eq!(
+            r(r#"{"apiKey":"sk-proj-abc123def456"}"#),
+            r#"{"apiKey":"***"}"#
+        );
+        assert_eq!(r("using sk-proj-abc123def456 now"), "using *** now");
+        assert_eq!(r("id AKIAIOSFODNN7EXAMPLE here"), "id *** here");
+        assert_eq!(
+            r("GET /img.png?X-Amz-Algorithm=AWS4&X-Amz-Signature=abcdef0123&x=1"),
+            "GET /img.png?X-Amz-Algorithm=AWS4&X-Amz-Signature=***&x=1"
+        );
+        assert_eq!(r("password=hunter2 user=bob"), "password=*** user=bob");
+        assert_eq!(r("DB_PASSWORD: hunter2"), "DB_PASSWORD: ***");
+    }
+
+    #[test]
+    fn ordinary_text_is_untouched() {
+        for s in [
+            r#"{"level":30,"time":1796220000123,"queue":"ai-insights","jobId":"77","model":"gpt-4o-mini","tokens":812,"msg":"OpenAI completion finished"}"#,
+            "FATAL:  password authentication failed for user \"newsletter\"",
+            "Dec 10 06:55:48 LabSZ sshd[24200]: Failed password for invalid user webmaster from 173.234.31.186 port 38926 ssh2",
+            "store_result before_insert are_equal",
+            "2026-11-28 14:00:01.123 UTC [4242] newsletter@newsletter LOG:  duration: 12.345 ms  statement: SELECT * FROM campaigns WHERE tenant_id = $1",
+            "visit https://example.com/docs for details",
+            "the desk-lamp is on",
+        ] {
+            assert_eq!(r(s), s);
+        }
+    }
+
+    #[test]
+    fn events_are_redacted_everywhere_and_flaggable() {
+        let mut fields = serde_json::Map::new();
+        fields.insert("apiKey".into(), Value::from("sk-proj-abc123def456"));
+        fields.insert(
+            "err".into(),
+            serde_json::json!({"message": "connect postgres://u:pw123@db/x failed"}),
+        );
+        fields.insert("tokens".into(), Value::from(812));
+        let mut ev = Event {
+            id: crate::event::EventId {
+                fingerprint: 1,
+                offset: 0,
+            },
+            ts: crate::event::Timestamp(0),
+            service: "app".into(),
+            level: crate::event::Level::Error,
+            message: "Database query failed: connect postgres://u:pw123@db/x failed".into(),
+            raw: r#"{"apiKey":"sk-proj-abc123def456","err":{"message":"connect postgres://u:pw123@db/x failed"},"tokens":812}"#.into(),
+            fields,
+            flags: Default::default(),
+            len: 0,
+            lines: 1,
+        };
+        assert!(redact_event(&mut ev));
+        assert!(!ev.raw.contains("pw123") && !ev.raw.contains("abc123"));
+        assert!(!ev.message.contains("pw123"));
+        assert_eq!(ev.fields["apiKey"], "***");
+        assert_eq!(
+            ev.fields["err"]["message"],
+            "connect postgres://u:***@db/x failed"
+        );
+        assert_eq!(ev.fields["tokens"], 812);
+    }
+}
