@@ -48,7 +48,7 @@ pub const CONTINUATIONS: [&str; 6] = [
 ];
 
 /// The prefixes [`detect`] tries, most specific first (ties keep the earlier one).
-pub const COMMON_PREFIXES: [&str; 16] = [
+pub const COMMON_PREFIXES: [&str; 17] = [
     "%m [%p] [queryid=%Q] %u@%d ",
     "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
     "%t [%p]: [%l-1] user=%u,db=%d,host=%h,app=%a ",
@@ -65,6 +65,7 @@ pub const COMMON_PREFIXES: [&str; 16] = [
     "%t [%p] ",
     "%m ",
     "%t ",
+    "",
 ];
 
 /// What one escape of the prefix reads.
@@ -130,7 +131,8 @@ impl Escape {
             Escape::Epoch => r"\d+\.\d+",
             Escape::Pid | Escape::LineNum | Escape::Xid => r"\d+",
             Escape::LeaderPid => r"\d*",
-            Escape::User | Escape::Db | Escape::Host | Escape::LocalAddr => r"\S*?",
+            Escape::User | Escape::Db | Escape::Host => r"[^\s,]*?",
+            Escape::LocalAddr => r"\S*?",
             Escape::HostPort => r"\[local\]|[^\s()]*\(\d+\)|\S*?",
             Escape::App | Escape::BackendType | Escape::CommandTag => r".*?",
             Escape::SessionId => r"[0-9a-f]+\.[0-9a-f]+",
@@ -574,5 +576,20 @@ mod tests {
         let plain = ["2026-11-28 14:00:02.001 UTC [57] LOG:  checkpoint starting: time"];
         assert_eq!(detect(&plain).as_deref(), Some("%m [%p] %q%u@%d "));
         assert_eq!(detect(&["hello world"]), None);
+        let bare = [
+            "LOG:  database system is ready to accept connections",
+            "hello",
+        ];
+        assert_eq!(detect(&bare).as_deref(), Some(""));
+        // A shorter candidate would read these lines too (with a wrong db): the longer one wins.
+        let light = [
+            "2017-09-06 08:41:41 UTC [36]: [121-1] user=postgres,db=postgres,app=pgbench,client=172.23.0.1 LOG:  duration: 2.280 ms  statement: END;",
+        ];
+        assert_eq!(
+            detect(&light).as_deref(),
+            Some("%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ")
+        );
+        let short = PgPrefix::compile("%t [%p]: [%l-1] user=%u,db=%d ").unwrap();
+        assert!(!short.matches(light[0]));
     }
 }

@@ -15,6 +15,8 @@
 //! parses as `Ok` with level [`Level::Unknown`] and its text as message (a legitimate line of
 //! another program, not a malformed one); when it looks like a PostgreSQL line under another prefix
 //! (a date or a `LOG:  ` marker) it is `Err`, so that a wrong prefix shows up as malformed events.
+//! A PostgreSQL line glued after another program's text (`waiting for server to start....<prefix>
+//! LOG:  …`, the docker image's init) is read as PostgreSQL, the text before it kept as `preamble`.
 //!
 //! Must not: frame bytes, fall back on previous timestamps, redact or pick the service (the
 //! `Parser` does that around every format).
@@ -24,7 +26,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::{Map, Value};
 
-use super::pg_prefix::{self, CONTINUATIONS, PgPrefix, SEVERITIES};
+use super::pg_prefix::{self, CONTINUATIONS, LineHead, PgPrefix, SEVERITIES};
 use super::{EntryFormat, Parsed};
 use crate::event::Level;
 
@@ -83,8 +85,12 @@ impl EntryFormat for PgStderr {
     fn parse(&self, entry: &str) -> Result<Parsed, String> {
         let mut lines = entry.split('\n').map(|l| l.trim_end_matches('\r'));
         let first = lines.next().unwrap_or_default();
-        let Some(head) = self.prefix.read(first) else {
-            return foreign(entry, self.prefix.source());
+        let (head, preamble) = match self.prefix.read(first) {
+            Some(head) => (head, None),
+            None => match self.embedded(first) {
+                Some((preamble, head)) => (head, Some(preamble)),
+                None => return foreign(entry, self.prefix.source()),
+            },
         };
         let mut body = String::with_capacity(entry.len());
         body.push_str(head.body);
@@ -100,10 +106,31 @@ impl EntryFormat for PgStderr {
             fields: head.fields,
             ..Parsed::default()
         };
+        if let Some(preamble) = preamble {
+            out.fields.insert("preamble".into(), Value::from(preamble));
+        }
         parse_body(&body, &mut out);
         Ok(out)
     }
 }
+
+impl PgStderr {
+    /// A PostgreSQL line glued to the end of another program's output, as the docker image's
+    /// init script writes it: `waiting for server to start....2026-11-28 … [48] LOG:  starting …`.
+    /// Looks for the prefix and a severity within the first [`EMBEDDED_SCAN`] bytes.
+    fn embedded<'a>(&self, line: &'a str) -> Option<(&'a str, LineHead<'a>)> {
+        line.char_indices()
+            .skip(1)
+            .take_while(|(i, _)| *i < EMBEDDED_SCAN)
+            .find_map(|(i, _)| {
+                let head = self.prefix.read(&line[i..])?;
+                (!head.is_continuation()).then_some((&line[..i], head))
+            })
+    }
+}
+
+/// How far into a line [`PgStderr::embedded`] looks for the prefix.
+const EMBEDDED_SCAN: usize = 256;
 
 /// An entry that does not start with the prefix (see the module doc for Ok vs Err).
 fn foreign(entry: &str, prefix: &str) -> Result<Parsed, String> {
@@ -750,6 +777,31 @@ mod tests {
         assert_eq!(err.level, Some(Level::Error));
         assert_eq!(field(err, "user"), Some(&Value::from("gilles")));
         assert!(err.fields.contains_key("detail") && err.fields.contains_key("statement"));
+    }
+
+    #[test]
+    fn docker_init_output_is_plain_and_glued_pg_lines_still_read() {
+        let f = PgStderr::new("%m [%p] %q%u@%d ").unwrap();
+        let text = "The files belonging to this database system will be owned by user \"postgres\".\n\
+waiting for server to start....2026-11-28 13:59:58.001 UTC [48] LOG:  starting PostgreSQL 16.4 on x86_64-pc-linux-gnu\n done\n\
+server started\n\
+2026-11-28 13:59:59.500 UTC [48] LOG:  database system is ready to accept connections\n";
+        let es = entries(&f, text);
+        // ` done` starts with a space: it continues the glued line (as PostgreSQL's own indented
+        // lines do); everything else is an entry of its own.
+        assert_eq!(es.len(), 4);
+        let got: Vec<Parsed> = es.iter().map(|e| f.parse(e).unwrap()).collect();
+        assert_eq!(got[0].level, Some(Level::Unknown));
+        assert_eq!(got[1].level, Some(Level::Info));
+        assert_eq!(got[1].ts, Some(ts("2026-11-28T13:59:58.001Z")));
+        assert!(got[1].message.starts_with("starting PostgreSQL 16.4"));
+        assert_eq!(
+            field(&got[1], "preamble"),
+            Some(&Value::from("waiting for server to start...."))
+        );
+        assert_eq!(field(&got[1], "pid"), Some(&Value::from(48)));
+        assert_eq!(got[2].message, "server started");
+        assert_eq!(got[3].ts, Some(ts("2026-11-28T13:59:59.500Z")));
     }
 
     #[test]
