@@ -374,13 +374,51 @@ pub fn zone_offset(zone: &str) -> Option<i32> {
 
 /// Read `2026-11-28 14:00:01.123 UTC` (`%m`), `2014-04-01 11:13:21 CEST` (`%t`) or the same
 /// without a zone (read as UTC). `None` when the text is not such a time or the zone is unknown.
+/// The fixed layout is read by hand: this runs once per entry.
 pub fn parse_time(text: &str) -> Option<Timestamp> {
     let text = text.trim();
-    let (civil, offset) = match text.rsplit_once(' ') {
-        Some((civil, zone)) if civil.contains(' ') => (civil, zone_offset(zone)?),
-        _ => (text, 0),
+    let b = text.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b' ' | b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i32> {
+        b[from..to].iter().try_fold(0i32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i32::from(d - b'0'))
+        })
     };
-    let dt: DateTime = civil.parse().ok()?;
+    let mut end = 19;
+    let mut nanos = 0i32;
+    if b.get(19) == Some(&b'.') {
+        end = 20;
+        let mut scale = 100_000_000;
+        while let Some(d) = b.get(end).filter(|d| d.is_ascii_digit()) {
+            nanos += i32::from(d - b'0') * scale;
+            scale /= 10;
+            end += 1;
+        }
+    }
+    let zone = text[end..].trim_start();
+    let offset = if zone.is_empty() {
+        0
+    } else {
+        zone_offset(zone)?
+    };
+    let dt = DateTime::new(
+        i16::try_from(num(0, 4)?).ok()?,
+        i8::try_from(num(5, 7)?).ok()?,
+        i8::try_from(num(8, 10)?).ok()?,
+        i8::try_from(num(11, 13)?).ok()?,
+        i8::try_from(num(14, 16)?).ok()?,
+        i8::try_from(num(17, 19)?).ok()?,
+        nanos,
+    )
+    .ok()?;
     let ts = Offset::from_seconds(offset).ok()?.to_timestamp(dt).ok()?;
     Some(Timestamp::from_jiff(ts))
 }
@@ -507,6 +545,16 @@ mod tests {
             Some(ts("2014-07-01T11:13:21Z"))
         );
         assert_eq!(parse_time("2014-07-01 11:13:21 XYZT"), None);
+        assert_eq!(parse_time("2014-13-01 11:13:21 UTC"), None);
+        assert_eq!(parse_time("2014-07-01 11:13"), None);
+        assert_eq!(
+            parse_time("2014-07-01 11:13:21"),
+            Some(ts("2014-07-01T11:13:21Z"))
+        );
+        assert_eq!(
+            parse_time("2014-07-01 11:13:21.123456 UTC"),
+            Some(ts("2014-07-01T11:13:21.123456Z"))
+        );
         assert_eq!(
             parse_epoch("1796220001.123"),
             Some(Timestamp(1_796_220_001_123_000))

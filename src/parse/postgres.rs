@@ -32,18 +32,6 @@ use crate::event::Level;
 
 pub use super::pg_prefix::PgPrefixError;
 
-/// `duration: 12.3 ms  statement: …` / `execute <unnamed>: …` at the start of a message.
-static DURATION: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(
-        r"(?s)^duration: (\d+(?:\.\d+)?) ms(?:\s+(?:statement|(?:execute|parse|bind) [^:]*|fastpath function call): (.*))?",
-    )
-    .ok()
-});
-
-/// `statement: …` / `execute S_1: …` without a duration (`log_statement = all`).
-static STATEMENT: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"(?s)^(?:statement|(?:execute|parse|bind) [^:]*): (.*)").ok());
-
 /// A line that looks like PostgreSQL under a prefix we do not read: a date or a severity marker.
 static LOOKS_PG: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"^\S*\d{4}-\d{2}-\d{2}|\b(?:LOG|ERROR|FATAL|PANIC|WARNING|STATEMENT|DETAIL):  ")
@@ -202,23 +190,29 @@ pub fn parse_body(body: &str, out: &mut Parsed) {
     out.message = message;
 }
 
-/// Fields read from the message itself: `duration_ms` and `statement`.
+/// Fields read from the message itself: `duration_ms` (`duration: 12.3 ms`) and `statement`
+/// (`statement: …`, `execute <unnamed>: …`, with or without a duration before it).
 fn read_message(message: &str, out: &mut Parsed) {
-    if let Some(caps) = DURATION.as_ref().and_then(|re| re.captures(message)) {
-        if let Some(ms) = caps.get(1).and_then(|m| m.as_str().parse::<f64>().ok()) {
-            out.fields.insert("duration_ms".into(), Value::from(ms));
-        }
-        if let Some(stmt) = caps.get(2) {
-            out.fields
-                .insert("statement".into(), Value::from(stmt.as_str()));
-        }
-    } else if let Some(stmt) = STATEMENT
-        .as_ref()
-        .and_then(|re| re.captures(message))
-        .and_then(|c| c.get(1))
+    let mut rest = message;
+    if let Some(after) = message.strip_prefix("duration: ")
+        && let Some((ms, after)) = after.split_once(" ms")
+        && let Ok(ms) = ms.parse::<f64>()
     {
-        out.fields
-            .insert("statement".into(), Value::from(stmt.as_str()));
+        out.fields.insert("duration_ms".into(), Value::from(ms));
+        rest = after.trim_start();
+    }
+    let statement = if let Some(s) = rest.strip_prefix("statement: ") {
+        Some(s)
+    } else if ["execute ", "parse ", "bind "]
+        .iter()
+        .any(|k| rest.starts_with(k))
+    {
+        rest.split_once(": ").map(|(_, s)| s)
+    } else {
+        None
+    };
+    if let Some(s) = statement.filter(|s| !s.is_empty()) {
+        out.fields.insert("statement".into(), Value::from(s));
     }
 }
 
