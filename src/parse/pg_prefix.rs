@@ -392,6 +392,9 @@ pub fn parse_time(text: &str) -> Option<Timestamp> {
             d.is_ascii_digit().then(|| n * 10 + i32::from(d - b'0'))
         })
     };
+    // Digits first: they also make byte 19 a char boundary for the slicing below.
+    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
     let mut end = 19;
     let mut nanos = 0i32;
     if b.get(19) == Some(&b'.') {
@@ -410,12 +413,12 @@ pub fn parse_time(text: &str) -> Option<Timestamp> {
         zone_offset(zone)?
     };
     let dt = DateTime::new(
-        i16::try_from(num(0, 4)?).ok()?,
-        i8::try_from(num(5, 7)?).ok()?,
-        i8::try_from(num(8, 10)?).ok()?,
-        i8::try_from(num(11, 13)?).ok()?,
-        i8::try_from(num(14, 16)?).ok()?,
-        i8::try_from(num(17, 19)?).ok()?,
+        i16::try_from(year).ok()?,
+        i8::try_from(month).ok()?,
+        i8::try_from(day).ok()?,
+        i8::try_from(hour).ok()?,
+        i8::try_from(minute).ok()?,
+        i8::try_from(second).ok()?,
         nanos,
     )
     .ok()?;
@@ -547,6 +550,7 @@ mod tests {
         assert_eq!(parse_time("2014-07-01 11:13:21 XYZT"), None);
         assert_eq!(parse_time("2014-13-01 11:13:21 UTC"), None);
         assert_eq!(parse_time("2014-07-01 11:13"), None);
+        assert_eq!(parse_time("2014-07-01 11:13:2é UTC"), None);
         assert_eq!(
             parse_time("2014-07-01 11:13:21"),
             Some(ts("2014-07-01T11:13:21Z"))
@@ -562,6 +566,17 @@ mod tests {
         let p = PgPrefix::compile("%n [%p] ").unwrap();
         let h = p.read("1796220001.123 [9] LOG:  x").unwrap();
         assert_eq!(h.ts, Some(Timestamp(1_796_220_001_123_000)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_reads_without_panicking(line in "\\PC{0,80}", tail in "[0-9:. +A-Z-]{0,12}") {
+            let p = PgPrefix::compile("%m [%p] %q%u@%d ").unwrap();
+            let _ = p.read(&line);
+            let _ = parse_time(&format!("2026-11-28 14:00:0{tail}"));
+            let _ = parse_time(&line);
+            let _ = parse_epoch(&line);
+        }
     }
 
     #[test]

@@ -543,11 +543,13 @@ mod tests {
 2026-11-28 14:06:00.200 UTC [4302] newsletter@newsletter FATAL:  password authentication failed for user \"newsletter\"\n\
 2026-11-28 14:06:00.200 UTC [4302] newsletter@newsletter DETAIL:  Connection matched pg_hba.conf line 99: \"host all all all scram-sha-256\"\n\
 2026-11-28 14:07:00.000 UTC [57] PANIC:  could not write to file \"pg_wal/xlogtemp.57\": No space left on device\n\
+2026-11-28 14:07:30.000 UTC [4305] newsletter@newsletter ERROR:  out of memory\n\
+2026-11-28 14:07:30.000 UTC [4305] newsletter@newsletter DETAIL:  Failed on request of size 8192.\n\
 2026-11-28 14:08:00.000 UTC [4303] newsletter@newsletter ERROR:  canceling statement due to statement timeout\n\
 2026-11-28 14:08:00.000 UTC [4303] newsletter@newsletter STATEMENT:  SELECT count(*)\n\
 \t  FROM email_events\n";
         let got = parse_all(&f, text);
-        assert_eq!(got.len(), 6);
+        assert_eq!(got.len(), 7);
 
         assert_eq!(got[0].level, Some(Level::Info));
         assert_eq!(got[0].ts, Some(ts("2026-11-28T14:00:01.123Z")));
@@ -582,8 +584,14 @@ mod tests {
 
         assert_eq!(got[4].level, Some(Level::Panic));
         assert_eq!(got[5].level, Some(Level::Error));
+        assert_eq!(got[5].message, "out of memory");
         assert_eq!(
-            field(&got[5], "statement"),
+            field(&got[5], "detail"),
+            Some(&Value::from("Failed on request of size 8192."))
+        );
+        assert_eq!(got[6].level, Some(Level::Error));
+        assert_eq!(
+            field(&got[6], "statement"),
             Some(&Value::from("SELECT count(*)\n  FROM email_events"))
         );
     }
@@ -796,6 +804,20 @@ server started\n\
         assert_eq!(field(&got[1], "pid"), Some(&Value::from(48)));
         assert_eq!(got[2].message, "server started");
         assert_eq!(got[3].ts, Some(ts("2026-11-28T13:59:59.500Z")));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_entry_parses_or_errs_without_panicking(entry in "\\PC{0,120}(\n[\t ]?\\PC{0,40}){0,3}") {
+            let f = PgStderr::new("%m [%p] %q%u@%d ").unwrap();
+            let _ = f.parse(&entry);
+            let _ = f.continues("", &entry);
+            let _ = PgCsv.parse(&entry);
+            let _ = PgJson.parse(&entry);
+            let mut p = Parsed::default();
+            parse_body(&entry, &mut p);
+            let _ = f.parse(&format!("2026-11-28 14:00:01.123 UTC [1] a@b ERROR:  {entry}"));
+        }
     }
 
     #[test]
