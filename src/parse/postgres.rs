@@ -186,6 +186,13 @@ pub fn parse_body(body: &str, out: &mut Parsed) {
         }
         first = false;
     }
+    // Empty lines that joined the entry (a blank line after a statement) end nothing.
+    message.truncate(message.trim_end().len());
+    for field in CONTINUATIONS.iter().filter_map(|k| continuation_field(k)) {
+        if let Some(Value::String(text)) = out.fields.get_mut(field) {
+            text.truncate(text.trim_end().len());
+        }
+    }
     read_message(&message, out);
     out.message = message;
 }
@@ -697,6 +704,12 @@ mod tests {
                 .contains("ORDER BY 1,2;")
         );
         assert_eq!(field(&got[1], "duration_ms"), Some(&Value::from(25.45)));
+        // Line 23 is empty: it joins `select 1;` without changing its statement.
+        let select1 = got
+            .iter()
+            .find(|p| p.message.ends_with("statement: select 1;"))
+            .unwrap();
+        assert_eq!(field(select1, "statement"), Some(&Value::from("select 1;")));
     }
 
     #[test]
