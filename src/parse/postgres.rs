@@ -276,7 +276,12 @@ fn take_sqlstate<'a>(rest: &'a str, out: &mut Parsed) -> &'a str {
     rest
 }
 
-/// The `log_line_prefix` that fits the sample best (see [`pg_prefix::COMMON_PREFIXES`]).
+/// The prefix of the newsletter stack and of Debian's packages; a sensible fallback when
+/// [`detect_prefix`] finds nothing in the first lines (a file that starts with non-PostgreSQL output).
+pub const DEFAULT_PREFIX: &str = "%m [%p] %q%u@%d ";
+
+/// The `log_line_prefix` that reads the most lines of the sample (the file's first ~100–200 lines),
+/// among [`pg_prefix::COMMON_PREFIXES`]; `None` when none reads a single line.
 pub fn detect_prefix(lines: &[&str]) -> Option<String> {
     pg_prefix::detect(lines)
 }
