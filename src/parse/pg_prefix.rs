@@ -48,7 +48,7 @@ pub const CONTINUATIONS: [&str; 6] = [
 ];
 
 /// The prefixes [`detect`] tries, most specific first (ties keep the earlier one).
-pub const COMMON_PREFIXES: [&str; 16] = [
+pub const COMMON_PREFIXES: [&str; 17] = [
     "%m [%p] [queryid=%Q] %u@%d ",
     "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
     "%t [%p]: [%l-1] user=%u,db=%d,host=%h,app=%a ",
@@ -65,6 +65,7 @@ pub const COMMON_PREFIXES: [&str; 16] = [
     "%t [%p] ",
     "%m ",
     "%t ",
+    "",
 ];
 
 /// What one escape of the prefix reads.
@@ -130,7 +131,8 @@ impl Escape {
             Escape::Epoch => r"\d+\.\d+",
             Escape::Pid | Escape::LineNum | Escape::Xid => r"\d+",
             Escape::LeaderPid => r"\d*",
-            Escape::User | Escape::Db | Escape::Host | Escape::LocalAddr => r"\S*?",
+            Escape::User | Escape::Db | Escape::Host => r"[^\s,]*?",
+            Escape::LocalAddr => r"\S*?",
             Escape::HostPort => r"\[local\]|[^\s()]*\(\d+\)|\S*?",
             Escape::App | Escape::BackendType | Escape::CommandTag => r".*?",
             Escape::SessionId => r"[0-9a-f]+\.[0-9a-f]+",
@@ -372,13 +374,54 @@ pub fn zone_offset(zone: &str) -> Option<i32> {
 
 /// Read `2026-11-28 14:00:01.123 UTC` (`%m`), `2014-04-01 11:13:21 CEST` (`%t`) or the same
 /// without a zone (read as UTC). `None` when the text is not such a time or the zone is unknown.
+/// The fixed layout is read by hand: this runs once per entry.
 pub fn parse_time(text: &str) -> Option<Timestamp> {
     let text = text.trim();
-    let (civil, offset) = match text.rsplit_once(' ') {
-        Some((civil, zone)) if civil.contains(' ') => (civil, zone_offset(zone)?),
-        _ => (text, 0),
+    let b = text.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b' ' | b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i32> {
+        b[from..to].iter().try_fold(0i32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i32::from(d - b'0'))
+        })
     };
-    let dt: DateTime = civil.parse().ok()?;
+    // Digits first: they also make byte 19 a char boundary for the slicing below.
+    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let mut end = 19;
+    let mut nanos = 0i32;
+    if b.get(19) == Some(&b'.') {
+        end = 20;
+        let mut scale = 100_000_000;
+        while let Some(d) = b.get(end).filter(|d| d.is_ascii_digit()) {
+            nanos += i32::from(d - b'0') * scale;
+            scale /= 10;
+            end += 1;
+        }
+    }
+    let zone = text[end..].trim_start();
+    let offset = if zone.is_empty() {
+        0
+    } else {
+        zone_offset(zone)?
+    };
+    let dt = DateTime::new(
+        i16::try_from(year).ok()?,
+        i8::try_from(month).ok()?,
+        i8::try_from(day).ok()?,
+        i8::try_from(hour).ok()?,
+        i8::try_from(minute).ok()?,
+        i8::try_from(second).ok()?,
+        nanos,
+    )
+    .ok()?;
     let ts = Offset::from_seconds(offset).ok()?.to_timestamp(dt).ok()?;
     Some(Timestamp::from_jiff(ts))
 }
@@ -505,6 +548,17 @@ mod tests {
             Some(ts("2014-07-01T11:13:21Z"))
         );
         assert_eq!(parse_time("2014-07-01 11:13:21 XYZT"), None);
+        assert_eq!(parse_time("2014-13-01 11:13:21 UTC"), None);
+        assert_eq!(parse_time("2014-07-01 11:13"), None);
+        assert_eq!(parse_time("2014-07-01 11:13:2é UTC"), None);
+        assert_eq!(
+            parse_time("2014-07-01 11:13:21"),
+            Some(ts("2014-07-01T11:13:21Z"))
+        );
+        assert_eq!(
+            parse_time("2014-07-01 11:13:21.123456 UTC"),
+            Some(ts("2014-07-01T11:13:21.123456Z"))
+        );
         assert_eq!(
             parse_epoch("1796220001.123"),
             Some(Timestamp(1_796_220_001_123_000))
@@ -512,6 +566,17 @@ mod tests {
         let p = PgPrefix::compile("%n [%p] ").unwrap();
         let h = p.read("1796220001.123 [9] LOG:  x").unwrap();
         assert_eq!(h.ts, Some(Timestamp(1_796_220_001_123_000)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_reads_without_panicking(line in "\\PC{0,80}", tail in "[0-9:. +A-Z-]{0,12}") {
+            let p = PgPrefix::compile("%m [%p] %q%u@%d ").unwrap();
+            let _ = p.read(&line);
+            let _ = parse_time(&format!("2026-11-28 14:00:0{tail}"));
+            let _ = parse_time(&line);
+            let _ = parse_epoch(&line);
+        }
     }
 
     #[test]
@@ -574,5 +639,20 @@ mod tests {
         let plain = ["2026-11-28 14:00:02.001 UTC [57] LOG:  checkpoint starting: time"];
         assert_eq!(detect(&plain).as_deref(), Some("%m [%p] %q%u@%d "));
         assert_eq!(detect(&["hello world"]), None);
+        let bare = [
+            "LOG:  database system is ready to accept connections",
+            "hello",
+        ];
+        assert_eq!(detect(&bare).as_deref(), Some(""));
+        // A shorter candidate would read these lines too (with a wrong db): the longer one wins.
+        let light = [
+            "2017-09-06 08:41:41 UTC [36]: [121-1] user=postgres,db=postgres,app=pgbench,client=172.23.0.1 LOG:  duration: 2.280 ms  statement: END;",
+        ];
+        assert_eq!(
+            detect(&light).as_deref(),
+            Some("%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ")
+        );
+        let short = PgPrefix::compile("%t [%p]: [%l-1] user=%u,db=%d ").unwrap();
+        assert!(!short.matches(light[0]));
     }
 }

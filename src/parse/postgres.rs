@@ -15,6 +15,8 @@
 //! parses as `Ok` with level [`Level::Unknown`] and its text as message (a legitimate line of
 //! another program, not a malformed one); when it looks like a PostgreSQL line under another prefix
 //! (a date or a `LOG:  ` marker) it is `Err`, so that a wrong prefix shows up as malformed events.
+//! A PostgreSQL line glued after another program's text (`waiting for server to start....<prefix>
+//! LOG:  …`, the docker image's init) is read as PostgreSQL, the text before it kept as `preamble`.
 //!
 //! Must not: frame bytes, fall back on previous timestamps, redact or pick the service (the
 //! `Parser` does that around every format).
@@ -24,23 +26,11 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::{Map, Value};
 
-use super::pg_prefix::{self, CONTINUATIONS, PgPrefix, SEVERITIES};
+use super::pg_prefix::{self, CONTINUATIONS, LineHead, PgPrefix, SEVERITIES};
 use super::{EntryFormat, Parsed};
 use crate::event::Level;
 
 pub use super::pg_prefix::PgPrefixError;
-
-/// `duration: 12.3 ms  statement: …` / `execute <unnamed>: …` at the start of a message.
-static DURATION: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(
-        r"(?s)^duration: (\d+(?:\.\d+)?) ms(?:\s+(?:statement|(?:execute|parse|bind) [^:]*|fastpath function call): (.*))?",
-    )
-    .ok()
-});
-
-/// `statement: …` / `execute S_1: …` without a duration (`log_statement = all`).
-static STATEMENT: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"(?s)^(?:statement|(?:execute|parse|bind) [^:]*): (.*)").ok());
 
 /// A line that looks like PostgreSQL under a prefix we do not read: a date or a severity marker.
 static LOOKS_PG: LazyLock<Option<Regex>> = LazyLock::new(|| {
@@ -83,8 +73,12 @@ impl EntryFormat for PgStderr {
     fn parse(&self, entry: &str) -> Result<Parsed, String> {
         let mut lines = entry.split('\n').map(|l| l.trim_end_matches('\r'));
         let first = lines.next().unwrap_or_default();
-        let Some(head) = self.prefix.read(first) else {
-            return foreign(entry, self.prefix.source());
+        let (head, preamble) = match self.prefix.read(first) {
+            Some(head) => (head, None),
+            None => match self.embedded(first) {
+                Some((preamble, head)) => (head, Some(preamble)),
+                None => return foreign(entry, self.prefix.source()),
+            },
         };
         let mut body = String::with_capacity(entry.len());
         body.push_str(head.body);
@@ -100,10 +94,31 @@ impl EntryFormat for PgStderr {
             fields: head.fields,
             ..Parsed::default()
         };
+        if let Some(preamble) = preamble {
+            out.fields.insert("preamble".into(), Value::from(preamble));
+        }
         parse_body(&body, &mut out);
         Ok(out)
     }
 }
+
+impl PgStderr {
+    /// A PostgreSQL line glued to the end of another program's output, as the docker image's
+    /// init script writes it: `waiting for server to start....2026-11-28 … [48] LOG:  starting …`.
+    /// Looks for the prefix and a severity within the first [`EMBEDDED_SCAN`] bytes.
+    fn embedded<'a>(&self, line: &'a str) -> Option<(&'a str, LineHead<'a>)> {
+        line.char_indices()
+            .skip(1)
+            .take_while(|(i, _)| *i < EMBEDDED_SCAN)
+            .find_map(|(i, _)| {
+                let head = self.prefix.read(&line[i..])?;
+                (!head.is_continuation()).then_some((&line[..i], head))
+            })
+    }
+}
+
+/// How far into a line [`PgStderr::embedded`] looks for the prefix.
+const EMBEDDED_SCAN: usize = 256;
 
 /// An entry that does not start with the prefix (see the module doc for Ok vs Err).
 fn foreign(entry: &str, prefix: &str) -> Result<Parsed, String> {
@@ -171,27 +186,40 @@ pub fn parse_body(body: &str, out: &mut Parsed) {
         }
         first = false;
     }
+    // Empty lines that joined the entry (a blank line after a statement) end nothing.
+    message.truncate(message.trim_end().len());
+    for field in CONTINUATIONS.iter().filter_map(|k| continuation_field(k)) {
+        if let Some(Value::String(text)) = out.fields.get_mut(field) {
+            text.truncate(text.trim_end().len());
+        }
+    }
     read_message(&message, out);
     out.message = message;
 }
 
-/// Fields read from the message itself: `duration_ms` and `statement`.
+/// Fields read from the message itself: `duration_ms` (`duration: 12.3 ms`) and `statement`
+/// (`statement: …`, `execute <unnamed>: …`, with or without a duration before it).
 fn read_message(message: &str, out: &mut Parsed) {
-    if let Some(caps) = DURATION.as_ref().and_then(|re| re.captures(message)) {
-        if let Some(ms) = caps.get(1).and_then(|m| m.as_str().parse::<f64>().ok()) {
-            out.fields.insert("duration_ms".into(), Value::from(ms));
-        }
-        if let Some(stmt) = caps.get(2) {
-            out.fields
-                .insert("statement".into(), Value::from(stmt.as_str()));
-        }
-    } else if let Some(stmt) = STATEMENT
-        .as_ref()
-        .and_then(|re| re.captures(message))
-        .and_then(|c| c.get(1))
+    let mut rest = message;
+    if let Some(after) = message.strip_prefix("duration: ")
+        && let Some((ms, after)) = after.split_once(" ms")
+        && let Ok(ms) = ms.parse::<f64>()
     {
-        out.fields
-            .insert("statement".into(), Value::from(stmt.as_str()));
+        out.fields.insert("duration_ms".into(), Value::from(ms));
+        rest = after.trim_start();
+    }
+    let statement = if let Some(s) = rest.strip_prefix("statement: ") {
+        Some(s)
+    } else if ["execute ", "parse ", "bind "]
+        .iter()
+        .any(|k| rest.starts_with(k))
+    {
+        rest.split_once(": ").map(|(_, s)| s)
+    } else {
+        None
+    };
+    if let Some(s) = statement.filter(|s| !s.is_empty()) {
+        out.fields.insert("statement".into(), Value::from(s));
     }
 }
 
@@ -248,7 +276,12 @@ fn take_sqlstate<'a>(rest: &'a str, out: &mut Parsed) -> &'a str {
     rest
 }
 
-/// The `log_line_prefix` that fits the sample best (see [`pg_prefix::COMMON_PREFIXES`]).
+/// The prefix of the newsletter stack and of Debian's packages; a sensible fallback when
+/// [`detect_prefix`] finds nothing in the first lines (a file that starts with non-PostgreSQL output).
+pub const DEFAULT_PREFIX: &str = "%m [%p] %q%u@%d ";
+
+/// The `log_line_prefix` that reads the most lines of the sample (the file's first ~100–200 lines),
+/// among [`pg_prefix::COMMON_PREFIXES`]; `None` when none reads a single line.
 pub fn detect_prefix(lines: &[&str]) -> Option<String> {
     pg_prefix::detect(lines)
 }
@@ -522,11 +555,13 @@ mod tests {
 2026-11-28 14:06:00.200 UTC [4302] newsletter@newsletter FATAL:  password authentication failed for user \"newsletter\"\n\
 2026-11-28 14:06:00.200 UTC [4302] newsletter@newsletter DETAIL:  Connection matched pg_hba.conf line 99: \"host all all all scram-sha-256\"\n\
 2026-11-28 14:07:00.000 UTC [57] PANIC:  could not write to file \"pg_wal/xlogtemp.57\": No space left on device\n\
+2026-11-28 14:07:30.000 UTC [4305] newsletter@newsletter ERROR:  out of memory\n\
+2026-11-28 14:07:30.000 UTC [4305] newsletter@newsletter DETAIL:  Failed on request of size 8192.\n\
 2026-11-28 14:08:00.000 UTC [4303] newsletter@newsletter ERROR:  canceling statement due to statement timeout\n\
 2026-11-28 14:08:00.000 UTC [4303] newsletter@newsletter STATEMENT:  SELECT count(*)\n\
 \t  FROM email_events\n";
         let got = parse_all(&f, text);
-        assert_eq!(got.len(), 6);
+        assert_eq!(got.len(), 7);
 
         assert_eq!(got[0].level, Some(Level::Info));
         assert_eq!(got[0].ts, Some(ts("2026-11-28T14:00:01.123Z")));
@@ -561,8 +596,14 @@ mod tests {
 
         assert_eq!(got[4].level, Some(Level::Panic));
         assert_eq!(got[5].level, Some(Level::Error));
+        assert_eq!(got[5].message, "out of memory");
         assert_eq!(
-            field(&got[5], "statement"),
+            field(&got[5], "detail"),
+            Some(&Value::from("Failed on request of size 8192."))
+        );
+        assert_eq!(got[6].level, Some(Level::Error));
+        assert_eq!(
+            field(&got[6], "statement"),
             Some(&Value::from("SELECT count(*)\n  FROM email_events"))
         );
     }
@@ -668,6 +709,12 @@ mod tests {
                 .contains("ORDER BY 1,2;")
         );
         assert_eq!(field(&got[1], "duration_ms"), Some(&Value::from(25.45)));
+        // Line 23 is empty: it joins `select 1;` without changing its statement.
+        let select1 = got
+            .iter()
+            .find(|p| p.message.ends_with("statement: select 1;"))
+            .unwrap();
+        assert_eq!(field(select1, "statement"), Some(&Value::from("select 1;")));
     }
 
     #[test]
@@ -750,6 +797,45 @@ mod tests {
         assert_eq!(err.level, Some(Level::Error));
         assert_eq!(field(err, "user"), Some(&Value::from("gilles")));
         assert!(err.fields.contains_key("detail") && err.fields.contains_key("statement"));
+    }
+
+    #[test]
+    fn docker_init_output_is_plain_and_glued_pg_lines_still_read() {
+        let f = PgStderr::new("%m [%p] %q%u@%d ").unwrap();
+        let text = "The files belonging to this database system will be owned by user \"postgres\".\n\
+waiting for server to start....2026-11-28 13:59:58.001 UTC [48] LOG:  starting PostgreSQL 16.4 on x86_64-pc-linux-gnu\n done\n\
+server started\n\
+2026-11-28 13:59:59.500 UTC [48] LOG:  database system is ready to accept connections\n";
+        let es = entries(&f, text);
+        // ` done` starts with a space: it continues the glued line (as PostgreSQL's own indented
+        // lines do); everything else is an entry of its own.
+        assert_eq!(es.len(), 4);
+        let got: Vec<Parsed> = es.iter().map(|e| f.parse(e).unwrap()).collect();
+        assert_eq!(got[0].level, Some(Level::Unknown));
+        assert_eq!(got[1].level, Some(Level::Info));
+        assert_eq!(got[1].ts, Some(ts("2026-11-28T13:59:58.001Z")));
+        assert!(got[1].message.starts_with("starting PostgreSQL 16.4"));
+        assert_eq!(
+            field(&got[1], "preamble"),
+            Some(&Value::from("waiting for server to start...."))
+        );
+        assert_eq!(field(&got[1], "pid"), Some(&Value::from(48)));
+        assert_eq!(got[2].message, "server started");
+        assert_eq!(got[3].ts, Some(ts("2026-11-28T13:59:59.500Z")));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_entry_parses_or_errs_without_panicking(entry in "\\PC{0,120}(\n[\t ]?\\PC{0,40}){0,3}") {
+            let f = PgStderr::new("%m [%p] %q%u@%d ").unwrap();
+            let _ = f.parse(&entry);
+            let _ = f.continues("", &entry);
+            let _ = PgCsv.parse(&entry);
+            let _ = PgJson.parse(&entry);
+            let mut p = Parsed::default();
+            parse_body(&entry, &mut p);
+            let _ = f.parse(&format!("2026-11-28 14:00:01.123 UTC [1] a@b ERROR:  {entry}"));
+        }
     }
 
     #[test]
