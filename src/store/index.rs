@@ -55,8 +55,8 @@ impl EventIndex {
             source,
         })?;
         let directory = open_dir(dir)?;
-        let index = Index::open_or_create(directory, schema::build()).map_err(|source| {
-            match source {
+        let index =
+            Index::open_or_create(directory, schema::build()).map_err(|source| match source {
                 tantivy::TantivyError::SchemaError(_) => IndexError::ForeignSchema {
                     dir: dir.to_path_buf(),
                 },
@@ -64,8 +64,7 @@ impl EventIndex {
                     dir: dir.to_path_buf(),
                     source: other,
                 },
-            }
-        })?;
+            })?;
         Self::from_index(dir, index)
     }
 
@@ -188,10 +187,7 @@ impl IndexSink {
     fn document(&self, event: &Event) -> TantivyDocument {
         let f = &self.fields;
         let mut doc = TantivyDocument::new();
-        doc.add_date(
-            f.ts,
-            DateTime::from_timestamp_micros(event.ts.as_micros()),
-        );
+        doc.add_date(f.ts, DateTime::from_timestamp_micros(event.ts.as_micros()));
         doc.add_text(f.service, &event.service);
         doc.add_text(f.level, event.level.as_str());
         doc.add_text(f.message, &event.message);
@@ -218,7 +214,9 @@ fn json_object(map: &serde_json::Map<String, serde_json::Value>) -> BTreeMap<Str
 fn json_value(value: &serde_json::Value) -> OwnedValue {
     match value {
         serde_json::Value::String(s) => OwnedValue::Str(s.clone()),
-        serde_json::Value::Array(items) => OwnedValue::Array(items.iter().map(json_value).collect()),
+        serde_json::Value::Array(items) => {
+            OwnedValue::Array(items.iter().map(json_value).collect())
+        }
         serde_json::Value::Object(map) => OwnedValue::Object(
             map.iter()
                 .map(|(k, v)| (k.clone(), json_value(v)))
@@ -268,7 +266,13 @@ pub(crate) mod tests {
             assert_eq!(index.last_payload().unwrap(), None);
             let mut sink = index.writer(20_000_000).unwrap();
             sink.add(&Events::new(vec![
-                event(1, 0, 1000, "postgres", "FATAL:  sorry, too many clients already"),
+                event(
+                    1,
+                    0,
+                    1000,
+                    "postgres",
+                    "FATAL:  sorry, too many clients already",
+                ),
                 event(1, 42, 2000, "app", r#"{"level":30,"msg":"ok"}"#),
             ]))
             .unwrap();
