@@ -449,7 +449,10 @@ mod tests {
                 ]),
             ])
         );
-        assert_eq!(parse("a AND b").unwrap(), parse("a b").unwrap());
+        assert_eq!(
+            parse("a AND b").unwrap().unwrap(),
+            Expr::And(vec![text("a", 1), text("b", 7)])
+        );
         assert_eq!(parse("  ").unwrap(), None);
         // lowercase operators and a lone dash are text
         assert_eq!(
