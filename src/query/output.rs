@@ -6,6 +6,8 @@
 
 use std::io::{self, Write};
 
+use serde::Serialize;
+
 use crate::event::Level;
 use crate::query::plan::Literal;
 use crate::query::search::Hit;
@@ -39,11 +41,11 @@ pub fn write_line(
     )?;
     let mut pos = 0;
     for (start, end) in match_ranges(&hit.raw, highlights) {
-        out.write_all(hit.raw[pos..start].as_bytes())?;
+        out.write_all(&hit.raw.as_bytes()[pos..start])?;
         write!(out, "{MATCH}{}{RESET}", &hit.raw[start..end])?;
         pos = end;
     }
-    out.write_all(hit.raw[pos..].as_bytes())?;
+    out.write_all(&hit.raw.as_bytes()[pos..])?;
     out.write_all(b"\n")
 }
 
@@ -65,19 +67,32 @@ pub fn match_ranges(text: &str, highlights: &[&Literal]) -> Vec<(usize, usize)> 
     merged
 }
 
+/// The NDJSON shape, fields in this order.
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    ts: String,
+    service: &'a str,
+    level: &'a str,
+    message: &'a str,
+    raw: &'a str,
+    fields: &'a serde_json::Map<String, serde_json::Value>,
+    flags: Vec<&'static str>,
+    id: String,
+}
+
 /// One hit as an NDJSON line.
 pub fn write_json(out: &mut dyn Write, hit: &Hit) -> io::Result<()> {
-    let value = serde_json::json!({
-        "ts": hit.ts.rfc3339(),
-        "service": hit.service,
-        "level": hit.level.as_str(),
-        "message": hit.message,
-        "raw": hit.raw,
-        "fields": hit.fields,
-        "flags": hit.flags.names(),
-        "id": hit.id.to_string(),
-    });
-    serde_json::to_writer(&mut *out, &value).map_err(io::Error::other)?;
+    let line = JsonLine {
+        ts: hit.ts.rfc3339(),
+        service: &hit.service,
+        level: hit.level.as_str(),
+        message: &hit.message,
+        raw: &hit.raw,
+        fields: &hit.fields,
+        flags: hit.flags.names(),
+        id: hit.id.to_string(),
+    };
+    serde_json::to_writer(&mut *out, &line).map_err(io::Error::other)?;
     out.write_all(b"\n")
 }
 

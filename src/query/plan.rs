@@ -76,7 +76,7 @@ pub struct Literal {
 
 #[derive(Debug, Clone)]
 enum LiteralMatcher {
-    Exact(memmem::Finder<'static>),
+    Exact(Box<memmem::Finder<'static>>),
     Fold(regex::Regex),
 }
 
@@ -95,7 +95,9 @@ impl Literal {
         let matcher = match fold {
             Some(re) => LiteralMatcher::Fold(re),
             // A literal too big for a case-insensitive automaton is matched exactly.
-            None => LiteralMatcher::Exact(memmem::Finder::new(text.as_bytes()).into_owned()),
+            None => {
+                LiteralMatcher::Exact(Box::new(memmem::Finder::new(text.as_bytes()).into_owned()))
+            }
         };
         Literal {
             text: text.to_string(),
