@@ -1,1 +1,312 @@
-//! TODO
+//! The tantivy event index: open or create it, add [`Events`], commit them together with the
+//! pipeline's checkpoint (the commit payload), read that payload back, and hand out searchers.
+//!
+//! Takes `Events` batches and a payload string; gives durable, searchable documents.
+//! Must not: decide when to commit (the pipeline does), interpret the payload (source::checkpoint
+//! does), or know the query language (query:: does).
+//!
+//! Exactly-once rests on one fact: tantivy writes the payload into `meta.json` in the same atomic
+//! step that makes the segments of the commit visible, so after a crash the payload read by
+//! [`EventIndex::last_payload`] describes exactly the events the index holds.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tantivy::directory::MmapDirectory;
+use tantivy::schema::OwnedValue;
+use tantivy::{DateTime, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
+
+use crate::event::{Event, Events};
+use crate::store::schema::{self, Fields};
+
+#[derive(thiserror::Error, Debug)]
+pub enum IndexError {
+    #[error("no index in {dir}: run logwarden demo or backfill first")]
+    Missing { dir: PathBuf },
+    #[error("cannot create index directory {dir}: {source}")]
+    CreateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("index in {dir} has a different schema (not a logwarden event index)")]
+    ForeignSchema { dir: PathBuf },
+    #[error("index in {dir}: {source}")]
+    Tantivy {
+        dir: PathBuf,
+        source: tantivy::TantivyError,
+    },
+    #[error("index: {0}")]
+    Engine(#[from] tantivy::TantivyError),
+}
+
+/// An open event index (one directory, `<data-dir>/index`).
+pub struct EventIndex {
+    dir: PathBuf,
+    index: Index,
+    fields: Fields,
+    reader: IndexReader,
+}
+
+impl EventIndex {
+    /// Open the index in `dir`, creating the directory and an empty index when there is none.
+    pub fn open_or_create(dir: &Path) -> Result<EventIndex, IndexError> {
+        std::fs::create_dir_all(dir).map_err(|source| IndexError::CreateDir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        let directory = open_dir(dir)?;
+        let index =
+            Index::open_or_create(directory, schema::build()).map_err(|source| match source {
+                tantivy::TantivyError::SchemaError(_) => IndexError::ForeignSchema {
+                    dir: dir.to_path_buf(),
+                },
+                other => IndexError::Tantivy {
+                    dir: dir.to_path_buf(),
+                    source: other,
+                },
+            })?;
+        Self::from_index(dir, index)
+    }
+
+    /// Open the index in `dir` for reading; a clear [`IndexError::Missing`] when there is none.
+    pub fn open_existing(dir: &Path) -> Result<EventIndex, IndexError> {
+        let missing = || IndexError::Missing {
+            dir: dir.to_path_buf(),
+        };
+        if !dir.is_dir() {
+            return Err(missing());
+        }
+        let directory = open_dir(dir)?;
+        if !Index::exists(&directory).unwrap_or(false) {
+            return Err(missing());
+        }
+        let index = Index::open(directory).map_err(|source| IndexError::Tantivy {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        Self::from_index(dir, index)
+    }
+
+    fn from_index(dir: &Path, index: Index) -> Result<EventIndex, IndexError> {
+        schema::register_tokenizers(&index);
+        let fields = Fields::resolve(&index.schema()).ok_or_else(|| IndexError::ForeignSchema {
+            dir: dir.to_path_buf(),
+        })?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(EventIndex {
+            dir: dir.to_path_buf(),
+            index,
+            fields,
+            reader,
+        })
+    }
+
+    /// A writer with `heap_bytes` of indexing memory (tantivy needs at least 15 MB per thread).
+    pub fn writer(&self, heap_bytes: usize) -> Result<IndexSink, IndexError> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let per_thread_min = 15_000_000;
+        let threads = threads.min((heap_bytes / per_thread_min).max(1));
+        let writer = self
+            .index
+            .writer_with_num_threads(threads, heap_bytes)
+            .map_err(|source| IndexError::Tantivy {
+                dir: self.dir.clone(),
+                source,
+            })?;
+        Ok(IndexSink {
+            writer,
+            fields: self.fields,
+        })
+    }
+
+    /// The payload of the last commit (the pipeline's checkpoint JSON), `None` before the first.
+    pub fn last_payload(&self) -> Result<Option<String>, IndexError> {
+        Ok(self.index.load_metas()?.payload)
+    }
+
+    /// Number of events in the last commit.
+    pub fn num_docs(&self) -> Result<u64, IndexError> {
+        Ok(self.searcher()?.num_docs())
+    }
+
+    /// A searcher over the last commit (reloads first).
+    pub fn searcher(&self) -> Result<Searcher, IndexError> {
+        self.reader.reload()?;
+        Ok(self.reader.searcher())
+    }
+
+    pub fn fields(&self) -> Fields {
+        self.fields
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+fn open_dir(dir: &Path) -> Result<MmapDirectory, IndexError> {
+    MmapDirectory::open(dir).map_err(|e| IndexError::Tantivy {
+        dir: dir.to_path_buf(),
+        source: tantivy::TantivyError::from(e),
+    })
+}
+
+/// The writing end of the index: add batches, then commit them with a payload.
+pub struct IndexSink {
+    writer: IndexWriter<TantivyDocument>,
+    fields: Fields,
+}
+
+impl IndexSink {
+    /// Queue every event of the batch (not durable until [`IndexSink::commit`]).
+    pub fn add(&mut self, events: &Events) -> Result<(), IndexError> {
+        for event in events {
+            self.writer.add_document(self.document(event))?;
+        }
+        Ok(())
+    }
+
+    /// Make the added events and `payload` durable together.
+    pub fn commit(&mut self, payload: &str) -> Result<(), IndexError> {
+        let mut prepared = self.writer.prepare_commit()?;
+        prepared.set_payload(payload);
+        prepared.commit()?;
+        Ok(())
+    }
+
+    fn document(&self, event: &Event) -> TantivyDocument {
+        let f = &self.fields;
+        let mut doc = TantivyDocument::new();
+        doc.add_date(f.ts, DateTime::from_timestamp_micros(event.ts.as_micros()));
+        doc.add_text(f.service, &event.service);
+        doc.add_text(f.level, event.level.as_str());
+        doc.add_text(f.message, &event.message);
+        doc.add_text(f.raw, &event.raw);
+        doc.add_object(f.fields, json_object(&event.fields));
+        for name in event.flags.names() {
+            doc.add_text(f.flags, name);
+        }
+        doc.add_text(f.event_id, event.id.to_string());
+        doc.add_u64(f.fingerprint, event.id.fingerprint);
+        doc.add_u64(f.offset, event.id.offset);
+        doc
+    }
+}
+
+/// serde_json → tantivy values, keeping strings as strings (tantivy's own `From` turns RFC 3339
+/// strings into dates, which would change the stored text of the attribute).
+fn json_object(map: &serde_json::Map<String, serde_json::Value>) -> BTreeMap<String, OwnedValue> {
+    map.iter()
+        .map(|(k, v)| (k.clone(), json_value(v)))
+        .collect()
+}
+
+fn json_value(value: &serde_json::Value) -> OwnedValue {
+    match value {
+        serde_json::Value::String(s) => OwnedValue::Str(s.clone()),
+        serde_json::Value::Array(items) => {
+            OwnedValue::Array(items.iter().map(json_value).collect())
+        }
+        serde_json::Value::Object(map) => OwnedValue::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), json_value(v)))
+                .collect(),
+        ),
+        other => OwnedValue::from(other.clone()),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::event::{EventId, Flags, Level, Timestamp};
+
+    pub(crate) fn event(fp: u64, offset: u64, ts_ms: i64, service: &str, raw: &str) -> Event {
+        let fields = serde_json::from_str::<serde_json::Value>(raw)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default();
+        Event {
+            id: EventId {
+                fingerprint: fp,
+                offset,
+            },
+            ts: Timestamp::from_millis(ts_ms),
+            service: service.to_string(),
+            level: if raw.contains("FATAL") || raw.contains("\"level\":50") {
+                Level::Error
+            } else {
+                Level::Info
+            },
+            message: raw.to_string(),
+            raw: raw.to_string(),
+            fields,
+            flags: Flags::default(),
+            len: raw.len() as u32 + 1,
+            lines: 1,
+        }
+    }
+
+    #[test]
+    fn events_and_payload_survive_a_reopen() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("index");
+        {
+            let index = EventIndex::open_or_create(&path).unwrap();
+            assert_eq!(index.last_payload().unwrap(), None);
+            let mut sink = index.writer(20_000_000).unwrap();
+            sink.add(&Events::new(vec![
+                event(
+                    1,
+                    0,
+                    1000,
+                    "postgres",
+                    "FATAL:  sorry, too many clients already",
+                ),
+                event(1, 42, 2000, "app", r#"{"level":30,"msg":"ok"}"#),
+            ]))
+            .unwrap();
+            sink.commit(r#"{"offsets":{"1":80}}"#).unwrap();
+        }
+        let index = EventIndex::open_existing(&path).unwrap();
+        assert_eq!(
+            index.last_payload().unwrap().as_deref(),
+            Some(r#"{"offsets":{"1":80}}"#)
+        );
+        assert_eq!(index.num_docs().unwrap(), 2);
+    }
+
+    #[test]
+    fn uncommitted_events_are_not_visible() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let index = EventIndex::open_or_create(dir.path()).unwrap();
+        let mut sink = index.writer(20_000_000).unwrap();
+        sink.add(&Events::new(vec![event(1, 0, 0, "app", "x")]))
+            .unwrap();
+        assert_eq!(index.num_docs().unwrap(), 0);
+        sink.commit("p1").unwrap();
+        assert_eq!(index.num_docs().unwrap(), 1);
+        assert_eq!(index.last_payload().unwrap().as_deref(), Some("p1"));
+    }
+
+    #[test]
+    fn opening_a_missing_index_says_what_to_run() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let err = EventIndex::open_existing(&dir.path().join("index"))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("run logwarden demo or backfill"));
+        let err = EventIndex::open_existing(dir.path()).err().unwrap();
+        assert!(matches!(err, IndexError::Missing { .. }));
+    }
+}

@@ -2,3 +2,5 @@
 pub mod incidents;
 pub mod index;
 pub mod schema;
+
+pub use index::{EventIndex, IndexError, IndexSink};

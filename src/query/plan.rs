@@ -1,0 +1,640 @@
+//! [`Expr`] → a tantivy query that *narrows* candidates, plus a [`Pred`] that *decides*.
+//!
+//! The index answers a superset: every event the query means is among the candidates, and the
+//! predicate, evaluated on the stored event, keeps exactly the right ones. That split is what lets
+//! `loggrep "too many clients"` agree with `grep -F` line for line while still using the index:
+//!
+//! * literal text (bare words, phrases, `message:`, text values of attributes) is tokenized with
+//!   the index tokenizer (see `store::schema`); tokens inside the literal must be terms of the
+//!   event, a token touching the literal's start must end a term (`.*tok`), one touching its end
+//!   must start one (`tok.*`), one touching both must occur in one (`.*tok.*`) — or the event
+//!   holds a token too long to index ([`schema::LONG_TOKEN_MARK`]). The substring is then
+//!   checked on the stored text, with smart case: a literal with an uppercase letter is
+//!   case-sensitive, an all-lowercase one is not (Unicode simple case folding, like ripgrep).
+//!   In case-insensitive mode only ASCII tokens narrow; the others are left to the check.
+//! * `service:`, `level:`, `flags:` and numeric comparisons on attributes are answered exactly by
+//!   the index (term and fast-field range queries). Only exact parts can be negated in the index;
+//!   `NOT <inexact>` narrows nothing and is decided by the predicate.
+//!
+//! Must not: read documents or print (search and output do).
+
+use std::ops::Bound;
+
+use memchr::memmem;
+use tantivy::query::{
+    AllQuery, BooleanQuery, EmptyQuery, ExistsQuery, Occur, Query, RangeQuery, RegexQuery,
+    TermQuery,
+};
+use tantivy::schema::IndexRecordOption;
+use tantivy::tokenizer::{SimpleTokenizer, TokenStream, Tokenizer};
+use tantivy::{Searcher, Term};
+
+use crate::event::{Flags, Level};
+use crate::query::lang::{Cmp, Expr, FieldValue};
+use crate::query::search::Hit;
+use crate::store::schema::{self, Fields};
+
+/// Why a query cannot be planned.
+#[derive(thiserror::Error, Debug, Clone, PartialEq)]
+pub enum PlanError {
+    #[error("column {column}: unknown field `{name}`{}", did_you_mean(.suggestion))]
+    UnknownField {
+        name: String,
+        column: usize,
+        suggestion: Option<String>,
+    },
+    #[error("column {column}: {message}")]
+    BadValue { column: usize, message: String },
+}
+
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    match suggestion {
+        Some(s) => format!(" (did you mean `{s}`?)"),
+        None => " (quote the text to search it literally)".to_string(),
+    }
+}
+
+impl PlanError {
+    pub fn column(&self) -> usize {
+        match self {
+            PlanError::UnknownField { column, .. } | PlanError::BadValue { column, .. } => *column,
+        }
+    }
+}
+
+/// Field names the language knows besides attribute paths.
+pub const BUILTIN_FIELDS: [&str; 5] = ["service", "level", "message", "raw", "flags"];
+
+/// A literal searched as a substring, with smart case.
+#[derive(Debug, Clone)]
+pub struct Literal {
+    pub text: String,
+    /// True when the literal has no uppercase letter.
+    pub case_insensitive: bool,
+    matcher: LiteralMatcher,
+}
+
+#[derive(Debug, Clone)]
+enum LiteralMatcher {
+    Exact(Box<memmem::Finder<'static>>),
+    Fold(regex::Regex),
+}
+
+impl Literal {
+    pub fn new(text: &str) -> Literal {
+        let case_insensitive = !text.chars().any(char::is_uppercase);
+        let fold = if case_insensitive {
+            regex::RegexBuilder::new(&regex::escape(text))
+                .case_insensitive(true)
+                .size_limit(1 << 24)
+                .build()
+                .ok()
+        } else {
+            None
+        };
+        let matcher = match fold {
+            Some(re) => LiteralMatcher::Fold(re),
+            // A literal too big for a case-insensitive automaton is matched exactly.
+            None => {
+                LiteralMatcher::Exact(Box::new(memmem::Finder::new(text.as_bytes()).into_owned()))
+            }
+        };
+        Literal {
+            text: text.to_string(),
+            case_insensitive: matches!(matcher, LiteralMatcher::Fold(_)),
+            matcher,
+        }
+    }
+
+    pub fn is_match(&self, haystack: &str) -> bool {
+        match &self.matcher {
+            LiteralMatcher::Exact(f) => f.find(haystack.as_bytes()).is_some(),
+            LiteralMatcher::Fold(re) => re.is_match(haystack),
+        }
+    }
+
+    /// Byte ranges of every (non-overlapping) occurrence, for highlighting.
+    pub fn find_all(&self, haystack: &str) -> Vec<(usize, usize)> {
+        match &self.matcher {
+            LiteralMatcher::Exact(f) => {
+                let n = f.needle().len();
+                f.find_iter(haystack.as_bytes())
+                    .map(|start| (start, start + n))
+                    .collect()
+            }
+            LiteralMatcher::Fold(re) => re
+                .find_iter(haystack)
+                .map(|m| (m.start(), m.end()))
+                .collect(),
+        }
+    }
+}
+
+/// The deciding predicate, evaluated on a stored event.
+#[derive(Debug, Clone)]
+pub enum Pred {
+    All,
+    Raw(Literal),
+    Message(Literal),
+    Service(String),
+    Levels(Vec<Level>),
+    Flag(Flags),
+    /// An attribute's text contains the literal, or equals it as a number / boolean.
+    Attr {
+        path: String,
+        literal: Literal,
+        number: Option<f64>,
+        boolean: Option<bool>,
+    },
+    AttrCmp {
+        path: String,
+        cmp: Cmp,
+        value: f64,
+    },
+    And(Vec<Pred>),
+    Or(Vec<Pred>),
+    Not(Box<Pred>),
+}
+
+impl Pred {
+    pub fn eval(&self, hit: &Hit) -> bool {
+        match self {
+            Pred::All => true,
+            Pred::Raw(lit) => lit.is_match(&hit.raw),
+            Pred::Message(lit) => lit.is_match(&hit.message),
+            Pred::Service(s) => hit.service == *s,
+            Pred::Levels(levels) => levels.contains(&hit.level),
+            Pred::Flag(f) => hit.flags.contains(*f),
+            Pred::Attr {
+                path,
+                literal,
+                number,
+                boolean,
+            } => attribute_values(&hit.fields, path).iter().any(|v| match v {
+                serde_json::Value::String(s) => literal.is_match(s),
+                serde_json::Value::Number(n) => number.is_some_and(|want| n.as_f64() == Some(want)),
+                serde_json::Value::Bool(b) => *boolean == Some(*b),
+                _ => false,
+            }),
+            Pred::AttrCmp { path, cmp, value } => attribute_values(&hit.fields, path)
+                .iter()
+                .any(|v| v.as_f64().is_some_and(|n| cmp.holds(n, *value))),
+            Pred::And(items) => items.iter().all(|p| p.eval(hit)),
+            Pred::Or(items) => items.iter().any(|p| p.eval(hit)),
+            Pred::Not(inner) => !inner.eval(hit),
+        }
+    }
+
+    /// Literals searched in `raw` outside any NOT: what the terminal output highlights.
+    pub fn highlights(&self) -> Vec<&Literal> {
+        let mut out = Vec::new();
+        self.collect_highlights(&mut out);
+        out
+    }
+
+    fn collect_highlights<'a>(&'a self, out: &mut Vec<&'a Literal>) {
+        match self {
+            Pred::Raw(lit) => out.push(lit),
+            Pred::And(items) | Pred::Or(items) => {
+                for p in items {
+                    p.collect_highlights(out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Every value at a dotted `path` (dots may also be part of a key; arrays are looked through).
+pub fn attribute_values<'a>(
+    fields: &'a serde_json::Map<String, serde_json::Value>,
+    path: &str,
+) -> Vec<&'a serde_json::Value> {
+    let mut out = Vec::new();
+    lookup_object(fields, path, &mut out);
+    out
+}
+
+fn lookup_object<'a>(
+    map: &'a serde_json::Map<String, serde_json::Value>,
+    path: &str,
+    out: &mut Vec<&'a serde_json::Value>,
+) {
+    if let Some(v) = map.get(path) {
+        push_leaves(v, out);
+    }
+    for (i, _) in path.match_indices('.') {
+        if let Some(v) = map.get(&path[..i]) {
+            lookup_value(v, &path[i + 1..], out);
+        }
+    }
+}
+
+fn lookup_value<'a>(
+    value: &'a serde_json::Value,
+    path: &str,
+    out: &mut Vec<&'a serde_json::Value>,
+) {
+    match value {
+        serde_json::Value::Object(map) => lookup_object(map, path, out),
+        serde_json::Value::Array(items) => {
+            for item in items {
+                lookup_value(item, path, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn push_leaves<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>) {
+    match value {
+        serde_json::Value::Array(items) => {
+            for item in items {
+                push_leaves(item, out);
+            }
+        }
+        other => out.push(other),
+    }
+}
+
+/// What planning needs from the index.
+pub struct Context<'a> {
+    pub fields: Fields,
+    pub searcher: &'a Searcher,
+}
+
+impl Context<'_> {
+    /// Does any segment hold a value at attribute `path` (or below it)?
+    fn path_exists(&self, path: &str) -> bool {
+        let full = format!("{}.{path}", schema::FIELDS);
+        self.searcher.segment_readers().iter().any(|seg| {
+            let ff = seg.fast_fields();
+            ff.dynamic_column_handles(&full)
+                .is_ok_and(|h| !h.is_empty())
+                || ff
+                    .dynamic_subpath_column_handles(&full)
+                    .is_ok_and(|h| !h.is_empty())
+        })
+    }
+
+    /// Attribute paths present in the index (for did-you-mean; only on the error path).
+    fn known_paths(&self) -> Vec<String> {
+        let prefix = format!("{}.", schema::FIELDS);
+        let mut names: Vec<String> = self
+            .searcher
+            .space_usage()
+            .map(|usage| {
+                usage
+                    .segments()
+                    .iter()
+                    .flat_map(|s| s.fast_fields().fields())
+                    .filter_map(|f| f.field_name().strip_prefix(&prefix).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// The planned query.
+pub struct Plan {
+    /// Candidates: a superset of the answer (exactly the answer when `exact`).
+    pub query: Box<dyn Query>,
+    /// The index alone decides (no need to check `pred` on documents).
+    pub exact: bool,
+    pub pred: Pred,
+}
+
+/// Plan `expr` (`None`: every event).
+pub fn plan(expr: Option<&Expr>, ctx: &Context<'_>) -> Result<Plan, PlanError> {
+    let Some(expr) = expr else {
+        return Ok(Plan {
+            query: Box::new(AllQuery),
+            exact: true,
+            pred: Pred::All,
+        });
+    };
+    let pred = predicate(expr, ctx)?;
+    let (query, exact) = narrow(&pred, ctx.fields);
+    Ok(Plan { query, exact, pred })
+}
+
+fn predicate(expr: &Expr, ctx: &Context<'_>) -> Result<Pred, PlanError> {
+    Ok(match expr {
+        Expr::Text { text, .. } => Pred::Raw(Literal::new(text)),
+        Expr::And(items) => Pred::And(
+            items
+                .iter()
+                .map(|e| predicate(e, ctx))
+                .collect::<Result<_, _>>()?,
+        ),
+        Expr::Or(items) => Pred::Or(
+            items
+                .iter()
+                .map(|e| predicate(e, ctx))
+                .collect::<Result<_, _>>()?,
+        ),
+        Expr::Not(inner) => Pred::Not(Box::new(predicate(inner, ctx)?)),
+        Expr::Field {
+            name,
+            value,
+            column,
+        } => field_predicate(name, value, *column, ctx)?,
+    })
+}
+
+fn field_predicate(
+    name: &str,
+    value: &FieldValue,
+    column: usize,
+    ctx: &Context<'_>,
+) -> Result<Pred, PlanError> {
+    let value_column = column + name.chars().count() + 1;
+    let bad = |message: String| PlanError::BadValue {
+        column: value_column,
+        message,
+    };
+    match (name, value) {
+        ("raw", FieldValue::Text(t)) => Ok(Pred::Raw(Literal::new(t))),
+        ("message", FieldValue::Text(t)) => Ok(Pred::Message(Literal::new(t))),
+        ("service", FieldValue::Text(t)) => Ok(Pred::Service(t.clone())),
+        ("flags", FieldValue::Text(t)) => Flags::from_name(t).map(Pred::Flag).ok_or_else(|| {
+            let names: Vec<&str> = [
+                Flags::PARTIAL,
+                Flags::SPLIT,
+                Flags::INVALID_UTF8,
+                Flags::MALFORMED,
+                Flags::NO_TIMESTAMP,
+                Flags::REDACTED,
+            ]
+            .iter()
+            .flat_map(|f| f.names())
+            .collect();
+            bad(format!("unknown flag `{t}` (one of {})", names.join(", ")))
+        }),
+        ("level", FieldValue::Text(t)) => {
+            let level: Level = t.parse().map_err(bad)?;
+            Ok(Pred::Levels(vec![level]))
+        }
+        ("level", FieldValue::Compare(cmp, t)) => {
+            let level: Level = t.parse().map_err(bad)?;
+            let levels = Level::ALL
+                .into_iter()
+                .filter(|l| *l != Level::Unknown && cmp.holds(*l, level))
+                .collect();
+            Ok(Pred::Levels(levels))
+        }
+        ("raw" | "message" | "service" | "flags", FieldValue::Compare(..)) => Err(bad(format!(
+            "`{name}` cannot be compared; comparisons work on numeric attributes and level"
+        ))),
+        (path, value) => {
+            if !ctx.path_exists(path) {
+                return Err(unknown_field(path, column, ctx));
+            }
+            match value {
+                FieldValue::Text(t) => Ok(Pred::Attr {
+                    path: path.to_string(),
+                    literal: Literal::new(t),
+                    number: t.parse::<f64>().ok().filter(|n| n.is_finite()),
+                    boolean: t.parse::<bool>().ok(),
+                }),
+                FieldValue::Compare(cmp, t) => {
+                    let value = t
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|n| n.is_finite())
+                        .ok_or_else(|| bad(format!("`{t}` is not a number")))?;
+                    Ok(Pred::AttrCmp {
+                        path: path.to_string(),
+                        cmp: *cmp,
+                        value,
+                    })
+                }
+            }
+        }
+    }
+}
+
+fn unknown_field(name: &str, column: usize, ctx: &Context<'_>) -> PlanError {
+    let known = ctx.known_paths();
+    let suggestion = BUILTIN_FIELDS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(known)
+        .map(|candidate| (strsim::jaro_winkler(name, &candidate), candidate))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c);
+    PlanError::UnknownField {
+        name: name.to_string(),
+        column,
+        suggestion,
+    }
+}
+
+/// The narrowing query of a predicate, and whether it is exact.
+fn narrow(pred: &Pred, f: Fields) -> (Box<dyn Query>, bool) {
+    match pred {
+        Pred::All => (Box::new(AllQuery), true),
+        Pred::Raw(lit) => (
+            text_query(lit, |tok| Term::from_field_text(f.raw, tok), Some(f.raw)),
+            false,
+        ),
+        Pred::Message(lit) => (
+            text_query(
+                lit,
+                |tok| Term::from_field_text(f.message, tok),
+                Some(f.message),
+            ),
+            false,
+        ),
+        Pred::Service(s) => (term_query(Term::from_field_text(f.service, s)), true),
+        Pred::Flag(flag) => {
+            let name = flag.names().first().copied().unwrap_or_default();
+            (term_query(Term::from_field_text(f.flags, name)), true)
+        }
+        Pred::Levels(levels) => (levels_query(levels, f), true),
+        Pred::Attr {
+            path,
+            literal,
+            number,
+            boolean,
+        } => {
+            let json_term = |tok: &str| {
+                let mut t = Term::from_field_json_path(f.fields, path, true);
+                t.append_type_and_str(tok);
+                t
+            };
+            let text = text_query(literal, json_term, None);
+            // Partial tokens of an attribute cannot use the term dictionary: require the path.
+            let exists: Box<dyn Query> = Box::new(ExistsQuery::new(
+                format!("{}.{path}", schema::FIELDS),
+                false,
+            ));
+            let mut any: Vec<(Occur, Box<dyn Query>)> = vec![(
+                Occur::Should,
+                Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, text),
+                    (Occur::Must, exists),
+                ])),
+            )];
+            if let Some(n) = number {
+                any.push((
+                    Occur::Should,
+                    json_range(f, path, Bound::Included(*n), Bound::Included(*n)),
+                ));
+            }
+            if let Some(b) = boolean {
+                let mut t = Term::from_field_json_path(f.fields, path, true);
+                t.append_type_and_fast_value(*b);
+                any.push((Occur::Should, term_query(t)));
+            }
+            (Box::new(BooleanQuery::new(any)), false)
+        }
+        Pred::AttrCmp { path, cmp, value } => {
+            let (lo, hi) = match cmp {
+                Cmp::Gt => (Bound::Excluded(*value), Bound::Unbounded),
+                Cmp::Ge => (Bound::Included(*value), Bound::Unbounded),
+                Cmp::Lt => (Bound::Unbounded, Bound::Excluded(*value)),
+                Cmp::Le => (Bound::Unbounded, Bound::Included(*value)),
+            };
+            (json_range(f, path, lo, hi), true)
+        }
+        Pred::And(items) => {
+            let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            let mut exact = true;
+            for item in items {
+                let (q, e) = narrow(item, f);
+                exact &= e;
+                clauses.push((Occur::Must, q));
+            }
+            (Box::new(BooleanQuery::new(clauses)), exact)
+        }
+        Pred::Or(items) => {
+            let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            let mut exact = true;
+            for item in items {
+                let (q, e) = narrow(item, f);
+                exact &= e;
+                clauses.push((Occur::Should, q));
+            }
+            (Box::new(BooleanQuery::new(clauses)), exact)
+        }
+        Pred::Not(inner) => {
+            let (q, exact) = narrow(inner, f);
+            if exact {
+                let clauses: Vec<(Occur, Box<dyn Query>)> =
+                    vec![(Occur::Must, Box::new(AllQuery)), (Occur::MustNot, q)];
+                (Box::new(BooleanQuery::new(clauses)), true)
+            } else {
+                (Box::new(AllQuery), false)
+            }
+        }
+    }
+}
+
+fn term_query(term: Term) -> Box<dyn Query> {
+    Box::new(TermQuery::new(term, IndexRecordOption::Basic))
+}
+
+fn levels_query(levels: &[Level], f: Fields) -> Box<dyn Query> {
+    if levels.is_empty() {
+        return Box::new(EmptyQuery);
+    }
+    let clauses = levels
+        .iter()
+        .map(|l| {
+            (
+                Occur::Should,
+                term_query(Term::from_field_text(f.level, l.as_str())),
+            )
+        })
+        .collect();
+    Box::new(BooleanQuery::new(clauses))
+}
+
+/// `--level`/`--service` style filters: exact queries.
+pub fn filter_levels(levels: &[Level], f: Fields) -> Box<dyn Query> {
+    levels_query(levels, f)
+}
+
+pub fn filter_services(services: &[String], f: Fields) -> Box<dyn Query> {
+    let clauses = services
+        .iter()
+        .map(|s| {
+            (
+                Occur::Should,
+                term_query(Term::from_field_text(f.service, s)),
+            )
+        })
+        .collect();
+    Box::new(BooleanQuery::new(clauses))
+}
+
+fn json_range(f: Fields, path: &str, lo: Bound<f64>, hi: Bound<f64>) -> Box<dyn Query> {
+    let term = |v: f64| {
+        let mut t = Term::from_field_json_path(f.fields, path, true);
+        t.append_type_and_fast_value(v);
+        t
+    };
+    let map = |b: Bound<f64>| match b {
+        Bound::Included(v) => Bound::Included(term(v)),
+        Bound::Excluded(v) => Bound::Excluded(term(v)),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    Box::new(RangeQuery::new(map(lo), map(hi)))
+}
+
+/// The narrowing query of a literal over one tokenized field. `term` makes the field's term for
+/// a folded token; `regex_field` is the field to run partial-token regexes on (`None`: partial
+/// tokens do not narrow).
+fn text_query(
+    lit: &Literal,
+    term: impl Fn(&str) -> Term,
+    regex_field: Option<tantivy::schema::Field>,
+) -> Box<dyn Query> {
+    let text = lit.text.as_str();
+    let mut tokenizer = SimpleTokenizer::default();
+    let mut stream = tokenizer.token_stream(text);
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    while stream.advance() {
+        let token = stream.token();
+        if lit.case_insensitive && !token.text.is_ascii() {
+            continue;
+        }
+        let folded = schema::fold_token(&token.text);
+        if folded == schema::LONG_TOKEN_MARK {
+            clauses.push((Occur::Must, term_query(term(schema::LONG_TOKEN_MARK))));
+            continue;
+        }
+        let open_left = token.offset_from == 0;
+        let open_right = token.offset_to == text.len();
+        if !open_left && !open_right {
+            clauses.push((Occur::Must, term_query(term(&folded))));
+            continue;
+        }
+        let Some(field) = regex_field else {
+            continue;
+        };
+        let escaped = regex::escape(&folded);
+        let pattern = match (open_left, open_right) {
+            (true, true) => format!(".*{escaped}.*"),
+            (true, false) => format!(".*{escaped}"),
+            _ => format!("{escaped}.*"),
+        };
+        let Ok(regex) = RegexQuery::from_pattern(&pattern, field) else {
+            continue;
+        };
+        let either: Vec<(Occur, Box<dyn Query>)> = vec![
+            (Occur::Should, Box::new(regex)),
+            (Occur::Should, term_query(term(schema::LONG_TOKEN_MARK))),
+        ];
+        clauses.push((Occur::Must, Box::new(BooleanQuery::new(either))));
+    }
+    if clauses.is_empty() {
+        return Box::new(AllQuery);
+    }
+    Box::new(BooleanQuery::new(clauses))
+}

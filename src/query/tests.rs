@@ -1,0 +1,393 @@
+//! Behaviour of `query::run` over real (temporary) indexes.
+
+use std::path::Path;
+
+use proptest::prelude::*;
+use tempfile::TempDir;
+
+use super::*;
+use crate::event::{Event, EventId, Events, Flags};
+use crate::store::index::EventIndex;
+
+const T0: i64 = 1_795_874_400_000; // 2026-11-28T14:00:00Z in ms
+
+fn ev(offset: u64, ts_ms: i64, service: &str, level: Level, raw: &str) -> Event {
+    let fields = serde_json::from_str::<serde_json::Value>(raw)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
+    let message = fields
+        .get("msg")
+        .and_then(|m| m.as_str())
+        .unwrap_or(raw)
+        .to_string();
+    Event {
+        id: EventId {
+            fingerprint: 0xf00d,
+            offset,
+        },
+        ts: Timestamp::from_millis(ts_ms),
+        service: service.into(),
+        level,
+        message,
+        raw: raw.into(),
+        fields,
+        flags: Flags::default(),
+        len: raw.len() as u32 + 1,
+        lines: 1,
+    }
+}
+
+fn build(dir: &Path, events: Vec<Event>) {
+    let index = EventIndex::open_or_create(&dir.join("index")).unwrap();
+    let mut sink = index.writer(15_000_000).unwrap();
+    sink.add(&Events::new(events)).unwrap();
+    sink.commit("{}").unwrap();
+}
+
+fn request(dir: &Path, query: &str) -> Request {
+    Request {
+        data_dir: dir.to_path_buf(),
+        query: query.into(),
+        since: None,
+        until: None,
+        services: vec![],
+        levels: vec![],
+        json: false,
+        count: false,
+        limit: None,
+        color: false,
+        now: Timestamp::from_millis(T0 + 3_600_000),
+    }
+}
+
+fn lines(req: &Request) -> (Outcome, Vec<String>) {
+    let mut out = Vec::new();
+    let outcome = run(req, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    (outcome, text.lines().map(str::to_string).collect())
+}
+
+/// The raw text of each printed event (the line after `ts service level `).
+fn raws(req: &Request) -> Vec<String> {
+    lines(req)
+        .1
+        .into_iter()
+        .map(|l| l.splitn(4, ' ').nth(3).unwrap_or_default().to_string())
+        .collect()
+}
+
+fn count(req: &Request) -> u64 {
+    let mut r = req.clone();
+    r.count = true;
+    let (outcome, out) = lines(&r);
+    assert_eq!(out, vec![outcome.matched.to_string()]);
+    outcome.matched
+}
+
+fn stack() -> (TempDir, Vec<Event>) {
+    let dir = TempDir::new().unwrap();
+    let events = vec![
+        ev(
+            0,
+            T0,
+            "app",
+            Level::Info,
+            r#"{"level":30,"req":{"method":"GET","url":"/api/campaigns"},"res":{"statusCode":200},"responseTime":42,"msg":"request completed"}"#,
+        ),
+        ev(
+            200,
+            T0 + 1000,
+            "app",
+            Level::Error,
+            r#"{"level":50,"req":{"method":"GET","url":"/api/health"},"res":{"statusCode":503},"responseTime":3,"msg":"request completed"}"#,
+        ),
+        ev(
+            0,
+            T0 + 2000,
+            "postgres",
+            Level::Fatal,
+            "2026-11-28 14:00:02.000 UTC [4301] newsletter@newsletter FATAL:  sorry, too many clients already",
+        ),
+        ev(
+            100,
+            T0 + 3000,
+            "postgres",
+            Level::Info,
+            r#"2026-11-28 14:00:03.000 UTC [4242] newsletter@newsletter LOG:  duration: 5234.123 ms  statement: SELECT * FROM email_events"#,
+        ),
+        ev(
+            400,
+            T0 + 4000,
+            "worker",
+            Level::Info,
+            r#"{"level":30,"queue":"campaign-emails","jobId":"8812","msg":"Job completed","durationMs":310}"#,
+        ),
+        ev(
+            600,
+            T0 + 5000,
+            "worker",
+            Level::Warn,
+            r#"{"level":40,"queue":"campaign-emails","waiting":5234,"active":5,"msg":"Queue backlog growing"}"#,
+        ),
+        ev(
+            800,
+            T0 + 6000,
+            "app",
+            Level::Warn,
+            r#"{"level":40,"req":{"method":"GET","url":"/api/campaigns"},"res":{"statusCode":200},"responseTime":4200,"msg":"slow request"}"#,
+        ),
+        ev(
+            900,
+            T0 + 7000,
+            "worker",
+            Level::Error,
+            r#"{"level":50,"queue":"ai-insights","err":{"statusCode":429,"name":"rate_limit_exceeded","message":"Too many requests."},"msg":"Resend API error"}"#,
+        ),
+    ];
+    let mut fields_pg = events[3].clone();
+    fields_pg
+        .fields
+        .insert("duration_ms".into(), serde_json::json!(5234.123));
+    let mut all = events;
+    all[3] = fields_pg;
+    build(dir.path(), all.clone());
+    (dir, all)
+}
+
+#[test]
+fn literal_phrases_match_raw_substrings_with_smart_case() {
+    let (dir, _) = stack();
+    let d = dir.path();
+    assert_eq!(raws(&request(d, r#""too many clients""#)).len(), 1);
+    // all-lowercase: case-insensitive (also finds "Too many requests.")
+    assert_eq!(raws(&request(d, r#""too many""#)).len(), 2);
+    // an uppercase letter makes it case-sensitive
+    assert_eq!(raws(&request(d, r#""Too many""#)).len(), 1);
+    // substrings inside tokens
+    assert_eq!(raws(&request(d, "ampaign")).len(), 4);
+    assert_eq!(raws(&request(d, "FATAL:")).len(), 1);
+    assert_eq!(raws(&request(d, "4301]")).len(), 1);
+    assert_eq!(raws(&request(d, "nothing-like-this")).len(), 0);
+}
+
+#[test]
+fn field_terms_comparisons_and_booleans() {
+    let (dir, _) = stack();
+    let d = dir.path();
+    let n = |q: &str| count(&request(d, q));
+    assert_eq!(n("res.statusCode:503"), 1);
+    assert_eq!(n("res.statusCode:200"), 2);
+    assert_eq!(n("queue:campaign-emails"), 2);
+    assert_eq!(n("jobId:8812"), 1);
+    assert_eq!(n("service:postgres"), 2);
+    assert_eq!(n("level:error"), 2, "level:error means exactly error");
+    assert_eq!(n("level:>=error"), 3);
+    assert_eq!(n("responseTime:>=2000"), 1);
+    assert_eq!(n("responseTime:<42"), 1);
+    assert_eq!(n("duration_ms:>1000"), 1);
+    assert_eq!(n(r#"msg:"Job completed""#), 1);
+    assert_eq!(n("message:backlog"), 1);
+    assert_eq!(n("err.statusCode:429"), 1);
+    assert_eq!(n("service:app OR service:worker"), 6);
+    assert_eq!(n("service:app completed"), 2);
+    assert_eq!(n("service:app AND NOT completed"), 1);
+    assert_eq!(n("service:app -completed"), 1);
+    assert_eq!(n("-service:app"), 5);
+    assert_eq!(n("NOT completed"), 5);
+    assert_eq!(
+        n("(queue:ai-insights OR res.statusCode:503) level:error"),
+        2
+    );
+    assert_eq!(n(""), 8);
+}
+
+#[test]
+fn results_come_in_time_order_and_count_agrees() {
+    let dir = TempDir::new().unwrap();
+    // inserted out of order; two share a timestamp and are ordered by event id
+    let events = vec![
+        ev(50, T0 + 3000, "app", Level::Info, "error c"),
+        ev(10, T0 + 1000, "app", Level::Info, "error a"),
+        ev(30, T0 + 2000, "app", Level::Info, "error b2"),
+        ev(20, T0 + 2000, "app", Level::Info, "error b1"),
+    ];
+    build(dir.path(), events);
+    let req = request(dir.path(), "error");
+    let got = raws(&req);
+    assert_eq!(got, ["error a", "error b1", "error b2", "error c"]);
+    assert_eq!(count(&req), got.len() as u64);
+    let (_, out) = lines(&req);
+    assert!(
+        out[0].starts_with("2026-11-28T14:00:01.000Z app info "),
+        "{}",
+        out[0]
+    );
+
+    // the limit keeps the newest, still printed in time order, and says it cut
+    let mut limited = req.clone();
+    limited.limit = Some(2);
+    let (outcome, _) = lines(&limited);
+    assert_eq!(raws(&limited), ["error b2", "error c"]);
+    assert_eq!(
+        outcome,
+        Outcome {
+            matched: 4,
+            truncated: true
+        }
+    );
+}
+
+#[test]
+fn since_and_until_bound_event_time() {
+    let (dir, _) = stack();
+    let mut req = request(dir.path(), "");
+    req.since = Some("2026-11-28T14:00:02Z".into());
+    req.until = Some("2026-11-28 14:00:05".into());
+    assert_eq!(count(&req), 3, "since is inclusive, until exclusive");
+    // relative to now (T0 + 1h): the last 59 min 55 s cover the last three events
+    let mut rel = request(dir.path(), "");
+    rel.since = Some("3595s".into());
+    assert_eq!(count(&rel), 3);
+    let mut bad = request(dir.path(), "");
+    bad.since = Some("yesterday".into());
+    let err = run(&bad, &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("--since"), "{err}");
+}
+
+#[test]
+fn service_and_level_filters_are_exact() {
+    let (dir, _) = stack();
+    let mut req = request(dir.path(), "");
+    req.services = vec!["worker".into(), "postgres".into()];
+    assert_eq!(count(&req), 5);
+    req.levels = vec![Level::Error];
+    assert_eq!(count(&req), 1);
+}
+
+#[test]
+fn json_output_is_ndjson_with_every_field() {
+    let (dir, _) = stack();
+    let mut req = request(dir.path(), "res.statusCode:503");
+    req.json = true;
+    let (_, out) = lines(&req);
+    assert_eq!(out.len(), 1);
+    let v: serde_json::Value = serde_json::from_str(&out[0]).unwrap();
+    assert_eq!(v["ts"], "2026-11-28T14:00:01.000Z");
+    assert_eq!(v["service"], "app");
+    assert_eq!(v["level"], "error");
+    assert_eq!(v["fields"]["res"]["statusCode"], 503);
+    assert_eq!(v["id"], "000000000000f00d:200");
+    assert!(v["raw"].as_str().unwrap().contains("/api/health"));
+}
+
+#[test]
+fn errors_carry_the_column_and_a_suggestion() {
+    let (dir, _) = stack();
+    let err = run(&request(dir.path(), r#"error "unclosed"#), &mut Vec::new()).unwrap_err();
+    assert_eq!(err.column(), Some(7));
+    let err = run(&request(dir.path(), "app servce:app"), &mut Vec::new()).unwrap_err();
+    assert_eq!(err.column(), Some(5));
+    assert!(err.to_string().contains("did you mean `service`"), "{err}");
+    let err = run(&request(dir.path(), "res.statusCod:503"), &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("`res.statusCode`"), "{err}");
+    let err = run(&request(dir.path(), "responseTime:>fast"), &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("not a number"), "{err}");
+    let err = run(&request(dir.path(), "level:loud"), &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("unknown level"), "{err}");
+}
+
+#[test]
+fn a_missing_index_is_a_clear_error() {
+    let dir = TempDir::new().unwrap();
+    let err = run(&request(dir.path(), "x"), &mut Vec::new()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("run logwarden demo or backfill first"),
+        "{err}"
+    );
+}
+
+#[test]
+fn long_tokens_are_still_found() {
+    let dir = TempDir::new().unwrap();
+    let long = format!("key={}Z tail", "ab".repeat(200));
+    build(
+        dir.path(),
+        vec![
+            ev(0, T0, "app", Level::Info, &long),
+            ev(9, T0, "app", Level::Info, "abab"),
+        ],
+    );
+    assert_eq!(count(&request(dir.path(), "babZ")), 1);
+    assert_eq!(count(&request(dir.path(), "abab")), 2);
+    assert_eq!(
+        count(&request(dir.path(), &format!("\"={}\"", "ab".repeat(150)))),
+        1
+    );
+}
+
+/// The oracle: `grep -F` with ripgrep's smart case, on the raw text.
+fn oracle(raw: &str, lit: &str) -> bool {
+    if lit.chars().any(char::is_uppercase) {
+        raw.contains(lit)
+    } else {
+        let folded: String = raw.chars().flat_map(char::to_lowercase).collect();
+        folded.contains(lit)
+    }
+}
+
+fn quote(lit: &str) -> String {
+    format!("\"{}\"", lit.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn raw_strategy() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        8 => proptest::sample::select(vec![
+            "a", "b", "A", "B", "ab", "Ab", "too", "Many", "clients", "x", "1", "42", "7",
+            " ", " ", " ", ".", ":", "-", "_", "/", "\"", "=", "é", "É", "σ", "Σ", "sk", "KS",
+        ])
+        .prop_map(str::to_string),
+        1 => Just("q".repeat(260)),
+    ];
+    proptest::collection::vec(piece, 0..14).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn literal_queries_agree_with_a_substring_scan(
+        texts in proptest::collection::vec(raw_strategy(), 1..30),
+        picks in proptest::collection::vec((any::<prop::sample::Index>(), 0usize..40, 1usize..14, any::<bool>()), 1..12),
+    ) {
+        let dir = TempDir::new().unwrap();
+        let events: Vec<Event> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ev(i as u64, T0 + (i as i64 % 5) * 1000, "app", Level::Info, r))
+            .collect();
+        build(dir.path(), events.clone());
+        for (which, start, len, upper) in picks {
+            let source: Vec<char> = events[which.index(events.len())].raw.chars().collect();
+            let start = start.min(source.len());
+            let end = (start + len).min(source.len());
+            let mut lit: String = source[start..end].iter().collect();
+            if upper {
+                lit = lit.to_uppercase();
+            } else if lit.chars().any(char::is_uppercase) && start % 2 == 0 {
+                lit = lit.chars().flat_map(char::to_lowercase).collect();
+            }
+            if lit.is_empty() {
+                continue;
+            }
+            let req = request(dir.path(), &quote(&lit));
+            let mut want: Vec<&Event> = events.iter().filter(|e| oracle(&e.raw, &lit)).collect();
+            want.sort_by_key(|e| (e.ts, e.id));
+            let want: Vec<String> = want.iter().map(|e| e.raw.clone()).collect();
+            let got = raws(&req);
+            prop_assert_eq!(&got, &want, "literal {:?}", lit);
+            prop_assert_eq!(count(&req), want.len() as u64);
+        }
+    }
+}
