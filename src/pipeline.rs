@@ -114,7 +114,7 @@ pub fn index_dir(data_dir: &Path) -> PathBuf {
 
 /// Where the incident log of a data dir lives.
 pub fn incident_log(data_dir: &Path) -> PathBuf {
-    data_dir.join("incidents.jsonl")
+    data_dir.join(crate::store::incidents::LOG_FILE)
 }
 
 /// What a run did, stage by stage. `lines` = lines in events; `events` = events indexed.

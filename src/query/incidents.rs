@@ -25,12 +25,9 @@ impl Style {
 
 /// All incidents of a data dir, latest state of each, oldest first.
 pub fn load(data_dir: &Path) -> Result<Vec<Incident>, IncidentLogError> {
-    let path = crate::pipeline::incident_log(data_dir);
-    match std::fs::metadata(&path) {
-        Ok(_) => Ok(incidents::current(&IncidentLog::read_all(&path)?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(IncidentLogError::from(e)),
-    }
+    // A missing log reads as an empty one.
+    let path = data_dir.join(incidents::LOG_FILE);
+    Ok(incidents::current(&IncidentLog::read_all(&path)?))
 }
 
 fn first_command(incident: &Incident) -> Option<(&str, &str)> {

@@ -10,6 +10,7 @@
 //! (what `grep -F` finds in the files), with smart case; results come in event-time order (ts,
 //! then event id); `--count` agrees with the listing; `--limit` keeps the newest N.
 
+pub mod incidents;
 pub mod lang;
 pub mod output;
 pub mod plan;

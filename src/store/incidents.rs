@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 
 use crate::incident::{Change, Incident};
 
+/// The incident log's file name inside a data dir.
+pub const LOG_FILE: &str = "incidents.jsonl";
+
 #[derive(thiserror::Error, Debug)]
 pub enum IncidentLogError {
     #[error("cannot open incident log {path}: {source}")]
