@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use super::render::{
     APP, Json, PG_CHECKPOINTER, WORKER, kern, pg, pg_entry, pino, redis, req, res,
 };
-use super::{DemoFile, Episode, KERNEL_UPTIME_AT_START, SECRETS, Script, offset};
+use super::{DemoFile, Episode, SECRETS, Script, kernel_uptime, offset};
 use crate::detect::Class;
 use crate::event::Timestamp;
 
@@ -50,10 +50,10 @@ pub(super) fn write(script: &mut Script, seed: u64, end: Timestamp, episodes: &[
     near_misses(script, &mut rng, end, episodes);
 }
 
-/// Offsets from `first` with gaps drawn from `gap` until `total`.
+/// Offsets from `first` (plus up to a second) with gaps drawn from `gap` until `total`.
 fn ticks(rng: &mut ChaCha8Rng, first: f64, gap: std::ops::Range<f64>, total: f64) -> Vec<f64> {
     let mut out = Vec::new();
-    let mut s = first;
+    let mut s = first + rng.random_range(0.0..1.0);
     while s < total {
         out.push(s);
         s += rng.random_range(gap.clone());
@@ -415,7 +415,7 @@ fn kernel_noise(sc: &mut Script, rng: &mut ChaCha8Rng, total: f64) {
                 [22, 23, 3389, 5432, 6379][rng.random_range(0..5)]
             ),
         };
-        let uptime = Timestamp(KERNEL_UPTIME_AT_START.0 + (ts.0 - sc.start.0));
+        let uptime = kernel_uptime(sc.start, ts);
         sc.baseline(ts, DemoFile::Kernel, kern(ts, uptime, &msg));
     }
 }

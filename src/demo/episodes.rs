@@ -14,7 +14,7 @@ use super::render::{
     APP, Json, PG_CHECKPOINTER, PG_POSTMASTER, WORKER, kern, pg, pg_entry, pg_time, pino, redis,
     req, res,
 };
-use super::{DemoFile, KERNEL_UPTIME_AT_START, SECRETS, Script, offset};
+use super::{DemoFile, SECRETS, Script, kernel_uptime, offset};
 use crate::detect::Class;
 use crate::event::Timestamp;
 
@@ -158,7 +158,7 @@ impl Ctx<'_> {
 
     fn kern(&mut self, s: f64, msg: &str) {
         let ts = self.ts(s);
-        let uptime = Timestamp(KERNEL_UPTIME_AT_START.0 + (ts.0 - self.script.start.0));
+        let uptime = kernel_uptime(self.script.start, ts);
         self.emit(ts, DemoFile::Kernel, kern(ts, uptime, msg));
     }
 }

@@ -216,6 +216,12 @@ fn offset(t: Timestamp, secs: f64) -> Timestamp {
     Timestamp(t.0 + (secs * 1000.0).round() as i64 * 1000)
 }
 
+/// The kernel's uptime at `ts` (with a sub-millisecond part, as the kernel prints microseconds).
+fn kernel_uptime(start: Timestamp, ts: Timestamp) -> Timestamp {
+    let micros = (ts.as_millis() * 7_919).rem_euclid(1000);
+    Timestamp(KERNEL_UPTIME_AT_START.0 + (ts.0 - start.0) + micros)
+}
+
 /// A line and the episode it belongs to (`None`: baseline).
 #[derive(Debug)]
 struct Tagged {
