@@ -28,9 +28,12 @@ pub(super) struct Recipe {
     pub write: fn(&mut Ctx<'_>),
 }
 
-/// The story, in playing order: latency climbs, the slow queries behind it, the pool runs dry, the
-/// app falls over; a bad deploy, CPU and memory pressure; the email pipeline backs up and fails;
-/// storage and Redis break; the database itself goes down; and finally someone knocks on the door.
+/// The story, in playing order: latency climbs, the slow queries behind it, the pool runs dry, memory
+/// runs out and the app falls over; the email pipeline backs up and fails; CPU saturates; storage
+/// and Redis break; someone knocks on the door; the database itself goes down; and a bad deploy
+/// ends the day. The order also spreads the error-heavy episodes so that no hour outside the last
+/// one holds 60 error-level lines, and the error burst comes last so that an hourly error-rate
+/// rule has nothing after it to keep it open.
 pub(super) const RECIPES: [Recipe; 13] = [
     Recipe {
         class: Class::HighLatency,
@@ -51,28 +54,16 @@ pub(super) const RECIPES: [Recipe; 13] = [
         write: db_connection,
     },
     Recipe {
-        class: Class::AppDown,
-        secs: 180,
-        mutes: &[DemoFile::App],
-        write: app_down,
-    },
-    Recipe {
-        class: Class::HighErrorRate,
-        secs: 120,
-        mutes: &[],
-        write: high_error_rate,
-    },
-    Recipe {
-        class: Class::HighCpu,
-        secs: 180,
-        mutes: &[],
-        write: high_cpu,
-    },
-    Recipe {
         class: Class::HighMemory,
         secs: 180,
         mutes: &[DemoFile::Worker],
         write: high_memory,
+    },
+    Recipe {
+        class: Class::AppDown,
+        secs: 180,
+        mutes: &[DemoFile::App],
+        write: app_down,
     },
     Recipe {
         class: Class::QueueBacklog,
@@ -87,6 +78,12 @@ pub(super) const RECIPES: [Recipe; 13] = [
         write: email_delivery,
     },
     Recipe {
+        class: Class::HighCpu,
+        secs: 180,
+        mutes: &[],
+        write: high_cpu,
+    },
+    Recipe {
         class: Class::Storage,
         secs: 150,
         mutes: &[],
@@ -99,16 +96,22 @@ pub(super) const RECIPES: [Recipe; 13] = [
         write: redis_episode,
     },
     Recipe {
+        class: Class::Security,
+        secs: 150,
+        mutes: &[],
+        write: security,
+    },
+    Recipe {
         class: Class::DbDown,
         secs: 180,
         mutes: &[DemoFile::Postgres],
         write: db_down,
     },
     Recipe {
-        class: Class::Security,
-        secs: 150,
+        class: Class::HighErrorRate,
+        secs: 120,
         mutes: &[],
-        write: security,
+        write: high_error_rate,
     },
 ];
 
@@ -183,7 +186,7 @@ fn high_latency(c: &mut Ctx<'_>) {
             .msg("slow request");
         c.emit(ts, DemoFile::App, text);
     }
-    for s in c.spread(45.0, 150.0, 6) {
+    for s in c.spread(45.0, 150.0, 4) {
         let ts = c.ts(s);
         let id = c.req_id();
         let text = pino(50, ts, APP)
@@ -222,7 +225,7 @@ fn slow_queries(c: &mut Ctx<'_>) {
         );
         c.emit(ts, DemoFile::Postgres, text);
     }
-    for s in c.spread(60.0, 165.0, 3) {
+    for s in c.spread(60.0, 165.0, 2) {
         let ts = c.ts(s);
         let pid = c.backend_pid();
         let statement = c.pick(&SLOW_SELECTS);
@@ -240,13 +243,13 @@ fn slow_queries(c: &mut Ctx<'_>) {
 }
 
 fn db_connection(c: &mut Ctx<'_>) {
-    for s in c.spread(5.0, 140.0, 18) {
+    for s in c.spread(5.0, 120.0, 4) {
         let ts = c.ts(s);
         let pid = c.backend_pid();
         let text = pg(ts, pid, true, "FATAL", "sorry, too many clients already");
         c.emit(ts, DemoFile::Postgres, text);
     }
-    for s in c.spread(20.0, 130.0, 5) {
+    for s in c.spread(20.0, 130.0, 1) {
         let ts = c.ts(s);
         let pid = c.backend_pid();
         let text = pg(
@@ -258,7 +261,7 @@ fn db_connection(c: &mut Ctx<'_>) {
         );
         c.emit(ts, DemoFile::Postgres, text);
     }
-    for s in c.spread(8.0, 142.0, 16) {
+    for s in c.spread(30.0, 85.0, 3) {
         let ts = c.ts(s);
         let id = c.req_id();
         let err = Json::obj()
@@ -274,7 +277,7 @@ fn db_connection(c: &mut Ctx<'_>) {
             .msg("Database query failed");
         c.emit(ts, DemoFile::App, text);
     }
-    for (i, s) in c.spread(60.0, 120.0, 4).into_iter().enumerate() {
+    for (i, s) in c.spread(90.0, 130.0, 3).into_iter().enumerate() {
         let ts = c.ts(s);
         let mut err = Json::obj()
             .s("type", "Error")
@@ -344,17 +347,16 @@ fn app_down(c: &mut Ctx<'_>) {
         c.emit(ts, DemoFile::App, text);
     }
 
-    for s in c.spread(1.0, 58.0, 11) {
+    for s in c.spread(1.0, 50.0, 5) {
         health(c, s, 503);
     }
     crash(c, 60.0);
-    callbacks(c, 61.0, 90.0, 6);
+    callbacks(c, 61.0, 85.0, 3);
     listening(c, 92.0);
-    for s in c.spread(95.0, 120.0, 6) {
+    for s in c.spread(95.0, 120.0, 2) {
         health(c, s, 503);
     }
     crash(c, 121.0);
-    callbacks(c, 122.0, 139.0, 4);
     listening(c, 140.0);
     for s in c.spread(145.0, 178.0, 4) {
         health(c, s, 200);
@@ -486,7 +488,7 @@ fn queue_backlog(c: &mut Ctx<'_>) {
             .msg("job stalled more than allowable limit");
         c.emit(ts, DemoFile::Worker, text);
     }
-    for (i, s) in c.spread(40.0, 170.0, 6).into_iter().enumerate() {
+    for (i, s) in c.spread(40.0, 170.0, 4).into_iter().enumerate() {
         let ts = c.ts(s);
         let text = pino(50, ts, WORKER)
             .s("queue", "campaign-emails")
@@ -509,7 +511,7 @@ fn queue_backlog(c: &mut Ctx<'_>) {
 }
 
 fn email_delivery(c: &mut Ctx<'_>) {
-    for (i, s) in c.spread(5.0, 150.0, 14).into_iter().enumerate() {
+    for (i, s) in c.spread(5.0, 150.0, 6).into_iter().enumerate() {
         let ts = c.ts(s);
         let err = Json::obj()
             .n("statusCode", 429)
@@ -570,7 +572,7 @@ fn email_delivery(c: &mut Ctx<'_>) {
 }
 
 fn storage(c: &mut Ctx<'_>) {
-    for (i, s) in c.spread(5.0, 140.0, 9).into_iter().enumerate() {
+    for (i, s) in c.spread(5.0, 140.0, 5).into_iter().enumerate() {
         let ts = c.ts(s);
         let err = Json::obj()
             .s("name", "S3ServiceException")
@@ -590,7 +592,7 @@ fn storage(c: &mut Ctx<'_>) {
         }
         c.emit(ts, DemoFile::Worker, line.msg("R2 upload failed"));
     }
-    for s in c.spread(15.0, 135.0, 6) {
+    for s in c.spread(15.0, 135.0, 2) {
         let ts = c.ts(s);
         let id = c.req_id();
         let err = Json::obj().s(
@@ -605,7 +607,7 @@ fn storage(c: &mut Ctx<'_>) {
             .end();
         c.emit(ts, DemoFile::App, text);
     }
-    for s in c.spread(10.0, 145.0, 5) {
+    for s in c.spread(10.0, 145.0, 1) {
         let ts = c.ts(s);
         let text = pino(50, ts, APP)
             .s("check", "storage")
@@ -631,7 +633,7 @@ fn redis_episode(c: &mut Ctx<'_>) {
     }
     redis_line(c, 40.0, 'M', '#', "Background saving error");
     redis_line(c, 75.0, 'M', '#', "Background saving error");
-    for s in c.spread(10.0, 95.0, 6) {
+    for s in c.spread(10.0, 95.0, 2) {
         let ts = c.ts(s);
         let err = Json::obj().s("message", "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.");
         let text = pino(50, ts, APP)
@@ -640,7 +642,7 @@ fn redis_episode(c: &mut Ctx<'_>) {
             .msg("Redis command failed");
         c.emit(ts, DemoFile::App, text);
     }
-    for s in c.spread(50.0, 98.0, 4) {
+    for s in c.spread(50.0, 98.0, 1) {
         let ts = c.ts(s);
         let err = Json::obj().s(
             "message",
@@ -661,7 +663,7 @@ fn redis_episode(c: &mut Ctx<'_>) {
     c.emit(ts, DemoFile::Redis, text);
     redis_line(c, 100.1, 'M', '#', "User requested shutdown...");
     redis_line(c, 100.2, 'M', '#', "Redis is now ready to exit, bye bye...");
-    for (i, s) in c.spread(101.0, 130.0, 10).into_iter().enumerate() {
+    for (i, s) in c.spread(101.0, 130.0, 5).into_iter().enumerate() {
         let ts = c.ts(s);
         let (host, file) = if i % 2 == 0 {
             (APP, DemoFile::App)
@@ -754,7 +756,7 @@ fn db_down(c: &mut Ctx<'_>) {
         "LOG",
         &format!("database system was interrupted; last known up at {known_up}"),
     );
-    refused(c, 1.5, 20.0, 6, "the database system is starting up");
+    refused(c, 1.5, 20.0, 3, "the database system is starting up");
     sys(
         c,
         3.0,
@@ -778,7 +780,7 @@ fn db_down(c: &mut Ctx<'_>) {
         "database system is ready to accept connections",
     );
     // Recovery left a damaged page behind.
-    for s in [40.0, 52.0] {
+    for s in [40.0] {
         let ts = c.ts(s);
         let pid = c.backend_pid();
         let text = pg_entry(
@@ -817,11 +819,11 @@ fn db_down(c: &mut Ctx<'_>) {
         c,
         100.2,
         101.0,
-        3,
+        1,
         "terminating connection due to administrator command",
     );
     sys(c, 101.2, PG_CHECKPOINTER, "LOG", "shutting down");
-    refused(c, 101.5, 110.0, 5, "the database system is shutting down");
+    refused(c, 101.5, 110.0, 3, "the database system is shutting down");
     sys(
         c,
         111.0,
@@ -845,7 +847,7 @@ fn db_down(c: &mut Ctx<'_>) {
         "LOG",
         &format!("database system was shut down at {shut_at}"),
     );
-    refused(c, 125.4, 127.5, 3, "the database system is starting up");
+    refused(c, 125.4, 127.5, 1, "the database system is starting up");
     sys(
         c,
         128.0,
@@ -904,7 +906,7 @@ fn security(c: &mut Ctx<'_>) {
             .end();
         c.emit(ts, DemoFile::App, text);
     }
-    for s in c.spread(20.0, 140.0, 5) {
+    for s in c.spread(20.0, 140.0, 6) {
         let ts = c.ts(s);
         let pid = c.backend_pid();
         let text = pg_entry(
