@@ -4,8 +4,10 @@
 //! (a crashed process writes nothing healthy), and a function that writes its lines through a
 //! [`Ctx`]. Offsets are seconds from the episode's start and must stay inside `[0, secs)`. An episode
 //! writes only the shapes of its own class (the brief's table), so that it raises that class and no
-//! other, and keeps every other episode's error-level lines under 30 per minute per service so that
-//! only the `high-error-rate` episode raises that class.
+//! other (one known overlap: db-down's `received fast shutdown request` and `terminating connection
+//! due to administrator command`, which the pack also files under db-connection). Error-level lines are budgeted: every episode but `high-error-rate` stays under 30 per
+//! minute (all services together) and no hour outside the error burst reaches 60, so that only the
+//! `high-error-rate` episode raises that class (the module tests check both).
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -544,9 +546,9 @@ fn email_delivery(c: &mut Ctx<'_>) {
             .msg("Resend API error");
         c.emit(ts, DemoFile::Worker, text);
     }
-    for (i, s) in c.spread(20.0, 170.0, 8).into_iter().enumerate() {
+    for (i, s) in c.spread(20.0, 170.0, 9).into_iter().enumerate() {
         let ts = c.ts(s);
-        let (kind, msg) = if i % 4 == 3 {
+        let (kind, msg) = if i % 3 == 2 {
             ("email.complained", "Spam complaint received")
         } else {
             ("email.bounced", "Email bounced")
@@ -780,26 +782,24 @@ fn db_down(c: &mut Ctx<'_>) {
         "database system is ready to accept connections",
     );
     // Recovery left a damaged page behind.
-    for s in [40.0] {
-        let ts = c.ts(s);
-        let pid = c.backend_pid();
-        let text = pg_entry(
-            ts,
-            pid,
-            true,
-            &[
-                (
-                    "ERROR",
-                    "invalid page in block 4242 of relation base/16384/16402",
-                ),
-                (
-                    "STATEMENT",
-                    "SELECT id, email, status FROM subscribers WHERE tenant_id = $1",
-                ),
-            ],
-        );
-        c.emit(ts, DemoFile::Postgres, text);
-    }
+    let ts = c.ts(40.0);
+    let pid = c.backend_pid();
+    let text = pg_entry(
+        ts,
+        pid,
+        true,
+        &[
+            (
+                "ERROR",
+                "invalid page in block 4242 of relation base/16384/16402",
+            ),
+            (
+                "STATEMENT",
+                "SELECT id, email, status FROM subscribers WHERE tenant_id = $1",
+            ),
+        ],
+    );
+    c.emit(ts, DemoFile::Postgres, text);
     // The operator stops the server to check it, then starts it again.
     sys(
         c,

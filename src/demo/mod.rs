@@ -22,8 +22,8 @@
 //! * Each **episode** ([`episodes`]) plays one incident class of the runbook for 2–3 minutes, with the
 //!   exact line shapes the rule pack matches, enough of them to cross each rule's threshold, and
 //!   only its own class's shapes. Rules resolve after 5 minutes of quiet, so 8 minutes of pure
-//!   baseline separate episodes. Only `high-error-rate` writes more than 30 error-level lines per
-//!   minute to one service.
+//!   baseline separate episodes. Error-level lines are budgeted: outside the `high-error-rate`
+//!   episode (played last) fewer than 30 per minute and 60 per hour, all services together.
 //!
 //! This module only writes files; it must not know the parser, the rules or the pipeline.
 //!
@@ -38,7 +38,8 @@
 //!    belongs; `mutes` names the files whose healthy lines stop while it plays (a crashed process).
 //! 4. Add the class's threshold to `THRESHOLDS` in this module's tests and its signature phrases to
 //!    `EPISODE_ONLY`, then run `cargo test --lib demo`: the tests check that it crosses the threshold,
-//!    that the baseline never says those phrases, and that it does not raise `high-error-rate`.
+//!    that the baseline never says those phrases, and that its error-level lines stay within the
+//!    budget (it must not raise `high-error-rate`).
 //! 5. Adjust [`DEFAULT_SPEED`] if the timeline no longer plays in about 60 s.
 
 mod baseline;
