@@ -44,11 +44,41 @@ impl FromStr for EventId {
 }
 
 /// An instant in microseconds since the Unix epoch, UTC. Event time for every window and incident.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
-)]
-#[serde(transparent)]
+///
+/// Serialised as RFC 3339 text with full precision (`2026-11-28T14:02:03.123456Z`), the interface's
+/// time format; deserialised from that text or from an integer of microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Timestamp(pub i64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.to_jiff())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 time or microseconds since the epoch")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Timestamp, E> {
+                v.parse::<jiff::Timestamp>()
+                    .map(Timestamp::from_jiff)
+                    .map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Timestamp, E> {
+                Ok(Timestamp(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Timestamp, E> {
+                i64::try_from(v).map(Timestamp).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
 
 impl Timestamp {
     pub const MICROS_PER_SEC: i64 = 1_000_000;
@@ -342,9 +372,12 @@ mod tests {
     fn timestamps_serialise_as_rfc3339_and_round_trip_exactly() {
         let t = Timestamp(1_796_220_123_456_789);
         let text = serde_json::to_string(&t).unwrap();
-        assert_eq!(text, "\"2026-12-02T15:22:03.456789Z\"");
+        assert_eq!(text, "\"2026-12-02T14:02:03.456789Z\"");
         assert_eq!(serde_json::from_str::<Timestamp>(&text).unwrap(), t);
-        assert_eq!(serde_json::from_str::<Timestamp>("1796220123456789").unwrap(), t);
+        assert_eq!(
+            serde_json::from_str::<Timestamp>("1796220123456789").unwrap(),
+            t
+        );
     }
 
     #[test]

@@ -126,7 +126,7 @@ fn commands_of(code: &str) -> Vec<(Option<String>, String)> {
 }
 
 fn looks_like_sql(s: &str) -> bool {
-    let first = s.trim_start().split_whitespace().next().unwrap_or("");
+    let first = s.split_whitespace().next().unwrap_or("");
     matches!(
         first.to_ascii_uppercase().as_str(),
         "SELECT" | "CREATE" | "DELETE" | "UPDATE" | "INSERT" | "ANALYZE;" | "VACUUM"

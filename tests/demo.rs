@@ -76,7 +76,8 @@ fn demo_raises_every_class_outside_the_baseline_and_backfill_agrees() {
         assert!(!inc.runbook.steps.is_empty(), "{} has no steps", inc.id);
     }
 
-    // No incident starts in the healthy baseline: each first_seen lies inside an episode.
+    // No incident is raised in the healthy baseline: each one opens inside an episode. (A count
+    // condition's first_seen may lie earlier: it is the first event of the window that met it.)
     let start: jiff::Timestamp = START.parse().unwrap();
     let timeline = Timeline::generate(&DemoConfig {
         seed: SEED,
@@ -86,11 +87,11 @@ fn demo_raises_every_class_outside_the_baseline_and_backfill_agrees() {
         let in_episode = timeline
             .episodes
             .iter()
-            .any(|e| e.start <= inc.first_seen && inc.first_seen <= e.end);
+            .any(|e| e.start <= inc.opened_at && inc.opened_at <= e.end);
         assert!(
             in_episode,
-            "{} ({}) first seen {} in the healthy baseline",
-            inc.id, inc.class, inc.first_seen
+            "{} ({}) opened at {} in the healthy baseline",
+            inc.id, inc.class, inc.opened_at
         );
     }
 

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use logwarden::demo::{DemoConfig, DemoFile, Timeline, write_all};
 use logwarden::event::Timestamp;
+use logwarden::parse::redact::redact_text;
 
 use crate::support::{loggrep, logwarden, run, stderr, stdout};
 
@@ -39,7 +40,8 @@ fn indexed() -> &'static Path {
     .path()
 }
 
-/// Lines of the demo's files that `grep -F` (or `-iF`) finds, as a multiset.
+/// Lines of the demo's files that `grep -F` (or `-iF`) finds, as a multiset, with their secrets
+/// redacted as logwarden redacts them before indexing.
 fn grep_lines(literal: &str, insensitive: bool) -> BTreeMap<String, usize> {
     let mut cmd = std::process::Command::new("grep");
     cmd.arg("-h")
@@ -52,7 +54,7 @@ fn grep_lines(literal: &str, insensitive: bool) -> BTreeMap<String, usize> {
     let out = run(&mut cmd);
     let mut lines = BTreeMap::new();
     for l in stdout(&out).lines() {
-        *lines.entry(l.to_string()).or_insert(0) += 1;
+        *lines.entry(redact_text(l).into_owned()).or_insert(0) += 1;
     }
     lines
 }

@@ -429,6 +429,7 @@ fn open_incident(
     entries: Vec<Evidence>,
 ) -> Tracked {
     let first_seen = entries.first().map(|e| e.ts).unwrap_or_default();
+    let opened_at = entries.last().map(|e| e.ts).unwrap_or_default();
     let incident = Incident {
         id: key.incident_id(first_seen.as_micros()),
         class: rule.class,
@@ -439,6 +440,7 @@ fn open_incident(
         group: key.render(),
         services: Vec::new(),
         first_seen,
+        opened_at,
         last_seen: first_seen,
         resolved_at: None,
         count: 0,

@@ -165,6 +165,7 @@ mod tests {
             group: "r service=app".into(),
             services: vec!["app".into()],
             first_seen: Timestamp::from_secs(0),
+            opened_at: Timestamp::from_secs(0),
             last_seen: Timestamp::from_secs(0),
             resolved_at: None,
             count,

@@ -31,7 +31,7 @@ impl std::fmt::Display for IncidentId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Open,
@@ -76,7 +76,11 @@ pub struct Incident {
     /// Group key (rule id + group_by values).
     pub group: String,
     pub services: Vec<String>,
+    /// Time of the first matching event (for a count condition, the earliest in the window).
     pub first_seen: Timestamp,
+    /// Event time at which the condition was met and the incident raised.
+    #[serde(default)]
+    pub opened_at: Timestamp,
     pub last_seen: Timestamp,
     pub resolved_at: Option<Timestamp>,
     /// Number of matches folded into the incident.

@@ -60,9 +60,17 @@ pub fn change_line(change: &Change, style: Style) -> String {
         inc.count
     );
     if matches!(change.kind, ChangeKind::Opened | ChangeKind::Reopened) {
-        let _ = write!(out, "\n         runbook: {} (#{})", inc.runbook.title, inc.runbook.anchor);
+        let _ = write!(
+            out,
+            "\n         runbook: {} (#{})",
+            inc.runbook.title, inc.runbook.anchor
+        );
         if let Some((step, cmd)) = first_command(inc) {
-            let _ = write!(out, "\n         first step: {step}: {}", style.paint("1", cmd));
+            let _ = write!(
+                out,
+                "\n         first step: {step}: {}",
+                style.paint("1", cmd)
+            );
         }
     }
     out
@@ -107,8 +115,8 @@ pub fn detail(inc: &Incident, style: Style) -> String {
     let _ = writeln!(out, "services {}", inc.services.join(", "));
     let _ = writeln!(
         out,
-        "first seen {}  last seen {}  events {}",
-        inc.first_seen, inc.last_seen, inc.count
+        "first seen {}  raised {}  last seen {}  events {}",
+        inc.first_seen, inc.opened_at, inc.last_seen, inc.count
     );
     if let Some(at) = inc.resolved_at {
         let _ = writeln!(out, "resolved {at}");
@@ -161,6 +169,7 @@ mod tests {
             group: "pg-too-many-clients|postgres".into(),
             services: vec!["postgres".into()],
             first_seen: Timestamp::from_secs(1_796_220_000),
+            opened_at: Timestamp::from_secs(1_796_220_000),
             last_seen: Timestamp::from_secs(1_796_220_060),
             resolved_at: None,
             count: 12,

@@ -285,6 +285,7 @@ mod tests {
                 group: "pg-too-many-clients service=postgres".into(),
                 services: vec!["postgres".into()],
                 first_seen: Timestamp::from_secs(first_seen),
+                opened_at: Timestamp::from_secs(first_seen),
                 last_seen: Timestamp::from_secs(first_seen + count as i64),
                 resolved_at: None,
                 count,
