@@ -68,3 +68,75 @@ fn the_corpora_backfill_in_one_run() {
     let out = run(&mut cmd);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// The incident classes `logwarden scan` opens on a file.
+fn classes_raised(service: &str, path: &Path) -> std::collections::BTreeSet<String> {
+    let out = run(logwarden()
+        .args(["scan", "--json", "--source"])
+        .arg(format!("{service}={}", path.display())));
+    assert!(out.status.success(), "{}: {}", path.display(), stderr(&out));
+    crate::support::stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|c| c["kind"] == "opened" || c["kind"] == "reopened")
+        .map(|c| c["incident"]["class"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// What the corpora README says a correct pipeline raises on each file (and nothing else).
+#[test]
+fn each_corpus_file_raises_what_its_readme_says() {
+    let Some(dir) = corpora() else {
+        eprintln!("left out: no corpora folder");
+        return;
+    };
+    let expected: &[(&str, &str, &[&str])] = &[
+        ("loghub/OpenSSH/OpenSSH_2k.log", "sshd", &["security"]),
+        ("loghub/Linux/Linux_2k.log", "host", &["security"]),
+        (
+            "loghub/Apache/Apache_2k.log",
+            "apache",
+            &["high-error-rate"],
+        ),
+        (
+            "loghub/Zookeeper/Zookeeper_2k.log",
+            "zookeeper",
+            &["high-error-rate"],
+        ),
+        ("pgbadger/stderr/queryid.log", "postgres", &["slow-queries"]),
+        (
+            "pgbadger/stderr/tempfile_only.log",
+            "postgres",
+            &["slow-queries"],
+        ),
+        ("pgbadger/stderr/light.postgres.log", "postgres", &[]),
+        (
+            "pgbadger/stderr/postgresql_param_range.log",
+            "postgres",
+            &[],
+        ),
+        (
+            "pgbadger/stderr/pg_rawcsv.log",
+            "postgres",
+            &["db-connection"],
+        ),
+        ("pgbadger/stderr/rds_head3000.log", "postgres", &[]),
+        ("pgbadger/stderr/pg_vacuums_head1000.log", "postgres", &[]),
+        ("pgbadger/jsonlog/pg_vacuums_head1000.json", "postgres", &[]),
+        ("pgbadger/csvlog/anonymize.log", "postgres", &[]),
+        ("pgbadger/syslog/pg-syslog_head5000.log", "postgres", &[]),
+        ("pgbadger/syslog/logplex.log", "postgres", &["slow-queries"]),
+        (
+            "pgbadger/cloud/cloudsql.log",
+            "postgres",
+            &["db-connection"],
+        ),
+        ("pgbadger/cloud/cnpg.log", "postgres", &[]),
+    ];
+    for (file, service, classes) in expected {
+        let got = classes_raised(service, &dir.join(file));
+        let want: std::collections::BTreeSet<String> =
+            classes.iter().map(|c| c.to_string()).collect();
+        assert_eq!(got, want, "{file}");
+    }
+}
