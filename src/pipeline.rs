@@ -167,7 +167,11 @@ pub fn load_rules(settings: &Settings) -> Result<(Arc<RuleSet>, Arc<Runbook>), P
         })?,
         None => pack::default_runbook().to_string(),
     };
-    Ok((Arc::new(rules), Arc::new(Runbook::parse(&runbook_text))))
+    let runbook = Runbook::parse(&runbook_text);
+    for problem in rules.link_errors(&runbook) {
+        tracing::warn!("{problem} (incidents of this rule carry no runbook steps)");
+    }
+    Ok((Arc::new(rules), Arc::new(runbook)))
 }
 
 /// Per-file state while it is read.

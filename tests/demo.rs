@@ -76,6 +76,24 @@ fn demo_raises_every_class_outside_the_baseline_and_backfill_agrees() {
         assert!(!inc.runbook.steps.is_empty(), "{} has no steps", inc.id);
     }
 
+    // `logwarden incident ID` shows the procedure as a checklist with commands, and the evidence.
+    let db = live_incidents
+        .iter()
+        .find(|i| i.class == Class::DbConnection)
+        .unwrap();
+    let out = run(logwarden()
+        .args(["incident", &db.id.0[..12], "--data-dir"])
+        .arg(&live));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stdout(&out);
+    assert!(shown.contains("Database Connection Issues"), "{shown}");
+    assert!(shown.contains("[ ] 1. Check database status"), "{shown}");
+    assert!(
+        shown.contains("$ docker-compose exec postgres pg_isready"),
+        "{shown}"
+    );
+    assert!(shown.contains(&db.evidence[0].text), "{shown}");
+
     // No incident is raised in the healthy baseline: each one opens inside an episode. (A count
     // condition's first_seen may lie earlier: it is the first event of the window that met it.)
     let start: jiff::Timestamp = START.parse().unwrap();

@@ -8,3 +8,4 @@ mod corpora;
 mod demo;
 mod loggrep;
 mod rules;
+mod run_live;

@@ -38,3 +38,25 @@ pub fn corpora() -> Option<PathBuf> {
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Poll `cond` until it holds or `secs` pass; true when it held.
+pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        #[allow(clippy::disallowed_methods)] // polling a condition with a deadline
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    cond()
+}
+
+/// The number `loggrep --count QUERY` prints for a data dir (0 while there is no index yet).
+pub fn loggrep_count(data_dir: &Path, query: &str) -> u64 {
+    let out = run(loggrep()
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--count", "--", query]));
+    stdout(&out).trim().parse().unwrap_or(0)
+}

@@ -1,0 +1,77 @@
+//! `logwarden run`: follows a growing file, stops cleanly on SIGTERM, resumes without duplicates.
+
+use std::io::Write;
+use std::process::{Child, Stdio};
+
+use crate::support::{loggrep_count, logwarden, run, wait_until};
+
+fn start(data: &std::path::Path, log: &std::path::Path) -> Child {
+    logwarden()
+        .arg("run")
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--source")
+        .arg(format!("app:pino={}", log.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn terminate(mut child: Child) {
+    let out = run(std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string()));
+    assert!(out.status.success());
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "run did not exit 0 on SIGTERM: {status:?}"
+    );
+}
+
+fn append(log: &std::path::Path, from: u32, to: u32) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    for i in from..to {
+        writeln!(
+            f,
+            "{{\"level\":30,\"time\":{},\"msg\":\"livemarker number {i}\"}}",
+            1_796_220_000_000u64 + u64::from(i) * 1000
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn run_follows_stops_on_sigterm_and_resumes_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let data = dir.path().join("data");
+    append(&log, 0, 3);
+
+    let child = start(&data, &log);
+    assert!(wait_until(30, || loggrep_count(&data, "livemarker") == 3));
+    append(&log, 3, 5);
+    assert!(wait_until(30, || loggrep_count(&data, "livemarker") == 5));
+    terminate(child);
+
+    // Lines written while it was down are picked up from the checkpoint, once.
+    append(&log, 5, 7);
+    let child = start(&data, &log);
+    assert!(wait_until(30, || loggrep_count(&data, "livemarker") == 7));
+    append(&log, 7, 8);
+    assert!(wait_until(30, || loggrep_count(&data, "livemarker") == 8));
+    terminate(child);
+    assert_eq!(loggrep_count(&data, "livemarker"), 8);
+    for i in 0..8 {
+        assert_eq!(
+            loggrep_count(&data, &format!("\"livemarker number {i}\"")),
+            1,
+            "line {i} not indexed exactly once"
+        );
+    }
+}
