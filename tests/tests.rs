@@ -7,5 +7,6 @@ mod bad_input;
 mod corpora;
 mod demo;
 mod loggrep;
+mod readme;
 mod rules;
 mod run_live;

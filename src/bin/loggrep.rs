@@ -38,8 +38,8 @@ struct Args {
     /// Only this service (repeatable: any of them)
     #[arg(long, value_name = "S")]
     service: Vec<String>,
-    /// Only this level, exactly: `error` does not include fatal (repeatable: any of them;
-    /// use `level:>=error` in the query for "error and worse")
+    /// This level and more severe: `error` includes fatal and panic (as `level:>=error` in the
+    /// query; use `level:error` there for exactly one level). Repeated: the least severe counts
     #[arg(long, value_name = "L", value_parser = parse_level)]
     level: Vec<Level>,
     /// Print NDJSON (ts, service, level, message, raw, fields, flags, id)
@@ -63,6 +63,17 @@ enum Color {
     Never,
 }
 
+/// Every level at least as severe as the least severe one given (none given: no filter).
+fn at_least(given: &[Level]) -> Vec<Level> {
+    let Some(min) = given.iter().copied().filter(|l| *l != Level::Unknown).min() else {
+        return given.to_vec();
+    };
+    Level::ALL
+        .into_iter()
+        .filter(|l| *l != Level::Unknown && *l >= min)
+        .collect()
+}
+
 fn parse_level(s: &str) -> Result<Level, String> {
     s.parse()
 }
@@ -83,7 +94,7 @@ fn main() -> ExitCode {
         since: args.since,
         until: args.until,
         services: args.service,
-        levels: args.level,
+        levels: at_least(&args.level),
         json: args.json,
         count: args.count,
         limit: (args.limit > 0).then_some(args.limit),
