@@ -60,10 +60,13 @@ impl Location {
 }
 
 /// The closest of `candidates` to `name`, if it is close enough to be a likely typo.
-pub fn did_you_mean<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
-        .iter()
-        .map(|c| (strsim::jaro_winkler(name, c), *c))
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(name, c), c))
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
@@ -80,7 +83,7 @@ pub fn toml_message(err: &toml::de::Error) -> String {
         return message;
     };
     let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    match did_you_mean(unknown, &candidates) {
+    match did_you_mean(unknown, candidates) {
         Some(best) => format!("{message} (did you mean `{best}`?)"),
         None => message,
     }
@@ -175,7 +178,7 @@ pub fn parse_profile(file: &str, text: &str, base: &Path) -> Result<Profile, Con
         let mut format = match &entry.format {
             None => Format::Auto,
             Some(f) => f.get_ref().parse::<Format>().map_err(|message| {
-                let message = match did_you_mean(f.get_ref(), &Format::NAMES) {
+                let message = match did_you_mean(f.get_ref(), Format::NAMES) {
                     Some(best) => format!("{message}; did you mean `{best}`?"),
                     None => message,
                 };

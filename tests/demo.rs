@@ -4,13 +4,13 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use logwarden::demo::{DemoConfig, DemoFile, Timeline};
+use logwarden::demo::{DemoConfig, Timeline};
 use logwarden::detect::Class;
 use logwarden::event::Timestamp;
 use logwarden::incident::Incident;
 use logwarden::runbook::Runbook;
 
-use crate::support::{logwarden, run, stderr, stdout};
+use crate::support::{backfill_demo, logwarden, run, stderr, stdout};
 
 const START: &str = "2026-11-28T12:00:00Z";
 const SEED: u64 = 7;
@@ -115,19 +115,7 @@ fn demo_raises_every_class_outside_the_baseline_and_backfill_agrees() {
 
     // Backfilling the demo's files into a fresh data dir gives the same incidents.
     let back = dir.path().join("back");
-    let mut cmd = logwarden();
-    cmd.arg("backfill").arg("--data-dir").arg(&back);
-    for f in DemoFile::ALL {
-        cmd.arg("--source").arg(format!(
-            "{}:{}={}",
-            f.service(),
-            f.format().name(),
-            live.join("logs").join(f.file_name()).display()
-        ));
-    }
-    cmd.args(["--pg-prefix", "%m [%p] %q%u@%d "]);
-    let out = run(&mut cmd);
-    assert!(out.status.success(), "backfill failed: {}", stderr(&out));
+    backfill_demo(&back, &live.join("logs"));
     let key = |i: &Incident| (i.id.clone(), i.class, i.first_seen, i.last_seen, i.state);
     let live_keys: BTreeSet<_> = live_incidents.iter().map(key).collect();
     let back_keys: BTreeSet<_> = incidents(&back).iter().map(key).collect();

@@ -8,7 +8,7 @@ use logwarden::demo::{DemoConfig, DemoFile, Timeline, write_all};
 use logwarden::event::Timestamp;
 use logwarden::parse::redact::redact_text;
 
-use crate::support::{loggrep, logwarden, run, stderr, stdout};
+use crate::support::{backfill_demo, loggrep, run, stderr, stdout};
 
 /// One backfilled copy of the demo's files shared by the tests of this module.
 fn indexed() -> &'static Path {
@@ -22,19 +22,7 @@ fn indexed() -> &'static Path {
             start: Timestamp::from_secs(1_796_212_800),
         });
         write_all(&logs, &tl).unwrap();
-        let mut cmd = logwarden();
-        cmd.arg("backfill").arg("--data-dir").arg(dir.path());
-        for f in DemoFile::ALL {
-            cmd.arg("--source").arg(format!(
-                "{}:{}={}",
-                f.service(),
-                f.format().name(),
-                logs.join(f.file_name()).display()
-            ));
-        }
-        cmd.args(["--pg-prefix", "%m [%p] %q%u@%d "]);
-        let out = run(&mut cmd);
-        assert!(out.status.success(), "{}", stderr(&out));
+        backfill_demo(dir.path(), &logs);
         dir
     })
     .path()

@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use logwarden::demo::{DemoConfig, DemoFile, Timeline, write_all};
+use logwarden::demo::{DemoConfig, Timeline, write_all};
 use logwarden::event::Timestamp;
 
-use crate::support::{logwarden, repo, run, stderr, stdout};
+use crate::support::{backfill_demo, repo, run, stderr, stdout};
 
 /// The `loggrep …` lines of the README's query-language block, comments removed.
 fn readme_examples() -> Vec<String> {
@@ -37,19 +37,7 @@ fn every_readme_query_example_finds_something() {
     });
     let start = Timestamp(Timestamp::now().0 - (span.end.0 - span.start.0));
     write_all(&logs, &Timeline::generate(&DemoConfig { seed: 3, start })).unwrap();
-    let mut cmd = logwarden();
-    cmd.arg("backfill").arg("--data-dir").arg(dir.path());
-    for f in DemoFile::ALL {
-        cmd.arg("--source").arg(format!(
-            "{}:{}={}",
-            f.service(),
-            f.format().name(),
-            logs.join(f.file_name()).display()
-        ));
-    }
-    cmd.args(["--pg-prefix", "%m [%p] %q%u@%d "]);
-    let out = run(&mut cmd);
-    assert!(out.status.success(), "{}", stderr(&out));
+    backfill_demo(dir.path(), &logs);
 
     let examples = readme_examples();
     assert!(examples.len() >= 5, "{examples:?}");

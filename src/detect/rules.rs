@@ -32,6 +32,7 @@ use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::config::did_you_mean;
 use crate::detect::predicate::Predicate;
 use crate::detect::{Class, Severity};
 use crate::event::Level;
@@ -99,18 +100,8 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("duration `{text}` is too long"))
 }
 
-/// Where a rule or pack entry was written: `file:line` and the field, for error messages.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Location {
-    pub file: String,
-    pub line: usize,
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.file, self.line)
-    }
-}
+/// Where a rule was written (`file:line`; the field is named by the error that carries it).
+pub use crate::config::Location;
 
 /// One compiled rule.
 #[derive(Debug, Clone)]
@@ -168,7 +159,7 @@ pub enum RuleError {
         line: usize,
         message: String,
     },
-    #[error("{file}:{line}: unknown field `{field}`{}", did_you_mean(suggestion.as_deref()))]
+    #[error("{file}:{line}: unknown field `{field}`{}", hint(suggestion.as_deref()))]
     UnknownField {
         file: String,
         line: usize,
@@ -191,7 +182,7 @@ pub enum RuleError {
     },
     #[error(
         "{file}:{line}: rule `{rule}`: field `runbook`: `{link}` is not a procedure of the runbook{}",
-        did_you_mean(suggestion.as_deref())
+        hint(suggestion.as_deref())
     )]
     UnresolvedLink {
         file: String,
@@ -204,7 +195,7 @@ pub enum RuleError {
     Prefilter(#[from] crate::detect::prefilter::PrefilterError),
 }
 
-fn did_you_mean(suggestion: Option<&str>) -> String {
+fn hint(suggestion: Option<&str>) -> String {
     suggestion
         .map(|s| format!(", did you mean `{s}`?"))
         .unwrap_or_default()
@@ -311,35 +302,6 @@ impl<'a> Lines<'a> {
     }
 }
 
-/// The closest known name within a small edit distance, for did-you-mean.
-pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    let mut best: Option<(usize, &str)> = None;
-    for candidate in candidates {
-        let distance = edit_distance(word, candidate);
-        let close_enough = distance <= 2.max(word.len() / 3) && distance < candidate.len().max(1);
-        let prefix = candidate.starts_with(word) || word.starts_with(candidate);
-        if (close_enough || prefix) && best.is_none_or(|(d, _)| distance < d) {
-            best = Some((distance, candidate));
-        }
-    }
-    best.map(|(_, c)| c.to_string())
-}
-
-/// Levenshtein distance over chars.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = substitution.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// Turn toml's own error (syntax, unknown key, wrong type, missing key) into a located one.
 fn toml_error(lines: &Lines<'_>, text: &str, err: &toml::de::Error) -> RuleError {
     let span = err.span().unwrap_or(0..0);
@@ -347,7 +309,7 @@ fn toml_error(lines: &Lines<'_>, text: &str, err: &toml::de::Error) -> RuleError
     let message = err.message().trim().to_string();
     let file = lines.file.to_string();
     if let Some(field) = backticked_after(&message, "unknown field `") {
-        let suggestion = suggest(&field, RULE_FIELDS);
+        let suggestion = did_you_mean(&field, RULE_FIELDS.iter().copied()).map(str::to_string);
         return RuleError::UnknownField {
             file,
             line,
@@ -410,9 +372,10 @@ fn compile(lines: &Lines<'_>, raw: Spanned<RawRule>) -> Result<Rule, RuleError> 
     let class: Class = match raw.class.get_ref().parse() {
         Ok(c) => c,
         Err(e) => {
-            let hint = did_you_mean(
-                suggest(raw.class.get_ref(), Class::ALL.iter().map(|c| c.as_str())).as_deref(),
-            );
+            let hint = hint(did_you_mean(
+                raw.class.get_ref(),
+                Class::ALL.iter().map(|c| c.as_str()),
+            ));
             return lines.field_error(raw.class.span(), "class", format!("{e}{hint}"));
         }
     };
@@ -550,6 +513,7 @@ fn compile(lines: &Lines<'_>, raw: Spanned<RawRule>) -> Result<Rule, RuleError> 
         location: Location {
             file: lines.file.to_string(),
             line: header_line,
+            field: None,
         },
     })
 }
@@ -629,7 +593,8 @@ impl RuleSet {
             for link in &rule.runbook {
                 if runbook.find(link).is_none() {
                     let suggestion =
-                        suggest(link, runbook.procedures.iter().map(|p| p.key.as_str()));
+                        did_you_mean(link, runbook.procedures.iter().map(|p| p.key.as_str()))
+                            .map(str::to_string);
                     errors.push(RuleError::UnresolvedLink {
                         file: rule.location.file.clone(),
                         line: rule.location.line,

@@ -419,14 +419,11 @@ fn field_predicate(
 
 fn unknown_field(name: &str, column: usize, ctx: &Context<'_>) -> PlanError {
     let known = ctx.known_paths();
-    let suggestion = BUILTIN_FIELDS
+    let candidates = BUILTIN_FIELDS
         .iter()
-        .map(|s| s.to_string())
-        .chain(known)
-        .map(|candidate| (strsim::jaro_winkler(name, &candidate), candidate))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c);
+        .copied()
+        .chain(known.iter().map(String::as_str));
+    let suggestion = crate::config::did_you_mean(name, candidates).map(str::to_string);
     PlanError::UnknownField {
         name: name.to_string(),
         column,

@@ -60,3 +60,20 @@ pub fn loggrep_count(data_dir: &Path, query: &str) -> u64 {
         .args(["--count", "--", query]));
     stdout(&out).trim().parse().unwrap_or(0)
 }
+
+/// `logwarden backfill` of the demo's five files in `logs` into `data_dir`; panics on failure.
+pub fn backfill_demo(data_dir: &Path, logs: &Path) {
+    let mut cmd = logwarden();
+    cmd.arg("backfill").arg("--data-dir").arg(data_dir);
+    for f in logwarden::demo::DemoFile::ALL {
+        cmd.arg("--source").arg(format!(
+            "{}:{}={}",
+            f.service(),
+            f.format().name(),
+            logs.join(f.file_name()).display()
+        ));
+    }
+    cmd.args(["--pg-prefix", "%m [%p] %q%u@%d "]);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "backfill failed: {}", stderr(&out));
+}
