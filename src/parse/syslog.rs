@@ -406,6 +406,18 @@ fn redis_line(line: &str, now: Timestamp) -> Option<RedisLine<'_>> {
     } else {
         let (pid, rest) = line.split_once(':')?;
         let pid = pid.parse::<u64>().ok()?;
+        // Lines written from a signal handler: `1:signal-handler (1764338295) Received SIGTERM …`,
+        // the time in epoch seconds, always at warning level.
+        if let Some(after) = rest.strip_prefix("signal-handler (") {
+            let (epoch, message) = after.split_once(") ")?;
+            return Some(RedisLine {
+                pid,
+                role: Some("signal-handler"),
+                ts: Timestamp::from_secs(epoch.parse::<i64>().ok()?),
+                level: Level::Warn,
+                message,
+            });
+        }
         let mut chars = rest.chars();
         let role = match chars.next()? {
             'M' => "master",
@@ -591,6 +603,12 @@ mod tests {
             .parse("1:M 28 Nov 2026 14:00:03.123 * 100 changes in 300 seconds. Saving...")
             .unwrap();
         assert_eq!(p.level, Some(Level::Info));
+        let p = r
+            .parse("1:signal-handler (1795887520) Received SIGTERM scheduling shutdown...")
+            .unwrap();
+        assert_eq!(p.level, Some(Level::Warn));
+        assert_eq!(p.ts, Some(Timestamp::from_secs(1_795_887_520)));
+        assert_eq!(p.message, "Received SIGTERM scheduling shutdown...");
         let p = r.parse("[4018] 14 Nov 07:07:00 . DB 0: 2 keys").unwrap();
         assert_eq!(p.level, Some(Level::Debug));
         assert!(r.parse("not redis").is_err());

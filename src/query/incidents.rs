@@ -30,12 +30,19 @@ pub fn load(data_dir: &Path) -> Result<Vec<Incident>, IncidentLogError> {
     Ok(incidents::current(&IncidentLog::read_all(&path)?))
 }
 
-fn first_command(incident: &Incident) -> Option<(&str, &str)> {
-    incident
-        .runbook
-        .steps
-        .iter()
-        .find_map(|s| s.commands.first().map(|c| (s.text.as_str(), c.as_str())))
+/// The first step to take: the first step with a command (its text and the command on one line),
+/// else the first step's text alone.
+fn first_step(incident: &Incident) -> Option<(&str, Option<String>)> {
+    let steps = &incident.runbook.steps;
+    let with_command = steps.iter().find_map(|s| {
+        s.commands.first().map(|c| {
+            (
+                s.text.as_str(),
+                Some(c.split_whitespace().collect::<Vec<_>>().join(" ")),
+            )
+        })
+    });
+    with_command.or_else(|| steps.first().map(|s| (s.text.as_str(), None)))
 }
 
 /// One line (two with the runbook hint) for a change as it happens.
@@ -65,12 +72,18 @@ pub fn change_line(change: &Change, style: Style) -> String {
             "\n         runbook: {} (#{})",
             inc.runbook.title, inc.runbook.anchor
         );
-        if let Some((step, cmd)) = first_command(inc) {
-            let _ = write!(
-                out,
-                "\n         first step: {step}: {}",
-                style.paint("1", cmd)
-            );
+        match first_step(inc) {
+            Some((step, Some(cmd))) => {
+                let _ = write!(
+                    out,
+                    "\n         first step: {step}: {}",
+                    style.paint("1", &cmd)
+                );
+            }
+            Some((step, None)) => {
+                let _ = write!(out, "\n         first step: {step}");
+            }
+            None => {}
         }
     }
     out
