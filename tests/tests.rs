@@ -7,6 +7,7 @@ mod bad_input;
 mod corpora;
 mod demo;
 mod loggrep;
+mod postgres;
 mod readme;
 mod rules;
 mod run_live;

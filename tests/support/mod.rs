@@ -77,3 +77,10 @@ pub fn backfill_demo(data_dir: &Path, logs: &Path) {
     let out = run(&mut cmd);
     assert!(out.status.success(), "backfill failed: {}", stderr(&out));
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago: bound to port 0, read, then released, for a
+/// server the test starts itself.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}

@@ -1,0 +1,470 @@
+//! A real PostgreSQL server, started by the test, logs real problems; logwarden reads that log.
+//!
+//! The server is the distribution's PostgreSQL (Debian 12: 15, installed by tests/run), configured as
+//! the newsletter stack runs it (`log_line_prefix = '%m [%p] %q%u@%d '`, stderr to a file,
+//! `log_min_duration_statement = 1000`, scram-sha-256 over TCP) but with only five connection slots.
+//! It runs in a temporary directory on 127.0.0.1 and a free port, as the `postgres` system user when
+//! the test runs as root (initdb refuses root), and is stopped (`pg_ctl stop -m immediate`) by a drop
+//! guard whatever happens. The `psql` client then provokes, as role `newsletter`: failed logins,
+//! slow statements and refused connections. A copy of the log it wrote, taken once every expected
+//! line is in, is backfilled by the real binary twice: as `postgres` with the prefix left to
+//! detection, and with the format left to detection. Both times the incidents and the index must show
+//! each problem, linked to its runbook procedure.
+//!
+//! Missing server binaries fail the test with a pointer to tests/run: a silently skipped server test
+//! would look green while testing nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use logwarden::runbook::Runbook;
+use serde_json::Value;
+
+use crate::support::{
+    free_port, loggrep, loggrep_count, logwarden, run, stderr, stdout, wait_until,
+};
+
+const PREFIX: &str = "%m [%p] %q%u@%d ";
+const PASSWORD: &str = "n3wsletter-test-pw";
+const MAX_CONNECTIONS: usize = 5;
+const RESERVED: usize = 1;
+const FAILED_LOGINS: usize = 6;
+const SLOW_STATEMENTS: usize = 3;
+const TOO_MANY: &str = "sorry, too many clients already";
+const RESERVED_SLOTS: &str = "remaining connection slots are reserved";
+
+/// The newest `/usr/lib/postgresql/*/bin` with a server in it; fails the test when there is none.
+fn pg_bin() -> PathBuf {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("postgres").is_file().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    match found.pop() {
+        Some((_, bin)) => bin,
+        None => panic!(
+            "no PostgreSQL server under /usr/lib/postgresql/*/bin: run tests/run, which installs \
+             the `postgresql` package (Debian 12: PostgreSQL 15)"
+        ),
+    }
+}
+
+fn is_root() -> bool {
+    stdout(&run(Command::new("id").arg("-u"))).trim() == "0"
+}
+
+/// A running server and what the test needs to reach it. Dropping it stops the server, then
+/// removes its directory.
+struct Server {
+    bin: PathBuf,
+    root: bool,
+    data: PathBuf,
+    socket_dir: PathBuf,
+    log: PathBuf,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// A server program run as the `postgres` system user when we are root.
+    fn server_cmd(&self, program: &str) -> Command {
+        as_postgres(self.root, &self.bin.join(program))
+    }
+
+    fn start() -> Server {
+        let bin = pg_bin();
+        let root = is_root();
+        // In /tmp when root: the postgres user must be able to reach it, and $TMPDIR may not let it.
+        let parent = if root {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("logwarden-pg-")
+            .tempdir_in(parent)
+            .unwrap();
+        let data = dir.path().join("data");
+        let socket_dir = dir.path().join("sock");
+        std::fs::create_dir(&socket_dir).unwrap();
+        if root {
+            let out = run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path()));
+            assert!(out.status.success(), "chown: {}", stderr(&out));
+        }
+        let server = Server {
+            bin,
+            root,
+            log: dir.path().join("postgresql.log"),
+            data,
+            socket_dir,
+            port: free_port(),
+            _dir: dir,
+        };
+
+        let out = run(server
+            .server_cmd("initdb")
+            .arg("-D")
+            .arg(&server.data)
+            .args([
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-instructions",
+            ]));
+        assert!(out.status.success(), "initdb: {}", stderr(&out));
+
+        append(
+            &server.data.join("postgresql.conf"),
+            &format!(
+                "\n# logwarden test: the newsletter stack's logging, five connection slots\n\
+                 log_line_prefix = '{PREFIX}'\n\
+                 logging_collector = off\n\
+                 log_timezone = 'UTC'\n\
+                 log_min_duration_statement = 1000\n\
+                 password_encryption = 'scram-sha-256'\n\
+                 max_connections = {MAX_CONNECTIONS}\n\
+                 superuser_reserved_connections = {RESERVED}\n\
+                 shared_buffers = 16MB\n\
+                 fsync = off\n"
+            ),
+        );
+        std::fs::write(
+            server.data.join("pg_hba.conf"),
+            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .unwrap();
+
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            server.port,
+            server.socket_dir.display()
+        );
+        let out = run(server
+            .server_cmd("pg_ctl")
+            .arg("-D")
+            .arg(&server.data)
+            .arg("-l")
+            .arg(&server.log)
+            .args(["-o", &opts, "-w", "-t", "60", "start"]));
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}{}\n{}",
+            stdout(&out),
+            stderr(&out),
+            std::fs::read_to_string(&server.log).unwrap_or_default()
+        );
+
+        let out = run(server
+            .server_cmd("psql")
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
+            .arg("-h")
+            .arg(&server.socket_dir)
+            .args(["-p", &server.port.to_string()])
+            .args([
+                "-c",
+                &format!("CREATE ROLE newsletter LOGIN PASSWORD '{PASSWORD}'"),
+                "-c",
+                "CREATE DATABASE newsletter OWNER newsletter",
+            ]));
+        assert!(out.status.success(), "setup: {}", stderr(&out));
+        server
+    }
+
+    /// `psql -c SQL` as role newsletter over TCP with `password`: never prompts, no psqlrc.
+    fn psql(&self, password: &str, sql: &str) -> Command {
+        let mut cmd = Command::new(self.bin.join("psql"));
+        cmd.args(["-X", "-w", "-q", "-U", "newsletter", "-d", "newsletter"])
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-c", sql])
+            .env("PGPASSWORD", password)
+            .env("PGSSLMODE", "disable")
+            .env("PGCONNECT_TIMEOUT", "10")
+            .env_remove("PGSERVICE")
+            .env_remove("PGPASSFILE")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Whatever state the test left it in; the result does not matter (it may never have started).
+        let _ = self
+            .server_cmd("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn as_postgres(root: bool, program: &Path) -> Command {
+    if root {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// A background session holding a connection slot with `SELECT pg_sleep(8)`: as role newsletter
+/// over TCP, or as the superuser over the socket (which may take the reserved slot).
+fn hold(server: &Server, superuser: bool) -> Child {
+    let mut cmd = if superuser {
+        let mut cmd = Command::new(server.bin.join("psql"));
+        cmd.args(["-X", "-w", "-q", "-U", "postgres", "-d", "postgres"])
+            .arg("-h")
+            .arg(&server.socket_dir)
+            .args(["-p", &server.port.to_string(), "-c", "SELECT pg_sleep(8)"])
+            .stdin(Stdio::null());
+        cmd
+    } else {
+        server.psql(PASSWORD, "SELECT pg_sleep(8)")
+    };
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Keep `holders` alive (a holder that lost a race for a slot against the probe is replaced) and
+/// probe with one more newsletter connection until it is refused with `expected`.
+fn probe_until_refused(server: &Server, holders: &mut [(Child, bool)], expected: &str) {
+    let mut last = String::new();
+    let refused = wait_until(30, || {
+        for (child, superuser) in holders.iter_mut() {
+            if child.try_wait().unwrap().is_some() {
+                *child = hold(server, *superuser);
+            }
+        }
+        let out = run(&mut server.psql(PASSWORD, "SELECT 1"));
+        last = stderr(&out);
+        last.contains(expected)
+    });
+    assert!(
+        refused,
+        "no connection refused with `{expected}`; last probe: {last}\nlog:\n{}",
+        server.log_text()
+    );
+}
+
+/// Make the server log the three problems; returns when the log holds every expected line.
+fn provoke(server: &Server) {
+    for _ in 0..FAILED_LOGINS {
+        let out = run(&mut server.psql("not-the-password", "SELECT 1"));
+        assert!(
+            !out.status.success() && stderr(&out).contains("password authentication failed"),
+            "a wrong password was not refused: {}",
+            stderr(&out)
+        );
+    }
+
+    let slow: Vec<Child> = (0..SLOW_STATEMENTS)
+        .map(|_| {
+            server
+                .psql(PASSWORD, "SELECT pg_sleep(1.1)")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in slow {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "slow statement: {}", stderr(&out));
+    }
+
+    // Every slot a non-superuser may take, held: the next one is refused with the reserved-slots
+    // message. Then the reserved slot too, by the superuser: the next one is refused outright.
+    let mut holders: Vec<(Child, bool)> = (0..MAX_CONNECTIONS - RESERVED)
+        .map(|_| (hold(server, false), false))
+        .collect();
+    probe_until_refused(server, &mut holders, RESERVED_SLOTS);
+    holders.push((hold(server, true), true));
+    probe_until_refused(server, &mut holders, TOO_MANY);
+    for (mut child, _) in holders {
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+
+    let expected = [
+        (
+            "FATAL:  password authentication failed for user \"newsletter\"",
+            FAILED_LOGINS,
+        ),
+        (
+            "DETAIL:  Connection matched pg_hba.conf line",
+            FAILED_LOGINS,
+        ),
+        ("LOG:  duration: ", SLOW_STATEMENTS),
+        ("FATAL:  remaining connection slots are reserved", 1),
+        ("FATAL:  sorry, too many clients already", 1),
+    ];
+    let complete = |log: &str| {
+        expected
+            .iter()
+            .all(|(line, n)| log.matches(line).count() >= *n)
+    };
+    assert!(
+        wait_until(20, || complete(&server.log_text())),
+        "the server log lacks an expected line:\n{}",
+        server.log_text()
+    );
+}
+
+fn incidents(data_dir: &Path) -> Vec<Value> {
+    let out = run(logwarden()
+        .args(["incidents", "--json", "--data-dir"])
+        .arg(data_dir));
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// What one backfill of the server's log must have produced in `data_dir`.
+fn check(data_dir: &Path, runbook: &Runbook, refusals: usize, how: &str) {
+    let all = incidents(data_dir);
+    let summary: Vec<String> = all
+        .iter()
+        .map(|i| {
+            format!(
+                "{} {} {} x{}",
+                i["class"], i["rule"], i["services"], i["count"]
+            )
+        })
+        .collect();
+    for (class, rule, count) in [
+        ("security", "pg-password-auth-failed", FAILED_LOGINS),
+        ("slow-queries", "pg-slow-statements", SLOW_STATEMENTS),
+        ("db-connection", "pg-too-many-clients", refusals),
+    ] {
+        let inc = all
+            .iter()
+            .find(|i| i["class"] == class && i["rule"] == rule)
+            .unwrap_or_else(|| panic!("{how}: no {class} incident from {rule}; got {summary:#?}"));
+        assert_eq!(
+            inc["services"],
+            serde_json::json!(["postgres"]),
+            "{how}: {inc}"
+        );
+        assert_eq!(inc["count"], count, "{how}: {class}: {inc}");
+        let title = inc["runbook"]["title"].as_str().unwrap_or_default();
+        assert!(
+            runbook.procedures.iter().any(|p| p.title == title),
+            "{how}: {class} links to an unknown procedure `{title}`"
+        );
+        let steps = inc["runbook"]["steps"].as_array();
+        assert!(
+            steps.is_some_and(|s| !s.is_empty()),
+            "{how}: {class} links to `{title}` without steps"
+        );
+    }
+
+    // One event per failed login: the FATAL line with its DETAIL line inside, the user read.
+    let out = run(loggrep()
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--json", "\"password authentication failed\""]));
+    assert!(out.status.success(), "{how}: loggrep: {}", stderr(&out));
+    let events: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), FAILED_LOGINS, "{how}: {}", stdout(&out));
+    for e in &events {
+        assert_eq!(e["fields"]["user"], "newsletter", "{how}: {e}");
+        assert_eq!(e["level"], "fatal", "{how}: {e}");
+        assert_eq!(e["service"], "postgres", "{how}: {e}");
+        let raw = e["raw"].as_str().unwrap_or_default();
+        assert!(
+            raw.contains("FATAL:  password authentication failed for user \"newsletter\"")
+                && raw.contains('\n')
+                && raw.contains("DETAIL:  Connection matched pg_hba.conf line"),
+            "{how}: the DETAIL line is not inside the event: {raw:?}"
+        );
+    }
+    assert_eq!(
+        loggrep_count(data_dir, "\"Connection matched pg_hba.conf\""),
+        FAILED_LOGINS as u64,
+        "{how}: a DETAIL line became an event of its own"
+    );
+    assert_eq!(
+        loggrep_count(data_dir, "duration_ms:>1000"),
+        SLOW_STATEMENTS as u64,
+        "{how}: slow statements"
+    );
+    assert_eq!(
+        loggrep_count(data_dir, "\"statement: SELECT pg_sleep(1.1)\""),
+        SLOW_STATEMENTS as u64,
+        "{how}: slow statements by text"
+    );
+}
+
+#[test]
+fn a_real_postgres_log_raises_security_slow_query_and_connection_incidents() {
+    let server = Server::start();
+    provoke(&server);
+    // A copy of the log as it stands now: the backends of the killed holders sleep on and may still
+    // log their 8 s statements into the live file before the server stops.
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("postgresql.log");
+    std::fs::copy(&server.log, &log).unwrap();
+    drop(server);
+    // Every refused connection, the probes' and any holder's that lost a race: one match each.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let refusals = text.matches(&format!("FATAL:  {RESERVED_SLOTS}")).count()
+        + text.matches(&format!("FATAL:  {TOO_MANY}")).count();
+
+    let runbook = Runbook::parse(include_str!("../patterns/runbook.md"));
+    for (how, source) in [
+        ("postgres, prefix detected", "postgres:postgres"),
+        ("format detected", "postgres"),
+    ] {
+        let data = work.path().join(source.replace(':', "-"));
+        let out = run(logwarden()
+            .arg("backfill")
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--source")
+            .arg(format!("{source}={}", log.display())));
+        assert!(
+            out.status.success(),
+            "{how}: backfill failed: {}",
+            stderr(&out)
+        );
+        check(&data, &runbook, refusals, how);
+    }
+}
