@@ -4,6 +4,7 @@
 mod support;
 
 mod bad_input;
+mod compose;
 mod corpora;
 mod demo;
 mod loggrep;

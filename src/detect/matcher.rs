@@ -142,7 +142,7 @@ fn level_reaches(level: Level, min: Level) -> bool {
 
 /// Stage 2: does a candidate event really fit the rule? Gives the captures when it does.
 pub(crate) fn confirm(rule: &Rule, event: &Event) -> Option<Vec<(String, String)>> {
-    if !rule.services.is_empty() && !rule.services.contains(&event.service) {
+    if !rule.applies_to(&event.service) {
         return None;
     }
     if rule
@@ -262,6 +262,29 @@ runbook = "warning-alerts:high-error-rate"
     }
 
     #[test]
+    fn compose_service_names_match_the_rules_services_by_word() {
+        let m = matcher();
+        let line = "2026-11-28 14:02:03.123 UTC [4301] newsletter@newsletter FATAL:  sorry, too many clients already";
+        for service in [
+            "postgres",
+            "postgres-1",
+            "newsletter_postgres",
+            "postgres.replica",
+        ] {
+            let found = m.scan(&Events::new(vec![example_event(line, service)]));
+            assert_eq!(
+                ids(&m, &found),
+                vec!["pg-too-many-clients", "errors"],
+                "{service}"
+            );
+        }
+        for service in ["postgresql", "mypostgres", "app"] {
+            let found = m.scan(&Events::new(vec![example_event(line, service)]));
+            assert_eq!(ids(&m, &found), vec!["errors"], "{service}");
+        }
+    }
+
+    #[test]
     fn predicates_and_group_by_fields() {
         let m = matcher();
         let bad = r#"{"level":50,"time":1,"hostname":"app-1","req":{"method":"GET","url":"/api/health"},"res":{"statusCode":503},"msg":"request completed"}"#;
@@ -339,7 +362,7 @@ runbook = "warning-alerts:high-error-rate"
                     .is_none_or(|min| event.level != Level::Unknown && event.level >= min);
                 let literal_ok = rule.literals.is_empty()
                     || rule.literals.iter().any(|l| event.raw.contains(l.as_str()));
-                let service_ok = rule.services.is_empty() || rule.services.contains(&event.service);
+                let service_ok = rule.applies_to(&event.service);
                 let regex_ok = rule.regex.as_ref().is_none_or(|re| re.is_match(&event.raw));
                 let where_ok = rule.predicates.iter().all(|p| p.eval(event));
                 if level_ok && literal_ok && service_ok && regex_ok && where_ok {

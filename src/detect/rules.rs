@@ -112,7 +112,7 @@ pub struct Rule {
     pub severity: Severity,
     /// Short human title of what the rule detects ("PostgreSQL refuses connections: too many clients").
     pub title: String,
-    /// Services the rule applies to; empty means every service.
+    /// Services the rule applies to (see [`Rule::applies_to`]); empty means every service.
     pub services: Vec<String>,
     /// Literals for the prefilter: an event is a candidate when its raw text contains any of them.
     pub literals: Vec<String>,
@@ -135,6 +135,22 @@ pub struct Rule {
     pub counter_examples: Vec<String>,
     /// The line of the rule's `[[rule]]` header.
     pub location: Location,
+}
+
+impl Rule {
+    /// Whether the rule applies to events of `service`: every service when the rule names none,
+    /// else a named one equal to the event's service or to one of its words (split on `-`, `_`,
+    /// `.`), so `app` covers the compose service `newsletter-app` and `postgres` covers
+    /// `postgres-replica`, while `app` does not cover `application`.
+    pub fn applies_to(&self, service: &str) -> bool {
+        self.services.is_empty()
+            || self.services.iter().any(|s| {
+                s == service
+                    || service
+                        .split(['-', '_', '.'])
+                        .any(|word| word == s.as_str())
+            })
+    }
 }
 
 /// Every rule of a pack, compiled once and shared.

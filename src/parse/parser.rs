@@ -531,6 +531,14 @@ mod tests {
             Just("é".as_bytes().to_vec()),
             Just(vec![0xff, 0xfe]),
             Just(b"password=hunter2".to_vec()),
+            Just(b"Nov 28 14:00:04 db postgres[9]: [1-1] ".to_vec()),
+            Just(b"newsletter-app  | ".to_vec()),
+            Just("ü:  ".as_bytes().to_vec()),
+            Just(b"ERROR:  ".to_vec()),
+            Just(b"DETAIL:  ".to_vec()),
+            Just(b"\t".to_vec()),
+            Just(b"\"".to_vec()),
+            Just(b",".to_vec()),
             prop::collection::vec(any::<u8>(), 0..12),
         ];
         prop::collection::vec(piece, 0..40).prop_map(|v| v.concat())
@@ -544,6 +552,12 @@ mod tests {
             Just(Format::Syslog),
             Just(Format::Redis),
             Just(Format::Compose),
+            Just(Format::Postgres { prefix: None }),
+            Just(Format::Postgres {
+                prefix: Some("%m [%p] %q%u@%d ".to_string())
+            }),
+            Just(Format::PostgresCsv),
+            Just(Format::PostgresJson),
         ]
     }
 

@@ -32,9 +32,10 @@ pub enum PgPrefixError {
 }
 
 /// Severities that start a new entry.
-pub const SEVERITIES: [&str; 12] = [
-    "LOG", "ERROR", "WARNING", "FATAL", "PANIC", "NOTICE", "INFO", "DEBUG1", "DEBUG2", "DEBUG3",
-    "DEBUG4", "DEBUG5",
+/// PostgreSQL prints every debug level as `DEBUG`; the numbered forms are accepted too.
+pub const SEVERITIES: [&str; 13] = [
+    "LOG", "ERROR", "WARNING", "FATAL", "PANIC", "NOTICE", "INFO", "DEBUG", "DEBUG1", "DEBUG2",
+    "DEBUG3", "DEBUG4", "DEBUG5",
 ];
 
 /// Keywords of the lines that continue the entry above (same prefix, no severity of their own).
@@ -46,6 +47,11 @@ pub const CONTINUATIONS: [&str; 6] = [
     "QUERY",
     "LOCATION",
 ];
+
+/// Whether `word` is a severity or continuation keyword (`LOG`, `DETAIL`, …).
+pub fn is_keyword(word: &str) -> bool {
+    SEVERITIES.contains(&word) || CONTINUATIONS.contains(&word)
+}
 
 /// The prefixes [`detect`] tries, most specific first (ties keep the earlier one).
 pub const COMMON_PREFIXES: [&str; 17] = [

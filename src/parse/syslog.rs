@@ -16,9 +16,9 @@ use serde_json::Value;
 
 use crate::event::{Level, Timestamp};
 use crate::parse::plain::{self, first_line};
-use crate::parse::postgres;
 use crate::parse::timestamp;
 use crate::parse::{EntryFormat, Parsed};
+use crate::parse::{pg_prefix, postgres};
 
 /// The syslog reader; `now` gives BSD dates their year.
 #[derive(Debug, Clone)]
@@ -150,7 +150,7 @@ fn is_tag(tok: &str) -> bool {
         return false;
     }
     let t = tok.strip_suffix(':').unwrap_or(tok);
-    if PG_SEVERITIES.contains(&t) {
+    if pg_prefix::is_keyword(t) {
         return false;
     }
     let bracketed = t.ends_with(']') && t.find('[').is_some_and(|i| i > 0);
@@ -294,36 +294,18 @@ fn severity_level(pri: u8) -> Level {
     }
 }
 
-const PG_SEVERITIES: [&str; 18] = [
-    "LOG",
-    "ERROR",
-    "FATAL",
-    "PANIC",
-    "WARNING",
-    "NOTICE",
-    "INFO",
-    "DEBUG",
-    "DEBUG1",
-    "DEBUG2",
-    "DEBUG3",
-    "DEBUG4",
-    "DEBUG5",
-    "DETAIL",
-    "HINT",
-    "STATEMENT",
-    "CONTEXT",
-    "QUERY",
-];
-
 /// Where a PostgreSQL severity word (`LOG:  `, `FATAL:  `, `DETAIL:  `) starts in `text`.
 pub fn pg_severity_at(text: &str) -> Option<(usize, &str)> {
     for colon in memmem::find_iter(text.as_bytes(), b":  ") {
         let before = &text[..colon];
+        // Bytes, not chars: every byte after the last non-[A-Z0-9] one is ASCII, so `i + 1` is
+        // a char boundary even when that byte ends a multi-byte character.
         let start = before
-            .rfind(|c: char| !c.is_ascii_uppercase() && !c.is_ascii_digit())
+            .bytes()
+            .rposition(|b| !b.is_ascii_uppercase() && !b.is_ascii_digit())
             .map_or(0, |i| i + 1);
         let word = &before[start..];
-        if PG_SEVERITIES.contains(&word) || word == "LOCATION" {
+        if pg_prefix::is_keyword(word) {
             return Some((start, word));
         }
     }
@@ -496,6 +478,13 @@ mod tests {
     }
     fn syslog() -> Syslog {
         Syslog { now: now() }
+    }
+
+    #[test]
+    fn severity_search_survives_multibyte_text_before_a_colon() {
+        assert_eq!(pg_severity_at("Größe:  x"), None);
+        assert_eq!(pg_severity_at("ü FATAL:  x"), Some((3, "FATAL")));
+        assert_eq!(pg_severity_at("éLOG:  x"), Some((2, "LOG")));
     }
 
     #[test]
