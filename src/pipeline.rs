@@ -215,14 +215,17 @@ impl<'a> Pipeline<'a> {
         })?;
         let (rules, runbook) = load_rules(settings)?;
         let matcher = Matcher::new(Arc::clone(&rules))?;
-        let engine = Engine::new(rules, runbook, settings.engine.clone());
+        let mut engine = Engine::new(rules, runbook, settings.engine.clone());
         let index = EventIndex::open_or_create(&settings.index_dir())?;
         let checkpoints = match index.last_payload()? {
             Some(payload) => Checkpoints::decode(&payload)?,
             None => Checkpoints::default(),
         };
         let sink = index.writer(INDEX_HEAP)?;
-        let log = IncidentLog::open(&settings.incident_log())?;
+        // Incidents of earlier runs continue: same ids, counts and resolve deadlines.
+        let (log, known) = IncidentLog::open_with_current(&settings.incident_log())?;
+        let restored = engine.restore(&known);
+        tracing::debug!(restored, "incidents taken back from the incident log");
         let pipeline = Pipeline {
             settings,
             live,

@@ -66,3 +66,51 @@ fn compose_logs_raise_incidents_under_the_compose_service_names() {
         ]
     );
 }
+
+/// A second backfill of the same data dir continues the incidents of the first: the incident
+/// opened by the first half of a file absorbs the matches of the appended second half.
+#[test]
+fn a_second_ingest_continues_the_incidents_of_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("postgresql.log");
+    let data = dir.path().join("data");
+    let lines = |from: u32, to: u32| -> String {
+        (from..to)
+            .map(|i| {
+                format!(
+                    "2026-12-02 14:00:{i:02}.500 UTC [43{i}] newsletter@newsletter FATAL:  sorry, too many clients already\n"
+                )
+            })
+            .collect()
+    };
+    let backfill = || {
+        let out = run(logwarden()
+            .arg("backfill")
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--source")
+            .arg(format!("postgres:postgres={}", path.display())));
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    std::fs::write(&path, lines(0, 10)).unwrap();
+    backfill();
+    let mut all = lines(0, 10);
+    all.push_str(&lines(10, 20));
+    std::fs::write(&path, all).unwrap();
+    backfill();
+
+    let out = run(logwarden()
+        .arg("incidents")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--json"));
+    let incidents: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["class"] == "db-connection")
+        .collect();
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    assert_eq!(incidents[0]["count"], 20);
+    assert_eq!(incidents[0]["first_seen"], "2026-12-02T14:00:00.5Z");
+    assert_eq!(incidents[0]["last_seen"], "2026-12-02T14:00:19.5Z");
+}

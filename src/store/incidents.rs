@@ -142,6 +142,14 @@ impl IncidentLog {
     /// Open (or create) the log and find the last sequence number. A torn last entry is cut off so
     /// that the next append starts on a fresh line.
     pub fn open(path: &Path) -> Result<IncidentLog, IncidentLogError> {
+        Ok(IncidentLog::open_with_current(path)?.0)
+    }
+
+    /// [`IncidentLog::open`], also giving the latest snapshot of each incident found in the log
+    /// ([`current`]), which is what a restarted engine takes back.
+    pub fn open_with_current(
+        path: &Path,
+    ) -> Result<(IncidentLog, Vec<Incident>), IncidentLogError> {
         let open_err = |source| IncidentLogError::Open {
             path: path.to_path_buf(),
             source,
@@ -160,12 +168,13 @@ impl IncidentLog {
             file.set_len(found.complete_len).map_err(open_err)?;
             file.sync_data().map_err(open_err)?;
         }
-        Ok(IncidentLog {
+        let log = IncidentLog {
             path: path.to_path_buf(),
             file,
             len: found.complete_len,
             last_seq: found.changes.last().map_or(0, |c| c.seq),
-        })
+        };
+        Ok((log, current(&found.changes)))
     }
 
     /// Give each change the next sequence number and store them durably (one fsync). On error
