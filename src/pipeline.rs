@@ -273,7 +273,8 @@ impl<'a> Pipeline<'a> {
                     .map_err(|source| PipelineError::Parse {
                         service: spec.service.clone(),
                         source,
-                    })?;
+                    })?
+                    .starting_at(info.start);
                 self.summary.files += 1;
                 self.files.insert(
                     info.fingerprint,

@@ -310,6 +310,15 @@ impl Parser {
         self
     }
 
+    /// Reading starts at `offset` of the file (a checkpoint, or its end with `--from end`): the
+    /// checkpoint is `offset` until an entry completes, even when no byte ever comes.
+    pub fn starting_at(mut self, offset: u64) -> Parser {
+        self.asm.checkpoint = offset;
+        self.probe_offset = offset;
+        self.next_offset = Some(offset);
+        self
+    }
+
     /// The line cap (default [`MAX_LINE`]); longer lines are split into events flagged split.
     pub fn with_max_line(mut self, max_line: usize) -> Parser {
         self.framer = Framer::new(max_line);
@@ -591,6 +600,26 @@ Error: boom\n    at f (/app/a.js:1:1)\n    at g (/app/b.js:2:2)\n\
 FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n\
 ----- Native stack trace -----\n\n 1: 0xb7c5f0 node::Abort() [node]\n 2: 0xa8e3d9 [node]\n\
 {\"level\":30,\"time\":1796220000789,\"msg\":\"restarted\"}\n";
+
+    #[test]
+    fn a_resumed_file_checkpoints_from_its_start_offset() {
+        let mut p = parser(Format::Auto).starting_at(1000);
+        assert_eq!(p.checkpoint(), 1000, "no bytes yet: still where it started");
+        assert!(p.flush().events.is_empty());
+        assert_eq!(p.checkpoint(), 1000);
+        let line = b"{\"level\":50,\"time\":1796220000123,\"msg\":\"x\"}\n";
+        let chunk = Chunk {
+            source: 0,
+            fingerprint: 7,
+            offset: 1000,
+            bytes: line.to_vec(),
+            eof: true,
+        };
+        let events = p.parse(&chunk).events;
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].id.offset, 1000);
+        assert_eq!(p.checkpoint(), 1000 + line.len() as u64);
+    }
 
     #[test]
     fn chunking_does_not_change_the_events() {
