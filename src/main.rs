@@ -17,8 +17,6 @@ use logwarden::incident::{Change, State};
 use logwarden::parse::Format;
 use logwarden::pipeline::{self, DemoOptions, Settings};
 use logwarden::query::incidents::{self as views, Style};
-use logwarden::runbook::Runbook;
-use logwarden::source::checkpoint::Checkpoints;
 use logwarden::source::tail::TailConfig;
 use logwarden::source::{self, SourceSpec};
 use logwarden::store::index::EventIndex;
@@ -370,12 +368,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
 
 fn rules_check(patterns: Option<&Path>, runbook: Option<&Path>) -> Result<ExitCode> {
     let rules = pack::rules_from(patterns)?;
-    let text = match runbook {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading runbook {}", path.display()))?,
-        None => pack::default_runbook().to_string(),
-    };
-    let report = check::check(&rules, &Runbook::parse(&text));
+    let runbook = pack::runbook_from(runbook).with_context(|| {
+        format!(
+            "reading runbook {}",
+            runbook.map_or_else(String::new, |p| p.display().to_string())
+        )
+    })?;
+    let report = check::check(&rules, &runbook);
     print!("{}", report.render());
     Ok(if report.is_ok() {
         ExitCode::SUCCESS
@@ -386,10 +385,7 @@ fn rules_check(patterns: Option<&Path>, runbook: Option<&Path>) -> Result<ExitCo
 
 fn status(data_dir: &Path) -> Result<ExitCode> {
     let index = EventIndex::open_existing(&pipeline::index_dir(data_dir))?;
-    let checkpoints = match index.last_payload()? {
-        Some(p) => Checkpoints::decode(&p)?,
-        None => Checkpoints::default(),
-    };
+    let checkpoints = pipeline::stored_checkpoints(&index)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

@@ -160,18 +160,27 @@ impl std::fmt::Display for Summary {
 /// Load the rules and the runbook the settings name (or the embedded ones).
 pub fn load_rules(settings: &Settings) -> Result<(Arc<RuleSet>, Arc<Runbook>), PipelineError> {
     let rules = pack::rules_from(settings.rules_dir.as_deref())?;
-    let runbook_text = match &settings.runbook {
-        Some(path) => std::fs::read_to_string(path).map_err(|source| PipelineError::Runbook {
-            path: path.display().to_string(),
+    let runbook = pack::runbook_from(settings.runbook.as_deref()).map_err(|source| {
+        PipelineError::Runbook {
+            path: settings
+                .runbook
+                .as_deref()
+                .map_or_else(String::new, |p| p.display().to_string()),
             source,
-        })?,
-        None => pack::default_runbook().to_string(),
-    };
-    let runbook = Runbook::parse(&runbook_text);
+        }
+    })?;
     for problem in rules.link_errors(&runbook) {
         tracing::warn!("{problem} (incidents of this rule carry no runbook steps)");
     }
     Ok((Arc::new(rules), Arc::new(runbook)))
+}
+
+/// The checkpoints stored with the index's last commit (none before the first commit).
+pub fn stored_checkpoints(index: &EventIndex) -> Result<Checkpoints, PipelineError> {
+    Ok(match index.last_payload()? {
+        Some(payload) => Checkpoints::decode(&payload)?,
+        None => Checkpoints::default(),
+    })
 }
 
 /// Per-file state while it is read.
@@ -217,10 +226,7 @@ impl<'a> Pipeline<'a> {
         let matcher = Matcher::new(Arc::clone(&rules))?;
         let mut engine = Engine::new(rules, runbook, settings.engine.clone());
         let index = EventIndex::open_or_create(&settings.index_dir())?;
-        let checkpoints = match index.last_payload()? {
-            Some(payload) => Checkpoints::decode(&payload)?,
-            None => Checkpoints::default(),
-        };
+        let checkpoints = stored_checkpoints(&index)?;
         let sink = index.writer(INDEX_HEAP)?;
         // Incidents of earlier runs continue: same ids, counts and resolve deadlines.
         let (log, known) = IncidentLog::open_with_current(&settings.incident_log())?;
@@ -583,17 +589,10 @@ fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, PipelineError> {
         path: path.display().to_string(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(io_err)?;
     let mut bytes = Vec::new();
-    if crate::source::fingerprint::is_gzip(path) {
-        flate2::read::MultiGzDecoder::new(file)
-            .read_to_end(&mut bytes)
-            .map_err(io_err)?;
-    } else {
-        std::io::BufReader::new(file)
-            .read_to_end(&mut bytes)
-            .map_err(io_err)?;
-    }
+    crate::source::fingerprint::open_decoded(path)
+        .and_then(|mut reader| reader.read_to_end(&mut bytes))
+        .map_err(io_err)?;
     Ok(bytes)
 }
 

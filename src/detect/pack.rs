@@ -63,6 +63,15 @@ pub fn default_runbook() -> &'static str {
     RUNBOOK
 }
 
+/// The runbook at `path` when given, else the embedded one.
+pub fn runbook_from(path: Option<&Path>) -> std::io::Result<crate::runbook::Runbook> {
+    let text = match path {
+        Some(path) => std::fs::read_to_string(path)?,
+        None => RUNBOOK.to_string(),
+    };
+    Ok(crate::runbook::Runbook::parse(&text))
+}
+
 /// The rules of a user directory when given, else the embedded pack.
 pub fn rules_from(dir: Option<&Path>) -> Result<RuleSet, RuleError> {
     match dir {

@@ -10,7 +10,7 @@
 //! This module must not keep state; callers store fingerprints in checkpoints.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
@@ -43,6 +43,16 @@ pub fn of_head(head: &[u8], complete: bool) -> Option<u64> {
     Some(XxHash64::oneshot(SEED, capped))
 }
 
+/// The file's bytes as written, decompressing a `.gz` file (every gzip member of it).
+pub fn open_decoded(path: &Path) -> io::Result<Box<dyn Read + Send>> {
+    let file = File::open(path)?;
+    Ok(if is_gzip(path) {
+        Box::new(MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    })
+}
+
 /// Read up to [`FINGERPRINT_BYTES`] + 1 bytes of the head of a plain file.
 fn read_head(reader: &mut dyn Read) -> io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(FINGERPRINT_BYTES + 1);
@@ -55,18 +65,9 @@ fn read_head(reader: &mut dyn Read) -> io::Result<Vec<u8>> {
 /// The fingerprint of the file at `path` (decompressing `.gz` files), or `None` when its first
 /// line is not complete yet and `complete` is false.
 pub fn of_path(path: &Path, complete: bool) -> io::Result<Option<u64>> {
-    let file = File::open(path)?;
-    let head = if is_gzip(path) {
-        let mut reader = BufReader::new(MultiGzDecoder::new(file));
-        let mut head = Vec::with_capacity(FINGERPRINT_BYTES + 1);
-        // Read the first line (bounded), not the whole archive.
-        (&mut reader)
-            .take(FINGERPRINT_BYTES as u64 + 1)
-            .read_until(b'\n', &mut head)?;
-        head
-    } else {
-        read_head(&mut BufReader::new(file))?
-    };
+    // The same bounded head for a plain file and its `.gz` copy, so both get one fingerprint
+    // (also when the first line is empty and the first bytes are hashed instead).
+    let head = read_head(&mut open_decoded(path)?)?;
     Ok(of_head(&head, complete || is_gzip(path)))
 }
 
@@ -111,14 +112,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let plain = dir.path().join("app.log");
         let gz = dir.path().join("app.log.1.gz");
-        let body = b"{\"level\":30,\"msg\":\"hello\"}\n{\"level\":30}\n";
-        std::fs::write(&plain, body).unwrap();
-        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
-        enc.write_all(body).unwrap();
-        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
-        assert_eq!(
-            of_path(&plain, false).unwrap(),
-            of_path(&gz, false).unwrap()
-        );
+        let empty_first = format!("\n{}\n", "x".repeat(300));
+        for body in [
+            "{\"level\":30,\"msg\":\"hello\"}\n{\"level\":30}\n",
+            empty_first.as_str(),
+        ] {
+            std::fs::write(&plain, body).unwrap();
+            let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+            enc.write_all(body.as_bytes()).unwrap();
+            std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+            let fp = of_path(&plain, false).unwrap();
+            assert!(fp.is_some());
+            assert_eq!(fp, of_path(&gz, false).unwrap(), "{body:?}");
+        }
     }
 }

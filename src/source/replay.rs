@@ -5,12 +5,9 @@
 //! decompressed as multi-member streams. A file whose fingerprint the index already knows resumes
 //! from its stored offset, so backfill never re-ingests what `run` indexed. It must not parse.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::mpsc::SyncSender;
-
-use flate2::read::MultiGzDecoder;
 
 use crate::source::checkpoint::Checkpoints;
 use crate::source::{
@@ -89,12 +86,7 @@ fn replay_file(
         return Ok(());
     };
     let start = checkpoints.offset(fp);
-    let file = File::open(path)?;
-    let mut reader: Box<dyn Read> = if fingerprint::is_gzip(path) {
-        Box::new(MultiGzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
+    let mut reader = fingerprint::open_decoded(path)?;
     // Skip what the index already holds (no seeking in a gzip stream: read and discard).
     let skipped = io::copy(&mut (&mut reader).take(start), &mut io::sink())?;
     if skipped < start {
