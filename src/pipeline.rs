@@ -293,6 +293,11 @@ impl<'a> Pipeline<'a> {
                         idle: false,
                     },
                 );
+                // Record the file at once: if it is rotated away and logwarden is killed before
+                // the next periodic commit, a restart still knows it and reads its rotated copy.
+                if self.live {
+                    self.commit()?;
+                }
             }
             Input::Chunk(chunk) => {
                 let Some(file) = self.files.get_mut(&chunk.fingerprint) else {
@@ -308,10 +313,8 @@ impl<'a> Pipeline<'a> {
                 if let Some(bar) = &self.progress {
                     bar.inc(chunk.bytes.len() as u64);
                 }
-                let mut events = file.parser.parse(&chunk);
-                if chunk.eof {
-                    events.events.extend(file.parser.finish().events);
-                }
+                // A chunk flagged eof also finishes the parser.
+                let events = file.parser.parse(&chunk);
                 self.process(chunk.fingerprint, events)?;
             }
             Input::Idle { fingerprint } => {
@@ -319,6 +322,11 @@ impl<'a> Pipeline<'a> {
                     file.idle = true;
                     let events = file.parser.flush();
                     self.process(fingerprint, events)?;
+                }
+                // A quiet moment: make what was read searchable now rather than at the next tick.
+                if self.uncommitted {
+                    self.advance_live()?;
+                    self.commit()?;
                 }
             }
             Input::Closed { fingerprint } => {

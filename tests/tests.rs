@@ -10,5 +10,6 @@ mod demo;
 mod loggrep;
 mod postgres;
 mod readme;
+mod rotation;
 mod rules;
 mod run_live;

@@ -27,9 +27,14 @@ pub fn expand(path: &Path) -> io::Result<Vec<PathBuf>> {
         })?;
         for entry in paths {
             let p = entry.map_err(io::Error::from)?;
-            let meta = std::fs::metadata(&p)?;
-            if meta.is_file() {
-                found.push((meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), p));
+            match std::fs::metadata(&p) {
+                Ok(meta) if meta.is_file() => {
+                    found.push((meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), p));
+                }
+                Ok(_) => {}
+                // Rotated away between listing and stat: not there any more.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
         }
     } else {

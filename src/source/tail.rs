@@ -2,11 +2,16 @@
 //!
 //! Takes the configured sources (paths or globs) and the checkpoints, gives the pipeline
 //! `Opened`/`Chunk`/`Idle`/`Closed` inputs and `Done` once asked to stop. Files are tracked by an
-//! open handle plus fingerprint, not by name: after a rename+create rotation the old handle is read
-//! to its end before it is let go, and the new file at the path is picked up as a new identity. A
-//! file that shrinks below the offset read (copytruncate) is re-identified from its new first line.
-//! Reads are large (up to [`READ_SIZE`]) and fair across files. It must not parse.
+//! open handle plus fingerprint, not by name: after a rename+create rotation (or a deletion, or a
+//! repointed symlink) the old handle is read to its end before it is let go, and the new file at
+//! the path is picked up as a new identity. A file truncated in place (it shrinks below the offset
+//! read, or its first line changes: copytruncate followed by new writes) is re-identified from its
+//! new first line, and the bytes written between the last read and the truncation are recovered
+//! from the rotated copy beside it (`app.log.1`, `app.log-20261129`, `app.log.1.gz`), found by
+//! fingerprint. Compressed archives are not tailed (backfill reads them). Reads are large (up to
+//! [`READ_SIZE`]) and fair across files. It must not parse.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -37,6 +42,9 @@ pub struct TailConfig {
     /// At most this many bytes are read from one file per round, so one busy file cannot starve
     /// the others.
     pub max_round_bytes: usize,
+    /// After a truncation, how long to look for the rotated copy that holds the bytes not read
+    /// yet (logrotate may still be compressing it).
+    pub recover_within: Duration,
 }
 
 impl Default for TailConfig {
@@ -47,6 +55,7 @@ impl Default for TailConfig {
             idle_after: Duration::from_millis(200),
             release_after: Duration::from_secs(2),
             max_round_bytes: 8 * 1024 * 1024,
+            recover_within: Duration::from_secs(10),
         }
     }
 }
@@ -67,6 +76,19 @@ struct Tracked {
     last_data: Instant,
     idle_sent: bool,
     detached_since: Option<Instant>,
+}
+
+/// A file truncated under us: the bytes from `offset` on are looked for in a rotated copy.
+struct Recovery {
+    source: usize,
+    fingerprint: u64,
+    /// The path the file was followed at; its copies sit beside it and share its name as prefix.
+    path: PathBuf,
+    offset: u64,
+    since: Instant,
+    /// Whether the pipeline has the file open (a truncation seen live) or must be told first (a
+    /// file rotated away while logwarden was down).
+    opened: bool,
 }
 
 /// Follow every source until `stop` is set; then read what is left, send `Done` and return.
@@ -105,6 +127,8 @@ pub fn tail(
         cfg,
         tx,
         tracked: Vec::new(),
+        recoveries: Vec::new(),
+        done: HashMap::new(),
         stats: Stats::default(),
         buf: vec![0u8; READ_SIZE],
     };
@@ -131,6 +155,35 @@ pub fn tail(
             while wake_rx.try_recv().is_ok() {}
         }
     }
+}
+
+/// The rotated copy of the file followed at `path` whose fingerprint is `fingerprint`: a file beside
+/// it whose name extends its name (`app.log.1`, `app.log-20261129`, `app.log.1.gz`), newest first.
+fn rotated_copy(path: &Path, fingerprint: u64) -> Option<PathBuf> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut candidates: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.len() > name.len() && n.starts_with(name.as_str())
+        })
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            meta.is_file()
+                .then(|| (meta.modified().unwrap_or(std::time::UNIX_EPOCH), e.path()))
+        })
+        .collect();
+    candidates.sort_by(|a, b| b.cmp(a));
+    candidates
+        .into_iter()
+        .map(|(_, p)| p)
+        .find(|p| matches!(fingerprint::of_path(p, true), Ok(Some(fp)) if fp == fingerprint))
 }
 
 /// The directory to watch for a path or glob: the deepest parent without glob characters.
@@ -163,31 +216,57 @@ struct Tailer<'a> {
     cfg: &'a TailConfig,
     tx: &'a SyncSender<Input>,
     tracked: Vec<Tracked>,
+    recoveries: Vec<Recovery>,
+    /// Files let go this run, by fingerprint: how far they were read. A copy of one found later
+    /// (a rotated generation matched by a glob) starts there, so nothing is read twice.
+    done: HashMap<u64, u64>,
     stats: Stats,
     buf: Vec<u8>,
 }
 
 impl Tailer<'_> {
-    /// One round; when stopping, rounds until nothing is left to read.
+    /// One round; when stopping, rounds until nothing is left to read (or a round cap: a file
+    /// written faster than it is read must not hold the shutdown forever), then gives up on
+    /// copies still being looked for.
     fn drain_if(&mut self, stopping: bool, first_round: bool) -> Result<(), RoundError> {
+        const MAX_DRAIN_ROUNDS: usize = 64;
         let mut first = first_round;
-        loop {
+        for _ in 0..MAX_DRAIN_ROUNDS {
             let read = self.round(first)?;
             first = false;
             if !stopping || read == 0 {
-                return Ok(());
+                break;
             }
         }
+        if stopping {
+            for r in std::mem::take(&mut self.recoveries) {
+                tracing::warn!(path = %r.path.display(), offset = r.offset,
+                    "stopping before the rotated copy was found; bytes after this offset may be missing");
+                self.close(r.fingerprint, r.offset)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tell the pipeline a file is done, and remember how far it was read.
+    fn close(&mut self, fingerprint: u64, offset: u64) -> Result<(), RoundError> {
+        self.done.insert(fingerprint, offset);
+        send(self.tx, Input::Closed { fingerprint })?;
+        Ok(())
     }
 
     /// Discover, then read what every file has; returns the bytes read.
     fn round(&mut self, first_round: bool) -> Result<usize, RoundError> {
-        let mut read = 0usize;
+        let mut read = self.recover()?;
         self.discover(first_round)?;
+        if first_round {
+            self.recover_rotated_while_down();
+            read += self.recover()?;
+        }
         let now = Instant::now();
         let mut i = 0;
         while i < self.tracked.len() {
-            let got = self.read_available(i)?;
+            let (got, replaced) = self.read_available(i)?;
             read += got;
             let t = &mut self.tracked[i];
             if got > 0 {
@@ -206,24 +285,30 @@ impl Tailer<'_> {
                 .detached_since
                 .is_some_and(|since| since.elapsed() >= self.cfg.release_after)
                 && t.last_data.elapsed() >= self.cfg.release_after;
-            let truncated = got == 0 && self.was_truncated(i);
-            if release || truncated {
+            let truncated = replaced || (got == 0 && self.was_truncated(i));
+            if truncated {
                 let t = self.tracked.remove(i);
-                if truncated {
-                    self.stats.truncations += 1;
-                    tracing::info!(path = %t.path.display(), offset = t.offset,
-                        "file truncated (copytruncate?); following its new content");
-                } else {
-                    self.stats.rotations += 1;
-                    tracing::info!(path = %t.path.display(), offset = t.offset,
-                        "rotated file read to its end; letting it go");
-                }
-                send(
-                    self.tx,
-                    Input::Closed {
-                        fingerprint: t.fingerprint,
-                    },
-                )?;
+                self.stats.truncations += 1;
+                tracing::info!(path = %t.path.display(), offset = t.offset,
+                    "file truncated in place (copytruncate?); recovering its last bytes from the rotated copy");
+                self.recoveries.push(Recovery {
+                    source: t.source,
+                    fingerprint: t.fingerprint,
+                    path: t.path,
+                    offset: t.offset,
+                    since: Instant::now(),
+                    opened: true,
+                });
+                // The copy is usually there already: recover at once, before the new content.
+                read += self.recover()?;
+                continue;
+            }
+            if release {
+                let t = self.tracked.remove(i);
+                self.stats.rotations += 1;
+                tracing::info!(path = %t.path.display(), offset = t.offset,
+                    "rotated file read to its end; letting it go");
+                self.close(t.fingerprint, t.offset)?;
                 continue;
             }
             i += 1;
@@ -231,20 +316,186 @@ impl Tailer<'_> {
         Ok(read)
     }
 
+    /// The file under the handle is no longer the one read so far: it shrank below the offset,
+    /// or its first line changed (truncated, then written again past the old offset between two
+    /// looks).
     fn was_truncated(&self, i: usize) -> bool {
         let t = &self.tracked[i];
-        t.file.metadata().is_ok_and(|m| m.len() < t.offset)
+        let Ok(meta) = t.file.metadata() else {
+            return false;
+        };
+        if meta.len() < t.offset {
+            return true;
+        }
+        let mut head = vec![0u8; FINGERPRINT_BYTES + 1];
+        match t.file.read_at(&mut head, 0) {
+            Ok(n) => fingerprint::of_head(&head[..n], false) != Some(t.fingerprint),
+            Err(_) => false,
+        }
+    }
+
+    /// Files checkpointed at a source's path that are no longer there (rotated, truncated or
+    /// deleted while logwarden was down): their unread rest is looked for in rotated copies beside
+    /// that path, once.
+    fn recover_rotated_while_down(&mut self) {
+        for (key, state) in &self.checkpoints.files {
+            let Ok(fp) = u64::from_str_radix(key, 16) else {
+                continue;
+            };
+            if self.tracked.iter().any(|t| t.fingerprint == fp) {
+                continue;
+            }
+            let Some(source) = self.specs.iter().position(|spec| {
+                spec.path == state.path
+                    || glob::Pattern::new(&spec.path.to_string_lossy())
+                        .is_ok_and(|p| p.matches_path(&state.path))
+            }) else {
+                continue;
+            };
+            self.recoveries.push(Recovery {
+                source,
+                fingerprint: fp,
+                path: state.path.clone(),
+                offset: state.offset,
+                // One look only: give up at once when no copy is there.
+                since: Instant::now() - self.cfg.recover_within,
+                opened: false,
+            });
+        }
+    }
+
+    /// Work on the pending recoveries: read each one's bytes from its rotated copy, then let the
+    /// file go. Returns the bytes read.
+    fn recover(&mut self) -> Result<usize, RoundError> {
+        let mut read = 0;
+        let mut i = 0;
+        while i < self.recoveries.len() {
+            let r = &self.recoveries[i];
+            let (fp, path, offset) = (r.fingerprint, r.path.clone(), r.offset);
+            let copy = rotated_copy(&path, fp);
+            if let Some(copy) = &copy
+                && !self.recoveries[i].opened
+                && !fingerprint::is_gzip(copy)
+                && std::fs::metadata(copy).is_ok_and(|m| m.len() <= offset)
+            {
+                // Checkpointed to its end before: nothing to recover.
+                self.recoveries.remove(i);
+                continue;
+            }
+            let found = match copy {
+                Some(copy) => match self
+                    .open_recovery(i, &copy)
+                    .and_then(|()| self.read_copy(i, &copy))
+                {
+                    Ok(n) => {
+                        read += n;
+                        tracing::info!(copy = %copy.display(), from = offset, bytes = n,
+                            "recovered the bytes written before the truncation");
+                        true
+                    }
+                    Err(RoundError::Io { path, source }) => {
+                        // A copy still being written (compressed): try again next round.
+                        tracing::debug!(copy = %path.display(), error = %source, "rotated copy not readable yet");
+                        false
+                    }
+                    Err(e) => return Err(e),
+                },
+                None => false,
+            };
+            let r = &self.recoveries[i];
+            if found || r.since.elapsed() >= self.cfg.recover_within {
+                if !r.opened {
+                    // Never told the pipeline about it: nothing to close.
+                    tracing::debug!(path = %path.display(), "no rotated copy of a file checkpointed earlier");
+                    self.recoveries.remove(i);
+                    continue;
+                }
+                if !found {
+                    tracing::warn!(path = %path.display(), offset = r.offset,
+                        "no rotated copy of the truncated file found; bytes written after this offset before the truncation are lost");
+                }
+                let r = self.recoveries.remove(i);
+                self.close(r.fingerprint, r.offset)?;
+                continue;
+            }
+            i += 1;
+        }
+        Ok(read)
+    }
+
+    /// Tell the pipeline about a file it does not have open yet (recovered after a restart).
+    fn open_recovery(&mut self, i: usize, copy: &Path) -> Result<(), RoundError> {
+        let r = &mut self.recoveries[i];
+        if r.opened {
+            return Ok(());
+        }
+        r.opened = true;
+        self.stats.files += 1;
+        tracing::info!(copy = %copy.display(), from = r.offset,
+            "reading the rest of a file rotated while logwarden was down");
+        send(
+            self.tx,
+            // The path it was followed at, not the copy's: checkpoints name the source's path,
+            // which is where a later restart looks for copies again.
+            Input::Opened(FileInfo {
+                source: r.source,
+                fingerprint: r.fingerprint,
+                path: r.path.clone(),
+                start: r.offset,
+            }),
+        )?;
+        Ok(())
+    }
+
+    /// Send recovery `i`'s bytes from `copy` (plain or `.gz`), advancing its offset as chunks go.
+    fn read_copy(&mut self, i: usize, copy: &Path) -> Result<usize, RoundError> {
+        let io_err = |source| RoundError::Io {
+            path: copy.to_path_buf(),
+            source,
+        };
+        let mut reader = fingerprint::open_decoded(copy).map_err(io_err)?;
+        let offset = self.recoveries[i].offset;
+        let skipped = io::copy(&mut (&mut reader).take(offset), &mut io::sink()).map_err(io_err)?;
+        if skipped < offset {
+            return Ok(0);
+        }
+        let mut total = 0;
+        loop {
+            let n = match reader.read(&mut self.buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(io_err(source)),
+            };
+            let r = &mut self.recoveries[i];
+            let chunk = Chunk {
+                source: r.source,
+                fingerprint: r.fingerprint,
+                offset: r.offset,
+                bytes: self.buf[..n].to_vec(),
+                eof: false,
+            };
+            r.offset += n as u64;
+            total += n;
+            self.stats.chunks += 1;
+            self.stats.bytes_read += n as u64;
+            send(self.tx, Input::Chunk(chunk))?;
+        }
     }
 
     /// Look at every path: new files are opened, files that left their path are marked detached.
     fn discover(&mut self, first_round: bool) -> Result<(), RoundError> {
         let mut seen: Vec<(u64, u64)> = Vec::new();
+        let recovering: Vec<u64> = self.recoveries.iter().map(|r| r.fingerprint).collect();
         for (source, spec) in self.specs.iter().enumerate() {
             let paths = discover::expand(&spec.path).map_err(|source| RoundError::Io {
                 path: spec.path.clone(),
                 source,
             })?;
             for path in paths {
+                if fingerprint::is_gzip(&path) {
+                    continue; // archives are read by backfill, not tailed
+                }
                 let meta = match std::fs::metadata(&path) {
                     Ok(m) => m,
                     // Gone between listing and stat: it will be seen (or not) next round.
@@ -260,7 +511,7 @@ impl Tailer<'_> {
                     t.detached_since = None;
                     continue;
                 }
-                self.open(source, path, inode, first_round)?;
+                self.open(source, path, inode, first_round, &recovering)?;
             }
         }
         let now = Instant::now();
@@ -278,6 +529,7 @@ impl Tailer<'_> {
         path: PathBuf,
         inode: (u64, u64),
         first_round: bool,
+        recovering: &[u64],
     ) -> Result<(), RoundError> {
         let io_err = |path: &Path| {
             let path = path.to_path_buf();
@@ -295,16 +547,23 @@ impl Tailer<'_> {
             // No complete first line yet: try again next round.
             return Ok(());
         };
-        if self.tracked.iter().any(|t| t.fingerprint == fp) {
+        if self.tracked.iter().any(|t| t.fingerprint == fp) || recovering.contains(&fp) {
             // A copy of a file we follow (copytruncate's rotated copy): its bytes are ours already.
             return Ok(());
         }
         let size = file.metadata().map_err(io_err(&path))?.len();
-        let start = match self.checkpoints.get(fp) {
-            Some(state) => state.offset.min(size),
-            None if first_round && self.cfg.from == From::End => size,
-            None => 0,
+        let stored = self.checkpoints.get(fp).map(|state| state.offset);
+        let start = match (stored, self.done.get(&fp)) {
+            (stored, Some(&read)) => read.max(stored.unwrap_or(0)),
+            (Some(stored), None) => stored,
+            (None, None) if first_round && self.cfg.from == From::End => size,
+            (None, None) => 0,
         };
+        if self.done.contains_key(&fp) && size <= start {
+            // A rotated generation of a file already read to its end: nothing new in it.
+            return Ok(());
+        }
+        let start = start.min(size);
         file.seek(SeekFrom::Start(start)).map_err(io_err(&path))?;
         self.stats.files += 1;
         tracing::info!(path = %path.display(), fingerprint = %format!("{fp:016x}"), start, "following file");
@@ -331,8 +590,11 @@ impl Tailer<'_> {
         Ok(())
     }
 
-    /// Read what file `i` has beyond its offset, up to the round's cap. Returns the bytes read.
-    fn read_available(&mut self, i: usize) -> Result<usize, RoundError> {
+    /// Read what file `i` has beyond its offset, up to the round's cap. Returns the bytes read,
+    /// and whether the file turned out to be truncated and written again: bytes read are only
+    /// sent once the file's first line is seen unchanged after the read, so new content written
+    /// past the old offset is never taken for the old file's continuation.
+    fn read_available(&mut self, i: usize) -> Result<(usize, bool), RoundError> {
         let mut total = 0usize;
         while total < self.cfg.max_round_bytes {
             let t = &mut self.tracked[i];
@@ -349,6 +611,10 @@ impl Tailer<'_> {
             if n == 0 {
                 break;
             }
+            if self.was_truncated(i) {
+                return Ok((total, true));
+            }
+            let t = &mut self.tracked[i];
             let chunk = Chunk {
                 source: t.source,
                 fingerprint: t.fingerprint,
@@ -362,7 +628,7 @@ impl Tailer<'_> {
             self.stats.bytes_read += n as u64;
             send(self.tx, Input::Chunk(chunk))?;
         }
-        Ok(total)
+        Ok((total, false))
     }
 }
 
@@ -451,5 +717,54 @@ mod tests {
         assert!(done);
         let stats = handle.join().unwrap();
         assert_eq!(stats.files, 2);
+    }
+
+    /// copytruncate: the bytes written after the last read are recovered from the rotated copy,
+    /// whether or not the tailer saw them before the truncation.
+    #[test]
+    fn copytruncate_recovers_unread_bytes_from_the_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, b"line one\n").unwrap();
+        let specs = vec![SourceSpec {
+            service: "app".into(),
+            format: Format::Plain,
+            path: path.clone(),
+        }];
+        let (tx, rx) = sync_channel(1024);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let cfg = TailConfig {
+            poll: Duration::from_millis(20),
+            ..TailConfig::default()
+        };
+        let handle = std::thread::spawn(move || {
+            tail(&specs, &Checkpoints::default(), &cfg, &tx, &stop2).unwrap()
+        });
+        let mut got = BTreeMap::new();
+        assert!(wait_for_files(&rx, &mut got, &[b"line one\n"]));
+        // Append, copy, truncate, write anew: all at once, as logrotate and the app would.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(b"unread two\nunread three\n").unwrap();
+        std::fs::copy(&path, dir.path().join("app.log.1")).unwrap();
+        f.set_len(0).unwrap();
+        f.write_all(b"after truncation\n").unwrap();
+        assert!(
+            wait_for_files(
+                &rx,
+                &mut got,
+                &[
+                    b"line one\nunread two\nunread three\n",
+                    b"after truncation\n"
+                ]
+            ),
+            "{got:?}"
+        );
+        stop.store(true, Ordering::SeqCst);
+        let stats = handle.join().unwrap();
+        assert_eq!(stats.truncations, 1);
     }
 }
