@@ -25,7 +25,7 @@ use crate::detect::matcher::Matcher;
 use crate::detect::pack;
 use crate::detect::rules::{RuleError, RuleSet};
 use crate::event::{Events, Timestamp};
-use crate::incident::engine::{Engine, EngineConfig};
+use crate::incident::engine::{Engine, EngineConfig, EngineState};
 use crate::incident::{Change, ChangeKind};
 use crate::parse::{self, ParseError, Parser};
 use crate::runbook::Runbook;
@@ -56,6 +56,8 @@ pub enum PipelineError {
     IncidentLog(#[from] IncidentLogError),
     #[error("checkpoint: {0}")]
     Checkpoint(#[from] DecodeError),
+    #[error("commit payload: {0}")]
+    Payload(#[from] serde_json::Error),
     #[error(transparent)]
     Replay(#[from] ReplayError),
     #[error(transparent)]
@@ -175,6 +177,39 @@ pub fn load_rules(settings: &Settings) -> Result<(Arc<RuleSet>, Arc<Runbook>), P
     Ok((Arc::new(rules), Arc::new(runbook)))
 }
 
+/// What each index commit stores beside its events (tantivy's commit payload), all as of the same
+/// moment: the files' offsets, the incident log's last sequence number and the engine's state. A
+/// restart (after a clean stop or a `kill -9`) reads the files from those offsets, cuts the
+/// incident log back to that number and goes on from that engine state, so every line is indexed
+/// once and every match counted once, whenever the previous run stopped.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Payload {
+    #[serde(flatten)]
+    checkpoints: Checkpoints,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    incident_seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    engine: Option<EngineState>,
+}
+
+/// [`Payload`] by reference, for writing.
+#[derive(serde::Serialize)]
+struct PayloadRef<'a> {
+    #[serde(flatten)]
+    checkpoints: &'a Checkpoints,
+    incident_seq: Option<u64>,
+    engine: Option<EngineState>,
+}
+
+impl Payload {
+    fn of(index: &EventIndex) -> Result<Payload, PipelineError> {
+        Ok(match index.last_payload()? {
+            Some(text) if !text.trim().is_empty() => serde_json::from_str(&text)?,
+            _ => Payload::default(),
+        })
+    }
+}
+
 /// The checkpoints stored with the index's last commit (none before the first commit).
 pub fn stored_checkpoints(index: &EventIndex) -> Result<Checkpoints, PipelineError> {
     Ok(match index.last_payload()? {
@@ -226,12 +261,18 @@ impl<'a> Pipeline<'a> {
         let matcher = Matcher::new(Arc::clone(&rules))?;
         let mut engine = Engine::new(rules, runbook, settings.engine.clone());
         let index = EventIndex::open_or_create(&settings.index_dir())?;
-        let checkpoints = stored_checkpoints(&index)?;
+        let payload = Payload::of(&index)?;
+        let checkpoints = payload.checkpoints;
         let sink = index.writer(INDEX_HEAP)?;
-        // Incidents of earlier runs continue: same ids, counts and resolve deadlines.
-        let (log, known) = IncidentLog::open_with_current(&settings.incident_log())?;
-        let restored = engine.restore(&known);
-        tracing::debug!(restored, "incidents taken back from the incident log");
+        // Incidents of earlier runs continue: same ids, counts, windows and deadlines.
+        let (log, known) =
+            IncidentLog::open_at_commit(&settings.incident_log(), payload.incident_seq)?;
+        let restored = match payload.engine {
+            Some(state) => engine.restore_state(state),
+            // An index written before engine states were stored: the log's snapshots.
+            None => engine.restore(&known),
+        };
+        tracing::debug!(restored, "incident groups taken back");
         let pipeline = Pipeline {
             settings,
             live,
@@ -430,7 +471,12 @@ impl<'a> Pipeline<'a> {
         for fp in fingerprints {
             self.record_checkpoint(fp);
         }
-        self.sink.commit(&self.checkpoints.encode())?;
+        let payload = serde_json::to_string(&PayloadRef {
+            checkpoints: &self.checkpoints,
+            incident_seq: Some(self.log.last_seq()),
+            engine: Some(self.engine.state()),
+        })?;
+        self.sink.commit(&payload)?;
         self.summary.commits += 1;
         self.uncommitted = false;
         self.last_commit = Instant::now();

@@ -89,11 +89,9 @@ impl Daemon {
             .lines()
             .filter_map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).ok()?;
-                v["message"]
-                    .as_str()?
-                    .strip_prefix("seqmarker ")?
-                    .parse()
-                    .ok()
+                // `seqmarker N`, with `: <err.message>` after it on error lines.
+                let rest = v["message"].as_str()?.strip_prefix("seqmarker ")?;
+                rest.split(':').next()?.parse().ok()
             })
             .collect();
         seqs.sort_unstable();
@@ -143,11 +141,17 @@ impl Drop for Daemon {
     }
 }
 
+/// Line `seq`: every tenth is a Redis connection error (the `redis` incident class), the rest
+/// are info lines.
 fn line(seq: u64) -> String {
-    format!(
-        "{{\"level\":30,\"time\":{},\"msg\":\"seqmarker {seq}\"}}\n",
-        1_796_220_000_000u64 + seq * 10
-    )
+    let time = 1_796_220_000_000u64 + seq * 10;
+    if seq % 10 == 0 {
+        format!(
+            "{{\"level\":50,\"time\":{time},\"err\":{{\"message\":\"connect ECONNREFUSED 172.18.0.4:6379\",\"code\":\"ECONNREFUSED\"}},\"msg\":\"seqmarker {seq}\"}}\n"
+        )
+    } else {
+        format!("{{\"level\":30,\"time\":{time},\"msg\":\"seqmarker {seq}\"}}\n")
+    }
 }
 
 /// Writes lines 1..=n to `path` at a steady pace on its own thread, as an app would: one handle in
@@ -321,6 +325,28 @@ fn sigkill_restarts_during_rotation_lose_and_duplicate_nothing() {
     writer.join();
     assert!(kills >= 5);
     daemon.assert_exactly_once(n);
+
+    // Every tenth line is a Redis connection error, 10 ms apart: one incident that counted each
+    // of them once, opened once, whatever the kills interrupted.
+    let out = run(logwarden()
+        .arg("incidents")
+        .arg("--data-dir")
+        .arg(&daemon.data)
+        .arg("--json"));
+    let redis: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["class"] == "redis")
+        .collect();
+    assert_eq!(redis.len(), 1, "{redis:?}");
+    assert_eq!(redis[0]["count"], n / 10, "seed {seed}\n{}", daemon.log());
+    let log = std::fs::read_to_string(daemon.data.join("incidents.jsonl")).unwrap();
+    let opened = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|c| c["incident"]["class"] == "redis" && c["kind"] == "opened")
+        .count();
+    assert_eq!(opened, 1, "the redis incident was opened {opened} times");
 }
 
 /// Deleted and recreated, truncated in place, a repointed symlink, a glob that matches a file

@@ -106,7 +106,7 @@ pub fn evidence_of(rule: &Rule, m: &Match) -> Evidence {
 }
 
 /// The first `cap / 2` pieces of evidence and the latest `cap - cap / 2`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct EvidenceBuf {
     cap: usize,
     first: Vec<Evidence>,

@@ -33,7 +33,7 @@ pub enum Next {
 }
 
 /// The engine's state of one incident.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Tracked {
     /// The published shape, except `evidence`, which [`Tracked::snapshot`] fills from the buffer.
     pub incident: Incident,

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use crate::event::Timestamp;
 use crate::incident::Evidence;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CountWindow {
     within_us: i64,
     cap: usize,
@@ -49,6 +49,11 @@ impl CountWindow {
         while self.entries.front().is_some_and(|(t, _)| t.0 <= horizon) {
             self.entries.pop_front();
         }
+    }
+
+    /// The rule of the entries held (all of a window's entries share one rule).
+    pub fn rule(&self) -> Option<String> {
+        self.entries.front().map(|(_, e)| e.rule.clone())
     }
 
     pub fn len(&self) -> usize {

@@ -64,6 +64,8 @@ pub struct IncidentLog {
 /// line follows it.
 struct Replay {
     changes: Vec<Change>,
+    /// The file's length up to the end of each change (parallel to `changes`).
+    ends: Vec<u64>,
     complete_len: u64,
     torn: bool,
 }
@@ -78,6 +80,7 @@ fn replay(path: &Path) -> Result<Replay, IncidentLogError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Ok(Replay {
                 changes: Vec::new(),
+                ends: Vec::new(),
                 complete_len: 0,
                 torn: false,
             });
@@ -86,6 +89,7 @@ fn replay(path: &Path) -> Result<Replay, IncidentLogError> {
     };
     let mut reader = BufReader::new(file);
     let mut changes: Vec<Change> = Vec::new();
+    let mut ends: Vec<u64> = Vec::new();
     let mut buf = Vec::new();
     let mut complete_len = 0u64;
     let mut line = 0usize;
@@ -95,6 +99,7 @@ fn replay(path: &Path) -> Result<Replay, IncidentLogError> {
         if n == 0 {
             return Ok(Replay {
                 changes,
+                ends,
                 complete_len,
                 torn: false,
             });
@@ -110,6 +115,7 @@ fn replay(path: &Path) -> Result<Replay, IncidentLogError> {
             );
             return Ok(Replay {
                 changes,
+                ends,
                 complete_len,
                 torn: true,
             });
@@ -135,6 +141,7 @@ fn replay(path: &Path) -> Result<Replay, IncidentLogError> {
             });
         }
         changes.push(change);
+        ends.push(complete_len);
     }
 }
 
@@ -150,6 +157,16 @@ impl IncidentLog {
     pub fn open_with_current(
         path: &Path,
     ) -> Result<(IncidentLog, Vec<Incident>), IncidentLogError> {
+        IncidentLog::open_at_commit(path, None)
+    }
+
+    /// [`IncidentLog::open_with_current`], first cutting off the changes after sequence number
+    /// `committed` when given: changes logged after the last index commit, by a run that then
+    /// crashed, whose events will be read and matched again (and their changes derived again).
+    pub fn open_at_commit(
+        path: &Path,
+        committed: Option<u64>,
+    ) -> Result<(IncidentLog, Vec<Incident>), IncidentLogError> {
         let open_err = |source| IncidentLogError::Open {
             path: path.to_path_buf(),
             source,
@@ -163,7 +180,17 @@ impl IncidentLog {
             .create(true)
             .open(path)
             .map_err(open_err)?;
-        let found = replay(path)?;
+        let mut found = replay(path)?;
+        let keep = committed.map_or(found.changes.len(), |seq| {
+            found.changes.partition_point(|c| c.seq <= seq)
+        });
+        if keep < found.changes.len() {
+            tracing::warn!(path = %path.display(), dropped = found.changes.len() - keep,
+                "incident log runs past the last index commit (a crash); those changes are derived again");
+            found.complete_len = keep.checked_sub(1).map_or(0, |i| found.ends[i]);
+            found.changes.truncate(keep);
+            found.torn = true;
+        }
         if found.torn {
             file.set_len(found.complete_len).map_err(open_err)?;
             file.sync_data().map_err(open_err)?;
@@ -350,6 +377,35 @@ mod tests {
         assert_eq!(read[2], more[0]);
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 3);
+    }
+
+    #[test]
+    fn changes_after_the_committed_sequence_number_are_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("incidents.jsonl");
+        let mut log = IncidentLog::open(&path).unwrap();
+        log.append(&mut [
+            change("inc-0000000000000001", ChangeKind::Opened, 0, 1),
+            change("inc-0000000000000001", ChangeKind::Updated, 0, 2),
+            change("inc-0000000000000001", ChangeKind::Updated, 0, 4),
+        ])
+        .unwrap();
+        drop(log);
+        let (mut log, current) = IncidentLog::open_at_commit(&path, Some(2)).unwrap();
+        assert_eq!(log.last_seq(), 2);
+        assert_eq!(current[0].count, 2);
+        let mut next = [change("inc-0000000000000001", ChangeKind::Updated, 0, 3)];
+        log.append(&mut next).unwrap();
+        assert_eq!(next[0].seq, 3);
+        let counts: Vec<u64> = IncidentLog::read_all(&path)
+            .unwrap()
+            .iter()
+            .map(|c| c.incident.count)
+            .collect();
+        assert_eq!(counts, [1, 2, 3]);
+        // Nothing past the commit: nothing cut.
+        let (log, _) = IncidentLog::open_at_commit(&path, Some(3)).unwrap();
+        assert_eq!(log.last_seq(), 3);
     }
 
     #[test]
