@@ -145,7 +145,7 @@ impl Drop for Daemon {
 /// are info lines.
 fn line(seq: u64) -> String {
     let time = 1_796_220_000_000u64 + seq * 10;
-    if seq % 10 == 0 {
+    if seq.is_multiple_of(10) {
         format!(
             "{{\"level\":50,\"time\":{time},\"err\":{{\"message\":\"connect ECONNREFUSED 172.18.0.4:6379\",\"code\":\"ECONNREFUSED\"}},\"msg\":\"seqmarker {seq}\"}}\n"
         )
