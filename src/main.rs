@@ -18,7 +18,7 @@ use logwarden::parse::Format;
 use logwarden::pipeline::{self, DemoOptions, Settings};
 use logwarden::query::incidents::{self as views, Style};
 use logwarden::source::tail::TailConfig;
-use logwarden::source::{self, SourceSpec};
+use logwarden::source::{self, SourceSpec, checkpoint};
 use logwarden::store::index::EventIndex;
 
 #[derive(Parser, Debug)]
@@ -398,16 +398,30 @@ fn status(data_dir: &Path) -> Result<ExitCode> {
         "{:<16} {:<10} {:>12} {:>12} {:>10} {:>8}  {:<24} PATH",
         "FINGERPRINT", "SERVICE", "OFFSET", "SIZE", "LAG BYTES", "LAG S", "LAST EVENT"
     )?;
-    let now = Timestamp::now();
     for (fp, state) in &checkpoints.files {
-        let size = std::fs::metadata(&state.path)
-            .map(|m| m.len())
-            .unwrap_or(state.size);
+        // The file at the path is this one only while its first line is the same; otherwise it
+        // was rotated away and the sizes stored with the last commit are all there is.
+        let here = logwarden::source::fingerprint::of_path(&state.path, false)
+            .ok()
+            .flatten()
+            .is_some_and(|now| checkpoint::key(now) == *fp);
+        let meta = std::fs::metadata(&state.path).ok().filter(|_| here);
+        let size = meta.as_ref().map_or(state.size, |m| m.len()).max(state.offset);
         let lag_bytes = size.saturating_sub(state.offset);
-        let lag_secs = state
-            .last_event
-            .filter(|_| lag_bytes > 0)
-            .map_or(0, |t| (now.as_secs() - t.as_secs()).max(0));
+        // Seconds between the last indexed event and the file's last write, while bytes wait.
+        let written = meta
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64);
+        let lag_secs = match (state.last_event, written) {
+            (Some(last), Some(written)) if lag_bytes > 0 => (written - last.as_secs()).max(0),
+            _ => 0,
+        };
+        let path = if here {
+            state.path.display().to_string()
+        } else {
+            format!("{} (rotated away)", state.path.display())
+        };
         writeln!(
             out,
             "{:<16} {:<10} {:>12} {:>12} {:>10} {:>8}  {:<24} {}",
@@ -418,7 +432,7 @@ fn status(data_dir: &Path) -> Result<ExitCode> {
             lag_bytes,
             lag_secs,
             state.last_event.map_or("-".into(), |t| t.rfc3339()),
-            state.path.display()
+            path
         )?;
     }
     Ok(ExitCode::SUCCESS)

@@ -67,6 +67,20 @@ fn run_follows_stops_on_sigterm_and_resumes_without_duplicates() {
     assert!(wait_until(30, || loggrep_count(&data, "livemarker") == 8));
     terminate(child);
     assert_eq!(loggrep_count(&data, "livemarker"), 8);
+
+    // `status` shows the file read to its end: offset = size, no lag.
+    let out = run(logwarden().arg("status").arg("--data-dir").arg(&data));
+    assert!(out.status.success());
+    let text = crate::support::stdout(&out);
+    let size = std::fs::metadata(&log).unwrap().len().to_string();
+    let row: Vec<&str> = text
+        .lines()
+        .find(|l| l.ends_with(&log.display().to_string()))
+        .unwrap_or_else(|| panic!("no status row for the file:\n{text}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[1], "app");
+    assert_eq!((row[2], row[3], row[4], row[5]), (size.as_str(), size.as_str(), "0", "0"), "{text}");
     for i in 0..8 {
         assert_eq!(
             loggrep_count(&data, &format!("\"livemarker number {i}\"")),
