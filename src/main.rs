@@ -46,8 +46,10 @@ struct Sources {
     profile: Option<PathBuf>,
     /// SERVICE[:FORMAT]=PATH (repeatable); FORMAT: pino, postgres, postgres-csv, postgres-json,
     /// syslog, redis, compose, plain, auto (default).
+    /// With `run --stdin`: SERVICE[:FORMAT], or just FORMAT (`auto`: compose prefixes name the
+    /// services).
     #[arg(long = "source", value_name = "SERVICE[:FORMAT]=PATH")]
-    sources: Vec<SourceSpec>,
+    sources: Vec<String>,
     /// log_line_prefix for postgres sources that do not name one (detected otherwise).
     #[arg(long)]
     pg_prefix: Option<String>,
@@ -93,6 +95,10 @@ enum Command {
         /// Where a file never seen before starts.
         #[arg(long, value_enum, default_value = "beginning")]
         from: FromArg,
+        /// Read standard input instead of files (`docker-compose logs -f | logwarden run --stdin
+        /// --source auto`); ends with the pipe.
+        #[arg(long)]
+        stdin: bool,
     },
     /// Ingest existing files once (rotated .gz included) and raise their incidents.
     Backfill {
@@ -208,10 +214,37 @@ fn settings_for(data: &DataDir, sources: &Sources) -> Result<Settings> {
     if let Some(profile) = &sources.profile {
         specs.extend(config::load_profile(profile)?.sources);
     }
-    specs.extend(sources.sources.iter().cloned());
+    for s in &sources.sources {
+        specs.push(
+            s.parse::<SourceSpec>()
+                .map_err(|e| anyhow::anyhow!("--source: {e}"))?,
+        );
+    }
     if specs.is_empty() {
         bail!("no sources: give --profile FILE or --source SERVICE[:FORMAT]=PATH");
     }
+    finish_settings(data, sources, specs)
+}
+
+/// The settings of `run --stdin`: one source, read from the pipe.
+fn stdin_settings(data: &DataDir, sources: &Sources) -> Result<Settings> {
+    if sources.profile.is_some() {
+        bail!("--stdin reads one pipe: give --source SERVICE[:FORMAT], not --profile");
+    }
+    let spec = match sources.sources.as_slice() {
+        [] => SourceSpec::stdin("auto"),
+        [one] => SourceSpec::stdin(one),
+        _ => bail!("--stdin reads one pipe: give one --source SERVICE[:FORMAT]"),
+    }
+    .map_err(|e| anyhow::anyhow!("--source: {e}"))?;
+    finish_settings(data, sources, vec![spec])
+}
+
+fn finish_settings(
+    data: &DataDir,
+    sources: &Sources,
+    mut specs: Vec<SourceSpec>,
+) -> Result<Settings> {
     if let Some(prefix) = &sources.pg_prefix {
         for spec in &mut specs {
             if let Format::Postgres { prefix: p @ None } = &mut spec.format {
@@ -281,7 +314,21 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run {
             data,
             sources,
+            from: _,
+            stdin: true,
+        } => {
+            let settings = stdin_settings(&data, &sources)?;
+            let idle_after = TailConfig::default().idle_after;
+            let stop = stop_flag()?;
+            let summary = pipeline::run_stdin(&settings, idle_after, stop, &mut print_change)?;
+            eprintln!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            data,
+            sources,
             from,
+            stdin: false,
         } => {
             let settings = settings_for(&data, &sources)?;
             let tail = TailConfig {
@@ -406,7 +453,10 @@ fn status(data_dir: &Path) -> Result<ExitCode> {
             .flatten()
             .is_some_and(|now| checkpoint::key(now) == *fp);
         let meta = std::fs::metadata(&state.path).ok().filter(|_| here);
-        let size = meta.as_ref().map_or(state.size, |m| m.len()).max(state.offset);
+        let size = meta
+            .as_ref()
+            .map_or(state.size, |m| m.len())
+            .max(state.offset);
         let lag_bytes = size.saturating_sub(state.offset);
         // Seconds between the last indexed event and the file's last write, while bytes wait.
         let written = meta

@@ -15,7 +15,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -32,7 +32,7 @@ use crate::runbook::Runbook;
 use crate::source::checkpoint::{Checkpoints, DecodeError};
 use crate::source::replay::{self, ReplayError};
 use crate::source::tail::{self, TailConfig, TailError};
-use crate::source::{Input, SourceSpec};
+use crate::source::{Input, SourceSpec, stdin};
 use crate::store::incidents::{IncidentLog, IncidentLogError};
 use crate::store::index::{EventIndex, IndexError, IndexSink};
 
@@ -454,6 +454,9 @@ impl<'a> Pipeline<'a> {
 
     fn record_checkpoint(&mut self, fingerprint: u64) {
         if let Some(file) = self.files.get(&fingerprint) {
+            if file.path.as_os_str() == stdin::STDIN_PATH {
+                return; // a pipe cannot be resumed: nothing to remember
+            }
             let spec = &self.settings.sources[file.source];
             self.checkpoints.advance(
                 fingerprint,
@@ -565,16 +568,57 @@ pub fn run(
     stop: Arc<AtomicBool>,
     on_change: &mut dyn FnMut(&Change),
 ) -> Result<Summary, PipelineError> {
+    let sources = settings.sources.clone();
+    follow(
+        settings,
+        stop,
+        on_change,
+        "tail",
+        move |checkpoints, tx, stop| {
+            tail::tail(&sources, &checkpoints, &tail_cfg, &tx, &stop)?;
+            Ok(())
+        },
+    )
+}
+
+/// Read standard input as the one source `settings` names (its path is `-`) until the pipe ends
+/// or `stop` is set; then commit and return.
+pub fn run_stdin(
+    settings: &Settings,
+    idle_after: Duration,
+    stop: Arc<AtomicBool>,
+    on_change: &mut dyn FnMut(&Change),
+) -> Result<Summary, PipelineError> {
+    follow(settings, stop, on_change, "stdin", move |_, tx, stop| {
+        stdin::follow(std::io::stdin(), idle_after, &tx, &stop).map_err(|source| {
+            PipelineError::Io {
+                path: stdin::STDIN_PATH.into(),
+                source,
+            }
+        })?;
+        Ok(())
+    })
+}
+
+/// A live run: `read` feeds the pipeline from its own thread until it sends `Done`.
+fn follow(
+    settings: &Settings,
+    stop: Arc<AtomicBool>,
+    on_change: &mut dyn FnMut(&Change),
+    name: &str,
+    read: impl FnOnce(Checkpoints, SyncSender<Input>, Arc<AtomicBool>) -> Result<(), PipelineError>
+    + Send
+    + 'static,
+) -> Result<Summary, PipelineError> {
     let started = Instant::now();
     let (mut pipeline, checkpoints) = Pipeline::open(settings, true, on_change)?;
     let (tx, rx) = sync_channel(CHANNEL_BOUND);
-    let sources = settings.sources.clone();
     let stop_reader = Arc::clone(&stop);
     let reader = std::thread::Builder::new()
-        .name("tail".into())
-        .spawn(move || tail::tail(&sources, &checkpoints, &tail_cfg, &tx, &stop_reader))
+        .name(name.into())
+        .spawn(move || read(checkpoints, tx, stop_reader))
         .map_err(|source| PipelineError::Io {
-            path: "tail thread".into(),
+            path: format!("{name} thread"),
             source,
         })?;
     let driven = pipeline.drive(&rx);

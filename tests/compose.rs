@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use crate::support::{logwarden, run, stderr, stdout};
 
-#[test]
-fn compose_logs_raise_incidents_under_the_compose_service_names() {
-    let dir = tempfile::tempdir().unwrap();
+/// Five rounds of a compose stack in trouble: health checks failing on the app, PostgreSQL out of
+/// connections, the worker unable to reach Redis.
+fn compose_log() -> String {
     let mut log = String::new();
     for i in 0..5u64 {
         let ms = 1_796_220_000_000 + i * 1000; // 2026-12-02T14:00:00Z on
@@ -28,21 +28,15 @@ fn compose_logs_raise_incidents_under_the_compose_service_names() {
         )
         .unwrap();
     }
-    let path = dir.path().join("compose.log");
-    std::fs::write(&path, log).unwrap();
-    let data = dir.path().join("data");
-    let out = run(logwarden()
-        .arg("backfill")
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--source")
-        .arg(format!("stack={}", path.display())));
-    assert!(out.status.success(), "{}", stderr(&out));
+    log
+}
 
+/// The (class, first service) of every incident in a data dir, sorted, without repeats.
+fn classes_and_services(data: &std::path::Path) -> Vec<(String, String)> {
     let out = run(logwarden()
         .arg("incidents")
         .arg("--data-dir")
-        .arg(&data)
+        .arg(data)
         .arg("--json"));
     assert!(out.status.success(), "{}", stderr(&out));
     let mut found: Vec<(String, String)> = stdout(&out)
@@ -57,14 +51,71 @@ fn compose_logs_raise_incidents_under_the_compose_service_names() {
         .collect();
     found.sort();
     found.dedup();
+    found
+}
+
+fn expected() -> Vec<(String, String)> {
+    [
+        ("app-down", "newsletter-app"),
+        ("db-connection", "postgres"),
+        ("redis", "worker"),
+    ]
+    .iter()
+    .map(|(c, s)| (c.to_string(), s.to_string()))
+    .collect()
+}
+
+#[test]
+fn compose_logs_raise_incidents_under_the_compose_service_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("compose.log");
+    std::fs::write(&path, compose_log()).unwrap();
+    let data = dir.path().join("data");
+    let out = run(logwarden()
+        .arg("backfill")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--source")
+        .arg(format!("stack={}", path.display())));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(classes_and_services(&data), expected());
+}
+
+/// `docker-compose logs -f | logwarden run --stdin --source auto`: the pipe is read to its end,
+/// every line indexed under its compose service, the same incidents raised, exit 0.
+#[test]
+fn a_compose_pipe_on_stdin_is_ingested_like_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = logwarden()
+        .arg("run")
+        .arg("--stdin")
+        .arg("--source")
+        .arg("auto")
+        .arg("--data-dir")
+        .arg(&data)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(compose_log().as_bytes()).unwrap();
+        // The last line without its newline: kept, flagged partial.
+        pipe.write_all(b"newsletter-app-1  | the last words")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(classes_and_services(&data), expected());
     assert_eq!(
-        found,
-        [
-            ("app-down".to_string(), "newsletter-app".to_string()),
-            ("db-connection".to_string(), "postgres".to_string()),
-            ("redis".to_string(), "worker".to_string()),
-        ]
+        crate::support::loggrep_count(&data, "service:newsletter-app"),
+        6
     );
+    assert_eq!(crate::support::loggrep_count(&data, "flags:partial"), 1);
+    assert_eq!(crate::support::loggrep_count(&data, "service:postgres"), 5);
 }
 
 /// A second backfill of the same data dir continues the incidents of the first: the incident

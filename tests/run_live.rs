@@ -80,7 +80,11 @@ fn run_follows_stops_on_sigterm_and_resumes_without_duplicates() {
         .split_whitespace()
         .collect();
     assert_eq!(row[1], "app");
-    assert_eq!((row[2], row[3], row[4], row[5]), (size.as_str(), size.as_str(), "0", "0"), "{text}");
+    assert_eq!(
+        (row[2], row[3], row[4], row[5]),
+        (size.as_str(), size.as_str(), "0", "0"),
+        "{text}"
+    );
     for i in 0..8 {
         assert_eq!(
             loggrep_count(&data, &format!("\"livemarker number {i}\"")),

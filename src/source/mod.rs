@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod discover;
 pub mod fingerprint;
 pub mod replay;
+pub mod stdin;
 pub mod tail;
 
 use std::sync::mpsc::SyncSender;
@@ -106,6 +107,34 @@ pub struct Stats {
     pub truncations: u64,
 }
 
+impl SourceSpec {
+    /// The source of `run --stdin`: `SERVICE[:FORMAT]` (`=-` may follow), or a bare format such as
+    /// `auto` or `compose`, whose events are of service `stdin` unless a compose prefix names one.
+    pub fn stdin(s: &str) -> Result<SourceSpec, String> {
+        let lhs = s.strip_suffix("=-").unwrap_or(s);
+        if lhs.contains('=') {
+            return Err(format!(
+                "source `{s}`: with --stdin a source is SERVICE[:FORMAT], without a path"
+            ));
+        }
+        let (service, format) = match lhs.split_once(':') {
+            Some((service, format)) => (service, format.parse::<Format>()?),
+            None => match lhs.parse::<Format>() {
+                Ok(format) => ("stdin", format),
+                Err(_) => (lhs, Format::Auto),
+            },
+        };
+        if service.is_empty() {
+            return Err(format!("source `{s}` has no service name"));
+        }
+        Ok(SourceSpec {
+            service: service.to_string(),
+            format,
+            path: PathBuf::from(stdin::STDIN_PATH),
+        })
+    }
+}
+
 impl std::str::FromStr for SourceSpec {
     type Err = String;
 
@@ -147,5 +176,18 @@ mod tests {
         assert!("app:nonsense=/x".parse::<SourceSpec>().is_err());
         assert!("=/x".parse::<SourceSpec>().is_err());
         assert!("app".parse::<SourceSpec>().is_err());
+    }
+
+    #[test]
+    fn stdin_specs_take_a_service_a_format_or_both() {
+        let s = SourceSpec::stdin("auto").unwrap();
+        assert_eq!((s.service.as_str(), &s.format), ("stdin", &Format::Auto));
+        assert_eq!(s.path, PathBuf::from("-"));
+        let s = SourceSpec::stdin("app:pino").unwrap();
+        assert_eq!((s.service.as_str(), &s.format), ("app", &Format::Pino));
+        let s = SourceSpec::stdin("worker=-").unwrap();
+        assert_eq!((s.service.as_str(), &s.format), ("worker", &Format::Auto));
+        assert!(SourceSpec::stdin("app:pino=/x.log").is_err());
+        assert!(SourceSpec::stdin("app:nonsense").is_err());
     }
 }
