@@ -411,10 +411,15 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
-    /// Live runs raise incidents as soon as the watermark allows.
+    /// Live runs raise incidents as soon as the watermark allows; once every file is caught up
+    /// (idle), at once.
     fn advance_live(&mut self) -> Result<(), PipelineError> {
         if self.live {
-            let changes = self.engine.advance(self.watermark());
+            let changes = if self.files.values().all(|f| f.idle) {
+                self.engine.catch_up(self.watermark())
+            } else {
+                self.engine.advance(self.watermark())
+            };
             self.emit(changes)?;
         }
         Ok(())

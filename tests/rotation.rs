@@ -292,7 +292,13 @@ fn logrotate_compress_delaycompress_loses_and_duplicates_nothing() {
     // archives have the fingerprints and offsets `run` stored.
     let gz = std::fs::read_dir(dir.path())
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".gz"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".gz")
+        })
         .count();
     assert!(gz >= 2, "only {gz} compressed generations");
     let out = run(logwarden()
@@ -300,7 +306,10 @@ fn logrotate_compress_delaycompress_loses_and_duplicates_nothing() {
         .arg("--data-dir")
         .arg(&daemon.data)
         .arg("--source")
-        .arg(format!("app:pino={}", dir.path().join("app.log*").display())));
+        .arg(format!(
+            "app:pino={}",
+            dir.path().join("app.log*").display()
+        )));
     assert!(out.status.success(), "{}", crate::support::stderr(&out));
     assert_eq!(daemon.indexed(), (1..=n).collect::<Vec<u64>>());
 }

@@ -251,6 +251,15 @@ impl Engine {
         out
     }
 
+    /// Every source has been read to its current end: nothing is in flight, so the matches up to
+    /// `max_event_time` are applied now rather than a lateness later (a live incident opens the
+    /// moment its line is read). Resolution still waits for event time, as in [`Engine::advance`].
+    pub fn catch_up(&mut self, max_event_time: Timestamp) -> Vec<Change> {
+        let mut out = self.advance(max_event_time);
+        self.apply_buffered(Some(max_event_time), &mut out);
+        out
+    }
+
     /// End of input: apply everything buffered, resolve what the newest event time allows, and
     /// emit an `Updated` snapshot of every open incident that changed since its last change.
     pub fn finish(&mut self) -> Vec<Change> {
@@ -647,6 +656,20 @@ mod tests {
     fn assert_counters_add_up(e: &Engine) {
         let s = e.stats();
         assert_eq!(s.matches, s.joined + s.opened + s.pending, "{s:?}");
+    }
+
+    #[test]
+    fn caught_up_sources_open_at_once_while_advance_waits_for_the_lateness() {
+        let rules = || vec![rule("r", Class::DbConnection, Condition::Immediate, &[])];
+        let mut waiting = engine(rules());
+        waiting.push(vec![at(0, 10, 0)]);
+        assert!(waiting.advance(Timestamp::from_secs(T0 + 10)).is_empty());
+        let mut caught_up = engine(rules());
+        caught_up.push(vec![at(0, 10, 0)]);
+        let changes = caught_up.catch_up(Timestamp::from_secs(T0 + 10));
+        assert_eq!(kinds(&changes), vec![ChangeKind::Opened]);
+        // Nothing twice at the end, and resolution still waits for event time.
+        assert!(caught_up.finish().is_empty());
     }
 
     #[test]

@@ -52,7 +52,7 @@ impl Default for TailConfig {
         TailConfig {
             from: From::Beginning,
             poll: Duration::from_millis(250),
-            idle_after: Duration::from_millis(200),
+            idle_after: Duration::from_millis(100),
             release_after: Duration::from_secs(2),
             max_round_bytes: 8 * 1024 * 1024,
             recover_within: Duration::from_secs(10),
@@ -150,8 +150,9 @@ pub fn tail(
             let _ = send(tx, Input::Done);
             return Ok(tailer.stats);
         }
-        // Wait for a notification or the stat interval, whichever comes first.
-        if wake_rx.recv_timeout(cfg.poll).is_ok() {
+        // Wait for a notification, the stat interval or the next file going idle (its held
+        // entry is emitted then), whichever comes first.
+        if wake_rx.recv_timeout(tailer.next_wait()).is_ok() {
             while wake_rx.try_recv().is_ok() {}
         }
     }
@@ -225,6 +226,16 @@ struct Tailer<'a> {
 }
 
 impl Tailer<'_> {
+    /// How long the loop may sleep: the stat interval, or less when a file is about to go idle.
+    fn next_wait(&self) -> Duration {
+        self.tracked
+            .iter()
+            .filter(|t| !t.idle_sent)
+            .map(|t| self.cfg.idle_after.saturating_sub(t.last_data.elapsed()))
+            .fold(self.cfg.poll, Duration::min)
+            .max(Duration::from_millis(1))
+    }
+
     /// One round; when stopping, rounds until nothing is left to read (or a round cap: a file
     /// written faster than it is read must not hold the shutdown forever), then gives up on
     /// copies still being looked for.
