@@ -233,7 +233,8 @@ pub struct Flags(pub u8);
 impl Flags {
     /// The last line of the input had no newline when it was read (truncated file or end of input).
     pub const PARTIAL: Flags = Flags(1);
-    /// The line was longer than the line cap and was split into several events.
+    /// The line, or a multi-line entry, was longer than the cap (1 MiB) and was split into
+    /// several events.
     pub const SPLIT: Flags = Flags(1 << 1);
     /// The bytes were not valid UTF-8 and were decoded lossily.
     pub const INVALID_UTF8: Flags = Flags(1 << 2);

@@ -125,6 +125,9 @@ struct Assembler {
     stats: Stats,
     last_ts: Option<Timestamp>,
     checkpoint: u64,
+    /// Cap of a multi-line entry's text: past it the entry is cut (both parts flagged split), so
+    /// an endless run of continuation lines cannot hold memory.
+    max_entry: usize,
 }
 
 impl Assembler {
@@ -161,13 +164,18 @@ impl Assembler {
                 Some(r) => r.continues(&open.raw, &text),
                 None => false,
             };
-            if continues {
+            let fits = open.raw.len() + 1 + text.len() <= self.max_entry;
+            if continues && fits {
                 open.raw.push('\n');
                 open.raw.push_str(&text);
                 open.len += u64::from(line.len);
                 open.lines += line.lines;
                 open.flags.insert(flags);
                 return;
+            }
+            if continues {
+                open.flags.insert(Flags::SPLIT);
+                flags.insert(Flags::SPLIT);
             }
             self.close();
         }
@@ -291,6 +299,7 @@ impl Parser {
                 stats: Stats::default(),
                 last_ts: None,
                 checkpoint: 0,
+                max_entry: MAX_LINE,
             },
             probe: needs_probe.then(Vec::new),
             probe_offset: 0,
@@ -322,6 +331,7 @@ impl Parser {
     /// The line cap (default [`MAX_LINE`]); longer lines are split into events flagged split.
     pub fn with_max_line(mut self, max_line: usize) -> Parser {
         self.framer = Framer::new(max_line);
+        self.asm.max_entry = max_line;
         self
     }
 
@@ -600,6 +610,23 @@ Error: boom\n    at f (/app/a.js:1:1)\n    at g (/app/b.js:2:2)\n\
 FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n\
 ----- Native stack trace -----\n\n 1: 0xb7c5f0 node::Abort() [node]\n 2: 0xa8e3d9 [node]\n\
 {\"level\":30,\"time\":1796220000789,\"msg\":\"restarted\"}\n";
+
+    #[test]
+    fn an_endless_stack_trace_is_cut_at_the_cap_and_nothing_is_lost() {
+        let mut input = String::from("Error: boom\n");
+        for i in 0..100 {
+            input.push_str(&format!("    at f{i} (/app/a.js:1:1)\n"));
+        }
+        let (events, stats) = run(Format::Plain, 256, input.as_bytes(), &[]);
+        assert_eq!(stats.lines, 101);
+        assert!(events.len() > 1);
+        for e in &events {
+            assert!(e.raw.len() <= 256, "{} bytes", e.raw.len());
+            assert!(e.flags.contains(Flags::SPLIT));
+        }
+        assert_eq!(events.iter().map(|e| u64::from(e.lines)).sum::<u64>(), 101);
+        assert_covers(&events, input.as_bytes());
+    }
 
     #[test]
     fn a_resumed_file_checkpoints_from_its_start_offset() {
