@@ -416,9 +416,11 @@ impl<'a> Pipeline<'a> {
     fn advance_live(&mut self) -> Result<(), PipelineError> {
         if self.live {
             let changes = if self.files.values().all(|f| f.idle) {
-                self.engine.catch_up(self.watermark())
+                self.engine.catch_up(self.max_ts)
+            } else if let Some(watermark) = self.watermark() {
+                self.engine.advance(watermark)
             } else {
-                self.engine.advance(self.watermark())
+                Vec::new()
             };
             self.emit(changes)?;
         }
@@ -427,14 +429,15 @@ impl<'a> Pipeline<'a> {
 
     /// Event time up to which every file still being written has been read: the oldest "newest
     /// event" among files with bytes still coming. Files that went idle do not hold it back, so one
-    /// fast file cannot push the watermark past lines another file has not delivered yet.
-    fn watermark(&self) -> Timestamp {
+    /// fast file cannot push the watermark past lines another file has not delivered yet. A file
+    /// being read that has given no event yet holds it back entirely (`None`): its first lines may
+    /// be older than anything seen.
+    fn watermark(&self) -> Option<Timestamp> {
         self.files
             .values()
             .filter(|f| !f.idle)
-            .filter_map(|f| f.last_event)
-            .min()
-            .unwrap_or(self.max_ts)
+            .map(|f| f.last_event)
+            .try_fold(self.max_ts, |low, last| Some(low.min(last?)))
     }
 
     fn emit(&mut self, mut changes: Vec<Change>) -> Result<(), PipelineError> {
