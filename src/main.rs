@@ -59,6 +59,10 @@ struct Sources {
     /// A runbook to link incidents to instead of the embedded one.
     #[arg(long)]
     runbook: Option<PathBuf>,
+    /// Memory of the index writer in MiB (run, backfill; at least 15). Part of the memory bound.
+    #[arg(long, value_name = "MIB", default_value_t = (pipeline::INDEX_HEAP >> 20) as u64,
+          value_parser = clap::value_parser!(u64).range(15..65536))]
+    index_memory: u64,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -254,6 +258,7 @@ fn finish_settings(
     }
     let mut settings = Settings::new(data.data_dir.clone(), specs);
     settings.rules_dir = sources.patterns.clone();
+    settings.index_heap = (sources.index_memory as usize) << 20;
     settings.runbook = sources.runbook.clone();
     Ok(settings)
 }

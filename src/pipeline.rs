@@ -38,8 +38,8 @@ use crate::store::index::{EventIndex, IndexError, IndexSink};
 
 /// Bound of the source → pipeline channel (in chunks of up to 256 KiB).
 const CHANNEL_BOUND: usize = 64;
-/// tantivy writer memory budget.
-const INDEX_HEAP: usize = 128 * 1024 * 1024;
+/// tantivy writer memory budget, by default.
+pub const INDEX_HEAP: usize = 128 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -83,6 +83,8 @@ pub struct Settings {
     /// A runbook replacing the embedded one.
     pub runbook: Option<PathBuf>,
     /// How often a live run commits the index (and its checkpoint).
+    /// The index writer's memory budget in bytes (at least 15 MB; one writer thread per 15 MB).
+    pub index_heap: usize,
     pub commit_every: Duration,
     pub engine: EngineConfig,
     /// Show a progress bar on a terminal (backfill).
@@ -97,6 +99,7 @@ impl Settings {
             rules_dir: None,
             runbook: None,
             commit_every: Duration::from_secs(2),
+            index_heap: INDEX_HEAP,
             engine: EngineConfig::default(),
             progress: false,
         }
@@ -263,7 +266,7 @@ impl<'a> Pipeline<'a> {
         let index = EventIndex::open_or_create(&settings.index_dir())?;
         let payload = Payload::of(&index)?;
         let checkpoints = payload.checkpoints;
-        let sink = index.writer(INDEX_HEAP)?;
+        let sink = index.writer(settings.index_heap)?;
         // Incidents of earlier runs continue: same ids, counts, windows and deadlines.
         let (log, known) =
             IncidentLog::open_at_commit(&settings.incident_log(), payload.incident_seq)?;

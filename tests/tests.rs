@@ -8,6 +8,7 @@ mod compose;
 mod corpora;
 mod demo;
 mod loggrep;
+mod memory;
 mod postgres;
 mod readme;
 mod rotation;
