@@ -60,6 +60,14 @@ impl Daemon {
         child.wait().unwrap()
     }
 
+    /// SIGSTOP or SIGCONT: a follower that falls behind (descheduled, busy) for a while.
+    fn freeze(&self, frozen: bool) {
+        let pid = self.child.as_ref().expect("running").id();
+        let sig = if frozen { "-STOP" } else { "-CONT" };
+        let out = run(Command::new("kill").arg(sig).arg(pid.to_string()));
+        assert!(out.status.success());
+    }
+
     fn kill9(&mut self) {
         self.signal("KILL");
     }
@@ -164,7 +172,9 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(path: &Path, n: u64, pause_every: u64) -> Writer {
+    /// `pace`: (lines, milliseconds): a pause of that many ms after every that many lines.
+    fn start(path: &Path, n: u64, pace: (u64, u64)) -> Writer {
+        let (pause_every, pause_ms) = pace;
         let written = Arc::new(AtomicU64::new(0));
         let gate = Arc::new(Mutex::new(()));
         let (path, w, g) = (path.to_path_buf(), Arc::clone(&written), Arc::clone(&gate));
@@ -190,7 +200,7 @@ impl Writer {
                 if seq % pause_every == 0 {
                     #[allow(clippy::disallowed_methods)]
                     // pacing the writer, not waiting on a result
-                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    std::thread::sleep(std::time::Duration::from_millis(pause_ms));
                 }
             }
         });
@@ -243,18 +253,35 @@ fn logrotate(dir: &Path, log: &Path, directives: &str) {
 
 /// Write `n` lines while logrotate rotates every `every` lines, with `directives`.
 /// Returns the temp dir and the (stopped) daemon for further checks.
-fn rotate_while_writing(directives: &str, n: u64, every: u64) -> (tempfile::TempDir, Daemon) {
+fn rotate_while_writing(
+    directives: &str,
+    n: u64,
+    every: u64,
+    pace: (u64, u64),
+) -> (tempfile::TempDir, Daemon) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     File::create(&log).unwrap();
     let mut daemon = Daemon::new(dir.path(), &[format!("app:pino={}", log.display())]);
     daemon.start();
-    let writer = Writer::start(&log, n, 2);
+    let writer = Writer::start(&log, n, pace);
     let mut next = every;
     while next < n {
         assert!(wait_until(60, || writer.written() >= next));
-        let _paused = writer.gate.lock().unwrap();
+        if directives.contains("dateext") {
+            // dateext names generations by the second: two rotations in one second would collide.
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+        }
+        // The follower falls behind: lines are written that it has not read when the file is
+        // rotated, so they must come from the rotated generation (a copy, or the renamed file).
+        daemon.freeze(true);
+        let behind = writer.written() + 20;
+        assert!(wait_until(60, || writer.written() >= behind.min(n)));
+        let paused = writer.gate.lock().unwrap();
         logrotate(dir.path(), &log, directives);
+        drop(paused);
+        daemon.freeze(false);
         next += every;
     }
     writer.join();
@@ -262,31 +289,51 @@ fn rotate_while_writing(directives: &str, n: u64, every: u64) -> (tempfile::Temp
     let rotated = std::fs::read_dir(dir.path())
         .unwrap()
         .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("app.log.")
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("app.log.") || name.starts_with("app.log-")
         })
         .count();
-    assert!(rotated >= 3, "logrotate rotated only {rotated} times");
+    let rotations = (n - 1) / every;
+    assert!(
+        rotated >= rotations as usize,
+        "logrotate made {rotated} generations for {rotations} rotations"
+    );
     (dir, daemon)
 }
 
 #[test]
 fn logrotate_create_loses_and_duplicates_nothing() {
-    rotate_while_writing("create", 3000, 300);
+    rotate_while_writing("create", 3000, 300, (2, 1));
 }
 
 #[test]
 fn logrotate_copytruncate_loses_and_duplicates_nothing() {
-    rotate_while_writing("copytruncate", 3000, 300);
+    rotate_while_writing("copytruncate", 3000, 300, (2, 1));
+}
+
+/// copytruncate with the copy compressed at once: unread bytes come from `app.log.N.gz`.
+#[test]
+fn logrotate_copytruncate_compress_loses_and_duplicates_nothing() {
+    rotate_while_writing("copytruncate\n  compress", 3000, 300, (2, 1));
+}
+
+/// dateext names the generations `app.log-<date>`.
+#[test]
+fn logrotate_dateext_loses_and_duplicates_nothing() {
+    // Slow enough that the writer is still going when each second-named rotation comes.
+    rotate_while_writing(
+        "copytruncate\n  dateext\n  dateformat -%s",
+        1500,
+        500,
+        (1, 3),
+    );
 }
 
 #[test]
 fn logrotate_compress_delaycompress_loses_and_duplicates_nothing() {
     let n = 3000;
-    let (dir, daemon) = rotate_while_writing("create\n  compress\n  delaycompress", n, 300);
+    let (dir, daemon) = rotate_while_writing("create\n  compress\n  delaycompress", n, 300, (2, 1));
 
     // A backfill of every generation (.gz included) after the live run adds nothing: the
     // archives have the fingerprints and offsets `run` stored.
@@ -324,7 +371,7 @@ fn sigkill_restarts_during_rotation_lose_and_duplicate_nothing() {
     let mut daemon = Daemon::new(dir.path(), &[format!("app:pino={}", log.display())]);
     daemon.start();
     let n = 4000;
-    let writer = Writer::start(&log, n, 1);
+    let writer = Writer::start(&log, n, (1, 1));
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -129,6 +129,7 @@ pub fn tail(
         tracked: Vec::new(),
         recoveries: Vec::new(),
         done: HashMap::new(),
+        following_since: HashMap::new(),
         stats: Stats::default(),
         buf: vec![0u8; READ_SIZE],
     };
@@ -158,16 +159,20 @@ pub fn tail(
     }
 }
 
-/// The rotated copy of the file followed at `path` whose fingerprint is `fingerprint`: a file beside
-/// it whose name extends its name (`app.log.1`, `app.log-20261129`, `app.log.1.gz`), newest first.
-fn rotated_copy(path: &Path, fingerprint: u64) -> Option<PathBuf> {
-    let name = path.file_name()?.to_string_lossy().into_owned();
+/// The files beside `path` whose names extend its name (`app.log.1`, `app.log-20261129`,
+/// `app.log.1.gz`): its rotated generations, newest first, with their modification times.
+fn rotated_generations(path: &Path) -> Vec<(std::time::SystemTime, PathBuf)> {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Vec::new();
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut candidates: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
-        .ok()?
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = entries
         .filter_map(Result::ok)
         .filter(|e| {
             let n = e.file_name();
@@ -180,8 +185,13 @@ fn rotated_copy(path: &Path, fingerprint: u64) -> Option<PathBuf> {
                 .then(|| (meta.modified().unwrap_or(std::time::UNIX_EPOCH), e.path()))
         })
         .collect();
-    candidates.sort_by(|a, b| b.cmp(a));
-    candidates
+    found.sort_by(|a, b| b.cmp(a));
+    found
+}
+
+/// The rotated generation of the file followed at `path` whose fingerprint is `fingerprint`.
+fn rotated_copy(path: &Path, fingerprint: u64) -> Option<PathBuf> {
+    rotated_generations(path)
         .into_iter()
         .map(|(_, p)| p)
         .find(|p| matches!(fingerprint::of_path(p, true), Ok(Some(fp)) if fp == fingerprint))
@@ -221,6 +231,8 @@ struct Tailer<'a> {
     /// Files let go this run, by fingerprint: how far they were read. A copy of one found later
     /// (a rotated generation matched by a glob) starts there, so nothing is read twice.
     done: HashMap<u64, u64>,
+    /// When this run began following each path: rotated generations newer than that are ours.
+    following_since: HashMap<PathBuf, std::time::SystemTime>,
     stats: Stats,
     buf: Vec<u8>,
 }
@@ -370,6 +382,41 @@ impl Tailer<'_> {
                 offset: state.offset,
                 // One look only: give up at once when no copy is there.
                 since: Instant::now() - self.cfg.recover_within,
+                opened: false,
+            });
+        }
+    }
+
+    /// Rotated generations beside `path` written since `since` (this run followed the path then)
+    /// whose fingerprint nothing knows: files that were created, written and rotated away while
+    /// the follower was not looking. They are read whole, from the copy.
+    fn adopt_missed_generations(
+        &mut self,
+        source: usize,
+        path: &Path,
+        since: std::time::SystemTime,
+    ) {
+        for (modified, copy) in rotated_generations(path) {
+            if modified < since {
+                continue;
+            }
+            let Ok(Some(fp)) = fingerprint::of_path(&copy, true) else {
+                continue;
+            };
+            let known = self.tracked.iter().any(|t| t.fingerprint == fp)
+                || self.recoveries.iter().any(|r| r.fingerprint == fp)
+                || self.done.contains_key(&fp)
+                || self.checkpoints.get(fp).is_some();
+            if known {
+                continue;
+            }
+            tracing::info!(copy = %copy.display(), "a whole generation was rotated away unseen; reading it");
+            self.recoveries.push(Recovery {
+                source,
+                fingerprint: fp,
+                path: path.to_path_buf(),
+                offset: 0,
+                since: Instant::now(),
                 opened: false,
             });
         }
@@ -576,6 +623,15 @@ impl Tailer<'_> {
         }
         let start = start.min(size);
         file.seek(SeekFrom::Start(start)).map_err(io_err(&path))?;
+        // A new file at a path followed before in this run: a rotation. If the follower was
+        // behind across several rotations, whole generations may have come and gone unseen.
+        match self.following_since.get(&path) {
+            Some(&since) => self.adopt_missed_generations(source, &path, since),
+            None => {
+                self.following_since
+                    .insert(path.clone(), std::time::SystemTime::now());
+            }
+        }
         self.stats.files += 1;
         tracing::info!(path = %path.display(), fingerprint = %format!("{fp:016x}"), start, "following file");
         send(
