@@ -373,6 +373,16 @@ impl<'a> Pipeline<'a> {
                     self.commit()?;
                 }
             }
+            Input::Stale { fingerprint } => {
+                if let Some(file) = self.files.get_mut(&fingerprint) {
+                    let events = file.parser.finish();
+                    if !events.events.is_empty() {
+                        self.process(fingerprint, events)?;
+                        self.advance_live()?;
+                        self.commit()?;
+                    }
+                }
+            }
             Input::Closed { fingerprint } => {
                 if let Some(file) = self.files.get_mut(&fingerprint) {
                     let events = file.parser.finish();

@@ -93,3 +93,65 @@ fn run_follows_stops_on_sigterm_and_resumes_without_duplicates() {
         );
     }
 }
+
+/// A last line without its newline is held for a while, then indexed flagged partial; when the
+/// rest of the line arrives it is an event of its own and the first part is not indexed again.
+#[test]
+fn a_line_waiting_for_its_newline_is_emitted_partial_and_never_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let data = dir.path().join("data");
+    append(&log, 0, 2);
+    let child = start(&data, &log);
+    assert!(wait_until(30, || loggrep_count(&data, "livemarker") == 2));
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(br#"{"level":30,"time":1796220099000,"msg":"halfwritten"#)
+        .unwrap();
+    assert!(wait_until(30, || loggrep_count(&data, "flags:partial") == 1));
+    assert_eq!(loggrep_count(&data, "halfwritten"), 1);
+    f.write_all(b" rest of it\"}\n").unwrap();
+    assert!(wait_until(30, || loggrep_count(&data, "\"rest of it\"") == 1));
+    terminate(child);
+    assert_eq!(loggrep_count(&data, "halfwritten"), 1);
+    assert_eq!(loggrep_count(&data, "flags:partial"), 1);
+}
+
+/// `--from end`: a file never seen before starts at its end; a restart resumes where it stopped.
+#[test]
+fn from_end_skips_what_was_there_and_a_restart_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let data = dir.path().join("data");
+    append(&log, 0, 3);
+    let from_end = || {
+        logwarden()
+            .arg("run")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--from", "end", "--source"])
+            .arg(format!("app:pino={}", log.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let child = from_end();
+    // The file is recorded at its end as soon as it is opened.
+    assert!(wait_until(30, || {
+        let out = run(logwarden().arg("status").arg("--data-dir").arg(&data));
+        crate::support::stdout(&out).contains(&log.display().to_string())
+    }));
+    append(&log, 3, 5);
+    assert!(wait_until(30, || loggrep_count(&data, "livemarker") == 2));
+    terminate(child);
+    append(&log, 5, 6);
+    let child = from_end();
+    assert!(wait_until(30, || loggrep_count(&data, "livemarker") == 3));
+    terminate(child);
+    for i in 0..3 {
+        assert_eq!(
+            loggrep_count(&data, &format!("\"livemarker number {i}\"")),
+            0
+        );
+    }
+}

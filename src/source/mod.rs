@@ -61,6 +61,11 @@ pub enum Input {
     Idle {
         fingerprint: u64,
     },
+    /// Still no new bytes, for much longer: a last line still waiting for its newline is emitted
+    /// (flagged partial); whatever of it comes later is an event of its own, nothing twice.
+    Stale {
+        fingerprint: u64,
+    },
     /// The file will not be read again (rotated away and drained, or deleted).
     Closed {
         fingerprint: u64,

@@ -37,6 +37,8 @@ pub struct TailConfig {
     pub poll: Duration,
     /// A file without new bytes for this long is reported `Idle` (its open entry may be emitted).
     pub idle_after: Duration,
+    /// A file without new bytes for this long has its unterminated last line emitted (`Stale`).
+    pub partial_after: Duration,
     /// A file no longer at its path is kept open this long after its last byte, then closed.
     pub release_after: Duration,
     /// At most this many bytes are read from one file per round, so one busy file cannot starve
@@ -53,6 +55,7 @@ impl Default for TailConfig {
             from: From::Beginning,
             poll: Duration::from_millis(250),
             idle_after: Duration::from_millis(100),
+            partial_after: Duration::from_secs(2),
             release_after: Duration::from_secs(2),
             max_round_bytes: 8 * 1024 * 1024,
             recover_within: Duration::from_secs(10),
@@ -75,6 +78,7 @@ struct Tracked {
     offset: u64,
     last_data: Instant,
     idle_sent: bool,
+    stale_sent: bool,
     detached_since: Option<Instant>,
 }
 
@@ -242,8 +246,14 @@ impl Tailer<'_> {
     fn next_wait(&self) -> Duration {
         self.tracked
             .iter()
-            .filter(|t| !t.idle_sent)
-            .map(|t| self.cfg.idle_after.saturating_sub(t.last_data.elapsed()))
+            .filter_map(|t| {
+                let after = match (t.idle_sent, t.stale_sent) {
+                    (false, _) => self.cfg.idle_after,
+                    (true, false) => self.cfg.partial_after,
+                    (true, true) => return None,
+                };
+                Some(after.saturating_sub(t.last_data.elapsed()))
+            })
             .fold(self.cfg.poll, Duration::min)
             .max(Duration::from_millis(1))
     }
@@ -295,11 +305,23 @@ impl Tailer<'_> {
             if got > 0 {
                 t.last_data = now;
                 t.idle_sent = false;
+                t.stale_sent = false;
             } else if !t.idle_sent && t.last_data.elapsed() >= self.cfg.idle_after {
                 t.idle_sent = true;
                 send(
                     self.tx,
                     Input::Idle {
+                        fingerprint: t.fingerprint,
+                    },
+                )?;
+            } else if t.idle_sent
+                && !t.stale_sent
+                && t.last_data.elapsed() >= self.cfg.partial_after
+            {
+                t.stale_sent = true;
+                send(
+                    self.tx,
+                    Input::Stale {
                         fingerprint: t.fingerprint,
                     },
                 )?;
@@ -652,6 +674,7 @@ impl Tailer<'_> {
             offset: start,
             last_data: Instant::now(),
             idle_sent: false,
+            stale_sent: false,
             detached_since: None,
         });
         Ok(())
