@@ -564,22 +564,19 @@ pub fn backfill(
         }
         pipeline.progress = Some(bar);
     }
-    let (tx, rx) = sync_channel(CHANNEL_BOUND);
     let sources = settings.sources.clone();
-    let reader = std::thread::Builder::new()
-        .name("replay".into())
-        .spawn(move || replay::replay(&sources, &checkpoints, &tx))
-        .map_err(|source| PipelineError::Io {
-            path: "replay thread".into(),
-            source,
-        })?;
-    let driven = pipeline.drive(&rx);
-    drop(rx);
-    let replayed = reader.join().map_err(|_| PipelineError::SourceThread)?;
-    replayed?;
-    driven?;
-    pipeline.summary.elapsed = started.elapsed();
-    Ok(pipeline.summary)
+    let stop = Arc::new(AtomicBool::new(false));
+    drive_from(
+        pipeline,
+        checkpoints,
+        started,
+        "replay",
+        stop,
+        move |checkpoints, tx, _| {
+            replay::replay(&sources, &checkpoints, &tx)?;
+            Ok(())
+        },
+    )
 }
 
 /// Follow the sources until `stop` is set; then read what is left, commit and return.
@@ -632,7 +629,21 @@ fn follow(
     + 'static,
 ) -> Result<Summary, PipelineError> {
     let started = Instant::now();
-    let (mut pipeline, checkpoints) = Pipeline::open(settings, true, on_change)?;
+    let (pipeline, checkpoints) = Pipeline::open(settings, true, on_change)?;
+    drive_from(pipeline, checkpoints, started, name, stop, read)
+}
+
+/// Drive an opened pipeline from `read`, run on its own thread, until it sends `Done`.
+fn drive_from(
+    mut pipeline: Pipeline<'_>,
+    checkpoints: Checkpoints,
+    started: Instant,
+    name: &str,
+    stop: Arc<AtomicBool>,
+    read: impl FnOnce(Checkpoints, SyncSender<Input>, Arc<AtomicBool>) -> Result<(), PipelineError>
+    + Send
+    + 'static,
+) -> Result<Summary, PipelineError> {
     let (tx, rx) = sync_channel(CHANNEL_BOUND);
     let stop_reader = Arc::clone(&stop);
     let reader = std::thread::Builder::new()
@@ -644,13 +655,13 @@ fn follow(
         })?;
     let driven = pipeline.drive(&rx);
     if driven.is_err() {
-        // Let the tailer notice and end.
+        // Let the reader notice and end.
         stop.store(true, Ordering::SeqCst);
     }
     drop(rx);
-    let tailed = reader.join().map_err(|_| PipelineError::SourceThread)?;
+    let read = reader.join().map_err(|_| PipelineError::SourceThread)?;
     driven?;
-    tailed?;
+    read?;
     pipeline.summary.elapsed = started.elapsed();
     Ok(pipeline.summary)
 }

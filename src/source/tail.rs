@@ -756,10 +756,17 @@ mod tests {
         false
     }
 
-    #[test]
-    fn growth_and_rename_rotation_lose_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app.log");
+    /// A tailer on `dir/app.log` (written with "line one") on its own thread, fast polling.
+    struct Running {
+        path: std::path::PathBuf,
+        rx: Receiver<Input>,
+        stop: Arc<AtomicBool>,
+        handle: std::thread::JoinHandle<Stats>,
+        got: BTreeMap<u64, Vec<u8>>,
+    }
+
+    fn start(dir: &Path) -> Running {
+        let path = dir.join("app.log");
         std::fs::write(&path, b"line one\n").unwrap();
         let specs = vec![SourceSpec {
             service: "app".into(),
@@ -779,6 +786,25 @@ mod tests {
         });
         let mut got = BTreeMap::new();
         assert!(wait_for_files(&rx, &mut got, &[b"line one\n"]));
+        Running {
+            path,
+            rx,
+            stop,
+            handle,
+            got,
+        }
+    }
+
+    #[test]
+    fn growth_and_rename_rotation_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let Running {
+            path,
+            rx,
+            stop,
+            handle,
+            mut got,
+        } = start(dir.path());
 
         // Growth, then a write to the old file after it was renamed, then a new file at the path.
         let mut f = std::fs::OpenOptions::new()
@@ -814,25 +840,13 @@ mod tests {
     #[test]
     fn copytruncate_recovers_unread_bytes_from_the_copy() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app.log");
-        std::fs::write(&path, b"line one\n").unwrap();
-        let specs = vec![SourceSpec {
-            service: "app".into(),
-            format: Format::Plain,
-            path: path.clone(),
-        }];
-        let (tx, rx) = sync_channel(1024);
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = Arc::clone(&stop);
-        let cfg = TailConfig {
-            poll: Duration::from_millis(20),
-            ..TailConfig::default()
-        };
-        let handle = std::thread::spawn(move || {
-            tail(&specs, &Checkpoints::default(), &cfg, &tx, &stop2).unwrap()
-        });
-        let mut got = BTreeMap::new();
-        assert!(wait_for_files(&rx, &mut got, &[b"line one\n"]));
+        let Running {
+            path,
+            rx,
+            stop,
+            handle,
+            mut got,
+        } = start(dir.path());
         // Append, copy, truncate, write anew: all at once, as logrotate and the app would.
         let mut f = std::fs::OpenOptions::new()
             .append(true)

@@ -379,10 +379,9 @@ mod tests {
         assert_eq!(text.lines().count(), 3);
     }
 
-    #[test]
-    fn changes_after_the_committed_sequence_number_are_cut_off() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("incidents.jsonl");
+    /// A log of one incident opened, then updated twice (counts 1, 2, 4).
+    fn three_changes(dir: &Path) -> PathBuf {
+        let path = dir.join("incidents.jsonl");
         let mut log = IncidentLog::open(&path).unwrap();
         log.append(&mut [
             change("inc-0000000000000001", ChangeKind::Opened, 0, 1),
@@ -390,7 +389,13 @@ mod tests {
             change("inc-0000000000000001", ChangeKind::Updated, 0, 4),
         ])
         .unwrap();
-        drop(log);
+        path
+    }
+
+    #[test]
+    fn changes_after_the_committed_sequence_number_are_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = three_changes(dir.path());
         let (mut log, current) = IncidentLog::open_at_commit(&path, Some(2)).unwrap();
         assert_eq!(log.last_seq(), 2);
         assert_eq!(current[0].count, 2);
@@ -444,15 +449,7 @@ mod tests {
     #[test]
     fn a_corrupt_middle_line_is_an_error_naming_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("incidents.jsonl");
-        let mut log = IncidentLog::open(&path).unwrap();
-        log.append(&mut [
-            change("inc-0000000000000001", ChangeKind::Opened, 0, 1),
-            change("inc-0000000000000001", ChangeKind::Updated, 0, 2),
-            change("inc-0000000000000001", ChangeKind::Updated, 0, 4),
-        ])
-        .unwrap();
-        drop(log);
+        let path = three_changes(dir.path());
         let text = std::fs::read_to_string(&path).unwrap();
         let mut lines: Vec<&str> = text.lines().collect();
         lines[1] = "{\"seq\":2,\"kind\":\"upd";
