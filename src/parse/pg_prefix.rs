@@ -444,7 +444,8 @@ pub fn parse_epoch(text: &str) -> Option<Timestamp> {
         micros += i64::from(b - b'0') * 10i64.pow(5 - i as u32);
     }
     Some(Timestamp(
-        secs.checked_mul(Timestamp::MICROS_PER_SEC)? + micros,
+        secs.checked_mul(Timestamp::MICROS_PER_SEC)?
+            .checked_add(micros)?,
     ))
 }
 
@@ -577,6 +578,8 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn any_text_reads_without_panicking(line in "\\PC{0,80}", tail in "[0-9:. +A-Z-]{0,12}") {
+            let _ = parse_epoch(&format!("9223372036854.{tail}"));
+            proptest::prop_assert_eq!(parse_epoch("9223372036854.999999"), None);
             let p = PgPrefix::compile("%m [%p] %q%u@%d ").unwrap();
             let _ = p.read(&line);
             let _ = parse_time(&format!("2026-11-28 14:00:0{tail}"));
