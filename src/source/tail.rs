@@ -422,17 +422,21 @@ impl Tailer<'_> {
             if modified < since {
                 continue;
             }
+            let followed = std::fs::metadata(&copy)
+                .is_ok_and(|m| self.tracked.iter().any(|t| t.inode == (m.dev(), m.ino())));
             let Ok(Some(fp)) = fingerprint::of_path(&copy, true) else {
                 continue;
             };
-            let known = self.tracked.iter().any(|t| t.fingerprint == fp)
+            let known = followed
+                || self.tracked.iter().any(|t| t.fingerprint == fp)
                 || self.recoveries.iter().any(|r| r.fingerprint == fp)
                 || self.done.contains_key(&fp)
                 || self.checkpoints.get(fp).is_some();
             if known {
                 continue;
             }
-            tracing::info!(copy = %copy.display(), "a whole generation was rotated away unseen; reading it");
+            tracing::info!(copy = %copy.display(), fingerprint = %format!("{fp:016x}"),
+                "a whole generation was rotated away unseen; reading it");
             self.recoveries.push(Recovery {
                 source,
                 fingerprint: fp,
@@ -512,7 +516,7 @@ impl Tailer<'_> {
         r.opened = true;
         self.stats.files += 1;
         tracing::info!(copy = %copy.display(), from = r.offset,
-            "reading the rest of a file rotated while logwarden was down");
+            "reading a rotated generation not followed yet");
         send(
             self.tx,
             // The path it was followed at, not the copy's: checkpoints name the source's path,
@@ -591,7 +595,7 @@ impl Tailer<'_> {
                     t.detached_since = None;
                     continue;
                 }
-                self.open(source, path, inode, first_round, &recovering)?;
+                self.open(source, path, first_round, &recovering)?;
             }
         }
         let now = Instant::now();
@@ -607,7 +611,6 @@ impl Tailer<'_> {
         &mut self,
         source: usize,
         path: PathBuf,
-        inode: (u64, u64),
         first_round: bool,
         recovering: &[u64],
     ) -> Result<(), RoundError> {
@@ -620,6 +623,12 @@ impl Tailer<'_> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(io_err(&path)(e)),
         };
+        // The file opened, which a rotation since the directory was listed may have changed.
+        let opened = file.metadata().map_err(io_err(&path))?;
+        let inode = (opened.dev(), opened.ino());
+        if self.tracked.iter().any(|t| t.inode == inode) {
+            return Ok(());
+        }
         let mut head = vec![0u8; FINGERPRINT_BYTES + 1];
         let n = file.read_at(&mut head, 0).map_err(io_err(&path))?;
         head.truncate(n);
@@ -631,7 +640,7 @@ impl Tailer<'_> {
             // A copy of a file we follow (copytruncate's rotated copy): its bytes are ours already.
             return Ok(());
         }
-        let size = file.metadata().map_err(io_err(&path))?.len();
+        let size = opened.len();
         let stored = self.checkpoints.get(fp).map(|state| state.offset);
         let start = match (stored, self.done.get(&fp)) {
             (stored, Some(&read)) => read.max(stored.unwrap_or(0)),
@@ -645,15 +654,6 @@ impl Tailer<'_> {
         }
         let start = start.min(size);
         file.seek(SeekFrom::Start(start)).map_err(io_err(&path))?;
-        // A new file at a path followed before in this run: a rotation. If the follower was
-        // behind across several rotations, whole generations may have come and gone unseen.
-        match self.following_since.get(&path) {
-            Some(&since) => self.adopt_missed_generations(source, &path, since),
-            None => {
-                self.following_since
-                    .insert(path.clone(), std::time::SystemTime::now());
-            }
-        }
         self.stats.files += 1;
         tracing::info!(path = %path.display(), fingerprint = %format!("{fp:016x}"), start, "following file");
         send(
@@ -677,6 +677,17 @@ impl Tailer<'_> {
             stale_sent: false,
             detached_since: None,
         });
+        // A new file at a path followed before in this run: a rotation. If the follower was
+        // behind across several rotations, whole generations may have come and gone unseen.
+        // (Looked for once the new file is tracked, so it can never take itself for one.)
+        let path = &self.tracked[self.tracked.len() - 1].path.clone();
+        match self.following_since.get(path) {
+            Some(&since) => self.adopt_missed_generations(source, path, since),
+            None => {
+                self.following_since
+                    .insert(path.clone(), std::time::SystemTime::now());
+            }
+        }
         Ok(())
     }
 
