@@ -59,6 +59,41 @@ impl Location {
     }
 }
 
+/// A size as people write it: `1G`, `512M`, `100k`, `1.5GiB`, `2000` (bytes). Units are binary
+/// (K = 1024); a `B`, `iB` or `b` after the unit is accepted.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("size `{text}`: expected a number and a unit, like 1G or 512M"))?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(&unit);
+    let scale: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        other => {
+            return Err(format!(
+                "size `{text}`: unknown unit `{other}` (use K, M, G or T)"
+            ));
+        }
+    };
+    let bytes = value * scale as f64;
+    if !(bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64) {
+        return Err(format!("size `{text}` is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
 /// The closest of `candidates` to `name`, if it is close enough to be a likely typo.
 pub fn did_you_mean<'a>(
     name: &str,
@@ -237,6 +272,19 @@ format = "postgres"
 prefix = "%m [%p] %q%u@%d "
 path = "pg/*.log"
 "#;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("100k"), Ok(102_400));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("2000"), Ok(2000));
+        assert_eq!(parse_size("64 MB"), Ok(64 << 20));
+        assert!(parse_size("1X").unwrap_err().contains("unknown unit `x`"));
+        assert!(parse_size("G").unwrap_err().contains("expected a number"));
+        assert!(parse_size("").is_err());
+    }
 
     #[test]
     fn a_profile_reads_services_formats_and_paths() {

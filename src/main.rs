@@ -89,6 +89,17 @@ enum Command {
         /// Keep following the files after the timeline is written (Ctrl-C to stop).
         #[arg(long)]
         stay: bool,
+        /// Only write SIZE (1G, 200M, …) of the stack's logs to --out, as fast as possible, and
+        /// exit: `docker-compose logs`-shaped, deterministic for a seed (benchmarks, sizing).
+        #[arg(long, value_name = "SIZE", value_parser = config::parse_size, requires = "out")]
+        generate: Option<u64>,
+        /// The file --generate writes (a directory with --split).
+        #[arg(long, value_name = "PATH", requires = "generate")]
+        out: Option<PathBuf>,
+        /// With --generate: write the five per-service files (app.log, worker.log, postgresql.log,
+        /// redis.log, kern.log) into the --out directory instead of one compose stream.
+        #[arg(long, requires = "generate")]
+        split: bool,
     },
     /// Follow the sources as they grow, index them and raise incidents (Ctrl-C to stop).
     Run {
@@ -111,13 +122,19 @@ enum Command {
         #[command(flatten)]
         sources: Sources,
     },
-    /// Match files and print their incidents without indexing them.
+    /// Match files and print their incidents without indexing them (a runbook-aware grep).
     Scan {
         #[command(flatten)]
         sources: Sources,
-        /// Print incidents as NDJSON.
+        /// Print incidents (and matches) as NDJSON.
         #[arg(long)]
         json: bool,
+        /// Also print every matching event: time, service, rule and its first line.
+        #[arg(long)]
+        matches: bool,
+        /// Print only the number of lines the rules' patterns match (as `rg -c` counts them).
+        #[arg(long, conflicts_with = "matches")]
+        count: bool,
     },
     /// List incidents.
     Incidents {
@@ -152,6 +169,15 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum RulesCommand {
+    /// Write the pack's text patterns, one per line, for another tool.
+    Export {
+        /// As a pattern file for `rg -f` (and `grep -E -f`): each rule's regex, or its literals.
+        #[arg(long, required = true)]
+        rg: bool,
+        /// A folder of rule files (default: the embedded pack).
+        #[arg(long)]
+        patterns: Option<PathBuf>,
+    },
     /// Validate the pack against the runbook: links resolve, every procedure is covered.
     Check {
         /// A folder of rule files (default: the embedded pack).
@@ -271,7 +297,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             seed,
             start,
             stay,
+            generate,
+            out,
+            split,
         } => {
+            if let (Some(size), Some(out)) = (generate, out) {
+                return generate_corpus(size, &out, seed, split);
+            }
             if !(speed.is_finite() && speed > 0.0) {
                 bail!("--speed must be a positive number, got {speed}");
             }
@@ -355,29 +387,62 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             eprintln!("{summary}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Scan { sources, json } => {
+        Command::Scan {
+            sources,
+            json,
+            matches,
+            count,
+        } => {
             let data = DataDir {
                 data_dir: PathBuf::from("."),
             };
             let settings = settings_for(&data, &sources)?;
-            let mut out = std::io::stdout().lock();
-            let mut failed: Option<std::io::Error> = None;
-            let summary = pipeline::scan(&settings, &mut |change| {
-                if failed.is_some() {
+            let rules = pack::rules_from(settings.rules_dir.as_deref())?;
+            let out = std::cell::RefCell::new(std::io::BufWriter::new(std::io::stdout().lock()));
+            let failed: std::cell::RefCell<Option<std::io::Error>> = Default::default();
+            let write = |line: std::io::Result<String>| {
+                if failed.borrow().is_some() {
                     return;
                 }
-                let written = if json {
-                    serde_json::to_string(change)
+                if let Err(e) = line.and_then(|l| writeln!(out.borrow_mut(), "{l}")) {
+                    *failed.borrow_mut() = Some(e);
+                }
+            };
+            let summary = pipeline::scan(
+                &settings,
+                &mut |event, m| {
+                    if !matches {
+                        return;
+                    }
+                    write(if json {
+                        serde_json::to_string(&serde_json::json!({
+                            "rule": rules.rules.get(m.rule).map(|r| r.id.as_str()),
+                            "match": m,
+                            "event": event,
+                        }))
                         .map_err(std::io::Error::other)
-                        .and_then(|line| writeln!(out, "{line}"))
-                } else {
-                    writeln!(out, "{}", views::change_line(change, style()))
-                };
-                failed = written.err();
-            })?;
-            if let Some(e) = failed {
+                    } else {
+                        Ok(views::match_line(event, m, &rules, style()))
+                    });
+                },
+                &mut |change| {
+                    if count {
+                        return;
+                    }
+                    write(if json {
+                        serde_json::to_string(change).map_err(std::io::Error::other)
+                    } else {
+                        Ok(views::change_line(change, style()))
+                    });
+                },
+            )?;
+            if count {
+                write(Ok(summary.matching_lines.to_string()));
+            }
+            if let Some(e) = failed.into_inner() {
                 return Err(e.into());
             }
+            out.into_inner().flush()?;
             eprintln!("{summary}");
             Ok(ExitCode::SUCCESS)
         }
@@ -414,8 +479,46 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Rules {
             command: RulesCommand::Check { patterns, runbook },
         } => rules_check(patterns.as_deref(), runbook.as_deref()),
+        Command::Rules {
+            command: RulesCommand::Export { rg: _, patterns },
+        } => {
+            let rules = pack::rules_from(patterns.as_deref())?;
+            let (lines, left_out) = pack::rg_patterns(&rules);
+            let mut out = std::io::stdout().lock();
+            for line in &lines {
+                writeln!(out, "{line}")?;
+            }
+            if !left_out.is_empty() {
+                eprintln!(
+                    "{} rules have no text pattern (a level alone, or a regex over several lines) \
+                     and are left out: {}",
+                    left_out.len(),
+                    left_out.join(", ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status { data } => status(&data.data_dir),
     }
+}
+
+fn generate_corpus(size: u64, out: &Path, seed: u64, split: bool) -> Result<ExitCode> {
+    let layout = if split {
+        logwarden::demo::Layout::Split
+    } else {
+        logwarden::demo::Layout::Compose
+    };
+    let started = std::time::Instant::now();
+    let stats = logwarden::demo::generate_to(out, size, seed, layout)
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!(
+        "wrote {} lines, {} bytes to {} in {:.1} s (seed {seed})",
+        stats.lines,
+        stats.bytes,
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn rules_check(patterns: Option<&Path>, runbook: Option<&Path>) -> Result<ExitCode> {

@@ -19,16 +19,19 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
 
 use crate::demo;
+use crate::detect::lines::{BlockHits, LineScanner};
 use crate::detect::matcher::Matcher;
 use crate::detect::pack;
 use crate::detect::rules::{RuleError, RuleSet};
 use crate::event::{Events, Timestamp};
 use crate::incident::engine::{Engine, EngineConfig, EngineState};
 use crate::incident::{Change, ChangeKind};
-use crate::parse::{self, ParseError, Parser};
+use crate::parse::{ParseError, Parser};
 use crate::runbook::Runbook;
+use crate::source::blocks::Blocks;
 use crate::source::checkpoint::{Checkpoints, DecodeError};
 use crate::source::replay::{self, ReplayError};
 use crate::source::tail::{self, TailConfig, TailError};
@@ -132,6 +135,10 @@ pub struct Summary {
     pub flagged: u64,
     pub redacted: u64,
     pub matches: u64,
+    /// Scan: lines the pack's text patterns match (what `rg -c -f` counts).
+    pub matching_lines: u64,
+    /// Scan: events parsed whole (the others were skimmed over).
+    pub parsed: u64,
     pub opened: u64,
     pub resolved: u64,
     pub open_at_end: u64,
@@ -158,7 +165,15 @@ impl std::fmt::Display for Summary {
             self.open_at_end,
             secs,
             self.bytes as f64 / secs / 1e6
-        )
+        )?;
+        if self.matching_lines > 0 || self.parsed > 0 {
+            write!(
+                f,
+                "; {} lines match the rules' patterns, {} events parsed whole",
+                self.matching_lines, self.parsed
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -666,14 +681,27 @@ fn drive_from(
     Ok(pipeline.summary)
 }
 
-/// Parse, match and raise incidents over files without indexing them (a runbook-aware grep).
+/// Scan read size: big enough that the literal search runs long, small enough to stay in cache.
+const SCAN_BLOCK: usize = 2 << 20;
+
+/// Parse, match and raise incidents over files without indexing them (a runbook-aware grep),
+/// streaming: memory stays bounded whatever the file size.
+///
+/// Each file is read in blocks cut at line ends. The line stage ([`LineScanner`]) searches every
+/// block for the rules' literals (and the level probe's) on all cores; the parser then skims the
+/// block in order, parsing only the entries that hold such a line or whose level may matter, while
+/// the next blocks are being searched. The parsed entries go through the same [`Matcher`] and
+/// engine as `backfill`, so a scan raises the incidents a backfill of the same files raises.
+/// `on_match` sees every match with its event.
 pub fn scan(
     settings: &Settings,
+    on_match: &mut dyn FnMut(&crate::event::Event, &crate::detect::Match),
     on_change: &mut dyn FnMut(&Change),
 ) -> Result<Summary, PipelineError> {
     let started = Instant::now();
     let (rules, runbook) = load_rules(settings)?;
     let matcher = Matcher::new(Arc::clone(&rules))?;
+    let lines = LineScanner::new(Arc::clone(&rules)).map_err(RuleError::from)?;
     let mut engine = Engine::new(rules, runbook, settings.engine.clone());
     let mut summary = Summary::default();
     for spec in &settings.sources {
@@ -683,21 +711,15 @@ pub fn scan(
                 source,
             })?
         {
-            let bytes = read_maybe_gz(&path)?;
-            let fp = crate::source::fingerprint::of_head(&bytes, true).unwrap_or(0);
-            let events = parse::parse_all(&spec.service, spec.format.clone(), fp, &bytes).map_err(
-                |source| PipelineError::Parse {
-                    service: spec.service.clone(),
-                    source,
-                },
+            scan_file(
+                spec,
+                &path,
+                &matcher,
+                &lines,
+                &mut engine,
+                &mut summary,
+                on_match,
             )?;
-            summary.files += 1;
-            summary.bytes += bytes.len() as u64;
-            summary.events += events.len() as u64;
-            summary.lines += events.iter().map(|e| u64::from(e.lines)).sum::<u64>();
-            let matches = matcher.scan(&events);
-            summary.matches += matches.len() as u64;
-            engine.push(matches);
         }
     }
     for change in engine.finish() {
@@ -713,17 +735,111 @@ pub fn scan(
     Ok(summary)
 }
 
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, PipelineError> {
-    use std::io::Read;
+/// A scan's batch: blocks of one file with what the line stage found in each.
+type ScanBatch = Vec<((u64, Vec<u8>), BlockHits)>;
+
+fn scan_file(
+    spec: &SourceSpec,
+    path: &Path,
+    matcher: &Matcher,
+    lines: &LineScanner,
+    engine: &mut Engine,
+    summary: &mut Summary,
+    on_match: &mut dyn FnMut(&crate::event::Event, &crate::detect::Match),
+) -> Result<(), PipelineError> {
     let io_err = |source| PipelineError::Io {
         path: path.display().to_string(),
         source,
     };
-    let mut bytes = Vec::new();
-    crate::source::fingerprint::open_decoded(path)
-        .and_then(|mut reader| reader.read_to_end(&mut bytes))
-        .map_err(io_err)?;
-    Ok(bytes)
+    let mut blocks = Blocks::new(
+        crate::source::fingerprint::open_decoded(path).map_err(io_err)?,
+        SCAN_BLOCK,
+    );
+    // Enough blocks per batch to keep every core searching while one thread parses.
+    let per_batch = 2 * rayon::current_num_threads().max(1);
+    let mut read_batch = || -> Result<Vec<(u64, Vec<u8>)>, PipelineError> {
+        let mut batch = Vec::with_capacity(per_batch);
+        while batch.len() < per_batch {
+            match blocks.next_block().map_err(io_err)? {
+                Some(block) => batch.push(block),
+                None => break,
+            }
+        }
+        Ok(batch)
+    };
+    let search = |batch: Vec<(u64, Vec<u8>)>| -> ScanBatch {
+        batch
+            .into_par_iter()
+            .map(|(offset, bytes)| {
+                let hits = lines.scan(offset, &bytes);
+                ((offset, bytes), hits)
+            })
+            .collect()
+    };
+    let first = read_batch()?;
+    let Some(((_, head), _)) = first.first().map(|b| (b, ())) else {
+        summary.files += 1;
+        return Ok(());
+    };
+    let fingerprint = crate::source::fingerprint::of_head(head, true).unwrap_or(0);
+    let mut parser =
+        Parser::new(&spec.service, spec.format.clone(), fingerprint).map_err(|source| {
+            PipelineError::Parse {
+                service: spec.service.clone(),
+                source,
+            }
+        })?;
+    if !matcher.tries_everything() {
+        parser = parser.skimming(matcher.min_level_alone());
+    }
+    let mut searched = search(first);
+    loop {
+        let next = read_batch()?;
+        let last = next.is_empty();
+        // Parse and confirm this batch while the next one is searched.
+        let (parsed, next_searched) = rayon::join(
+            || {
+                let mut out = Vec::new();
+                for ((offset, bytes), hits) in &searched {
+                    let events = parser.feed_skim(*offset, bytes, &hits.lines);
+                    let matches = matcher.scan(&events);
+                    out.push((events, matches));
+                }
+                if last {
+                    let events = parser.finish();
+                    let matches = matcher.scan(&events);
+                    out.push((events, matches));
+                }
+                out
+            },
+            || search(next),
+        );
+        for ((_, bytes), hits) in &searched {
+            summary.bytes += bytes.len() as u64;
+            summary.matching_lines += hits.matching_lines;
+        }
+        for (events, matches) in parsed {
+            for m in &matches {
+                if let Some(event) = events.iter().find(|e| e.id == m.event) {
+                    on_match(event, m);
+                }
+            }
+            summary.matches += matches.len() as u64;
+            engine.push(matches);
+        }
+        if last {
+            break;
+        }
+        searched = next_searched;
+    }
+    let stats = parser.stats();
+    summary.files += 1;
+    summary.lines += stats.lines;
+    summary.events += stats.events;
+    summary.flagged += stats.flagged;
+    summary.redacted += stats.redacted;
+    summary.parsed += stats.events - parser.skipped();
+    Ok(())
 }
 
 /// How the demo plays.

@@ -51,7 +51,7 @@ use crate::detect::Class;
 use crate::event::Timestamp;
 use crate::parse::Format;
 
-pub use write::{WriteStats, generate_to, write_all, write_live};
+pub use write::{Layout, WriteStats, generate_to, write_all, write_live};
 
 /// 2026-11-28 14:00:00 UTC, the default first instant of the timeline.
 pub const DEFAULT_START: Timestamp = Timestamp(1_795_874_400_000_000);
@@ -102,6 +102,18 @@ impl DemoFile {
             DemoFile::Postgres => "postgresql.log",
             DemoFile::Redis => "redis.log",
             DemoFile::Kernel => "kern.log",
+        }
+    }
+
+    /// The container name `docker-compose logs` prints for this file's service (the kernel's
+    /// lines, which no container writes, as `kernel`).
+    pub fn container(self) -> &'static str {
+        match self {
+            DemoFile::App => "newsletter-app-1",
+            DemoFile::Worker => "newsletter-worker-1",
+            DemoFile::Postgres => "newsletter-postgres-1",
+            DemoFile::Redis => "newsletter-redis-1",
+            DemoFile::Kernel => "kernel",
         }
     }
 

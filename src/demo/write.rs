@@ -109,10 +109,41 @@ pub fn write_live(
     Ok(stats)
 }
 
-/// Writes one mixed file (every format interleaved in time order) of roughly `size_bytes`, by
-/// playing timelines of seeds `seed`, `seed + 1`, … one after the other. For benchmarks.
-pub fn generate_to(out: &Path, size_bytes: u64, seed: u64) -> io::Result<WriteStats> {
-    let mut file = BufWriter::with_capacity(1 << 20, File::create(out)?);
+/// How `demo --generate` lays the stack's logs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// One file as `docker-compose logs` prints it: every physical line prefixed with its
+    /// container's name padded to one width and ` | ` (the kernel's lines under `kernel`, as a merged
+    /// `journalctl -k` would add them), all services interleaved in time order.
+    #[default]
+    Compose,
+    /// A directory with the demo's five files (`app.log`, `worker.log`, `postgresql.log`,
+    /// `redis.log`, `kern.log`), each in its own format.
+    Split,
+}
+
+/// Writes roughly `size_bytes` of the stack's logs to `out` (a file, or a directory for
+/// [`Layout::Split`]) by playing the timelines of seeds `seed`, `seed + 1`, … one after the other,
+/// each starting where the previous ended. Deterministic: the same arguments give the same bytes.
+/// For benchmarks and for sizing machines.
+pub fn generate_to(
+    out: &Path,
+    size_bytes: u64,
+    seed: u64,
+    layout: Layout,
+) -> io::Result<WriteStats> {
+    let mut files: Vec<BufWriter<File>> = match layout {
+        Layout::Compose => vec![File::create(out)?],
+        Layout::Split => create_files(out)?,
+    }
+    .into_iter()
+    .map(|f| BufWriter::with_capacity(1 << 20, f))
+    .collect();
+    let width = DemoFile::ALL
+        .iter()
+        .map(|f| f.container().len())
+        .max()
+        .unwrap_or(0);
     let mut stats = WriteStats::default();
     let mut buf = Vec::with_capacity(4096);
     let mut cfg = DemoConfig {
@@ -123,8 +154,23 @@ pub fn generate_to(out: &Path, size_bytes: u64, seed: u64) -> io::Result<WriteSt
         let tl = Timeline::generate(&cfg);
         for line in &tl.lines {
             buf.clear();
-            stats.add(line, &mut buf);
-            file.write_all(&buf)?;
+            let file = match layout {
+                Layout::Compose => {
+                    for physical in line.text.split('\n') {
+                        let _ = write!(buf, "{:<width$} | ", line.file.container());
+                        buf.extend_from_slice(physical.as_bytes());
+                        buf.push(b'\n');
+                        stats.lines += 1;
+                    }
+                    stats.bytes += buf.len() as u64;
+                    0
+                }
+                Layout::Split => {
+                    stats.add(line, &mut buf);
+                    line.file.index()
+                }
+            };
+            files[file].write_all(&buf)?;
             if stats.bytes >= size_bytes {
                 break;
             }
@@ -134,7 +180,9 @@ pub fn generate_to(out: &Path, size_bytes: u64, seed: u64) -> io::Result<WriteSt
             start: tl.end,
         };
     }
-    file.flush()?;
+    for f in &mut files {
+        f.flush()?;
+    }
     Ok(stats)
 }
 
@@ -210,30 +258,56 @@ mod tests {
 
     #[test]
     fn generate_to_writes_about_the_size_asked_across_timelines() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mixed.log");
+        let split = tempfile::tempdir().unwrap();
         let one = Timeline::generate(&DemoConfig::default());
         let one_bytes: u64 = one.lines.iter().map(|l| l.text.len() as u64 + 1).sum();
         let want = one_bytes + one_bytes / 2;
-        let stats = generate_to(&path, want, 42).unwrap();
-        let written = fs::read(&path).unwrap();
-        assert_eq!(stats.bytes, written.len() as u64);
+        let stats = generate_to(split.path(), want, 42, Layout::Split).unwrap();
+        let files = read_all(split.path());
+        let written: usize = files.iter().map(Vec::len).sum();
+        assert_eq!(stats.bytes, written as u64);
         assert!(stats.bytes >= want && stats.bytes < want + 10_000);
-        assert!(written.ends_with(b"\n"));
-        // The second timeline starts where the first ended.
-        let text = String::from_utf8(written).unwrap();
-        assert!(text.contains("\"time\":"));
-        assert_eq!(
-            &text.as_bytes()[..one_bytes as usize],
-            {
-                let mut first = Vec::new();
-                for l in &one.lines {
-                    first.extend_from_slice(l.text.as_bytes());
-                    first.push(b'\n');
-                }
-                first
-            }
-            .as_slice()
-        );
+        assert!(files.iter().all(|f| f.ends_with(b"\n")));
+        // The first timeline is written whole, and the second goes on after it.
+        let first = tempfile::tempdir().unwrap();
+        write_all(first.path(), &one).unwrap();
+        for (whole, head) in files.iter().zip(read_all(first.path())) {
+            assert!(whole.starts_with(&head));
+        }
+        assert!(files[0].len() > read_all(first.path())[0].len());
+        // The same seed, the same bytes.
+        let again = tempfile::tempdir().unwrap();
+        generate_to(again.path(), want, 42, Layout::Split).unwrap();
+        assert_eq!(read_all(again.path()), files);
+    }
+
+    #[test]
+    fn the_compose_layout_is_the_split_files_interleaved_under_their_prefixes() {
+        let dir = tempfile::tempdir().unwrap();
+        let split = dir.path().join("split");
+        let compose = dir.path().join("compose.log");
+        let size = 3_000_000;
+        generate_to(&split, size, 7, Layout::Split).unwrap();
+        let stats = generate_to(&compose, size, 7, Layout::Compose).unwrap();
+        let text = fs::read_to_string(&compose).unwrap();
+        assert_eq!(stats.bytes, text.len() as u64);
+        assert_eq!(stats.lines, text.lines().count() as u64);
+        let mut per_container: Vec<String> = vec![String::new(); DemoFile::ALL.len()];
+        for line in text.lines() {
+            let (name, inner) = line.split_once(" | ").unwrap();
+            let file = DemoFile::ALL
+                .iter()
+                .position(|f| f.container() == name.trim_end())
+                .unwrap_or_else(|| panic!("unknown prefix in {line:?}"));
+            per_container[file].push_str(inner);
+            per_container[file].push('\n');
+        }
+        // The compose file stops at the size asked for counting its prefixes too, so it holds a
+        // little less of each service than the split files: every service's text is a prefix.
+        for (file, got) in DemoFile::ALL.iter().zip(&per_container) {
+            let whole = fs::read_to_string(split.join(file.file_name())).unwrap();
+            assert!(!got.is_empty(), "{file:?}");
+            assert!(whole.starts_with(got.as_str()), "{file:?}");
+        }
     }
 }

@@ -63,6 +63,17 @@ impl Matcher {
         &self.rules
     }
 
+    /// The lowest level a rule without literals asks for (`None`: no such rule): events without a
+    /// literal below it can match nothing.
+    pub fn min_level_alone(&self) -> Option<Level> {
+        self.by_level.iter().map(|&(_, level)| level).min()
+    }
+
+    /// True when some rule has neither literals nor a level, so every event is its candidate.
+    pub fn tries_everything(&self) -> bool {
+        !self.always.is_empty()
+    }
+
     /// Every match of every rule in the batch.
     pub fn scan(&self, events: &Events) -> Vec<Match> {
         let mut stats = Stats::default();

@@ -80,10 +80,98 @@ pub fn rules_from(dir: Option<&Path>) -> Result<RuleSet, RuleError> {
     }
 }
 
+/// The pack's text patterns for `rg -f`: one line per rule, its regex (capture names dropped, as
+/// ripgrep joins the lines into one regex) or, without one, the alternation of its literals. A line
+/// matches one of them exactly when the scan counts it among the lines the rules' patterns match
+/// (see [`crate::detect::lines`]): a literal of the rule on the line and its regex, if any. Rules
+/// with no literal (level alone) have no text pattern; their ids come back in the second list.
+pub fn rg_patterns(rules: &RuleSet) -> (Vec<String>, Vec<String>) {
+    let mut patterns = Vec::new();
+    let mut left_out = Vec::new();
+    for rule in &rules.rules {
+        if rule.literals.is_empty() {
+            left_out.push(rule.id.clone());
+            continue;
+        }
+        let pattern = match &rule.regex {
+            Some(re) => unname_groups(re.as_str()),
+            None => rule
+                .literals
+                .iter()
+                .map(|l| regex::escape(l))
+                .collect::<Vec<_>>()
+                .join("|"),
+        };
+        // A pattern file holds one pattern per line.
+        if pattern.contains('\n') {
+            left_out.push(rule.id.clone());
+            continue;
+        }
+        patterns.push(pattern);
+    }
+    (patterns, left_out)
+}
+
+/// `(?P<name>…)` and `(?<name>…)` become `(?:…)`; escaped parentheses are left alone.
+fn unname_groups(re: &str) -> String {
+    let mut out = String::with_capacity(re.len());
+    let bytes = re.as_bytes();
+    let mut i = 0;
+    let mut escaped = false;
+    while i < bytes.len() {
+        let rest = &re[i..];
+        if !escaped && (rest.starts_with("(?P<") || rest.starts_with("(?<")) {
+            let open = if rest.starts_with("(?P<") { 4 } else { 3 };
+            if let Some(close) = rest[open..].find('>') {
+                let name = &rest[open..open + close];
+                if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    out.push_str("(?:");
+                    i += open + close + 1;
+                    continue;
+                }
+            }
+        }
+        let c = rest.chars().next().unwrap_or_default();
+        escaped = !escaped && c == '\\';
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::detect::Class;
+
+    #[test]
+    fn rg_patterns_drop_capture_names_and_escape_literals() {
+        assert_eq!(
+            unname_groups(r"FATAL:\s+(?P<reason>a|b) \(?P<x>\) (?<ip>[0-9.]+)"),
+            r"FATAL:\s+(?:a|b) \(?P<x>\) (?:[0-9.]+)"
+        );
+        let rules = default_rules().unwrap();
+        let (patterns, left_out) = rg_patterns(&rules);
+        assert!(left_out.contains(&"error-burst".to_string()));
+        assert_eq!(patterns.len() + left_out.len(), rules.len());
+        // Every pattern compiles as one regex together, as ripgrep joins them.
+        let joined = patterns
+            .iter()
+            .map(|p| format!("(?:{p})"))
+            .collect::<Vec<_>>()
+            .join("|");
+        let re = regex::Regex::new(&joined).unwrap();
+        assert!(
+            re.is_match("2026-11-28 14:02:03.123 UTC [1] FATAL:  sorry, too many clients already")
+        );
+        assert!(
+            patterns
+                .iter()
+                .any(|p| p == r"email\.bounced|Email bounced")
+        );
+        assert!(!re.is_match("a quiet line"));
+    }
 
     #[test]
     fn the_embedded_pack_lists_every_file_of_patterns() {

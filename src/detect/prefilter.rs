@@ -53,10 +53,18 @@ pub struct PrefilterError(#[from] aho_corasick::BuildError);
 
 impl Prefilter {
     pub fn new(rules: &RuleSet) -> Result<Prefilter, PrefilterError> {
+        Prefilter::of_groups(rules.rules.iter().map(|r| r.literals.as_slice()))
+    }
+
+    /// A prefilter over groups of literals, a group standing for a rule: group `i` is marked in
+    /// `hit[i]`. Rules of a pack and, after them, extra groups (the scan's level-probe literals).
+    pub fn of_groups<'a>(
+        groups: impl IntoIterator<Item = &'a [String]>,
+    ) -> Result<Prefilter, PrefilterError> {
         let mut literals: Vec<String> = Vec::new();
         let mut rules_of: Vec<Vec<usize>> = Vec::new();
-        for (rule_idx, rule) in rules.rules.iter().enumerate() {
-            for literal in &rule.literals {
+        for (rule_idx, group) in groups.into_iter().enumerate() {
+            for literal in group {
                 let pos = match literals.iter().position(|l| l == literal) {
                     Some(p) => p,
                     None => {
@@ -150,6 +158,24 @@ impl Prefilter {
         }
         marked
     }
+
+    /// Call `on_line(start, end)` once for every line of `block` (lines end at `\n`, excluded)
+    /// holding at least one literal, in order: one scan over the whole block, no framing.
+    pub fn lines_with_hits(&self, block: &[u8], mut on_line: impl FnMut(usize, usize)) {
+        let mut at = 0;
+        while at < block.len() {
+            let found = match &self.engine {
+                Engine::Packed(s) => s.find_in(block, aho_corasick::Span::from(at..block.len())),
+                Engine::Automaton(ac) => ac.find(Input::new(block).range(at..)),
+                Engine::Empty => None,
+            };
+            let Some(m) = found else { break };
+            let start = memchr::memrchr(b'\n', &block[..m.start()]).map_or(0, |i| i + 1);
+            let end = memchr::memchr(b'\n', &block[m.end()..]).map_or(block.len(), |i| m.end() + i);
+            on_line(start, end);
+            at = end + 1;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +215,21 @@ mod tests {
         );
         assert_eq!(hits(&p, 4, "FATAL: other"), vec![0, 3]);
         assert_eq!(hits(&p, 4, "fatal: lower case"), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn lines_with_hits_names_each_line_once_in_order() {
+        let rules = set(&[&["FATAL:"], &["too many"]]);
+        let p = Prefilter::new(&rules).unwrap();
+        let block = b"ok\nx FATAL: too many FATAL:\nquiet\n\ntoo many\nlast FATAL:";
+        let mut lines = Vec::new();
+        p.lines_with_hits(block, |s, e| {
+            lines.push(String::from_utf8_lossy(&block[s..e]).into_owned())
+        });
+        assert_eq!(
+            lines,
+            ["x FATAL: too many FATAL:", "too many", "last FATAL:"]
+        );
     }
 
     #[test]

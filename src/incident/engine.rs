@@ -477,11 +477,8 @@ impl Engine {
 
         if let Some(tracked) = self.groups.get_mut(key).and_then(|g| g.last.as_mut()) {
             for cause in causes {
-                if !tracked.incident.caused_by.contains(&cause) {
-                    tracked.incident.caused_by.push(cause);
-                }
+                insert_sorted(&mut tracked.incident.caused_by, cause);
             }
-            tracked.incident.caused_by.sort();
             self.deadlines
                 .insert((tracked.resolve_at(), key.to_string()));
             out.push(change(kind, at, tracked));
@@ -491,9 +488,8 @@ impl Engine {
                 .groups
                 .get_mut(&other_key)
                 .and_then(|g| g.last.as_mut())
+                && insert_sorted(&mut t.incident.caused_by, id.clone())
             {
-                t.incident.caused_by.push(id.clone());
-                t.incident.caused_by.sort();
                 out.push(change(ChangeKind::Updated, at, t));
             }
         }
@@ -516,6 +512,21 @@ impl Engine {
                 },
             }
         });
+    }
+}
+
+/// Most causes an incident lists. A long-open incident (a day of high error rate) may be explained
+/// by thousands of others; the first ones say where to start, and every change carries the list.
+pub const MAX_CAUSES: usize = 16;
+
+/// Insert `id` into the sorted list `ids` unless it is there or the list is full; true when added.
+fn insert_sorted(ids: &mut Vec<IncidentId>, id: IncidentId) -> bool {
+    match ids.binary_search(&id) {
+        Err(at) if ids.len() < MAX_CAUSES => {
+            ids.insert(at, id);
+            true
+        }
+        _ => false,
     }
 }
 

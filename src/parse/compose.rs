@@ -8,11 +8,9 @@
 //! event, since an event is one contiguous byte range. Lines without a prefix (`Attaching to …`)
 //! are plain events. This module must not decide the inner formats itself: `sniff.rs` does.
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 
-use crate::event::Timestamp;
+use crate::event::{Level, Timestamp};
 use crate::parse::parser::Reader;
 use crate::parse::plain::{self, first_line};
 use crate::parse::sniff;
@@ -21,7 +19,7 @@ use crate::parse::{Format, Parsed};
 /// The compose reader: an inner reader per service.
 pub struct Compose {
     now: Timestamp,
-    inner: HashMap<String, Reader>,
+    inner: Vec<(String, Reader)>,
 }
 
 /// A compose line taken apart: the container name as printed and the inner line.
@@ -69,21 +67,29 @@ impl Compose {
     pub fn new(now: Timestamp) -> Self {
         Compose {
             now,
-            inner: HashMap::new(),
+            inner: Vec::new(),
         }
     }
 
+    /// The reader of `service`, sniffed from `inner_line` when the service is new. A short list
+    /// searched in order: a stack has a handful of services, and this runs for every line.
     fn reader(&mut self, service: &str, inner_line: &str) -> &mut Reader {
-        let now = self.now;
-        self.inner.entry(service.to_string()).or_insert_with(|| {
-            let format = match sniff::sniff(&[inner_line]) {
-                Format::Compose | Format::Auto => Format::Plain,
-                f => f,
-            };
-            Reader::build(&format, now).unwrap_or_else(|_| {
-                Reader::build(&Format::Plain, now).unwrap_or(Reader::Compose(Compose::new(now)))
-            })
-        })
+        let at = match self.inner.iter().position(|(name, _)| name == service) {
+            Some(at) => at,
+            None => {
+                let now = self.now;
+                let format = match sniff::sniff(&[inner_line]) {
+                    Format::Compose | Format::Auto => Format::Plain,
+                    f => f,
+                };
+                let reader = Reader::build(&format, now).unwrap_or_else(|_| {
+                    Reader::build(&Format::Plain, now).unwrap_or(Reader::Compose(Compose::new(now)))
+                });
+                self.inner.push((service.to_string(), reader));
+                self.inner.len() - 1
+            }
+        };
+        &mut self.inner[at].1
     }
 
     pub(crate) fn continues(&mut self, entry: &str, line: &str) -> bool {
@@ -105,6 +111,18 @@ impl Compose {
         match split_prefix(line) {
             Some((name, inner)) => self.reader(service_name(name), inner).closes(inner),
             None => false,
+        }
+    }
+
+    pub(crate) fn level_bound(&mut self, first_line: &str) -> Option<Level> {
+        let (name, inner) = split_prefix(first_line)?;
+        self.reader(service_name(name), inner).level_bound(inner)
+    }
+
+    pub(crate) fn skim_line(&mut self, line: &str) -> (bool, Option<Level>) {
+        match split_prefix(line) {
+            Some((name, inner)) => self.reader(service_name(name), inner).skim_line(inner),
+            None => (false, None),
         }
     }
 

@@ -42,6 +42,24 @@ impl EntryFormat for Json {
         !first.trim_start().starts_with('{') && multiline::continues_text(first, line)
     }
 
+    /// pino writes `level` first: `{"level":30,…` with no other `"level"` key bounds the level to
+    /// pino's `30`, whatever the rest holds (a later `level` would win in a JSON map, so none may
+    /// follow; a malformed line falls back to plain text, whose level words are probe literals).
+    fn level_bound(&self, first_line: &str) -> Option<Level> {
+        let rest = first_line.trim_start().strip_prefix("{\"level\":")?;
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if !(1..=6).contains(&digits) || rest.as_bytes().get(digits) != Some(&b',') {
+            return None;
+        }
+        static LEVEL_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"level\""));
+        if LEVEL_KEY.find(rest.as_bytes()).is_some() {
+            return None;
+        }
+        let n: i64 = rest[..digits].parse().ok()?;
+        Some(Level::from_pino(n))
+    }
+
     fn parse(&self, entry: &str) -> Result<Parsed, String> {
         let first = first_line(entry);
         if !first.trim_start().starts_with('{') {

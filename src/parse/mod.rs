@@ -145,7 +145,30 @@ pub trait EntryFormat: Send + Sync {
     /// Read one whole entry; `Err(reason)` when it does not follow the format (the entry is then
     /// kept as a plain event flagged malformed).
     fn parse(&self, entry: &str) -> Result<Parsed, String>;
+    /// A cheap upper bound of the level of the entry `first_line` opens, without parsing it:
+    /// `Some(b)` promises that, when the entry's text holds none of the format's
+    /// [`LEVEL_PROBE_LITERALS`], [`EntryFormat::parse`] (or the plain fallback for a malformed
+    /// entry) gives level `b`, a lower one, or none. `None`: no promise, the entry must be parsed.
+    /// The scan's skim uses it to pass over entries no rule can match.
+    fn level_bound(&self, _first_line: &str) -> Option<Level> {
+        None
+    }
 }
+
+/// Literals whose presence voids a [`EntryFormat::level_bound`] promise: another `level` key
+/// source (a Google Cloud `textPayload`, a CloudNativePG `record`), and the words by which the plain
+/// fallback of a malformed entry reads a level (`guess_level`). The scan searches them together
+/// with the rules' literals, so an entry holding one is always parsed.
+pub const LEVEL_PROBE_LITERALS: [&str; 8] = [
+    "PANIC",
+    "FATAL",
+    "CRITICAL",
+    "ERROR",
+    "WARN",
+    "Exception",
+    "\"textPayload\"",
+    "\"record\"",
+];
 
 pub mod pg_prefix;
 pub mod postgres;

@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 
+use crate::detect::lines::LineHit;
 use crate::event::{Event, EventId, Events, Flags, Level, Timestamp};
 use crate::parse::compose::Compose;
 use crate::parse::frame::{Framer, Line, MAX_LINE};
@@ -97,6 +98,26 @@ impl Reader {
             Reader::Compose(c) => c.parse(entry),
         }
     }
+
+    /// Skim: for a line opening an entry, whether that entry is already complete ([`Reader::closes`])
+    /// and its level bound ([`EntryFormat::level_bound`]), reading a compose prefix once.
+    pub(crate) fn skim_line(&mut self, line: &str) -> (bool, Option<Level>) {
+        match self {
+            Reader::Text { fmt, json_lines } => (
+                *json_lines && is_json_object_line(line),
+                fmt.level_bound(line),
+            ),
+            Reader::Compose(c) => c.skim_line(line),
+        }
+    }
+
+    /// See [`EntryFormat::level_bound`].
+    pub(crate) fn level_bound(&mut self, first_line: &str) -> Option<Level> {
+        match self {
+            Reader::Text { fmt, .. } => fmt.level_bound(first_line),
+            Reader::Compose(c) => c.level_bound(first_line),
+        }
+    }
 }
 
 /// `{ … }` on one line (whitespace around allowed): cheap, no regex, no parsing.
@@ -112,6 +133,31 @@ struct Open {
     lines: u32,
     raw: String,
     flags: Flags,
+    /// Skim: what its lines hold of what the scan looks for.
+    hit: Hit,
+}
+
+/// Skim: the strongest hit among an entry's lines (see [`crate::detect::lines::LineHit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+enum Hit {
+    #[default]
+    None,
+    Weak,
+    Strong,
+}
+
+/// Skimming (the scan): entries that hold no literal of interest and whose level provably stays
+/// below what any level rule needs are counted and passed over, not parsed.
+struct Skim {
+    /// The lines holding a literal, in file order, consumed as lines go by.
+    hits: std::collections::VecDeque<LineHit>,
+    /// The lowest level a rule looks for without literals; `None`: no rule does.
+    min_level: Option<Level>,
+    /// The text of the latest entry passed over, when it came after the last entry parsed: its
+    /// time stands in for a parsed entry that has none. The buffer is reused.
+    last_skipped_raw: String,
+    has_skipped: bool,
+    skipped: u64,
 }
 
 /// Everything after framing: grouping lines into entries and entries into events.
@@ -128,14 +174,15 @@ struct Assembler {
     /// Cap of a multi-line entry's text: past it the entry is cut (both parts flagged split), so
     /// an endless run of continuation lines cannot hold memory.
     max_entry: usize,
+    skim: Option<Skim>,
 }
 
 impl Assembler {
     fn on_line(&mut self, line: Line<'_>) {
         self.stats.lines += u64::from(line.lines);
-        let (text, invalid) = match String::from_utf8_lossy(line.bytes) {
-            Cow::Borrowed(s) => (Cow::Borrowed(s), false),
-            Cow::Owned(s) => (Cow::Owned(s), true),
+        let (text, invalid) = match std::str::from_utf8(line.bytes) {
+            Ok(s) => (Cow::Borrowed(s), false),
+            Err(_) => (String::from_utf8_lossy(line.bytes), true),
         };
         let mut flags = Flags::default();
         if invalid {
@@ -144,6 +191,19 @@ impl Assembler {
         if line.partial {
             flags.insert(Flags::PARTIAL);
         }
+        let hit = match self.skim.as_mut() {
+            None => Hit::None,
+            Some(skim) => {
+                while skim.hits.front().is_some_and(|h| h.offset < line.offset) {
+                    skim.hits.pop_front();
+                }
+                match skim.hits.front() {
+                    Some(h) if h.offset == line.offset && h.strong => Hit::Strong,
+                    Some(h) if h.offset == line.offset => Hit::Weak,
+                    _ => Hit::None,
+                }
+            }
+        };
         if line.split {
             // A piece of an over-long line stands alone: no format reads half a line.
             flags.insert(Flags::SPLIT);
@@ -154,6 +214,7 @@ impl Assembler {
                 lines: line.lines,
                 raw: text.into_owned(),
                 flags,
+                hit,
             };
             let parsed = plain::parse_text(&piece.raw, self.now);
             self.emit_parsed(piece, parsed);
@@ -171,6 +232,7 @@ impl Assembler {
                 open.len += u64::from(line.len);
                 open.lines += line.lines;
                 open.flags.insert(flags);
+                open.hit = open.hit.max(hit);
                 return;
             }
             if continues {
@@ -179,13 +241,36 @@ impl Assembler {
             }
             self.close();
         }
-        let closes = line.partial || self.reader.as_mut().is_some_and(|r| r.closes(&text));
+        let closes = if let Some(skim) = self.skim.as_mut()
+            && let Some(reader) = self.reader.as_mut()
+            && !line.partial
+        {
+            let (closes, bound) = reader.skim_line(&text);
+            let quiet = skim
+                .min_level
+                .is_none_or(|min| bound.is_some_and(|b| b < min));
+            if closes && quiet && hit == Hit::None {
+                // A whole entry on one line that no rule can match: count it, pass over it.
+                skim.skipped += 1;
+                skim.last_skipped_raw.clear();
+                skim.last_skipped_raw.push_str(&text);
+                skim.has_skipped = true;
+                self.stats.events += 1;
+                self.count_flags(flags);
+                self.checkpoint = line.offset + u64::from(line.len);
+                return;
+            }
+            closes
+        } else {
+            line.partial || self.reader.as_mut().is_some_and(|r| r.closes(&text))
+        };
         self.open = Some(Open {
             offset: line.offset,
             len: u64::from(line.len),
             lines: line.lines,
             raw: text.into_owned(),
             flags,
+            hit,
         });
         if closes {
             self.close();
@@ -197,6 +282,17 @@ impl Assembler {
         let Some(open) = self.open.take() else {
             return;
         };
+        if self.passes_over(&open) {
+            self.stats.events += 1;
+            self.count_flags(open.flags);
+            self.checkpoint = open.offset + open.len;
+            if let Some(skim) = self.skim.as_mut() {
+                skim.skipped += 1;
+                skim.last_skipped_raw = open.raw;
+                skim.has_skipped = true;
+            }
+            return;
+        }
         let result = match self.reader.as_mut() {
             Some(r) => r.parse(&open.raw),
             None => Err("no format".to_string()),
@@ -212,16 +308,53 @@ impl Assembler {
         self.emit_parsed(entry, parsed);
     }
 
+    /// Skim: nothing in the entry can interest a rule, so it need not be parsed.
+    fn passes_over(&mut self, open: &Open) -> bool {
+        let Some(skim) = self.skim.as_ref() else {
+            return false;
+        };
+        // A regex may match across the lines of a multi-line entry: a weak hit counts there.
+        if open.hit == Hit::Strong || (open.hit == Hit::Weak && open.lines > 1) {
+            return false;
+        }
+        let Some(min) = skim.min_level else {
+            return true;
+        };
+        self.reader
+            .as_mut()
+            .and_then(|r| r.level_bound(plain::first_line(&open.raw)))
+            .is_some_and(|bound| bound < min)
+    }
+
+    /// The time an entry without one takes: the previous entry's, parsing the one passed over
+    /// last when it came after the last parsed entry.
+    fn fallback_time(&mut self) -> Timestamp {
+        if let Some(skim) = self.skim.as_mut()
+            && std::mem::take(&mut skim.has_skipped)
+            && let Some(ts) = self
+                .reader
+                .as_mut()
+                .and_then(|r| r.parse(&skim.last_skipped_raw).ok())
+                .and_then(|p| p.ts)
+        {
+            self.last_ts = Some(ts);
+        }
+        self.last_ts.unwrap_or(self.now)
+    }
+
     fn emit_parsed(&mut self, entry: Open, parsed: Parsed) {
         let mut flags = entry.flags;
         let ts = match parsed.ts {
             Some(ts) => {
                 self.last_ts = Some(ts);
+                if let Some(skim) = self.skim.as_mut() {
+                    skim.has_skipped = false;
+                }
                 ts
             }
             None => {
                 flags.insert(Flags::NO_TIMESTAMP);
-                self.last_ts.unwrap_or(self.now)
+                self.fallback_time()
             }
         };
         let mut event = Event {
@@ -248,9 +381,12 @@ impl Assembler {
     }
 
     fn count(&mut self, event: &Event) {
+        self.stats.events += 1;
+        self.count_flags(event.flags);
+    }
+
+    fn count_flags(&mut self, f: Flags) {
         let s = &mut self.stats;
-        s.events += 1;
-        let f = event.flags;
         if !f.is_empty() {
             s.flagged += 1;
         }
@@ -300,6 +436,7 @@ impl Parser {
                 last_ts: None,
                 checkpoint: 0,
                 max_entry: MAX_LINE,
+                skim: None,
             },
             probe: needs_probe.then(Vec::new),
             probe_offset: 0,
@@ -333,6 +470,37 @@ impl Parser {
         self.framer = Framer::new(max_line);
         self.asm.max_entry = max_line;
         self
+    }
+
+    /// Skim (the scan): parse only the entries that hold a line named in [`Parser::feed_skim`]
+    /// and those whose level may reach `min_level` (`None`: no rule looks at levels alone);
+    /// count the others and pass over them. An entry without a time takes the latest entry's,
+    /// parsed or passed over.
+    pub fn skimming(mut self, min_level: Option<Level>) -> Parser {
+        self.asm.skim = Some(Skim {
+            hits: std::collections::VecDeque::new(),
+            min_level,
+            last_skipped_raw: String::new(),
+            has_skipped: false,
+            skipped: 0,
+        });
+        self
+    }
+
+    /// Feed `bytes` (at file offset `offset`, following the previous ones) to a skimming parser;
+    /// `hit_lines` are the file offsets, ascending, of the lines among them holding a literal of
+    /// interest. Returns the entries parsed.
+    pub fn feed_skim(&mut self, offset: u64, bytes: &[u8], hit_lines: &[LineHit]) -> Events {
+        if let Some(skim) = self.asm.skim.as_mut() {
+            skim.hits.extend(hit_lines);
+        }
+        self.feed(offset, bytes);
+        self.take()
+    }
+
+    /// Entries passed over by the skim.
+    pub fn skipped(&self) -> u64 {
+        self.asm.skim.as_ref().map_or(0, |s| s.skipped)
     }
 
     /// Parse one chunk; returns the entries it completed. A chunk flagged `eof` also finishes.

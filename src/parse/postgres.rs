@@ -70,6 +70,12 @@ impl EntryFormat for PgStderr {
         line.is_empty() || line.starts_with([' ', '\t']) || self.prefix.is_continuation(line)
     }
 
+    /// A line that opens with the prefix and a severity is read as PostgreSQL, its level that
+    /// severity's: above notice only for WARNING, ERROR, FATAL and PANIC, which are probe literals.
+    fn level_bound(&self, first_line: &str) -> Option<Level> {
+        self.prefix.matches(first_line).then_some(Level::Notice)
+    }
+
     fn parse(&self, entry: &str) -> Result<Parsed, String> {
         let mut lines = entry.split('\n').map(|l| l.trim_end_matches('\r'));
         let first = lines.next().unwrap_or_default();

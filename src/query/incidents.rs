@@ -45,6 +45,23 @@ fn first_step(incident: &Incident) -> Option<(&str, Option<String>)> {
     with_command.or_else(|| steps.first().map(|s| (s.text.as_str(), None)))
 }
 
+/// One line for a match, grep-like: time, service, rule id, then the event's first line.
+pub fn match_line(
+    event: &crate::event::Event,
+    m: &crate::detect::Match,
+    rules: &crate::detect::rules::RuleSet,
+    style: Style,
+) -> String {
+    let rule = rules.rules.get(m.rule).map_or("?", |r| r.id.as_str());
+    format!(
+        "{} {:<10} {} {}",
+        event.ts,
+        event.service,
+        style.paint("1;33", rule),
+        m.excerpt
+    )
+}
+
 /// One line (two with the runbook hint) for a change as it happens.
 pub fn change_line(change: &Change, style: Style) -> String {
     let inc = &change.incident;

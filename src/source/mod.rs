@@ -5,6 +5,7 @@
 //! bytes beyond the fingerprint; parsing is the next stage's job. Offsets are the contract with
 //! `checkpoint`: a chunk always starts where the previous one of the same fingerprint ended.
 
+pub mod blocks;
 pub mod checkpoint;
 pub mod discover;
 pub mod fingerprint;
