@@ -14,3 +14,4 @@ mod readme;
 mod rotation;
 mod rules;
 mod run_live;
+mod scan;

@@ -60,24 +60,21 @@ impl LineScanner {
         let n = self.rules.rules.len();
         let mut hit = vec![false; n + 1];
         let mut out = BlockHits::default();
-        self.prefilter.lines_with_hits(block, |start, end| {
-            let bytes = &block[start..end];
-            let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-            let line = String::from_utf8_lossy(bytes);
-            hit.fill(false);
-            self.prefilter.candidates(&line, &mut hit);
-            let matches = self
-                .rules
-                .rules
-                .iter()
-                .zip(&hit)
-                .any(|(rule, &h)| h && rule.regex.as_ref().is_none_or(|re| re.is_match(&line)));
-            out.matching_lines += u64::from(matches);
-            out.lines.push(LineHit {
-                offset: offset + start as u64,
-                strong: matches || hit[n],
+        self.prefilter
+            .lines_with_hits(block, &mut hit, |start, end, hit| {
+                let bytes = &block[start..end];
+                let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+                let line = String::from_utf8_lossy(bytes);
+                let matches =
+                    self.rules.rules.iter().zip(hit).any(|(rule, &h)| {
+                        h && rule.regex.as_ref().is_none_or(|re| re.is_match(&line))
+                    });
+                out.matching_lines += u64::from(matches);
+                out.lines.push(LineHit {
+                    offset: offset + start as u64,
+                    strong: matches || hit[n],
+                });
             });
-        });
         out
     }
 }

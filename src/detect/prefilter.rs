@@ -159,21 +159,51 @@ impl Prefilter {
         marked
     }
 
-    /// Call `on_line(start, end)` once for every line of `block` (lines end at `\n`, excluded)
-    /// holding at least one literal, in order: one scan over the whole block, no framing.
-    pub fn lines_with_hits(&self, block: &[u8], mut on_line: impl FnMut(usize, usize)) {
+    /// Call `on_line(start, end, hit)` once for every line of `block` (lines end at `\n`,
+    /// excluded) holding at least one literal, in order, with `hit` marking the groups whose
+    /// literals occur on that line (as [`Prefilter::candidates`] would): one search over the whole
+    /// block, no framing. `hit` must have a flag per group.
+    pub fn lines_with_hits(
+        &self,
+        block: &[u8],
+        hit: &mut [bool],
+        mut on_line: impl FnMut(usize, usize, &[bool]),
+    ) {
         let mut at = 0;
-        while at < block.len() {
-            let found = match &self.engine {
-                Engine::Packed(s) => s.find_in(block, aho_corasick::Span::from(at..block.len())),
-                Engine::Automaton(ac) => ac.find(Input::new(block).range(at..)),
-                Engine::Empty => None,
+        // The line being reported: (start, end).
+        let mut line: Option<(usize, usize)> = None;
+        loop {
+            let found = if at < block.len() {
+                match &self.engine {
+                    Engine::Packed(s) => {
+                        s.find_in(block, aho_corasick::Span::from(at..block.len()))
+                    }
+                    Engine::Automaton(ac) => ac.find(Input::new(block).range(at..)),
+                    Engine::Empty => None,
+                }
+            } else {
+                None
             };
+            if let Some((start, end)) = line
+                && found.is_none_or(|m| m.start() > end)
+            {
+                on_line(start, end, hit);
+                line = None;
+            }
             let Some(m) = found else { break };
-            let start = memchr::memrchr(b'\n', &block[..m.start()]).map_or(0, |i| i + 1);
-            let end = memchr::memchr(b'\n', &block[m.end()..]).map_or(block.len(), |i| m.end() + i);
-            on_line(start, end);
-            at = end + 1;
+            if line.is_none() {
+                hit.fill(false);
+                let start = memchr::memrchr(b'\n', &block[..m.start()]).map_or(0, |i| i + 1);
+                let end =
+                    memchr::memchr(b'\n', &block[m.end()..]).map_or(block.len(), |i| m.end() + i);
+                line = Some((start, end));
+            }
+            for &literal in &self.implied[m.pattern().as_usize()] {
+                for &rule in &self.rules_of[literal] {
+                    hit[rule] = true;
+                }
+            }
+            at = m.start() + 1;
         }
     }
 }
@@ -223,8 +253,13 @@ mod tests {
         let p = Prefilter::new(&rules).unwrap();
         let block = b"ok\nx FATAL: too many FATAL:\nquiet\n\ntoo many\nlast FATAL:";
         let mut lines = Vec::new();
-        p.lines_with_hits(block, |s, e| {
-            lines.push(String::from_utf8_lossy(&block[s..e]).into_owned())
+        let mut hit = vec![false; 2];
+        p.lines_with_hits(block, &mut hit, |s, e, hit| {
+            let text = String::from_utf8_lossy(&block[s..e]).into_owned();
+            // The groups marked are those a search of the line alone finds.
+            let alone: Vec<usize> = hits(&p, 2, &text);
+            assert_eq!(alone, (0..2).filter(|i| hit[*i]).collect::<Vec<_>>());
+            lines.push(text);
         });
         assert_eq!(
             lines,

@@ -8,6 +8,8 @@
 //! event, since an event is one contiguous byte range. Lines without a prefix (`Attaching to …`)
 //! are plain events. This module must not decide the inner formats itself: `sniff.rs` does.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::event::{Level, Timestamp};
@@ -96,13 +98,17 @@ impl Compose {
         let Some((name, inner)) = split_prefix(line) else {
             return false;
         };
-        let Some((first_name, _)) = split_prefix(first_line(entry)) else {
+        let Some((first_name, first_inner)) = split_prefix(first_line(entry)) else {
             return false;
         };
         if name != first_name {
             return false;
         }
-        let inner_entry = strip_prefixes(entry);
+        let inner_entry = if entry.contains('\n') {
+            Cow::Owned(strip_prefixes(entry))
+        } else {
+            Cow::Borrowed(first_inner)
+        };
         self.reader(service_name(name), inner)
             .continues(&inner_entry, inner)
     }
@@ -112,11 +118,6 @@ impl Compose {
             Some((name, inner)) => self.reader(service_name(name), inner).closes(inner),
             None => false,
         }
-    }
-
-    pub(crate) fn level_bound(&mut self, first_line: &str) -> Option<Level> {
-        let (name, inner) = split_prefix(first_line)?;
-        self.reader(service_name(name), inner).level_bound(inner)
     }
 
     pub(crate) fn skim_line(&mut self, line: &str) -> (bool, Option<Level>) {

@@ -44,9 +44,13 @@ impl EntryFormat for Json {
 
     /// pino writes `level` first: `{"level":30,…` with no other `"level"` key bounds the level to
     /// pino's `30`, whatever the rest holds (a later `level` would win in a JSON map, so none may
-    /// follow; a malformed line falls back to plain text, whose level words are probe literals).
+    /// follow, nor any `\u` escape, which could spell a key; a malformed line falls back to plain
+    /// text, whose level words are probe literals).
     fn level_bound(&self, first_line: &str) -> Option<Level> {
         let rest = first_line.trim_start().strip_prefix("{\"level\":")?;
+        if memchr::memmem::find(rest.as_bytes(), b"\\u").is_some() {
+            return None;
+        }
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if !(1..=6).contains(&digits) || rest.as_bytes().get(digits) != Some(&b',') {
             return None;

@@ -110,14 +110,6 @@ impl Reader {
             Reader::Compose(c) => c.skim_line(line),
         }
     }
-
-    /// See [`EntryFormat::level_bound`].
-    pub(crate) fn level_bound(&mut self, first_line: &str) -> Option<Level> {
-        match self {
-            Reader::Text { fmt, .. } => fmt.level_bound(first_line),
-            Reader::Compose(c) => c.level_bound(first_line),
-        }
-    }
 }
 
 /// `{ … }` on one line (whitespace around allowed): cheap, no regex, no parsing.
@@ -135,6 +127,8 @@ struct Open {
     flags: Flags,
     /// Skim: what its lines hold of what the scan looks for.
     hit: Hit,
+    /// Skim: its first line's level bound stays below every level rule.
+    quiet: bool,
 }
 
 /// Skim: the strongest hit among an entry's lines (see [`crate::detect::lines::LineHit`]).
@@ -146,6 +140,9 @@ enum Hit {
     Strong,
 }
 
+/// Entries passed over that are kept for their time, at most (see [`Skim`]).
+const PENDING_MAX: usize = 256;
+
 /// Skimming (the scan): entries that hold no literal of interest and whose level provably stays
 /// below what any level rule needs are counted and passed over, not parsed.
 struct Skim {
@@ -153,10 +150,12 @@ struct Skim {
     hits: std::collections::VecDeque<LineHit>,
     /// The lowest level a rule looks for without literals; `None`: no rule does.
     min_level: Option<Level>,
-    /// The text of the latest entry passed over, when it came after the last entry parsed: its
-    /// time stands in for a parsed entry that has none. The buffer is reused.
-    last_skipped_raw: String,
-    has_skipped: bool,
+    /// The entries passed over since the last entry whose time is known, end to end (their ends
+    /// in `pending_ends`): the latest of them with a time stands in for a parsed entry that has
+    /// none. Read back (newest first) only then, or once [`PENDING_MAX`] have piled up, so memory
+    /// stays bounded and the fallback time is the one a full parse gives.
+    pending: String,
+    pending_ends: Vec<usize>,
     skipped: u64,
 }
 
@@ -215,6 +214,7 @@ impl Assembler {
                 raw: text.into_owned(),
                 flags,
                 hit,
+                quiet: false,
             };
             let parsed = plain::parse_text(&piece.raw, self.now);
             self.emit_parsed(piece, parsed);
@@ -241,20 +241,25 @@ impl Assembler {
             }
             self.close();
         }
+        // Skim: whether the entry's level may be passed over, found once as it opens.
+        let mut quiet = false;
         let closes = if let Some(skim) = self.skim.as_mut()
             && let Some(reader) = self.reader.as_mut()
             && !line.partial
+            && hit != Hit::Strong
         {
             let (closes, bound) = reader.skim_line(&text);
-            let quiet = skim
+            quiet = skim
                 .min_level
                 .is_none_or(|min| bound.is_some_and(|b| b < min));
             if closes && quiet && hit == Hit::None {
                 // A whole entry on one line that no rule can match: count it, pass over it.
                 skim.skipped += 1;
-                skim.last_skipped_raw.clear();
-                skim.last_skipped_raw.push_str(&text);
-                skim.has_skipped = true;
+                skim.pending.push_str(&text);
+                skim.pending_ends.push(skim.pending.len());
+                if skim.pending_ends.len() >= PENDING_MAX {
+                    self.settle_pending();
+                }
                 self.stats.events += 1;
                 self.count_flags(flags);
                 self.checkpoint = line.offset + u64::from(line.len);
@@ -271,6 +276,7 @@ impl Assembler {
             raw: text.into_owned(),
             flags,
             hit,
+            quiet,
         });
         if closes {
             self.close();
@@ -288,24 +294,56 @@ impl Assembler {
             self.checkpoint = open.offset + open.len;
             if let Some(skim) = self.skim.as_mut() {
                 skim.skipped += 1;
-                skim.last_skipped_raw = open.raw;
-                skim.has_skipped = true;
+                skim.pending.push_str(&open.raw);
+                skim.pending_ends.push(skim.pending.len());
+                if skim.pending_ends.len() >= PENDING_MAX {
+                    self.settle_pending();
+                }
             }
             return;
         }
+        let mut entry = open;
+        let (parsed, malformed) = self.read_entry(&entry.raw);
+        if malformed {
+            entry.flags.insert(Flags::MALFORMED);
+        }
+        self.emit_parsed(entry, parsed);
+    }
+
+    /// One entry read by the format, or as plain text (`true`: malformed) when it does not follow it.
+    fn read_entry(&mut self, raw: &str) -> (Parsed, bool) {
         let result = match self.reader.as_mut() {
-            Some(r) => r.parse(&open.raw),
+            Some(r) => r.parse(raw),
             None => Err("no format".to_string()),
         };
-        let mut entry = open;
-        let parsed = match result {
-            Ok(p) => p,
-            Err(_reason) => {
-                entry.flags.insert(Flags::MALFORMED);
-                plain::parse_text(&entry.raw, self.now)
-            }
+        match result {
+            Ok(p) => (p, false),
+            Err(_reason) => (plain::parse_text(raw, self.now), true),
+        }
+    }
+
+    /// Skim: read the entries passed over since the last known time, newest first, until one has a
+    /// time; that is the latest time, as a full parse would have it.
+    fn settle_pending(&mut self) {
+        let Some(skim) = self.skim.as_mut() else {
+            return;
         };
-        self.emit_parsed(entry, parsed);
+        let text = std::mem::take(&mut skim.pending);
+        let ends = std::mem::take(&mut skim.pending_ends);
+        for i in (0..ends.len()).rev() {
+            let start = if i == 0 { 0 } else { ends[i - 1] };
+            if let Some(ts) = self.read_entry(&text[start..ends[i]]).0.ts {
+                self.last_ts = Some(ts);
+                break;
+            }
+        }
+        if let Some(skim) = self.skim.as_mut() {
+            // Keep the buffers' memory for the next entries.
+            skim.pending = text;
+            skim.pending.clear();
+            skim.pending_ends = ends;
+            skim.pending_ends.clear();
+        }
     }
 
     /// Skim: nothing in the entry can interest a rule, so it need not be parsed.
@@ -317,27 +355,18 @@ impl Assembler {
         if open.hit == Hit::Strong || (open.hit == Hit::Weak && open.lines > 1) {
             return false;
         }
-        let Some(min) = skim.min_level else {
-            return true;
-        };
-        self.reader
-            .as_mut()
-            .and_then(|r| r.level_bound(plain::first_line(&open.raw)))
-            .is_some_and(|bound| bound < min)
+        skim.min_level.is_none() || open.quiet
     }
 
-    /// The time an entry without one takes: the previous entry's, parsing the one passed over
-    /// last when it came after the last parsed entry.
+    /// The time an entry without one takes: the latest time before it, read from the entries
+    /// passed over when they came after the last entry parsed.
     fn fallback_time(&mut self) -> Timestamp {
-        if let Some(skim) = self.skim.as_mut()
-            && std::mem::take(&mut skim.has_skipped)
-            && let Some(ts) = self
-                .reader
-                .as_mut()
-                .and_then(|r| r.parse(&skim.last_skipped_raw).ok())
-                .and_then(|p| p.ts)
+        if self
+            .skim
+            .as_ref()
+            .is_some_and(|s| !s.pending_ends.is_empty())
         {
-            self.last_ts = Some(ts);
+            self.settle_pending();
         }
         self.last_ts.unwrap_or(self.now)
     }
@@ -348,7 +377,8 @@ impl Assembler {
             Some(ts) => {
                 self.last_ts = Some(ts);
                 if let Some(skim) = self.skim.as_mut() {
-                    skim.has_skipped = false;
+                    skim.pending.clear();
+                    skim.pending_ends.clear();
                 }
                 ts
             }
@@ -480,8 +510,8 @@ impl Parser {
         self.asm.skim = Some(Skim {
             hits: std::collections::VecDeque::new(),
             min_level,
-            last_skipped_raw: String::new(),
-            has_skipped: false,
+            pending: String::new(),
+            pending_ends: Vec::new(),
             skipped: 0,
         });
         self
