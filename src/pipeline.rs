@@ -92,6 +92,8 @@ pub struct Settings {
     pub engine: EngineConfig,
     /// Show a progress bar on a terminal (backfill).
     pub progress: bool,
+    /// Scan: the size of the blocks read, searched and parsed in parallel.
+    pub scan_block: usize,
 }
 
 impl Settings {
@@ -105,6 +107,7 @@ impl Settings {
             index_heap: INDEX_HEAP,
             engine: EngineConfig::default(),
             progress: false,
+            scan_block: SCAN_BLOCK,
         }
     }
     pub fn index_dir(&self) -> PathBuf {
@@ -682,7 +685,7 @@ fn drive_from(
 }
 
 /// Scan read size: big enough that the literal search runs long, small enough to stay in cache.
-const SCAN_BLOCK: usize = 2 << 20;
+pub const SCAN_BLOCK: usize = 2 << 20;
 
 /// Parse, match and raise incidents over files without indexing them (a runbook-aware grep),
 /// streaming: memory stays bounded whatever the file size.
@@ -712,6 +715,7 @@ pub fn scan(
             })?
         {
             scan_file(
+                settings.scan_block,
                 spec,
                 &path,
                 &matcher,
@@ -738,7 +742,9 @@ pub fn scan(
 /// A scan's batch: blocks of one file with what the line stage found in each.
 type ScanBatch = Vec<((u64, Vec<u8>), BlockHits)>;
 
+#[allow(clippy::too_many_arguments)]
 fn scan_file(
+    block_size: usize,
     spec: &SourceSpec,
     path: &Path,
     matcher: &Matcher,
@@ -753,11 +759,12 @@ fn scan_file(
     };
     let mut blocks = Blocks::new(
         crate::source::fingerprint::open_decoded(path).map_err(io_err)?,
-        SCAN_BLOCK,
+        block_size,
     );
-    // Enough blocks per batch to keep every core searching while one thread parses.
+    // Enough blocks per batch to keep every core busy: the blocks of one batch are parsed while
+    // those of the next are searched and those of the one after are read.
     let per_batch = 2 * rayon::current_num_threads().max(1);
-    let mut read_batch = || -> Result<Vec<(u64, Vec<u8>)>, PipelineError> {
+    let read_batch = |blocks: &mut Blocks<_>| -> Result<Vec<(u64, Vec<u8>)>, PipelineError> {
         let mut batch = Vec::with_capacity(per_batch);
         while batch.len() < per_batch {
             match blocks.next_block().map_err(io_err)? {
@@ -776,7 +783,7 @@ fn scan_file(
             })
             .collect()
     };
-    let first = read_batch()?;
+    let first = read_batch(&mut blocks)?;
     let Some(((_, head), _)) = first.first().map(|b| (b, ())) else {
         summary.files += 1;
         return Ok(());
@@ -793,44 +800,46 @@ fn scan_file(
         parser = parser.skimming(matcher.min_level_alone());
     }
     let mut searched = search(first);
+    let mut unsearched = read_batch(&mut blocks)?;
     loop {
-        let next = read_batch()?;
-        let last = next.is_empty();
-        // Parse and confirm this batch while the next one is searched.
-        let (parsed, next_searched) = rayon::join(
-            || {
-                let mut out = Vec::new();
-                for ((offset, bytes), hits) in &searched {
-                    let events = parser.feed_skim(*offset, bytes, &hits.lines);
-                    let matches = matcher.scan(&events);
-                    out.push((events, matches));
-                }
-                if last {
-                    let events = parser.finish();
-                    let matches = matcher.scan(&events);
-                    out.push((events, matches));
-                }
-                out
-            },
-            || search(next),
-        );
+        let last = unsearched.is_empty();
+        // Parse and confirm this batch while the next one is searched and the one after read.
+        let (read, (parsed, next_searched)) = std::thread::scope(|scope| {
+            let reader = (!last).then(|| scope.spawn(|| read_batch(&mut blocks)));
+            let work = rayon::join(
+                || skim_batch(&mut parser, matcher, &searched, last),
+                || search(std::mem::take(&mut unsearched)),
+            );
+            (reader.map(|r| r.join()), work)
+        });
         for ((_, bytes), hits) in &searched {
             summary.bytes += bytes.len() as u64;
             summary.matching_lines += hits.matching_lines;
         }
         for (events, matches) in parsed {
+            // Matches come in event order: walk both once.
+            let mut at = events.iter().peekable();
             for m in &matches {
-                if let Some(event) = events.iter().find(|e| e.id == m.event) {
+                while at.next_if(|e| e.id != m.event).is_some() {}
+                if let Some(event) = at.peek() {
                     on_match(event, m);
                 }
             }
             summary.matches += matches.len() as u64;
             engine.push(matches);
         }
+        for ((_, bytes), _) in searched {
+            blocks.recycle(bytes);
+        }
         if last {
             break;
         }
         searched = next_searched;
+        unsearched = match read {
+            Some(Ok(batch)) => batch?,
+            Some(Err(_)) => return Err(PipelineError::SourceThread),
+            None => Vec::new(),
+        };
     }
     let stats = parser.stats();
     summary.files += 1;
@@ -840,6 +849,63 @@ fn scan_file(
     summary.redacted += stats.redacted;
     summary.parsed += stats.events - parser.skipped();
     Ok(())
+}
+
+/// Parse and confirm one batch of searched blocks, in file order. Once the file's format is known,
+/// the blocks are read by forks of `parser` on every core and joined in order; a block whose fork
+/// may have read differently (see [`Parser::join`]) is read again by `parser` itself.
+fn skim_batch(
+    parser: &mut Parser,
+    matcher: &Matcher,
+    batch: &ScanBatch,
+    last: bool,
+) -> Vec<(crate::event::Events, Vec<crate::detect::Match>)> {
+    let mut out = Vec::new();
+    let mut blocks = batch.iter().peekable();
+    while !parser.can_fork() {
+        let Some(((offset, bytes), hits)) = blocks.next() else {
+            break;
+        };
+        let events = parser.feed_skim(*offset, bytes, &hits.lines);
+        let matches = matcher.scan(&events);
+        out.push((events, matches));
+    }
+    let rest: Vec<_> = blocks.collect();
+    let leader: &Parser = parser;
+    let forked: Vec<_> = rest
+        .par_iter()
+        .map(|((offset, bytes), hits)| {
+            let mut fork = leader.fork()?;
+            let events = fork.feed_skim(*offset, bytes, &hits.lines);
+            let matches = matcher.scan(&events);
+            Some((fork, events, matches))
+        })
+        .collect();
+    for (((offset, bytes), hits), forked) in rest.into_iter().zip(forked) {
+        let first_line = &bytes[..memchr::memchr(b'\n', bytes).unwrap_or(bytes.len())];
+        let joined = forked.and_then(|(fork, events, matches)| {
+            let ended = parser.join(fork, first_line)?;
+            Some((ended, events, matches))
+        });
+        match joined {
+            Some((ended, events, matches)) => {
+                let ended_matches = matcher.scan(&ended);
+                out.push((ended, ended_matches));
+                out.push((events, matches));
+            }
+            None => {
+                let events = parser.feed_skim(*offset, bytes, &hits.lines);
+                let matches = matcher.scan(&events);
+                out.push((events, matches));
+            }
+        }
+    }
+    if last {
+        let events = parser.finish();
+        let matches = matcher.scan(&events);
+        out.push((events, matches));
+    }
+    out
 }
 
 /// How the demo plays.

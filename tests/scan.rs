@@ -74,9 +74,11 @@ fn reference(sources: &[SourceSpec]) -> Found {
     found
 }
 
-/// The fast path, through the library: `pipeline::scan`.
-fn scanned(dir: &Path, sources: &[SourceSpec]) -> (Found, Summary) {
-    let settings = Settings::new(dir.join("data"), sources.to_vec());
+/// The fast path, through the library: `pipeline::scan`, reading blocks of `block` bytes (small
+/// blocks make many forks and many seams between them, some inside multi-line entries).
+fn scanned(dir: &Path, sources: &[SourceSpec], block: usize) -> (Found, Summary) {
+    let mut settings = Settings::new(dir.join("data"), sources.to_vec());
+    settings.scan_block = block;
     let mut matches = Vec::new();
     let mut changes = Vec::new();
     let summary = pipeline::scan(
@@ -201,19 +203,22 @@ fn capped(mut lines: Vec<String>) -> Vec<String> {
 /// the comparison proves nothing about it.
 fn check(what: &str, dir: &Path, sources: &[SourceSpec], label: Label<'_>) -> Found {
     let want = reference(sources);
-    let (got, summary) = scanned(dir, sources);
     assert!(!want.matches.is_empty(), "{what}: no match at all");
     assert!(!want.changes.is_empty(), "{what}: no incident at all");
-    assert!(
-        summary.parsed < summary.events,
-        "{what}: the skim passed over nothing ({summary})"
-    );
-    assert_eq!(
-        summary.matches,
-        got.matches.len() as u64,
-        "{what}: {summary}"
-    );
-    assert_scan_agrees(what, &want, &got, label);
+    for block in [pipeline::SCAN_BLOCK, 64 * 1024, 4096, 700] {
+        let (got, summary) = scanned(dir, sources, block);
+        let what = format!("{what} in blocks of {block} bytes");
+        assert!(
+            summary.parsed < summary.events,
+            "{what}: the skim passed over nothing ({summary})"
+        );
+        assert_eq!(
+            summary.matches,
+            got.matches.len() as u64,
+            "{what}: {summary}"
+        );
+        assert_scan_agrees(&what, &want, &got, label);
+    }
     want
 }
 

@@ -21,7 +21,10 @@ use crate::parse::{Format, Parsed};
 /// The compose reader: an inner reader per service.
 pub struct Compose {
     now: Timestamp,
-    inner: Vec<(String, Reader)>,
+    /// The services met so far, in order, with the format sniffed for each and its reader.
+    inner: Vec<(String, Format, Reader)>,
+    /// For a fork ([`Compose::fork`]): how many services it was given; the others it met itself.
+    given: usize,
 }
 
 /// A compose line taken apart: the container name as printed and the inner line.
@@ -70,28 +73,60 @@ impl Compose {
         Compose {
             now,
             inner: Vec::new(),
+            given: 0,
         }
     }
 
     /// The reader of `service`, sniffed from `inner_line` when the service is new. A short list
     /// searched in order: a stack has a handful of services, and this runs for every line.
     fn reader(&mut self, service: &str, inner_line: &str) -> &mut Reader {
-        let at = match self.inner.iter().position(|(name, _)| name == service) {
+        let at = match self.inner.iter().position(|(name, _, _)| name == service) {
             Some(at) => at,
             None => {
-                let now = self.now;
                 let format = match sniff::sniff(&[inner_line]) {
                     Format::Compose | Format::Auto => Format::Plain,
                     f => f,
                 };
-                let reader = Reader::build(&format, now).unwrap_or_else(|_| {
-                    Reader::build(&Format::Plain, now).unwrap_or(Reader::Compose(Compose::new(now)))
-                });
-                self.inner.push((service.to_string(), reader));
+                let reader = build_inner(&format, self.now);
+                self.inner.push((service.to_string(), format, reader));
                 self.inner.len() - 1
             }
         };
-        &mut self.inner[at].1
+        &mut self.inner[at].2
+    }
+
+    /// A reader in the same state of knowledge: the same services read in the same formats.
+    pub(crate) fn fork(&self) -> Compose {
+        Compose {
+            now: self.now,
+            inner: self
+                .inner
+                .iter()
+                .map(|(name, format, reader)| (name.clone(), format.clone(), reader.fork()))
+                .collect(),
+            given: self.inner.len(),
+        }
+    }
+
+    /// Take over the services `fork` (made by [`Compose::fork`] from this reader) met that this
+    /// one does not know yet; false when both met a service and chose different formats.
+    pub(crate) fn adopt(&mut self, fork: Compose) -> bool {
+        let given = fork.given;
+        let new = || fork.inner.iter().skip(given);
+        let disagree = new().any(|(name, format, _)| {
+            self.inner
+                .iter()
+                .any(|(n, mine, _)| n == name && mine != format)
+        });
+        if disagree {
+            return false;
+        }
+        for (name, format, reader) in fork.inner.into_iter().skip(given) {
+            if !self.inner.iter().any(|(n, _, _)| *n == name) {
+                self.inner.push((name, format, reader));
+            }
+        }
+        true
     }
 
     pub(crate) fn continues(&mut self, entry: &str, line: &str) -> bool {
@@ -140,6 +175,13 @@ impl Compose {
         parsed.service = Some(service);
         Ok(parsed)
     }
+}
+
+/// The reader of one service's lines.
+fn build_inner(format: &Format, now: Timestamp) -> Reader {
+    Reader::build(format, now).unwrap_or_else(|_| {
+        Reader::build(&Format::Plain, now).unwrap_or(Reader::Compose(Compose::new(now)))
+    })
 }
 
 /// The entry's lines without their compose prefixes.

@@ -122,6 +122,20 @@ pub struct Stats {
     pub redacted: u64,
 }
 
+impl std::ops::AddAssign<&Stats> for Stats {
+    fn add_assign(&mut self, o: &Stats) {
+        self.bytes += o.bytes;
+        self.lines += o.lines;
+        self.events += o.events;
+        self.flagged += o.flagged;
+        self.malformed += o.malformed;
+        self.invalid_utf8 += o.invalid_utf8;
+        self.split += o.split;
+        self.partial += o.partial;
+        self.redacted += o.redacted;
+    }
+}
+
 /// What a format reads from one entry (all of its physical lines).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Parsed {
@@ -137,7 +151,7 @@ pub struct Parsed {
 /// One log format's reading of entries. The `Parser` drives framing, multi-line grouping, the
 /// timestamp fallback, flags and redaction around it; a format only says where entries end and
 /// what one entry holds.
-pub trait EntryFormat: Send + Sync {
+pub trait EntryFormat: Send + Sync + CloneFormat {
     /// True when `line` continues the entry whose lines so far are `entry` (joined with `\n`):
     /// a Node `    at …` frame, a PostgreSQL DETAIL/HINT/STATEMENT/CONTEXT or tab-indented line, a
     /// CSV record whose quotes are still open.
@@ -152,6 +166,18 @@ pub trait EntryFormat: Send + Sync {
     /// The scan's skim uses it to pass over entries no rule can match.
     fn level_bound(&self, _first_line: &str) -> Option<Level> {
         None
+    }
+}
+
+/// A boxed format's copy (for a parser's fork, which reads a later block of the same file); every
+/// `Clone` format has it.
+pub trait CloneFormat {
+    fn clone_format(&self) -> Box<dyn EntryFormat>;
+}
+
+impl<T: EntryFormat + Clone + 'static> CloneFormat for T {
+    fn clone_format(&self) -> Box<dyn EntryFormat> {
+        Box::new(self.clone())
     }
 }
 

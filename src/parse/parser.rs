@@ -99,6 +99,18 @@ impl Reader {
         }
     }
 
+    /// A reader for a later part of the same file: the same format (and, for compose, the same
+    /// services in the same formats), none of the state of entries being read.
+    pub(crate) fn fork(&self) -> Reader {
+        match self {
+            Reader::Compose(c) => Reader::Compose(c.fork()),
+            Reader::Text { fmt, json_lines } => Reader::Text {
+                fmt: fmt.clone_format(),
+                json_lines: *json_lines,
+            },
+        }
+    }
+
     /// Skim: for a line opening an entry, whether that entry is already complete ([`Reader::closes`])
     /// and its level bound ([`EntryFormat::level_bound`]), reading a compose prefix once.
     pub(crate) fn skim_line(&mut self, line: &str) -> (bool, Option<Level>) {
@@ -174,6 +186,9 @@ struct Assembler {
     /// an endless run of continuation lines cannot hold memory.
     max_entry: usize,
     skim: Option<Skim>,
+    /// A timeless entry took the reference time: no earlier time was known (for a fork, its
+    /// events may then depend on the blocks before it).
+    fell_back_to_now: bool,
 }
 
 impl Assembler {
@@ -368,6 +383,9 @@ impl Assembler {
         {
             self.settle_pending();
         }
+        if self.last_ts.is_none() {
+            self.fell_back_to_now = true;
+        }
         self.last_ts.unwrap_or(self.now)
     }
 
@@ -467,6 +485,7 @@ impl Parser {
                 checkpoint: 0,
                 max_entry: MAX_LINE,
                 skim: None,
+                fell_back_to_now: false,
             },
             probe: needs_probe.then(Vec::new),
             probe_offset: 0,
@@ -526,6 +545,116 @@ impl Parser {
         }
         self.feed(offset, bytes);
         self.take()
+    }
+
+    /// See [`Parser::fork`].
+    pub fn can_fork(&self) -> bool {
+        self.asm.skim.is_some()
+            && self.probe.is_none()
+            && self.framer.held() == 0
+            && self.asm.reader.is_some()
+    }
+
+    /// A skimming parser for a later block of the same file, to run in parallel with this one:
+    /// the format decided, none of the entries in progress. `None` while the format is still being
+    /// detected, when something is held (a partial line), or when not skimming. Its events are
+    /// only valid once [`Parser::join`] accepts it.
+    pub fn fork(&self) -> Option<Parser> {
+        if !self.can_fork() {
+            return None;
+        }
+        let skim = self.asm.skim.as_ref()?;
+        let reader = self.asm.reader.as_ref()?.fork();
+        Some(Parser {
+            requested: self.requested.clone(),
+            format: self.format.clone(),
+            framer: Framer::new(self.asm.max_entry),
+            asm: Assembler {
+                service: self.asm.service.clone(),
+                fingerprint: self.asm.fingerprint,
+                now: self.asm.now,
+                reader: Some(reader),
+                open: None,
+                out: Vec::new(),
+                stats: Stats::default(),
+                last_ts: None,
+                checkpoint: 0,
+                max_entry: self.asm.max_entry,
+                skim: Some(Skim {
+                    hits: std::collections::VecDeque::new(),
+                    min_level: skim.min_level,
+                    pending: String::new(),
+                    pending_ends: Vec::new(),
+                    skipped: 0,
+                }),
+                fell_back_to_now: false,
+            },
+            probe: None,
+            probe_offset: 0,
+            next_offset: None,
+        })
+    }
+
+    /// Take over `fork` (made by [`Parser::fork`] of this parser, then fed the block that follows
+    /// what this one has read, whose first line is `first_line`) as if this parser had read that
+    /// block itself. Gives the events of the entry this parser had open, which the block's first
+    /// line ended. `None` when the fork's reading may differ from reading on (the block's first
+    /// line continues the open entry, a timeless entry needed an earlier time, a compose service
+    /// was sniffed differently, the block did not end a line): drop the fork's events and feed
+    /// the block to this parser instead.
+    pub fn join(&mut self, mut fork: Parser, first_line: &[u8]) -> Option<Events> {
+        if self.probe.is_some()
+            || self.framer.held() > 0
+            || fork.framer.held() > 0
+            || fork.asm.fell_back_to_now
+        {
+            return None;
+        }
+        if let Some(open) = self.asm.open.as_ref() {
+            let line = first_line.strip_suffix(b"\r").unwrap_or(first_line);
+            let text = String::from_utf8_lossy(line);
+            if self
+                .asm
+                .reader
+                .as_mut()
+                .is_some_and(|r| r.continues(&open.raw, &text))
+            {
+                return None;
+            }
+        }
+        if let (Some(Reader::Compose(mine)), Some(Reader::Compose(theirs))) =
+            (self.asm.reader.as_mut(), fork.asm.reader.take())
+            && !mine.adopt(theirs)
+        {
+            return None;
+        }
+        // Reading on, the block's first line would have ended the open entry.
+        self.asm.close();
+        let ended = self.take();
+        let asm = &mut self.asm;
+        let theirs = &mut fork.asm;
+        asm.stats += &theirs.stats;
+        asm.open = theirs.open.take();
+        if theirs.checkpoint > 0 {
+            asm.checkpoint = theirs.checkpoint;
+        }
+        if let (Some(mine), Some(their)) = (asm.skim.as_mut(), theirs.skim.as_mut()) {
+            mine.skipped += their.skipped;
+            if theirs.last_ts.is_some() {
+                // Entries passed over before the fork's last known time no longer matter.
+                mine.pending.clear();
+                mine.pending_ends.clear();
+            }
+            let base = mine.pending.len();
+            mine.pending.push_str(&their.pending);
+            mine.pending_ends
+                .extend(their.pending_ends.iter().map(|e| e + base));
+        }
+        if theirs.last_ts.is_some() {
+            asm.last_ts = theirs.last_ts;
+        }
+        self.next_offset = fork.next_offset;
+        Some(ended)
     }
 
     /// Entries passed over by the skim.

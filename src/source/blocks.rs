@@ -14,6 +14,8 @@ pub struct Blocks<R> {
     carry: Vec<u8>,
     offset: u64,
     done: bool,
+    /// Buffers of blocks already used, handed back with [`Blocks::recycle`].
+    spare: Vec<Vec<u8>>,
 }
 
 impl<R: Read> Blocks<R> {
@@ -24,6 +26,7 @@ impl<R: Read> Blocks<R> {
             carry: Vec::new(),
             offset: 0,
             done: false,
+            spare: Vec::new(),
         }
     }
 
@@ -32,7 +35,9 @@ impl<R: Read> Blocks<R> {
         if self.done {
             return Ok(None);
         }
-        let mut block = std::mem::take(&mut self.carry);
+        let mut block = self.spare.pop().unwrap_or_default();
+        block.clear();
+        block.append(&mut self.carry);
         block.reserve(self.size.saturating_sub(block.len()));
         while block.len() < self.size {
             let start = block.len();
@@ -51,7 +56,8 @@ impl<R: Read> Blocks<R> {
         if !self.done
             && let Some(nl) = memchr::memrchr(b'\n', &block)
         {
-            self.carry = block.split_off(nl + 1);
+            self.carry.extend_from_slice(&block[nl + 1..]);
+            block.truncate(nl + 1);
         }
         if block.is_empty() {
             return Ok(None);
@@ -59,6 +65,14 @@ impl<R: Read> Blocks<R> {
         let offset = self.offset;
         self.offset += block.len() as u64;
         Ok(Some((offset, block)))
+    }
+
+    /// Hand back a block's buffer once done with it: the next blocks reuse its memory.
+    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if self.spare.len() < 64 && buffer.capacity() >= self.size {
+            buffer.clear();
+            self.spare.push(buffer);
+        }
     }
 }
 
@@ -70,7 +84,9 @@ mod tests {
         let mut blocks = Blocks::new(input, size);
         let mut out = Vec::new();
         while let Some(b) = blocks.next_block().unwrap() {
-            out.push(b);
+            out.push(b.clone());
+            // Reused buffers must not leak old bytes into later blocks.
+            blocks.recycle(b.1);
         }
         out
     }
