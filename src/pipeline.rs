@@ -526,8 +526,14 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
+    /// Live runs commit every `commit_every`. A backfill commits once, at the end: its incidents
+    /// need every file's matches in event-time order, so until then every match waits in the
+    /// engine, and a commit would have to store them all (the exactly-once payload) each time —
+    /// quadratic work and memory on a big backfill. A backfill that is killed starts again from
+    /// the last commit, which the index and the incident log agree on.
     fn maybe_commit(&mut self) -> Result<(), PipelineError> {
-        if self.uncommitted && self.last_commit.elapsed() >= self.settings.commit_every {
+        if self.live && self.uncommitted && self.last_commit.elapsed() >= self.settings.commit_every
+        {
             self.commit()?;
         }
         Ok(())
