@@ -13,24 +13,13 @@ use std::sync::Arc;
 
 use crate::detect::prefilter::{Prefilter, PrefilterError};
 use crate::detect::rules::RuleSet;
-use crate::parse::LEVEL_PROBE_LITERALS;
+use crate::parse::{LEVEL_PROBE_LITERALS, LineHit};
 
 /// A pack's literals and the level probe's, compiled for whole blocks.
 #[derive(Debug)]
 pub struct LineScanner {
     rules: Arc<RuleSet>,
     prefilter: Prefilter,
-}
-
-/// A line holding a literal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LineHit {
-    /// File offset of the line's first byte.
-    pub offset: u64,
-    /// Some rule's text pattern matches the line (its literal and its regex, if any), or a level
-    /// probe literal is on it. A weak hit (a literal whose rule's regex fails on the line) only
-    /// matters when the line is part of a multi-line entry, where the regex may match across lines.
-    pub strong: bool,
 }
 
 /// What the line stage found in one block.

@@ -169,6 +169,18 @@ pub trait EntryFormat: Send + Sync + CloneFormat {
     }
 }
 
+/// A line of a block holding a literal the scan looks for (found by `detect::lines`), given to a
+/// skimming [`Parser`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineHit {
+    /// File offset of the line's first byte.
+    pub offset: u64,
+    /// Some rule's text pattern matches the line (its literal and its regex, if any), or a level
+    /// probe literal is on it. A weak hit (a literal whose rule's regex fails on the line) only
+    /// matters when the line is part of a multi-line entry, where the regex may match across lines.
+    pub strong: bool,
+}
+
 /// A boxed format's copy (for a parser's fork, which reads a later block of the same file); every
 /// `Clone` format has it.
 pub trait CloneFormat {

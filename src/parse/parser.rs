@@ -10,7 +10,6 @@
 
 use std::borrow::Cow;
 
-use crate::detect::lines::LineHit;
 use crate::event::{Event, EventId, Events, Flags, Level, Timestamp};
 use crate::parse::compose::Compose;
 use crate::parse::frame::{Framer, Line, MAX_LINE};
@@ -20,7 +19,7 @@ use crate::parse::postgres::{PgCsv, PgJson, PgStderr};
 use crate::parse::redact;
 use crate::parse::sniff;
 use crate::parse::syslog::{Redis, Syslog};
-use crate::parse::{EntryFormat, Format, Parsed, Stats};
+use crate::parse::{EntryFormat, Format, LineHit, Parsed, Stats};
 use crate::source::Chunk;
 
 /// Why a parser could not be built.
@@ -143,7 +142,7 @@ struct Open {
     quiet: bool,
 }
 
-/// Skim: the strongest hit among an entry's lines (see [`crate::detect::lines::LineHit`]).
+/// Skim: the strongest hit among an entry's lines (see [`LineHit`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 enum Hit {
     #[default]
@@ -268,16 +267,8 @@ impl Assembler {
                 .min_level
                 .is_none_or(|min| bound.is_some_and(|b| b < min));
             if closes && quiet && hit == Hit::None {
-                // A whole entry on one line that no rule can match: count it, pass over it.
-                skim.skipped += 1;
-                skim.pending.push_str(&text);
-                skim.pending_ends.push(skim.pending.len());
-                if skim.pending_ends.len() >= PENDING_MAX {
-                    self.settle_pending();
-                }
-                self.stats.events += 1;
-                self.count_flags(flags);
-                self.checkpoint = line.offset + u64::from(line.len);
+                // A whole entry on one line that no rule can match.
+                self.pass_over(&text, flags, line.offset + u64::from(line.len));
                 return;
             }
             closes
@@ -304,17 +295,7 @@ impl Assembler {
             return;
         };
         if self.passes_over(&open) {
-            self.stats.events += 1;
-            self.count_flags(open.flags);
-            self.checkpoint = open.offset + open.len;
-            if let Some(skim) = self.skim.as_mut() {
-                skim.skipped += 1;
-                skim.pending.push_str(&open.raw);
-                skim.pending_ends.push(skim.pending.len());
-                if skim.pending_ends.len() >= PENDING_MAX {
-                    self.settle_pending();
-                }
-            }
+            self.pass_over(&open.raw, open.flags, open.offset + open.len);
             return;
         }
         let mut entry = open;
@@ -323,6 +304,23 @@ impl Assembler {
             entry.flags.insert(Flags::MALFORMED);
         }
         self.emit_parsed(entry, parsed);
+    }
+
+    /// Skim: count an entry without parsing it, keeping its text for the time a later timeless
+    /// entry may need.
+    fn pass_over(&mut self, raw: &str, flags: Flags, end: u64) {
+        self.stats.events += 1;
+        self.count_flags(flags);
+        self.checkpoint = end;
+        let Some(skim) = self.skim.as_mut() else {
+            return;
+        };
+        skim.skipped += 1;
+        skim.pending.push_str(raw);
+        skim.pending_ends.push(skim.pending.len());
+        if skim.pending_ends.len() >= PENDING_MAX {
+            self.settle_pending();
+        }
     }
 
     /// One entry read by the format, or as plain text (`true`: malformed) when it does not follow it.
