@@ -163,7 +163,45 @@ fn level_of(v: &Value) -> Option<Level> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::parse::LEVEL_PROBE_LITERALS;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// The level bound's promise: a line it bounds, holding no probe literal, reads (as JSON,
+        /// or as plain text when malformed) at that level or lower, or at none.
+        #[test]
+        fn the_level_bound_never_hides_a_higher_level(
+            level in prop::sample::select(vec!["10", "20", "30", "35", "40", "50", "60", "030", "3e1"]),
+            parts in prop::collection::vec(prop::sample::select(vec![
+                r#""time":1796220000123"#, r#""msg":"request completed""#, r#""level":50"#,
+                r#""\u006cevel":60"#, r#""err":{"level":60,"message":"x"}"#, r#""severity":"error""#,
+                r#""textPayload":"[1]: [1-1] db=a,user=b ERROR:  boom""#, r#""record":{"error_severity":"FATAL"}"#,
+                r#""msg":"ERROR in job""#, r#""msg":"Exception""#, r#""msg":"TypeError: x""#,
+                r#""lvl":"fatal""#, r#""a":"\"level\":50""#, "\"", "\\", ",", "{", "}", " ", "x",
+            ]), 0..8),
+            close in any::<bool>(),
+        ) {
+            let mut line = format!("{{\"level\":{level},");
+            line.push_str(&parts.join(","));
+            if close {
+                line.push('}');
+            }
+            let bound = json().level_bound(&line);
+            let probed = LEVEL_PROBE_LITERALS.iter().any(|l| line.contains(l));
+            if let (Some(bound), false) = (bound, probed) {
+                let parsed = json()
+                    .parse(&line)
+                    .unwrap_or_else(|_| plain::parse_text(&line, json().now));
+                if let Some(level) = parsed.level {
+                    prop_assert!(level <= bound || level == Level::Unknown, "{line}: {level:?} > {bound:?}");
+                }
+            }
+        }
+    }
 
     fn json() -> Json {
         Json {
