@@ -790,7 +790,7 @@ fn scan_file(
             .collect()
     };
     let first = read_batch(&mut blocks)?;
-    let Some(((_, head), _)) = first.first().map(|b| (b, ())) else {
+    let Some((_, head)) = first.first() else {
         summary.files += 1;
         return Ok(());
     };

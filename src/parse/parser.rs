@@ -170,6 +170,18 @@ struct Skim {
     skipped: u64,
 }
 
+impl Skim {
+    fn new(min_level: Option<Level>) -> Skim {
+        Skim {
+            hits: std::collections::VecDeque::new(),
+            min_level,
+            pending: String::new(),
+            pending_ends: Vec::new(),
+            skipped: 0,
+        }
+    }
+}
+
 /// Everything after framing: grouping lines into entries and entries into events.
 struct Assembler {
     service: String,
@@ -191,6 +203,30 @@ struct Assembler {
 }
 
 impl Assembler {
+    /// An assembler with nothing read yet.
+    fn new(
+        service: String,
+        fingerprint: u64,
+        now: Timestamp,
+        reader: Option<Reader>,
+        max_entry: usize,
+    ) -> Assembler {
+        Assembler {
+            service,
+            fingerprint,
+            now,
+            reader,
+            open: None,
+            out: Vec::new(),
+            stats: Stats::default(),
+            last_ts: None,
+            checkpoint: 0,
+            max_entry,
+            skim: None,
+            fell_back_to_now: false,
+        }
+    }
+
     fn on_line(&mut self, line: Line<'_>) {
         self.stats.lines += u64::from(line.lines);
         let (text, invalid) = match std::str::from_utf8(line.bytes) {
@@ -471,20 +507,7 @@ impl Parser {
             requested: format.clone(),
             format,
             framer: Framer::new(MAX_LINE),
-            asm: Assembler {
-                service: service.to_string(),
-                fingerprint,
-                now,
-                reader,
-                open: None,
-                out: Vec::new(),
-                stats: Stats::default(),
-                last_ts: None,
-                checkpoint: 0,
-                max_entry: MAX_LINE,
-                skim: None,
-                fell_back_to_now: false,
-            },
+            asm: Assembler::new(service.to_string(), fingerprint, now, reader, MAX_LINE),
             probe: needs_probe.then(Vec::new),
             probe_offset: 0,
             next_offset: None,
@@ -524,13 +547,7 @@ impl Parser {
     /// count the others and pass over them. An entry without a time takes the latest entry's,
     /// parsed or passed over.
     pub fn skimming(mut self, min_level: Option<Level>) -> Parser {
-        self.asm.skim = Some(Skim {
-            hits: std::collections::VecDeque::new(),
-            min_level,
-            pending: String::new(),
-            pending_ends: Vec::new(),
-            skipped: 0,
-        });
+        self.asm.skim = Some(Skim::new(min_level));
         self
     }
 
@@ -561,32 +578,21 @@ impl Parser {
         if !self.can_fork() {
             return None;
         }
-        let skim = self.asm.skim.as_ref()?;
+        let min_level = self.asm.skim.as_ref()?.min_level;
         let reader = self.asm.reader.as_ref()?.fork();
+        let mut asm = Assembler::new(
+            self.asm.service.clone(),
+            self.asm.fingerprint,
+            self.asm.now,
+            Some(reader),
+            self.asm.max_entry,
+        );
+        asm.skim = Some(Skim::new(min_level));
         Some(Parser {
             requested: self.requested.clone(),
             format: self.format.clone(),
             framer: Framer::new(self.asm.max_entry),
-            asm: Assembler {
-                service: self.asm.service.clone(),
-                fingerprint: self.asm.fingerprint,
-                now: self.asm.now,
-                reader: Some(reader),
-                open: None,
-                out: Vec::new(),
-                stats: Stats::default(),
-                last_ts: None,
-                checkpoint: 0,
-                max_entry: self.asm.max_entry,
-                skim: Some(Skim {
-                    hits: std::collections::VecDeque::new(),
-                    min_level: skim.min_level,
-                    pending: String::new(),
-                    pending_ends: Vec::new(),
-                    skipped: 0,
-                }),
-                fell_back_to_now: false,
-            },
+            asm,
             probe: None,
             probe_offset: 0,
             next_offset: None,

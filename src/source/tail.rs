@@ -225,6 +225,28 @@ impl std::convert::From<Disconnected> for RoundError {
     }
 }
 
+/// Send `bytes` of the file `(source, fingerprint)` read at `*offset` as one chunk, and move the
+/// offset past them.
+fn send_chunk(
+    tx: &SyncSender<Input>,
+    stats: &mut Stats,
+    (source, fingerprint): (usize, u64),
+    offset: &mut u64,
+    bytes: &[u8],
+) -> Result<(), Disconnected> {
+    let chunk = Chunk {
+        source,
+        fingerprint,
+        offset: *offset,
+        bytes: bytes.to_vec(),
+        eof: false,
+    };
+    *offset += bytes.len() as u64;
+    stats.chunks += 1;
+    stats.bytes_read += bytes.len() as u64;
+    send(tx, Input::Chunk(chunk))
+}
+
 struct Tailer<'a> {
     specs: &'a [SourceSpec],
     checkpoints: &'a Checkpoints,
@@ -552,18 +574,14 @@ impl Tailer<'_> {
                 Err(source) => return Err(io_err(source)),
             };
             let r = &mut self.recoveries[i];
-            let chunk = Chunk {
-                source: r.source,
-                fingerprint: r.fingerprint,
-                offset: r.offset,
-                bytes: self.buf[..n].to_vec(),
-                eof: false,
-            };
-            r.offset += n as u64;
+            send_chunk(
+                self.tx,
+                &mut self.stats,
+                (r.source, r.fingerprint),
+                &mut r.offset,
+                &self.buf[..n],
+            )?;
             total += n;
-            self.stats.chunks += 1;
-            self.stats.bytes_read += n as u64;
-            send(self.tx, Input::Chunk(chunk))?;
         }
     }
 
@@ -716,18 +734,14 @@ impl Tailer<'_> {
                 return Ok((total, true));
             }
             let t = &mut self.tracked[i];
-            let chunk = Chunk {
-                source: t.source,
-                fingerprint: t.fingerprint,
-                offset: t.offset,
-                bytes: self.buf[..n].to_vec(),
-                eof: false,
-            };
-            t.offset += n as u64;
+            send_chunk(
+                self.tx,
+                &mut self.stats,
+                (t.source, t.fingerprint),
+                &mut t.offset,
+                &self.buf[..n],
+            )?;
             total += n;
-            self.stats.chunks += 1;
-            self.stats.bytes_read += n as u64;
-            send(self.tx, Input::Chunk(chunk))?;
         }
         Ok((total, false))
     }
