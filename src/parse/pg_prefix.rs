@@ -49,8 +49,38 @@ pub const CONTINUATIONS: [&str; 6] = [
 ];
 
 /// Whether `word` is a severity or continuation keyword (`LOG`, `DETAIL`, …).
+/// Matched on bytes (compiled to a few inline compares): this runs on every line.
 pub fn is_keyword(word: &str) -> bool {
-    SEVERITIES.contains(&word) || CONTINUATIONS.contains(&word)
+    matches!(
+        word.as_bytes(),
+        b"LOG"
+            | b"ERROR"
+            | b"WARNING"
+            | b"FATAL"
+            | b"PANIC"
+            | b"NOTICE"
+            | b"INFO"
+            | b"DEBUG"
+            | b"DEBUG1"
+            | b"DEBUG2"
+            | b"DEBUG3"
+            | b"DEBUG4"
+            | b"DEBUG5"
+            | b"DETAIL"
+            | b"HINT"
+            | b"STATEMENT"
+            | b"CONTEXT"
+            | b"QUERY"
+            | b"LOCATION"
+    )
+}
+
+/// Whether `word` is a continuation keyword (`DETAIL`, `HINT`, …), matched as [`is_keyword`].
+pub fn is_continuation_keyword(word: &str) -> bool {
+    matches!(
+        word.as_bytes(),
+        b"DETAIL" | b"HINT" | b"STATEMENT" | b"CONTEXT" | b"QUERY" | b"LOCATION"
+    )
 }
 
 /// The prefixes [`detect`] tries, most specific first (ties keep the earlier one).
@@ -126,25 +156,169 @@ impl Escape {
         })
     }
 
+    /// The escape as a regex (ASCII classes): the reference the hand reader ([`Walk`]) follows,
+    /// and its fallback for lines that would cost it too many steps.
     fn pattern(self) -> &'static str {
         match self {
             Escape::TimeMillis => {
-                r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}(?: (?:[A-Za-z]{1,6}|[+-]\d{2}(?::?\d{2})?))?"
+                r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}(?: (?:[A-Za-z]{1,6}|[+-][0-9]{2}(?::?[0-9]{2})?))?"
             }
             Escape::TimeSecs | Escape::SessionStart => {
-                r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?: (?:[A-Za-z]{1,6}|[+-]\d{2}(?::?\d{2})?))?"
+                r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(?: (?:[A-Za-z]{1,6}|[+-][0-9]{2}(?::?[0-9]{2})?))?"
             }
-            Escape::Epoch => r"\d+\.\d+",
-            Escape::Pid | Escape::LineNum | Escape::Xid => r"\d+",
-            Escape::LeaderPid => r"\d*",
-            Escape::User | Escape::Db | Escape::Host => r"[^\s,]*?",
-            Escape::LocalAddr => r"\S*?",
-            Escape::HostPort => r"\[local\]|[^\s()]*\(\d+\)|\S*?",
+            Escape::Epoch => r"[0-9]+\.[0-9]+",
+            Escape::Pid | Escape::LineNum | Escape::Xid => r"[0-9]+",
+            Escape::LeaderPid => r"[0-9]*",
+            Escape::User | Escape::Db | Escape::Host => r"[^\t\n\x0B\x0C\r ,]*?",
+            Escape::LocalAddr => r"[^\t\n\x0B\x0C\r ]*?",
+            Escape::HostPort => r"\[local\]|[^\t\n\x0B\x0C\r ()]*\([0-9]+\)|[^\t\n\x0B\x0C\r ]*?",
             Escape::App | Escape::BackendType | Escape::CommandTag => r".*?",
             Escape::SessionId => r"[0-9a-f]+\.[0-9a-f]+",
-            Escape::Vxid => r"(?:-?\d+/-?\d+)?",
+            Escape::Vxid => r"(?:-?[0-9]+/-?[0-9]+)?",
             Escape::SqlState => r"[0-9A-Z]{5}",
-            Escape::QueryId => r"-?\d+",
+            Escape::QueryId => r"-?[0-9]+",
+        }
+    }
+
+    /// Where this escape's text may end when it starts at `pos`, in the regex's order of preference.
+    fn ends(self, b: &[u8], pos: usize) -> Ends {
+        let run = |from: usize, class: fn(u8) -> bool| -> usize {
+            b.get(from..)
+                .map_or(0, |t| t.iter().take_while(|&&c| class(c)).count())
+        };
+        let at = |i: usize, class: fn(u8) -> bool| b.get(i).is_some_and(|&c| class(c));
+        let mut ends = Ends::default();
+        match self {
+            Escape::TimeMillis | Escape::TimeSecs | Escape::SessionStart => {
+                let millis = self == Escape::TimeMillis;
+                let layout: &[u8] = if millis {
+                    b"dddd-dd-dd dd:dd:dd.ddd"
+                } else {
+                    b"dddd-dd-dd dd:dd:dd"
+                };
+                let fits = b.len() >= pos + layout.len()
+                    && layout.iter().enumerate().all(|(i, &l)| {
+                        let c = b[pos + i];
+                        if l == b'd' {
+                            c.is_ascii_digit()
+                        } else {
+                            c == l
+                        }
+                    });
+                if !fits {
+                    return ends;
+                }
+                let p = pos + layout.len();
+                let q = p + 1;
+                if at(p, |c| c == b' ') {
+                    let letters = run(q, |c| c.is_ascii_alphabetic()).min(6);
+                    if letters > 0 {
+                        ends.push(Seg::Down(q + 1, q + letters));
+                    } else if at(q, |c| c == b'+' || c == b'-')
+                        && at(q + 1, digit)
+                        && at(q + 2, digit)
+                    {
+                        let r = q + 3;
+                        if at(r, |c| c == b':') && at(r + 1, digit) && at(r + 2, digit) {
+                            ends.push(Seg::One(r + 3));
+                        } else if at(r, digit) && at(r + 1, digit) {
+                            ends.push(Seg::One(r + 2));
+                        }
+                        ends.push(Seg::One(r));
+                    }
+                }
+                ends.push(Seg::One(p));
+            }
+            Escape::Epoch | Escape::SessionId => {
+                let class: fn(u8) -> bool = if self == Escape::Epoch {
+                    digit
+                } else {
+                    |c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)
+                };
+                let whole = run(pos, class);
+                let frac = pos + whole + 1;
+                let n = run(frac, class);
+                if whole > 0 && at(pos + whole, |c| c == b'.') && n > 0 {
+                    ends.push(Seg::Down(frac + 1, frac + n));
+                }
+            }
+            Escape::Pid | Escape::LineNum | Escape::Xid => {
+                ends.push(Seg::Down(pos + 1, pos + run(pos, digit)));
+            }
+            Escape::LeaderPid => ends.push(Seg::Down(pos, pos + run(pos, digit))),
+            Escape::QueryId => {
+                let from = pos + usize::from(at(pos, |c| c == b'-'));
+                ends.push(Seg::Down(from + 1, from + run(from, digit)));
+            }
+            Escape::SqlState => {
+                if run(pos, |c| c.is_ascii_digit() || c.is_ascii_uppercase()) >= 5 {
+                    ends.push(Seg::One(pos + 5));
+                }
+            }
+            Escape::Vxid => {
+                let from = pos + usize::from(at(pos, |c| c == b'-'));
+                let n = run(from, digit);
+                let slash = from + n;
+                if n > 0 && at(slash, |c| c == b'/') {
+                    let second = slash + 1 + usize::from(at(slash + 1, |c| c == b'-'));
+                    ends.push(Seg::Down(second + 1, second + run(second, digit)));
+                }
+                ends.push(Seg::One(pos));
+            }
+            Escape::User | Escape::Db | Escape::Host => {
+                ends.push(Seg::Up(pos, pos + run(pos, |c| !space(c) && c != b',')));
+            }
+            Escape::LocalAddr => ends.push(Seg::Up(pos, pos + run(pos, |c| !space(c)))),
+            Escape::App | Escape::BackendType | Escape::CommandTag => {
+                ends.push(Seg::Up(pos, pos + run(pos, |c| c != b'\n')));
+            }
+            Escape::HostPort => {
+                if b.get(pos..).is_some_and(|t| t.starts_with(b"[local]")) {
+                    ends.push(Seg::One(pos + 7));
+                }
+                let host = pos + run(pos, |c| !space(c) && c != b'(' && c != b')');
+                let port = run(host + 1, digit);
+                if at(host, |c| c == b'(') && port > 0 && at(host + 1 + port, |c| c == b')') {
+                    ends.push(Seg::One(host + port + 2));
+                }
+                ends.push(Seg::Up(pos, pos + run(pos, |c| !space(c))));
+            }
+        }
+        ends
+    }
+}
+
+fn digit(c: u8) -> bool {
+    c.is_ascii_digit()
+}
+
+/// The regex's ASCII `\s`: space, tab, newline, vertical tab, form feed, carriage return.
+fn space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')
+}
+
+/// A run of candidate end positions.
+#[derive(Debug, Clone, Copy)]
+enum Seg {
+    One(usize),
+    /// `lo..=hi`, longest first (a greedy repetition).
+    Down(usize, usize),
+    /// `lo..=hi`, shortest first (a lazy repetition).
+    Up(usize, usize),
+}
+
+/// The end positions one piece may take, at most three runs of them, in order of preference.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ends {
+    segs: [Option<Seg>; 3],
+    n: usize,
+}
+
+impl Ends {
+    fn push(&mut self, seg: Seg) {
+        if let Some(slot) = self.segs.get_mut(self.n) {
+            *slot = Some(seg);
+            self.n += 1;
         }
     }
 }
@@ -165,18 +339,45 @@ pub struct LineHead<'a> {
 impl LineHead<'_> {
     /// True when the keyword continues the entry above (`DETAIL`, `HINT`, `STATEMENT`, …).
     pub fn is_continuation(&self) -> bool {
-        CONTINUATIONS.contains(&self.severity)
+        is_continuation_keyword(self.severity)
     }
 }
 
+/// One part of a compiled prefix, in line order.
+#[derive(Debug, Clone)]
+enum Piece {
+    /// Text that must follow as it is.
+    Lit(Box<[u8]>),
+    /// ` *`: the padding around `%-10u`.
+    Pad,
+    /// An escape; its text is capture `slot`.
+    Esc { escape: Escape, slot: usize },
+}
+
+/// A byte span of a line.
+type Span = (usize, usize);
+
+/// Steps (candidate positions tried) the hand reader may spend on one line before handing it to
+/// the regex. Common prefixes take a few dozen; only pathological prefixes (`%a%a%a`) reach it.
+const STEP_BUDGET: usize = 4096;
+
+/// Captures kept on the stack when reading a line (prefixes with more escapes use the heap).
+const STACK_CAPTURES: usize = 16;
+
 /// A compiled `log_line_prefix`.
+///
+/// Lines are read by a small backtracking reader over the prefix's pieces that takes the same
+/// choices, in the same order, as the regex the prefix translates to (leftmost-first, greedy and
+/// lazy repetitions as written in [`Escape::pattern`]); a property test holds the two equal. The
+/// regex itself reads only the lines the hand reader gives up on ([`STEP_BUDGET`]).
 #[derive(Debug, Clone)]
 pub struct PgPrefix {
     source: String,
+    pieces: Vec<Piece>,
+    /// The piece where `%q` starts the part only session processes print.
+    optional_from: Option<usize>,
     /// `^prefix(?P<sev>SEVERITY|CONTINUATION):` with one group per escape.
     head: Regex,
-    /// `^prefix(?:CONTINUATION):`, for the cheap continuation test.
-    cont: Regex,
     /// The escape read by capture group `i + 1`.
     escapes: Vec<Escape>,
 }
@@ -184,20 +385,23 @@ pub struct PgPrefix {
 impl PgPrefix {
     /// Compile `prefix` (the value of `log_line_prefix`, without quotes).
     pub fn compile(prefix: &str) -> Result<PgPrefix, PgPrefixError> {
-        let (pattern, escapes) = translate(prefix)?;
+        let compiled = translate(prefix)?;
         let sev = SEVERITIES.join("|");
         let cont = CONTINUATIONS.join("|");
-        let build = |re: String| {
-            Regex::new(&re).map_err(|e| PgPrefixError::Regex {
-                prefix: prefix.to_string(),
-                reason: e.to_string(),
-            })
-        };
+        let pattern = compiled.pattern;
+        let head =
+            Regex::new(&format!("^(?:{pattern})(?P<sev>{sev}|{cont}):  ?")).map_err(|e| {
+                PgPrefixError::Regex {
+                    prefix: prefix.to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
         Ok(PgPrefix {
             source: prefix.to_string(),
-            head: build(format!("^(?:{pattern})(?P<sev>{sev}|{cont}):  ?"))?,
-            cont: build(format!("^(?:{pattern})(?:{cont}):  ?"))?,
-            escapes,
+            pieces: compiled.pieces,
+            optional_from: compiled.optional_from,
+            head,
+            escapes: compiled.escapes,
         })
     }
 
@@ -206,40 +410,235 @@ impl PgPrefix {
         &self.source
     }
 
+    /// The severity or continuation keyword after the prefix at the start of `line` (`LOG`,
+    /// `DETAIL`, …); `None` when the line does not start with the prefix and a keyword.
+    pub fn keyword<'a>(&self, line: &'a str) -> Option<&'a str> {
+        self.with_captures(|caps| self.locate(line, caps))
+            .map(|(start, end)| &line[start..end])
+    }
+
     /// True when `line` starts with the prefix and a continuation keyword (`DETAIL:` …).
     pub fn is_continuation(&self, line: &str) -> bool {
-        self.cont.is_match(line)
+        self.keyword(line).is_some_and(is_continuation_keyword)
     }
 
     /// True when `line` starts with the prefix and any severity or continuation keyword.
     pub fn matches(&self, line: &str) -> bool {
-        self.head.is_match(line)
+        self.keyword(line).is_some()
     }
 
     /// Read the prefix and severity at the start of `line`; `None` when the line does not start so.
     pub fn read<'a>(&self, line: &'a str) -> Option<LineHead<'a>> {
-        let caps = self.head.captures(line)?;
-        let sev = caps.name("sev")?;
-        let mut head = LineHead {
-            severity: sev.as_str(),
-            body: &line[sev.start()..],
-            ts: None,
-            fields: Map::new(),
-        };
-        for (i, escape) in self.escapes.iter().enumerate() {
-            let Some(m) = caps.get(i + 1) else { continue };
-            store(*escape, m.as_str().trim(), &mut head);
+        self.with_captures(|caps| {
+            let (start, end) = self.locate(line, caps)?;
+            let mut head = LineHead {
+                severity: &line[start..end],
+                body: &line[start..],
+                ts: None,
+                fields: Map::new(),
+            };
+            for (escape, span) in self.escapes.iter().zip(caps.iter()) {
+                if let Some((from, to)) = *span {
+                    store(*escape, line[from..to].trim(), &mut head);
+                }
+            }
+            Some(head)
+        })
+    }
+
+    fn with_captures<R>(&self, f: impl FnOnce(&mut [Option<Span>]) -> R) -> R {
+        let n = self.escapes.len();
+        if n <= STACK_CAPTURES {
+            let mut caps = [None; STACK_CAPTURES];
+            f(&mut caps[..n])
+        } else {
+            f(&mut vec![None; n])
         }
-        Some(head)
+    }
+
+    /// The keyword's span, the escapes' spans written into `caps`.
+    fn locate(&self, line: &str, caps: &mut [Option<Span>]) -> Option<Span> {
+        let mut walk = Walk {
+            prefix: self,
+            line,
+            steps: 0,
+        };
+        match walk.from(0, 0, caps) {
+            Ok(found) => found,
+            Err(OutOfSteps) => self.locate_by_regex(line, caps),
+        }
+    }
+
+    /// What [`PgPrefix::locate`] finds, by the regex.
+    fn locate_by_regex(&self, line: &str, caps: &mut [Option<Span>]) -> Option<Span> {
+        let found = self.head.captures(line)?;
+        let sev = found.name("sev")?;
+        for (i, span) in caps.iter_mut().enumerate() {
+            *span = found.get(i + 1).map(|m| (m.start(), m.end()));
+        }
+        Some((sev.start(), sev.end()))
     }
 }
 
-/// The prefix → a regex fragment (one capture group per escape) and the escapes in group order.
-fn translate(prefix: &str) -> Result<(String, Vec<Escape>), PgPrefixError> {
+/// The hand reader gave up on a line.
+struct OutOfSteps;
+
+/// One line being read against a prefix's pieces, depth first in the regex's order of preference.
+struct Walk<'a> {
+    prefix: &'a PgPrefix,
+    line: &'a str,
+    steps: usize,
+}
+
+impl Walk<'_> {
+    /// Read pieces `i..` from `pos`: the keyword's span, or `None` when no choice reads the line.
+    fn from(
+        &mut self,
+        i: usize,
+        pos: usize,
+        caps: &mut [Option<Span>],
+    ) -> Result<Option<Span>, OutOfSteps> {
+        if self.prefix.optional_from == Some(i) {
+            if let Some(found) = self.piece(i, pos, caps)? {
+                return Ok(Some(found));
+            }
+            for piece in &self.prefix.pieces[i..] {
+                if let Piece::Esc { slot, .. } = piece {
+                    caps[*slot] = None;
+                }
+            }
+            return Ok(self.keyword(pos));
+        }
+        self.piece(i, pos, caps)
+    }
+
+    fn piece(
+        &mut self,
+        i: usize,
+        pos: usize,
+        caps: &mut [Option<Span>],
+    ) -> Result<Option<Span>, OutOfSteps> {
+        let b = self.line.as_bytes();
+        let (ends, slot) = match self.prefix.pieces.get(i) {
+            None => return Ok(self.keyword(pos)),
+            Some(Piece::Lit(lit)) => {
+                // Byte by byte: literals are a few bytes, and libc's memcmp call costs more.
+                let fits = b
+                    .get(pos..pos + lit.len())
+                    .is_some_and(|t| t.iter().zip(lit.iter()).all(|(x, y)| x == y));
+                if !fits {
+                    return Ok(None);
+                }
+                return self.from(i + 1, pos + lit.len(), caps);
+            }
+            Some(Piece::Pad) => {
+                let spaces = b
+                    .get(pos..)
+                    .map_or(0, |t| t.iter().take_while(|&&c| c == b' ').count());
+                let mut ends = Ends::default();
+                ends.push(Seg::Down(pos, pos + spaces));
+                (ends, None)
+            }
+            Some(Piece::Esc { escape, slot }) => (escape.ends(b, pos), Some(*slot)),
+        };
+        // What must stand at the end of this piece for the rest to have a chance: the next
+        // literal's first byte (not across `%q`, whose part may be skipped).
+        let next = match self.prefix.pieces.get(i + 1) {
+            Some(Piece::Lit(lit)) if self.prefix.optional_from != Some(i + 1) => {
+                lit.first().copied()
+            }
+            _ => None,
+        };
+        for seg in ends.segs.into_iter().flatten() {
+            let found = match seg {
+                Seg::One(end) => self.attempt(i, pos, end, slot, next, caps)?,
+                Seg::Down(lo, hi) => {
+                    let mut found = None;
+                    for end in (lo..=hi).rev() {
+                        found = self.attempt(i, pos, end, slot, next, caps)?;
+                        if found.is_some() {
+                            break;
+                        }
+                    }
+                    found
+                }
+                Seg::Up(lo, hi) => {
+                    let mut found = None;
+                    for end in lo..=hi {
+                        found = self.attempt(i, pos, end, slot, next, caps)?;
+                        if found.is_some() {
+                            break;
+                        }
+                    }
+                    found
+                }
+            };
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Piece `i`, started at `pos`, ends at `end`: read the rest from there.
+    fn attempt(
+        &mut self,
+        i: usize,
+        pos: usize,
+        end: usize,
+        slot: Option<usize>,
+        next: Option<u8>,
+        caps: &mut [Option<Span>],
+    ) -> Result<Option<Span>, OutOfSteps> {
+        self.steps += 1;
+        if self.steps > STEP_BUDGET {
+            return Err(OutOfSteps);
+        }
+        let b = self.line.as_bytes();
+        if next.is_some_and(|n| b.get(end) != Some(&n)) || !self.line.is_char_boundary(end) {
+            return Ok(None);
+        }
+        if let Some(slot) = slot {
+            caps[slot] = Some((pos, end));
+        }
+        self.from(i + 1, end, caps)
+    }
+
+    /// A severity or continuation keyword at `pos`, followed by `: `.
+    fn keyword(&self, pos: usize) -> Option<Span> {
+        let b = self.line.as_bytes().get(pos..)?;
+        let n = b
+            .iter()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            .count();
+        let word = self.line.get(pos..pos + n)?;
+        (b.get(n..n + 2) == Some(b": ") && is_keyword(word)).then_some((pos, pos + n))
+    }
+}
+
+/// A prefix translated: its regex fragment (one capture group per escape), its pieces for the
+/// hand reader, and the escapes in capture order.
+struct Translated {
+    pattern: String,
+    pieces: Vec<Piece>,
+    optional_from: Option<usize>,
+    escapes: Vec<Escape>,
+}
+
+/// The prefix → its regex fragment and its pieces.
+fn translate(prefix: &str) -> Result<Translated, PgPrefixError> {
     let mut out = String::new();
+    let mut pieces = Vec::new();
     let mut escapes = Vec::new();
     let mut literal = String::new();
-    let mut optional_open = false;
+    let mut optional_from = None;
+    let flush = |literal: &mut String, out: &mut String, pieces: &mut Vec<Piece>| {
+        if !literal.is_empty() {
+            out.push_str(&regex::escape(literal));
+            pieces.push(Piece::Lit(literal.as_bytes().into()));
+            literal.clear();
+        }
+    };
     let mut chars = prefix.char_indices().peekable();
     while let Some((_, c)) = chars.next() {
         if c != '%' {
@@ -266,12 +665,11 @@ fn translate(prefix: &str) -> Result<(String, Vec<Escape>), PgPrefixError> {
             literal.push('%');
             continue;
         }
-        out.push_str(&regex::escape(&literal));
-        literal.clear();
+        flush(&mut literal, &mut out, &mut pieces);
         if e == 'q' {
-            if !optional_open {
+            if optional_from.is_none() {
                 out.push_str("(?:");
-                optional_open = true;
+                optional_from = Some(pieces.len());
             }
             continue;
         }
@@ -279,18 +677,26 @@ fn translate(prefix: &str) -> Result<(String, Vec<Escape>), PgPrefixError> {
             escape: e,
             column: column + 1,
         })?;
+        let slot = escapes.len();
         escapes.push(escape);
         if padded {
             out.push_str(&format!(" *({}) *", escape.pattern()));
+            pieces.extend([Piece::Pad, Piece::Esc { escape, slot }, Piece::Pad]);
         } else {
             out.push_str(&format!("({})", escape.pattern()));
+            pieces.push(Piece::Esc { escape, slot });
         }
     }
-    out.push_str(&regex::escape(&literal));
-    if optional_open {
+    flush(&mut literal, &mut out, &mut pieces);
+    if optional_from.is_some() {
         out.push_str(")?");
     }
-    Ok((out, escapes))
+    Ok(Translated {
+        pattern: out,
+        pieces,
+        optional_from,
+        escapes,
+    })
 }
 
 /// Put one escape's text into the line head, leaving out empty values.
@@ -586,6 +992,181 @@ mod tests {
             let _ = parse_time(&line);
             let _ = parse_epoch(&line);
         }
+    }
+
+    /// Prefixes for the property test: the common ones and every escape, padded and adjacent.
+    const EXOTIC_PREFIXES: [&str; 6] = [
+        "%m [%-6p] %%%e %c %v %x %Q (%b) ",
+        "%n %a%i:%L %s ",
+        "%t %r %P %q[%c]%u ",
+        "%a%b%i ",
+        "%m [%p] %-10u %10d ",
+        "%q%u %d %h ",
+    ];
+
+    /// Values an escape may print, the awkward ones included (empty, separators inside, a
+    /// keyword inside, non-ASCII, digits where letters go).
+    fn values(escape: char) -> &'static [&'static str] {
+        match escape {
+            'm' => &[
+                "2026-11-28 14:00:01.123 UTC",
+                "2026-11-28 14:00:01.123",
+                "2026-11-28 14:00:01.123 +05:30",
+                "2026-11-28 14:00:01.123 -0330",
+                "2026-11-28 14:00:01.123 ABCDEFGH",
+                "2026-11-28 14:00:01.123 -03",
+                "2026-11-28 14:00:01",
+            ],
+            't' | 's' => &[
+                "2026-11-28 14:00:01 CEST",
+                "2026-11-28 14:00:01",
+                "2026-11-28 14:00:01 +0530",
+                "2026-11-28 14:00:01.123 UTC",
+                "2026-11-28 14:00:01 LOG",
+            ],
+            'n' => &["1796220001.123", "1796220001", "17.9a", ".5"],
+            'p' | 'l' | 'x' | 'P' => &["4242", "", "-1", "42a", "4 2", "0"],
+            'u' | 'd' | 'h' => &[
+                "newsletter",
+                "",
+                "a@b",
+                "a,b",
+                "a b",
+                "é",
+                "[unknown]",
+                "x@y@z",
+                "LOG:",
+            ],
+            'a' | 'b' | 'i' => &["pgbench", "", "client backend", "a LOG:  b", "x: y", "é"],
+            'r' => &[
+                "[local]",
+                "10.0.0.1(5432)",
+                "host",
+                "",
+                "a(b)",
+                "h(1)x",
+                "[local]x",
+            ],
+            'c' => &["6747f0a1.1092", "abc", "6747f0a1.", "ab.cd.ef", "AB.CD"],
+            'v' => &["3/17", "", "-1/-2", "3/", "/4", "3/1x"],
+            'e' => &["53300", "5330", "ABCDE1", "abcde"],
+            'Q' => &["-77", "0", "", "-", "12", "--1"],
+            _ => &["127.0.0.1", "", "a b", "é"],
+        }
+    }
+
+    const KEYWORDS: [&str; 8] = [
+        "LOG", "ERROR", "DETAIL", "DEBUG1", "LOGX", "log", "", "HINT",
+    ];
+    const AFTER_KEYWORD: [&str; 4] = [": ", ":  ", ":", " "];
+    const TAILS: [&str; 5] = ["x", " ERROR:  y", "", "@a LOG:  b", "é"];
+
+    /// A line as the prefix would print it, each escape's value, the keyword and what follows
+    /// chosen by `picks`; `%q` sometimes ends the prefix as for non-session processes.
+    fn render(prefix: &str, picks: &[usize]) -> String {
+        let mut picks = picks.iter().copied().cycle();
+        let mut pick = |n: usize| picks.next().unwrap_or(0) % n;
+        let mut out = String::new();
+        let mut chars = prefix.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            let mut width = String::new();
+            while let Some(&p) = chars.peek().filter(|p| **p == '-' || p.is_ascii_digit()) {
+                width.push(p);
+                chars.next();
+            }
+            match chars.next() {
+                Some('%') => out.push('%'),
+                Some('q') if pick(3) == 0 => break,
+                Some('q') => {}
+                Some(e) => {
+                    let pool = values(e);
+                    let value = pool[pick(pool.len())];
+                    let pad = width.trim_start_matches('-').parse::<usize>().unwrap_or(0);
+                    let spaces = " ".repeat(pad.saturating_sub(value.len()) * pick(2));
+                    if width.starts_with('-') {
+                        out.push_str(&format!("{value}{spaces}"));
+                    } else {
+                        out.push_str(&format!("{spaces}{value}"));
+                    }
+                }
+                None => {}
+            }
+        }
+        out.push_str(KEYWORDS[pick(KEYWORDS.len())]);
+        out.push_str(AFTER_KEYWORD[pick(AFTER_KEYWORD.len())]);
+        out.push_str(TAILS[pick(TAILS.len())]);
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// The hand reader takes the regex's choices: same keyword, same captures.
+        #[test]
+        fn the_hand_reader_reads_as_the_regex(
+            which in 0..COMMON_PREFIXES.len() + EXOTIC_PREFIXES.len(),
+            picks in proptest::collection::vec(0usize..1000, 1..24),
+            cut in 0usize..200,
+            noise in "\\PC{0,40}",
+        ) {
+            let source = COMMON_PREFIXES.iter().chain(EXOTIC_PREFIXES.iter()).nth(which).unwrap();
+            let p = PgPrefix::compile(source).unwrap();
+            let line = render(source, &picks);
+            let cut = (0..=cut.min(line.len())).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
+            for line in [line.clone(), format!("{}{noise}", &line[..cut]), noise.clone()] {
+                let (mut by_hand, mut by_regex) = (vec![None; p.escapes.len()], vec![None; p.escapes.len()]);
+                let mut walk = Walk { prefix: &p, line: &line, steps: 0 };
+                let hand = walk.from(0, 0, &mut by_hand).ok().flatten();
+                let regex = p.locate_by_regex(&line, &mut by_regex);
+                proptest::prop_assert_eq!(hand, regex, "{:?} on {:?}", source, line);
+                if hand.is_some() {
+                    proptest::prop_assert_eq!(&by_hand, &by_regex, "{:?} on {:?}", source, line);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keyword_matchers_agree_with_the_lists() {
+        for word in SEVERITIES.iter().chain(CONTINUATIONS.iter()) {
+            assert!(is_keyword(word), "{word}");
+            assert_eq!(
+                is_continuation_keyword(word),
+                CONTINUATIONS.contains(word),
+                "{word}"
+            );
+        }
+        for word in ["", "LOGS", "DEBUG6", "log", "DETAILS"] {
+            assert!(
+                !is_keyword(word) && !is_continuation_keyword(word),
+                "{word}"
+            );
+        }
+    }
+
+    #[test]
+    fn pathological_prefixes_fall_back_to_the_regex() {
+        let p = PgPrefix::compile("%a%a%a%a ").unwrap();
+        // No keyword anywhere: every split of the line into four apps is tried.
+        let hopeless = "ab ".repeat(400);
+        let mut caps = vec![None; 4];
+        let mut walk = Walk {
+            prefix: &p,
+            line: &hopeless,
+            steps: 0,
+        };
+        assert!(matches!(walk.from(0, 0, &mut caps), Err(OutOfSteps)));
+        assert!(!p.matches(&hopeless));
+        let long = format!("{hopeless}LOG:  x");
+        let head = p.read(&long).unwrap();
+        assert_eq!(head.severity, "LOG");
+        assert_eq!(
+            head.fields.get("app").and_then(Value::as_str),
+            Some(hopeless.trim())
+        );
     }
 
     #[test]

@@ -60,7 +60,9 @@ impl PgStderr {
     /// True when `line` starts a new PostgreSQL entry (the prefix and a severity).
     pub fn starts_entry(&self, line: &str) -> bool {
         let line = line.trim_end_matches('\r');
-        self.prefix.matches(line) && !self.prefix.is_continuation(line)
+        self.prefix
+            .keyword(line)
+            .is_some_and(|k| !pg_prefix::is_continuation_keyword(k))
     }
 }
 
