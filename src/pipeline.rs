@@ -38,6 +38,7 @@ use crate::source::tail::{self, TailConfig, TailError};
 use crate::source::{Input, SourceSpec, stdin};
 use crate::store::incidents::{IncidentLog, IncidentLogError};
 use crate::store::index::{EventIndex, IndexError, IndexSink};
+use crate::store::vocab::Vocab;
 
 /// Bound of the source → pipeline channel (in chunks of up to 256 KiB).
 const CHANNEL_BOUND: usize = 64;
@@ -687,7 +688,27 @@ fn drive_from(
     driven?;
     read?;
     pipeline.summary.elapsed = started.elapsed();
-    Ok(pipeline.summary)
+    let (settings, summary) = (pipeline.settings, std::mem::take(&mut pipeline.summary));
+    // The writer goes first (merges in flight stop), so the segments below are the last commit's.
+    drop(pipeline);
+    refresh_vocab(settings);
+    Ok(summary)
+}
+
+/// Write the query vocabularies of the index's segments and remove stale ones, so that the first
+/// query after a backfill does not pay for them. Not fatal: a query writes a missing one itself.
+fn refresh_vocab(settings: &Settings) {
+    let refreshed = EventIndex::open_existing(&settings.index_dir())
+        .map_err(|e| e.to_string())
+        .and_then(|index| {
+            let searcher = index.searcher().map_err(|e| e.to_string())?;
+            Vocab::new(&settings.data_dir, index.fields().raw)
+                .refresh(&searcher)
+                .map_err(|e| e.to_string())
+        });
+    if let Err(error) = refreshed {
+        tracing::warn!(%error, "query vocabularies not written; queries will write them");
+    }
 }
 
 /// Scan read size: big enough that the literal search runs long, small enough to stay in cache.

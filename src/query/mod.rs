@@ -26,6 +26,7 @@ use tantivy::{DateTime, Term};
 
 use crate::event::{Level, Timestamp};
 use crate::store::index::{EventIndex, IndexError};
+use crate::store::vocab::Vocab;
 
 /// One loggrep question.
 #[derive(Debug, Clone)]
@@ -121,9 +122,11 @@ pub fn run(req: &Request, out: &mut dyn Write) -> Result<Outcome, QueryError> {
     let index = EventIndex::open_existing(&req.data_dir.join("index"))?;
     let searcher = index.searcher()?;
     let fields = index.fields();
+    let vocab = Vocab::new(&req.data_dir, fields.raw);
     let ctx = plan::Context {
         fields,
         searcher: &searcher,
+        vocab: Some(&vocab),
     };
     let planned = plan::plan(expr.as_ref(), &ctx)?;
 

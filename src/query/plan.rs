@@ -23,7 +23,7 @@ use std::ops::Bound;
 use memchr::memmem;
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, ExistsQuery, Occur, Query, RangeQuery, RegexQuery,
-    TermQuery,
+    TermQuery, TermSetQuery,
 };
 use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::{SimpleTokenizer, TokenStream, Tokenizer};
@@ -33,6 +33,7 @@ use crate::event::{Flags, Level};
 use crate::query::lang::{Cmp, Expr, FieldValue};
 use crate::query::search::Hit;
 use crate::store::schema::{self, Fields};
+use crate::store::vocab::Vocab;
 
 /// Why a query cannot be planned.
 #[derive(thiserror::Error, Debug, Clone, PartialEq)]
@@ -261,6 +262,9 @@ fn push_leaves<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a serde_json::V
 pub struct Context<'a> {
     pub fields: Fields,
     pub searcher: &'a Searcher,
+    /// The `raw` vocabularies, when the index has a data dir (suffix and infix tokens are then
+    /// found there instead of by a walk of the term dictionary).
+    pub vocab: Option<&'a Vocab>,
 }
 
 impl Context<'_> {
@@ -317,7 +321,7 @@ pub fn plan(expr: Option<&Expr>, ctx: &Context<'_>) -> Result<Plan, PlanError> {
         });
     };
     let pred = predicate(expr, ctx)?;
-    let (query, exact) = narrow(&pred, ctx.fields);
+    let (query, exact) = narrow(&pred, ctx, false);
     Ok(Plan { query, exact, pred })
 }
 
@@ -431,20 +435,19 @@ fn unknown_field(name: &str, column: usize, ctx: &Context<'_>) -> PlanError {
     }
 }
 
-/// The narrowing query of a predicate, and whether it is exact.
-fn narrow(pred: &Pred, f: Fields) -> (Box<dyn Query>, bool) {
+/// The narrowing query of a predicate, and whether it is exact. `spare`: something beside this
+/// predicate (a sibling in an AND) already bounds the candidates to [`CHEAP_ENOUGH`], so literals
+/// may leave out their costly clauses.
+fn narrow(pred: &Pred, ctx: &Context<'_>, spare: bool) -> (Box<dyn Query>, bool) {
+    let f = ctx.fields;
     match pred {
         Pred::All => (Box::new(AllQuery), true),
         Pred::Raw(lit) => (
-            text_query(lit, |tok| Term::from_field_text(f.raw, tok), Some(f.raw)),
+            text_parts(lit, Target::Text(f.raw), ctx).query(spare, ctx),
             false,
         ),
         Pred::Message(lit) => (
-            text_query(
-                lit,
-                |tok| Term::from_field_text(f.message, tok),
-                Some(f.message),
-            ),
+            text_parts(lit, Target::Text(f.message), ctx).query(spare, ctx),
             false,
         ),
         Pred::Service(s) => (term_query(Term::from_field_text(f.service, s)), true),
@@ -459,12 +462,7 @@ fn narrow(pred: &Pred, f: Fields) -> (Box<dyn Query>, bool) {
             number,
             boolean,
         } => {
-            let json_term = |tok: &str| {
-                let mut t = Term::from_field_json_path(f.fields, path, true);
-                t.append_type_and_str(tok);
-                t
-            };
-            let text = text_query(literal, json_term, None);
+            let text = text_parts(literal, Target::Json(f.fields, path), ctx);
             // Partial tokens of an attribute cannot use the term dictionary: require the path.
             let exists: Box<dyn Query> = Box::new(ExistsQuery::new(
                 format!("{}.{path}", schema::FIELDS),
@@ -473,7 +471,7 @@ fn narrow(pred: &Pred, f: Fields) -> (Box<dyn Query>, bool) {
             let mut any: Vec<(Occur, Box<dyn Query>)> = vec![(
                 Occur::Should,
                 Box::new(BooleanQuery::new(vec![
-                    (Occur::Must, text),
+                    (Occur::Must, text.query(spare, ctx)),
                     (Occur::Must, exists),
                 ])),
             )];
@@ -500,10 +498,11 @@ fn narrow(pred: &Pred, f: Fields) -> (Box<dyn Query>, bool) {
             (json_range(f, path, lo, hi), true)
         }
         Pred::And(items) => {
+            let spare = spare || items.iter().any(|p| bound(p, ctx) <= CHEAP_ENOUGH);
             let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
             let mut exact = true;
             for item in items {
-                let (q, e) = narrow(item, f);
+                let (q, e) = narrow(item, ctx, spare);
                 exact &= e;
                 clauses.push((Occur::Must, q));
             }
@@ -513,14 +512,14 @@ fn narrow(pred: &Pred, f: Fields) -> (Box<dyn Query>, bool) {
             let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
             let mut exact = true;
             for item in items {
-                let (q, e) = narrow(item, f);
+                let (q, e) = narrow(item, ctx, spare);
                 exact &= e;
                 clauses.push((Occur::Should, q));
             }
             (Box::new(BooleanQuery::new(clauses)), exact)
         }
         Pred::Not(inner) => {
-            let (q, exact) = narrow(inner, f);
+            let (q, exact) = narrow(inner, ctx, false);
             if exact {
                 let clauses: Vec<(Occur, Box<dyn Query>)> =
                     vec![(Occur::Must, Box::new(AllQuery)), (Occur::MustNot, q)];
@@ -529,6 +528,34 @@ fn narrow(pred: &Pred, f: Fields) -> (Box<dyn Query>, bool) {
                 (Box::new(AllQuery), false)
             }
         }
+    }
+}
+
+/// An upper bound on the documents `pred` matches, from the term dictionary alone (whole terms
+/// and prefixes, never a walk of the dictionary); `u64::MAX` when unknown.
+fn bound(pred: &Pred, ctx: &Context<'_>) -> u64 {
+    let f = ctx.fields;
+    let doc_freq = |t: Term| ctx.searcher.doc_freq(&t).unwrap_or(u64::MAX);
+    match pred {
+        Pred::Raw(lit) => text_parts(lit, Target::Text(f.raw), ctx).fewest,
+        Pred::Message(lit) => text_parts(lit, Target::Text(f.message), ctx).fewest,
+        Pred::Service(s) => doc_freq(Term::from_field_text(f.service, s)),
+        Pred::Flag(flag) => {
+            let name = flag.names().first().copied().unwrap_or_default();
+            doc_freq(Term::from_field_text(f.flags, name))
+        }
+        Pred::Levels(levels) => levels.iter().fold(0u64, |sum, l| {
+            sum.saturating_add(doc_freq(Term::from_field_text(f.level, l.as_str())))
+        }),
+        Pred::And(items) => items
+            .iter()
+            .map(|p| bound(p, ctx))
+            .min()
+            .unwrap_or(u64::MAX),
+        Pred::Or(items) => items
+            .iter()
+            .fold(0u64, |sum, p| sum.saturating_add(bound(p, ctx))),
+        Pred::All | Pred::Attr { .. } | Pred::AttrCmp { .. } | Pred::Not(_) => u64::MAX,
     }
 }
 
@@ -584,54 +611,175 @@ fn json_range(f: Fields, path: &str, lo: Bound<f64>, hi: Bound<f64>) -> Box<dyn 
     Box::new(RangeQuery::new(map(lo), map(hi)))
 }
 
-/// The narrowing query of a literal over one tokenized field. `term` makes the field's term for
-/// a folded token; `regex_field` is the field to run partial-token regexes on (`None`: partial
-/// tokens do not narrow).
-fn text_query(
-    lit: &Literal,
-    term: impl Fn(&str) -> Term,
-    regex_field: Option<tantivy::schema::Field>,
-) -> Box<dyn Query> {
+/// Documents the cheap clauses of a literal (whole terms, term prefixes) may leave as candidates
+/// before the planner adds its costly ones too. A `.*tok` or `.*tok.*` clause walks the field's
+/// whole term dictionary (~1 s on 10 M events of logs, whose ids and numbers make millions of
+/// distinct terms), while checking a candidate on its stored text costs a few µs.
+const CHEAP_ENOUGH: u64 = 20_000;
+
+/// Distinct terms a suffix or infix token may stand for before the planner walks the term
+/// dictionary with a regex instead of querying the terms the vocabulary listed.
+const VOCAB_TERMS: usize = 4096;
+
+/// A literal's narrowing clauses over one tokenized field, cheap and costly apart.
+///
+/// Every clause only narrows (the stored text decides), so clauses may be left out. Whole terms
+/// (tokens inside the literal) and prefixes (the token at its end) are looked up directly in the
+/// term dictionary; suffixes and infixes (the token at its start, a literal of one token) need a
+/// walk of the whole dictionary, and are kept only when the cheap clauses leave more than
+/// [`CHEAP_ENOUGH`] candidates, or there are none (see [`TextParts::query`]).
+struct TextParts<'a> {
+    /// Tokens that must be whole terms (inside the literal, or too long to index).
+    whole: Vec<String>,
+    /// Tokens that must start a term (the literal's last token).
+    prefixes: Vec<String>,
+    /// Tokens that must end (true: `.*tok`) or occur in (false: `.*tok.*`) a term.
+    costly: Vec<(String, bool)>,
+    target: Target<'a>,
+    /// The fewest documents one cheap clause matches: a bound on the candidates (`u64::MAX` for
+    /// attributes, whose partial tokens do not narrow).
+    fewest: u64,
+}
+
+/// Where a literal's terms live.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    /// A tokenized text field (`raw`, `message`): partial tokens narrow too.
+    Text(tantivy::schema::Field),
+    /// The text values at a JSON path of `fields`: only whole tokens narrow.
+    Json(tantivy::schema::Field, &'a str),
+}
+
+impl Target<'_> {
+    fn term(&self, tok: &str) -> Term {
+        match *self {
+            Target::Text(field) => Term::from_field_text(field, tok),
+            Target::Json(field, path) => {
+                let mut t = Term::from_field_json_path(field, path, true);
+                t.append_type_and_str(tok);
+                t
+            }
+        }
+    }
+}
+
+fn text_parts<'a>(lit: &Literal, target: Target<'a>, ctx: &Context<'_>) -> TextParts<'a> {
     let text = lit.text.as_str();
+    let mut parts = TextParts {
+        whole: Vec::new(),
+        prefixes: Vec::new(),
+        costly: Vec::new(),
+        target,
+        fewest: u64::MAX,
+    };
     let mut tokenizer = SimpleTokenizer::default();
     let mut stream = tokenizer.token_stream(text);
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     while stream.advance() {
         let token = stream.token();
         if lit.case_insensitive && !token.text.is_ascii() {
             continue;
         }
         let folded = schema::fold_token(&token.text);
-        if folded == schema::LONG_TOKEN_MARK {
-            clauses.push((Occur::Must, term_query(term(schema::LONG_TOKEN_MARK))));
-            continue;
-        }
         let open_left = token.offset_from == 0;
         let open_right = token.offset_to == text.len();
-        if !open_left && !open_right {
-            clauses.push((Occur::Must, term_query(term(&folded))));
-            continue;
+        if folded == schema::LONG_TOKEN_MARK || (!open_left && !open_right) {
+            parts.whole.push(folded);
+        } else if open_left {
+            parts.costly.push((folded, !open_right));
+        } else {
+            parts.prefixes.push(folded);
         }
-        let Some(field) = regex_field else {
-            continue;
-        };
-        let escaped = regex::escape(&folded);
-        let pattern = match (open_left, open_right) {
-            (true, true) => format!(".*{escaped}.*"),
-            (true, false) => format!(".*{escaped}"),
-            _ => format!("{escaped}.*"),
-        };
-        let Ok(regex) = RegexQuery::from_pattern(&pattern, field) else {
-            continue;
-        };
-        let either: Vec<(Occur, Box<dyn Query>)> = vec![
-            (Occur::Should, Box::new(regex)),
-            (Occur::Should, term_query(term(schema::LONG_TOKEN_MARK))),
-        ];
-        clauses.push((Occur::Must, Box::new(BooleanQuery::new(either))));
     }
-    if clauses.is_empty() {
-        return Box::new(AllQuery);
+    let Target::Text(field) = target else {
+        return parts;
+    };
+    let doc_freq = |t: &Term| ctx.searcher.doc_freq(t).unwrap_or(u64::MAX);
+    for tok in &parts.whole {
+        parts.fewest = parts.fewest.min(doc_freq(&target.term(tok)));
     }
-    Box::new(BooleanQuery::new(clauses))
+    let long_tokens = doc_freq(&target.term(schema::LONG_TOKEN_MARK));
+    for tok in &parts.prefixes {
+        let cap = parts.fewest.min(CHEAP_ENOUGH.saturating_add(1));
+        let prefixed = prefix_doc_freq(ctx.searcher, field, tok, cap);
+        parts.fewest = parts.fewest.min(prefixed.saturating_add(long_tokens));
+    }
+    parts
+}
+
+impl TextParts<'_> {
+    /// The narrowing query; `spare`: leave the costly clauses out even when this literal alone
+    /// does not bound the candidates.
+    fn query(&self, spare: bool, ctx: &Context<'_>) -> Box<dyn Query> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = self
+            .whole
+            .iter()
+            .map(|tok| (Occur::Must, term_query(self.target.term(tok))))
+            .collect();
+        if let Target::Text(field) = self.target {
+            let partial = |terms: Box<dyn Query>| -> (Occur, Box<dyn Query>) {
+                let either: Vec<(Occur, Box<dyn Query>)> = vec![
+                    (Occur::Should, terms),
+                    (
+                        Occur::Should,
+                        term_query(self.target.term(schema::LONG_TOKEN_MARK)),
+                    ),
+                ];
+                (Occur::Must, Box::new(BooleanQuery::new(either)))
+            };
+            let regex = |pattern: String| -> Option<Box<dyn Query>> {
+                Some(Box::new(RegexQuery::from_pattern(&pattern, field).ok()?))
+            };
+            for tok in &self.prefixes {
+                clauses.extend(regex(format!("{}.*", regex::escape(tok))).map(partial));
+            }
+            let bounded = spare || (!clauses.is_empty() && self.fewest <= CHEAP_ENOUGH);
+            for (tok, suffix) in self.costly.iter().filter(|_| !bounded) {
+                let listed = ctx
+                    .vocab
+                    .filter(|_| field == ctx.fields.raw)
+                    .and_then(|v| v.terms_with(ctx.searcher, tok, *suffix, VOCAB_TERMS));
+                let terms = match listed {
+                    Some(terms) => Some(Box::new(TermSetQuery::new(
+                        terms.iter().map(|t| Term::from_field_text(field, t)),
+                    )) as Box<dyn Query>),
+                    None if *suffix => regex(format!(".*{}", regex::escape(tok))),
+                    None => regex(format!(".*{}.*", regex::escape(tok))),
+                };
+                clauses.extend(terms.map(partial));
+            }
+        }
+        if clauses.is_empty() {
+            return Box::new(AllQuery);
+        }
+        Box::new(BooleanQuery::new(clauses))
+    }
+}
+
+/// Documents holding a term of `field` that starts with `prefix`, summed over terms and segments
+/// (a document with two such terms counts twice); the count stops once it passes `cap`.
+fn prefix_doc_freq(
+    searcher: &Searcher,
+    field: tantivy::schema::Field,
+    prefix: &str,
+    cap: u64,
+) -> u64 {
+    // No UTF-8 text holds byte 0xFF: every term with the prefix sorts below `prefix` + 0xFF.
+    let mut upper = prefix.as_bytes().to_vec();
+    upper.push(0xFF);
+    let mut total = 0u64;
+    for segment in searcher.segment_readers() {
+        let Ok(inverted) = segment.inverted_index(field) else {
+            return u64::MAX;
+        };
+        let Ok(mut terms) = inverted.terms().range().ge(prefix).lt(&upper).into_stream() else {
+            return u64::MAX;
+        };
+        while terms.advance() {
+            total += u64::from(terms.value().doc_freq);
+            if total > cap {
+                return total;
+            }
+        }
+    }
+    total
 }

@@ -327,6 +327,75 @@ fn long_tokens_are_still_found() {
     );
 }
 
+#[test]
+fn partial_words_are_found_through_the_vocabulary_as_segments_come_and_go() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    build(
+        d,
+        vec![
+            ev(
+                0,
+                T0,
+                "kernel",
+                Level::Error,
+                "Out of memory: Killed process 4242 (node)",
+            ),
+            ev(100, T0 + 1000, "app", Level::Info, "nothing here"),
+        ],
+    );
+    let vocab_files = || std::fs::read_dir(d.join("vocab")).map_or(0, |r| r.count());
+    assert_eq!(vocab_files(), 0, "a bare index has none");
+    assert_eq!(count(&request(d, "illed")), 1, "an infix");
+    assert_eq!(
+        vocab_files(),
+        2,
+        "the query wrote the segment's words and numbers"
+    );
+    assert_eq!(
+        count(&request(d, "24")),
+        1,
+        "digits are looked up among numbers too"
+    );
+    assert_eq!(count(&request(d, "thing her")), 1, "a suffix and a prefix");
+    // A second commit: a second segment, whose vocabulary the next query writes.
+    build(
+        d,
+        vec![ev(
+            200,
+            T0 + 2000,
+            "worker",
+            Level::Warn,
+            "worker-3 was OOMKilled",
+        )],
+    );
+    assert_eq!(count(&request(d, "illed")), 2);
+    assert_eq!(
+        count(&request(d, "illed process")),
+        1,
+        "an AND of two literals"
+    );
+    assert_eq!(vocab_files(), 4);
+    // Merged into one segment: a refresh writes its vocabulary and removes the stale ones.
+    let index = EventIndex::open_existing(&d.join("index")).unwrap();
+    let ids = index.index().searchable_segment_ids().unwrap();
+    let mut writer: tantivy::IndexWriter = index.index().writer(15_000_000).unwrap();
+    writer.merge(&ids).wait().unwrap();
+    writer.wait_merging_threads().unwrap();
+    let searcher = index.searcher().unwrap();
+    assert_eq!(searcher.segment_readers().len(), 1);
+    Vocab::new(d, index.fields().raw)
+        .refresh(&searcher)
+        .unwrap();
+    assert_eq!(vocab_files(), 2);
+    assert_eq!(count(&request(d, "illed")), 2);
+    // Where no vocabulary can be written, the term dictionary is walked: same answers.
+    std::fs::remove_dir_all(d.join("vocab")).unwrap();
+    std::fs::write(d.join("vocab"), "not a directory").unwrap();
+    assert_eq!(count(&request(d, "illed")), 2);
+    assert_eq!(count(&request(d, "thing her")), 1);
+}
+
 /// The oracle: `grep -F` with ripgrep's smart case, on the raw text.
 fn oracle(raw: &str, lit: &str) -> bool {
     if lit.chars().any(char::is_uppercase) {
@@ -368,6 +437,7 @@ proptest! {
             .map(|(i, r)| ev(i as u64, T0 + (i as i64 % 5) * 1000, "app", Level::Info, r))
             .collect();
         build(dir.path(), events.clone());
+        let mut previous: Option<String> = None;
         for (which, start, len, upper) in picks {
             let source: Vec<char> = events[which.index(events.len())].raw.chars().collect();
             let start = start.min(source.len());
@@ -388,6 +458,12 @@ proptest! {
             let got = raws(&req);
             prop_assert_eq!(&got, &want, "literal {:?}", lit);
             prop_assert_eq!(count(&req), want.len() as u64);
+            // Two literals: an AND, where one may bound the candidates for the other.
+            if let Some(prev) = previous.replace(lit.clone()) {
+                let both = events.iter().filter(|e| oracle(&e.raw, &lit) && oracle(&e.raw, &prev)).count();
+                let req = request(dir.path(), &format!("{} {}", quote(&prev), quote(&lit)));
+                prop_assert_eq!(count(&req), both as u64, "{:?} AND {:?}", prev, lit);
+            }
         }
     }
 }

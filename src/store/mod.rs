@@ -1,6 +1,8 @@
-//! Durable state: the tantivy event index (with checkpoints in the same commit) and the incident log.
+//! Durable state: the tantivy event index (with checkpoints in the same commit), the incident log,
+//! and the per-segment vocabularies the query planner searches.
 pub mod incidents;
 pub mod index;
 pub mod schema;
+pub mod vocab;
 
 pub use index::{EventIndex, IndexError, IndexSink};
