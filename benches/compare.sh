@@ -9,7 +9,8 @@
 #   2. index:  logwarden backfill          vs  benches/tantivy_floor.rs (tantivy alone, same
 #              schema and documents, events parsed beforehand);
 #   3. query:  loggrep on an index of >= 10 M events (QUERY_SIZE, default 2G) vs rg on its file:
-#              a rare term, a phrase, PostgreSQL errors of one hour (newest 100 hits each);
+#              a rare term, a rare word, a phrase, PostgreSQL errors of one hour (newest 100
+#              hits each);
 #   4. parse:  the PostgreSQL parser alone (benches/parse.rs) vs pgBadger, on the same
 #              PostgreSQL stderr log (PG_SAMPLE bytes of the split corpus, default 64M).
 # Peers: the newest ripgrep (installed with `cargo install ripgrep` into target/compare/peers when
@@ -147,6 +148,7 @@ query_pair() { # label, loggrep args..., --, rg args...
     "rg | tail -100: $(ms "$t_rgq") ms ($(wc -l <"$WORK/last.out") lines)" "$(ratio "$t_rgq" "$t_lg")"
 }
 query_pair "rare term" oom-killer -- oom-killer
+query_pair "rare word (an infix of any term)" Killed -- Killed
 query_pair "phrase" '"too many clients"' -- 'too many clients'
 query_pair "field + 1 h range" --service newsletter-postgres --level error --since "$since" --until "$until" -- \
   -e "newsletter-postgres-1 +\| $hour:[0-9:.]+ [A-Z]+ .*(ERROR|FATAL|PANIC):"
