@@ -20,6 +20,7 @@
 //! condition = "count >= 20 within 1m"
 //! group_by = ["ip"]
 //! resolve_after = "5m"
+//! escalate = "immediately"          # or "5m"; default: the runbook's escalation matrix
 //! runbook = ["database-connection-issues"]
 //! examples = ['… FATAL:  sorry, too many clients already']
 //! counter_examples = ['…']
@@ -125,6 +126,9 @@ pub struct Rule {
     pub condition: Condition,
     /// Event-time quiet period after the last match before the incident resolves (`resolve_after`).
     pub resolve_after_secs: i64,
+    /// When the incident goes past level 1 of the escalation matrix, if the rule says so
+    /// (`escalate = "immediately"` or `"5m"`); `None`: its runbook procedures' or the matrix's times.
+    pub escalate_after_secs: Option<i64>,
     /// Fields or capture names whose values split incidents (`service` is always part of the key).
     pub group_by: Vec<String>,
     /// Runbook link: a procedure anchor (`database-connection-issues`) or `section:item` for the
@@ -218,7 +222,7 @@ fn hint(suggestion: Option<&str>) -> String {
 }
 
 /// Keys a `[[rule]]` table may hold (for did-you-mean).
-const RULE_FIELDS: [&str; 16] = [
+const RULE_FIELDS: [&str; 17] = [
     "id",
     "class",
     "severity",
@@ -231,6 +235,7 @@ const RULE_FIELDS: [&str; 16] = [
     "condition",
     "group_by",
     "resolve_after",
+    "escalate",
     "runbook",
     "examples",
     "counter_examples",
@@ -280,6 +285,8 @@ struct RawRule {
     group_by: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     resolve_after: Option<Spanned<String>>,
+    #[serde(default)]
+    escalate: Option<Spanned<String>>,
     runbook: Spanned<OneOrMany>,
     #[serde(default)]
     examples: Option<Spanned<Vec<String>>>,
@@ -482,6 +489,21 @@ fn compile(lines: &Lines<'_>, raw: Spanned<RawRule>) -> Result<Rule, RuleError> 
         None => DEFAULT_RESOLVE_AFTER_SECS,
     };
 
+    let escalate_after_secs = match raw.escalate {
+        Some(e) if e.get_ref().trim() == "immediately" => Some(0),
+        Some(e) => match parse_duration(e.get_ref()) {
+            Ok(secs) => Some(secs),
+            Err(msg) => {
+                return lines.field_error(
+                    e.span(),
+                    "escalate",
+                    format!("{msg}; or \"immediately\""),
+                );
+            }
+        },
+        None => None,
+    };
+
     let group_by = match raw.group_by {
         Some(g) => {
             let span = g.span();
@@ -519,6 +541,7 @@ fn compile(lines: &Lines<'_>, raw: Spanned<RawRule>) -> Result<Rule, RuleError> 
         min_level,
         condition,
         resolve_after_secs,
+        escalate_after_secs,
         group_by,
         runbook,
         examples: raw.examples.map(Spanned::into_inner).unwrap_or_default(),
@@ -625,6 +648,34 @@ impl RuleSet {
     }
 }
 
+/// A bare rule for tests elsewhere in the crate: immediate, no literal, five minutes' quiet.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    pub fn rule(id: &str) -> Rule {
+        Rule {
+            id: id.into(),
+            class: Class::DbConnection,
+            severity: Severity::Error,
+            title: format!("{id} title"),
+            services: vec![],
+            literals: vec![],
+            regex: None,
+            predicates: vec![],
+            min_level: None,
+            condition: Condition::Immediate,
+            resolve_after_secs: DEFAULT_RESOLVE_AFTER_SECS,
+            escalate_after_secs: None,
+            group_by: vec![],
+            runbook: vec!["database-connection-issues".into()],
+            examples: vec![],
+            counter_examples: vec![],
+            location: Location::default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -676,6 +727,15 @@ examples = ['2026-11-28 14:02:03.123 UTC [4301] newsletter@newsletter FATAL:  so
         assert_eq!(rule.location.line, 2);
         assert_eq!(rule.predicates.len(), 1);
         assert_eq!(set.index_of("pg-too-many-clients"), Some(0));
+        assert_eq!(
+            rule.escalate_after_secs, None,
+            "the runbook's times by default"
+        );
+        for (value, want) in [("immediately", Some(0)), ("5m", Some(300))] {
+            let text = with_line(12, &format!("escalate = \"{value}\""));
+            let set = load(&text).unwrap();
+            assert_eq!(set.rules[0].escalate_after_secs, want, "{value}");
+        }
     }
 
     #[test]
@@ -736,6 +796,7 @@ examples = ['2026-11-28 14:02:03.123 UTC [4301] newsletter@newsletter FATAL:  so
             (7, r#"services = "postgres""#, ":7: field `services`:"),
             (3, r#"id = "Has Spaces""#, ":3: field `id`:"),
             (13, r#"runbook = []"#, ":13: field `runbook`:"),
+            (12, r#"escalate = "soon""#, ":12: field `escalate`:"),
         ] {
             let err = load(&with_line(line, text)).unwrap_err().to_string();
             assert!(err.contains(want), "{text}: {err}");

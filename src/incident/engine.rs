@@ -33,6 +33,7 @@ use crate::detect::rules::{Rule, RuleSet};
 use crate::event::{EventId, Timestamp};
 use crate::incident::condition::Threshold;
 use crate::incident::correlate;
+use crate::incident::escalation::Schedule;
 use crate::incident::group::{self, EvidenceBuf, GroupKey};
 use crate::incident::lifecycle::{Next, Tracked};
 use crate::incident::window::CountWindow;
@@ -126,6 +127,10 @@ pub struct Engine {
     groups: BTreeMap<String, Group>,
     /// Open incidents by the time their quiet period ends.
     deadlines: BTreeSet<(Timestamp, String)>,
+    /// Per rule, by index: when its incidents reach each escalation level.
+    schedules: Vec<Schedule>,
+    /// Open incidents by the time they reach their next escalation level.
+    escalations: BTreeSet<(Timestamp, String)>,
     /// Every match with `ts <=` this has been applied.
     processed: Option<Timestamp>,
     /// The newest event time known: of a match, or a watermark.
@@ -141,6 +146,11 @@ impl Engine {
             .map(|r| Threshold::of(&r.condition))
             .collect();
         let links = rules.rules.iter().map(|r| link_of(r, &runbook)).collect();
+        let schedules = rules
+            .rules
+            .iter()
+            .map(|r| Schedule::of(r, &runbook))
+            .collect();
         Engine {
             rules,
             config,
@@ -149,6 +159,8 @@ impl Engine {
             buffer: BinaryHeap::new(),
             groups: BTreeMap::new(),
             deadlines: BTreeSet::new(),
+            schedules,
+            escalations: BTreeSet::new(),
             processed: None,
             newest: None,
             stats: Stats::default(),
@@ -205,6 +217,9 @@ impl Engine {
             }
             if let Some(t) = g.last.as_ref().filter(|t| t.is_open()) {
                 self.deadlines.insert((t.resolve_at(), g.key.clone()));
+                if let Some(next) = next_escalation(&self.schedules, &self.rules, t) {
+                    self.escalations.insert((next, g.key.clone()));
+                }
             }
             self.groups.insert(
                 g.key,
@@ -245,7 +260,7 @@ impl Engine {
         let upto = self.processed.max(Some(frontier)).unwrap_or(frontier);
         let mut out = Vec::new();
         self.apply_buffered(Some(upto), &mut out);
-        self.resolve_before(upto, &mut out);
+        self.fire_before(upto, &mut out);
         self.processed = Some(upto);
         self.collect_idle(upto);
         out
@@ -268,7 +283,7 @@ impl Engine {
         let Some(end) = self.newest.max(self.processed) else {
             return out;
         };
-        self.resolve_before(end, &mut out);
+        self.fire_before(end, &mut out);
         self.processed = Some(end);
 
         let mut dirty: Vec<&mut Tracked> = self
@@ -330,10 +345,19 @@ impl Engine {
             if let Some(Some(old)) = self.groups.insert(inc.group.clone(), group).map(|g| g.last) {
                 self.deadlines
                     .remove(&(old.resolve_at(), inc.group.clone()));
+                if let Some(next) = next_escalation(&self.schedules, &self.rules, &old) {
+                    self.escalations.remove(&(next, inc.group.clone()));
+                }
             }
             if inc.state == State::Open {
                 let deadline = inc.last_seen.plus_secs(resolve_after_secs);
                 self.deadlines.insert((deadline, inc.group.clone()));
+                let restored = self.groups.get(&inc.group).and_then(|g| g.last.as_ref());
+                if let Some(next) =
+                    restored.and_then(|t| next_escalation(&self.schedules, &self.rules, t))
+                {
+                    self.escalations.insert((next, inc.group.clone()));
+                }
             }
             restored += 1;
         }
@@ -353,21 +377,77 @@ impl Engine {
         }
     }
 
-    /// Resolve every open incident whose quiet period ended strictly before `t`, in order.
-    fn resolve_before(&mut self, t: Timestamp, out: &mut Vec<Change>) {
-        while let Some((at, _)) = self.deadlines.first() {
-            if *at >= t {
-                break;
+    /// Fire the timers due strictly before `t` in time order: resolutions of incidents whose quiet
+    /// period ended, and escalations. At the same instant a resolution goes first (an incident
+    /// quiet for its whole period does not escalate as it resolves).
+    fn fire_before(&mut self, t: Timestamp, out: &mut Vec<Change>) {
+        loop {
+            let resolve = self.deadlines.first().filter(|(at, _)| *at < t).cloned();
+            let escalate = self.escalations.first().filter(|(at, _)| *at < t).cloned();
+            match (resolve, escalate) {
+                (None, None) => break,
+                (Some(r), Some(e)) if e.0 < r.0 => self.escalate(e, out),
+                (Some(r), _) => self.resolve(r, out),
+                (None, Some(e)) => self.escalate(e, out),
             }
-            let Some((_, key)) = self.deadlines.pop_first() else {
-                break;
-            };
-            let Some(tracked) = self.groups.get_mut(&key).and_then(|g| g.last.as_mut()) else {
-                continue;
-            };
-            let resolved_at = tracked.resolve();
-            self.stats.resolved += 1;
-            out.push(change(ChangeKind::Resolved, resolved_at, tracked));
+        }
+    }
+
+    fn resolve(&mut self, due: (Timestamp, String), out: &mut Vec<Change>) {
+        self.deadlines.remove(&due);
+        let key = due.1;
+        let Some(tracked) = self.groups.get_mut(&key).and_then(|g| g.last.as_mut()) else {
+            return;
+        };
+        if let Some(next) = next_escalation(&self.schedules, &self.rules, tracked) {
+            self.escalations.remove(&(next, key));
+        }
+        let resolved_at = tracked.resolve();
+        self.stats.resolved += 1;
+        out.push(change(ChangeKind::Resolved, resolved_at, tracked));
+    }
+
+    /// Raise `due`'s incident to the level its schedule gives at that time.
+    fn escalate(&mut self, due: (Timestamp, String), out: &mut Vec<Change>) {
+        self.escalations.remove(&due);
+        let (at, key) = due;
+        let Some(tracked) = self.groups.get_mut(&key).and_then(|g| g.last.as_mut()) else {
+            return;
+        };
+        // A stale entry (the incident resolved, or was rescheduled) is dropped.
+        if !tracked.is_open() || next_escalation(&self.schedules, &self.rules, tracked) != Some(at)
+        {
+            return;
+        }
+        let Some(schedule) = schedule_of(&self.schedules, &self.rules, tracked) else {
+            return;
+        };
+        let from = escalation_base(tracked);
+        tracked.incident.escalation_level = schedule
+            .level_at(at.as_micros().saturating_sub(from.as_micros()) / Timestamp::MICROS_PER_SEC);
+        out.push(change(ChangeKind::Escalated, at, tracked));
+        if let Some(next) = next_escalation(&self.schedules, &self.rules, tracked) {
+            self.escalations.insert((next, key));
+        }
+    }
+
+    /// Start `key`'s escalation clock at `at` (it just opened, or reopened keeping its level),
+    /// and escalate at once what is due by then (a rule that escalates immediately).
+    fn start_escalation(&mut self, key: &str, at: Timestamp, out: &mut Vec<Change>) {
+        let Some(tracked) = self.groups.get_mut(key).and_then(|g| g.last.as_mut()) else {
+            return;
+        };
+        let Some(schedule) = schedule_of(&self.schedules, &self.rules, tracked) else {
+            return;
+        };
+        let level = tracked.incident.escalation_level.max(1);
+        tracked.escalate_from = Some(at.plus_secs(schedule.start_of(level).saturating_neg()));
+        if let Some(next) = next_escalation(&self.schedules, &self.rules, tracked) {
+            if next <= at {
+                self.escalate((next, key.to_string()), out);
+            } else {
+                self.escalations.insert((next, key.to_string()));
+            }
         }
     }
 
@@ -378,7 +458,7 @@ impl Engine {
             return;
         };
         self.stats.matches += 1;
-        self.resolve_before(m.ts, out);
+        self.fire_before(m.ts, out);
 
         let group_key = GroupKey::of(&rule, &m);
         let key = group_key.render();
@@ -481,8 +561,10 @@ impl Engine {
             }
             self.deadlines
                 .insert((tracked.resolve_at(), key.to_string()));
+            tracked.incident.escalation_level = tracked.incident.escalation_level.max(1);
             out.push(change(kind, at, tracked));
         }
+        self.start_escalation(key, at, out);
         for other_key in consequences {
             if let Some(t) = self
                 .groups
@@ -513,6 +595,39 @@ impl Engine {
             }
         });
     }
+}
+
+/// The escalation schedule of `tracked`'s rule (by id: rule indices are not stored).
+fn schedule_of<'a>(
+    schedules: &'a [Schedule],
+    rules: &RuleSet,
+    tracked: &Tracked,
+) -> Option<&'a Schedule> {
+    let index = rules
+        .rules
+        .iter()
+        .position(|r| r.id == tracked.incident.rule)?;
+    schedules.get(index)
+}
+
+/// When the escalation clock of `tracked` started: its opening, moved back by the time its
+/// current level had already taken when it reopened.
+fn escalation_base(tracked: &Tracked) -> Timestamp {
+    tracked.escalate_from.unwrap_or(tracked.incident.opened_at)
+}
+
+/// When `tracked` (open) reaches its next level; `None` at the top or when resolved.
+fn next_escalation(
+    schedules: &[Schedule],
+    rules: &RuleSet,
+    tracked: &Tracked,
+) -> Option<Timestamp> {
+    if !tracked.is_open() {
+        return None;
+    }
+    let schedule = schedule_of(schedules, rules, tracked)?;
+    let offset = schedule.next_after(tracked.incident.escalation_level)?;
+    Some(escalation_base(tracked).plus_secs(offset))
 }
 
 /// Most causes an incident lists. A long-open incident (a day of high error rate) may be explained
@@ -598,30 +713,18 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::detect::rules::{Condition, Location};
-    use crate::detect::{Class, Severity};
+    use crate::detect::Class;
+    use crate::detect::rules::Condition;
 
     const RUNBOOK: &str = include_str!("../../patterns/runbook.md");
     const T0: i64 = 1_796_220_000;
 
     fn rule(id: &str, class: Class, condition: Condition, group_by: &[&str]) -> Rule {
         Rule {
-            id: id.into(),
             class,
-            severity: Severity::Error,
-            title: format!("{id} title"),
-            services: vec![],
-            literals: vec![],
-            regex: None,
-            predicates: vec![],
-            min_level: None,
             condition,
-            resolve_after_secs: 300,
             group_by: group_by.iter().map(|s| s.to_string()).collect(),
-            runbook: vec!["database-connection-issues".into()],
-            examples: vec![],
-            counter_examples: vec![],
-            location: Location::default(),
+            ..crate::detect::rules::tests_support::rule(id)
         }
     }
 
@@ -702,7 +805,7 @@ mod tests {
         assert_eq!(inc.services, vec!["postgres"]);
         assert_eq!(secs(inc.first_seen), 10);
         assert_eq!(inc.count, 1);
-        assert_eq!(inc.escalation_level, 0);
+        assert_eq!(inc.escalation_level, 1, "level 1 at opening");
         assert_eq!(inc.runbook.title, "Database Connection Issues");
         assert_eq!(inc.runbook.anchor, "database-connection-issues");
         assert!(!inc.runbook.steps.is_empty());
@@ -711,6 +814,117 @@ mod tests {
         assert_eq!(e.open_incidents().len(), 1);
         assert_counters_add_up(&e);
         assert_eq!(e.stats().opened, 1);
+    }
+
+    /// (kind, seconds after T0, escalation level) of each change.
+    fn levels(changes: &[Change]) -> Vec<(ChangeKind, i64, u8)> {
+        changes
+            .iter()
+            .map(|c| (c.kind, secs(c.at), c.incident.escalation_level))
+            .filter(|(k, _, _)| *k != ChangeKind::Updated)
+            .collect()
+    }
+
+    /// One match a minute from `from` to `to` minutes (the incident stays open throughout).
+    fn every_minute(rule: usize, from: i64, to: i64) -> Vec<Match> {
+        (from..=to).map(|m| at(rule, m * 60, 0)).collect()
+    }
+
+    #[test]
+    fn open_incidents_climb_the_runbook_escalation_matrix_on_event_time() {
+        let mut app = rule("app-health-503", Class::AppDown, Condition::Immediate, &[]);
+        app.runbook = vec![
+            "application-down".into(),
+            "critical-alerts:application-down".into(),
+        ];
+        let mut corrupt = rule("pg-corruption", Class::DbDown, Condition::Immediate, &[]);
+        corrupt.escalate_after_secs = Some(0);
+        let plain = rule(
+            "pg-too-many-clients",
+            Class::DbConnection,
+            Condition::Immediate,
+            &[],
+        );
+        let mut e = engine(vec![plain, app, corrupt]);
+        let mut matches = every_minute(0, 0, 40);
+        matches.extend(every_minute(1, 0, 40));
+        matches.push(at(2, 600, 0));
+        e.push(matches);
+        let mut changes = e.advance(Timestamp::from_secs(T0 + 45 * 60));
+        changes.extend(e.finish());
+        let of = |rule: &str| {
+            let picked: Vec<Change> = changes
+                .iter()
+                .filter(|c| c.incident.rule == rule)
+                .cloned()
+                .collect();
+            levels(&picked)
+        };
+        use ChangeKind::{Escalated, Opened, Resolved};
+        // The matrix: level 2 at 15 minutes, level 3 at 30.
+        assert_eq!(
+            of("pg-too-many-clients"),
+            vec![(Opened, 0, 1), (Escalated, 900, 2), (Escalated, 1800, 3)]
+        );
+        // Application Down: "Escalate if not resolved in 5 minutes", the matrix's gap after it.
+        assert_eq!(
+            of("app-health-503"),
+            vec![(Opened, 0, 1), (Escalated, 300, 2), (Escalated, 1200, 3)]
+        );
+        // Suspected corruption: the top level at once, then quiet until it resolves.
+        assert_eq!(
+            of("pg-corruption"),
+            vec![(Opened, 600, 1), (Escalated, 600, 3), (Resolved, 900, 3)]
+        );
+    }
+
+    #[test]
+    fn a_resolved_incident_stops_escalating_and_a_reopened_one_keeps_its_level() {
+        let mut e = engine(vec![rule(
+            "r",
+            Class::DbConnection,
+            Condition::Immediate,
+            &[],
+        )]);
+        use ChangeKind::{Escalated, Opened, Reopened, Resolved};
+        // Open 0–16 min (level 2 at 15), quiet 5 min → resolved at 21 min; back at 25 min.
+        let mut matches = every_minute(0, 0, 16);
+        matches.extend(every_minute(0, 25, 60));
+        e.push(matches);
+        let mut changes = e.advance(Timestamp::from_secs(T0 + 61 * 60));
+        changes.extend(e.finish());
+        // Reopened at 25 min at level 2, whose 15 minutes restart there: level 3 at 25 + 15.
+        assert_eq!(
+            levels(&changes),
+            vec![
+                (Opened, 0, 1),
+                (Escalated, 900, 2),
+                (Resolved, 1260, 2),
+                (Reopened, 1500, 2),
+                (Escalated, 2400, 3),
+            ]
+        );
+    }
+
+    #[test]
+    fn escalation_goes_on_across_a_restart() {
+        let rules = || vec![rule("r", Class::DbConnection, Condition::Immediate, &[])];
+        let matches = every_minute(0, 0, 40);
+        let mut whole = engine(rules());
+        whole.push(matches.clone());
+        let mut want = whole.advance(Timestamp::from_secs(T0 + 45 * 60));
+        want.extend(whole.finish());
+
+        let mut first = engine(rules());
+        first.push(matches[..10].to_vec());
+        let mut got = first.advance(Timestamp::from_secs(T0 + 10 * 60));
+        let mut second = engine(rules());
+        second.restore_state(first.state());
+        second.push(matches[10..].to_vec());
+        got.extend(second.advance(Timestamp::from_secs(T0 + 45 * 60)));
+        got.extend(second.finish());
+        assert_eq!(levels(&got), levels(&want));
+        assert!(levels(&want).contains(&(ChangeKind::Escalated, 1800, 3)));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! capped evidence, and when the next `Updated` change is due. Updates are sparse on purpose:
 //! one when the count reaches 2×, 4×, 8×, … of its value at opening, so a storm of matches gives a
 //! handful of changes, not one per line. (A rule has one severity and a group has one rule, so
-//! severity does not rise here; escalation levels are a separate field that a later stage drives.)
+//! severity does not rise here; escalation levels are driven by `incident::escalation`.)
 //!
 //! Times are event times. An incident resolves at `last_seen + resolve_after`: a match exactly at
 //! that instant still joins, a later one finds it resolved. A qualifying match at most
@@ -43,6 +43,9 @@ pub struct Tracked {
     next_update: u64,
     /// Changed since the last change that was emitted for it.
     pub dirty: bool,
+    /// When its escalation clock started (see `incident::escalation`); `None`: at `opened_at`.
+    #[serde(default)]
+    pub escalate_from: Option<Timestamp>,
 }
 
 impl Tracked {
@@ -56,6 +59,7 @@ impl Tracked {
             resolve_after_secs,
             next_update,
             dirty: false,
+            escalate_from: None,
         }
     }
 

@@ -8,6 +8,7 @@
 pub mod condition;
 pub mod correlate;
 pub mod engine;
+pub mod escalation;
 pub mod group;
 pub mod lifecycle;
 pub mod window;

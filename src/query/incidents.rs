@@ -83,6 +83,9 @@ pub fn change_line(change: &Change, style: Style) -> String {
         inc.title,
         inc.count
     );
+    if change.kind == ChangeKind::Escalated {
+        let _ = write!(out, " → escalation level {}", inc.escalation_level);
+    }
     if matches!(change.kind, ChangeKind::Opened | ChangeKind::Reopened) {
         let _ = write!(
             out,
@@ -109,8 +112,8 @@ pub fn change_line(change: &Change, style: Style) -> String {
 /// The incident list as a table.
 pub fn table(incidents: &[Incident], style: Style) -> String {
     let mut out = format!(
-        "{:<20} {:<9} {:<8} {:<15} {:<24} {:<24} {:>6}  {}\n",
-        "ID", "STATE", "SEVERITY", "CLASS", "FIRST SEEN", "LAST SEEN", "COUNT", "TITLE"
+        "{:<20} {:<9} {:<8} {:<15} {:<24} {:<24} {:>6} {:>3}  {}\n",
+        "ID", "STATE", "SEVERITY", "CLASS", "FIRST SEEN", "LAST SEEN", "COUNT", "LVL", "TITLE"
     );
     for inc in incidents {
         let state = match inc.state {
@@ -119,7 +122,7 @@ pub fn table(incidents: &[Incident], style: Style) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<20} {} {:<8} {:<15} {:<24} {:<24} {:>6}  {}",
+            "{:<20} {} {:<8} {:<15} {:<24} {:<24} {:>6} {:>3}  {}",
             inc.id.0,
             state,
             inc.severity.as_str(),
@@ -127,6 +130,7 @@ pub fn table(incidents: &[Incident], style: Style) -> String {
             inc.first_seen.rfc3339(),
             inc.last_seen.rfc3339(),
             inc.count,
+            inc.escalation_level,
             inc.title
         );
     }
