@@ -83,6 +83,72 @@ fn classes_raised(service: &str, path: &Path) -> std::collections::BTreeSet<Stri
         .collect()
 }
 
+/// A brute force is one incident per attacking address, not one per line: the OpenSSH sample's
+/// ~1,100 failure lines from 13 addresses become one `ssh-auth-failures` incident per address
+/// (two where an address came back after its incident had resolved and its flap window passed).
+#[test]
+fn an_ssh_brute_force_is_one_incident_per_attacking_address() {
+    let Some(dir) = corpora() else {
+        eprintln!("left out: no corpora folder");
+        return;
+    };
+    let path = dir.join("loghub/OpenSSH/OpenSSH_2k.log");
+    let out = run(logwarden()
+        .args(["scan", "--json", "--source"])
+        .arg(format!("sshd={}", path.display())));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut ids: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    for line in crate::support::stdout(&out).lines() {
+        let change: serde_json::Value = serde_json::from_str(line).unwrap();
+        let inc = &change["incident"];
+        if inc["rule"] != "ssh-auth-failures" {
+            continue;
+        }
+        let group = inc["group"].as_str().unwrap().to_string();
+        let id = inc["id"].as_str().unwrap().to_string();
+        counts.insert(id.clone(), inc["count"].as_u64().unwrap());
+        ids.entry(group).or_default().insert(id);
+    }
+    // The addresses that failed to log in at least 10 times (the rule asks for 5 within 5
+    // minutes; a handful of stray failures over four hours is no brute force), from the file.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut per_ip: std::collections::BTreeMap<&str, usize> = Default::default();
+    for ip in text
+        .lines()
+        .filter(|l| l.contains("Failed password"))
+        .filter_map(|l| l.split(" from ").nth(1)?.split(' ').next())
+    {
+        *per_ip.entry(ip).or_default() += 1;
+    }
+    let failing: Vec<&str> = per_ip
+        .iter()
+        .filter(|(_, n)| **n >= 10)
+        .map(|(ip, _)| *ip)
+        .collect();
+    assert!(failing.len() >= 5, "{per_ip:?}");
+    let groups: std::collections::BTreeSet<String> = ids.keys().cloned().collect();
+    for ip in &failing {
+        assert!(
+            groups.iter().any(|g| g.ends_with(&format!("ip={ip}"))),
+            "{ip} failed to log in but has no incident: {groups:#?}"
+        );
+    }
+    assert!(groups.iter().all(|g| g.contains(" ip=")), "{groups:#?}");
+    let incidents: usize = ids.values().map(|s| s.len()).sum();
+    assert!(
+        incidents <= groups.len() + 2,
+        "{incidents} incidents for {} addresses: {ids:#?}",
+        groups.len()
+    );
+    // The address behind 286 of the failures: one incident holding all of its lines.
+    let busiest = &ids["ssh-auth-failures service=sshd ip=183.62.140.253"];
+    assert_eq!(busiest.len(), 1, "{busiest:?}");
+    let count = busiest.iter().next().map_or(0, |id| counts[id]);
+    assert!(count >= 286, "{count}");
+}
+
 /// What the corpora README says a correct pipeline raises on each file (and nothing else).
 #[test]
 fn each_corpus_file_raises_what_its_readme_says() {

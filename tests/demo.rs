@@ -10,7 +10,7 @@ use logwarden::event::Timestamp;
 use logwarden::incident::Incident;
 use logwarden::runbook::Runbook;
 
-use crate::support::{backfill_demo, logwarden, run, stderr, stdout};
+use crate::support::{backfill_demo, backfill_demo_sources, logwarden, run, stderr, stdout};
 
 const START: &str = "2026-11-28T12:00:00Z";
 const SEED: u64 = 7;
@@ -118,6 +118,16 @@ fn demo_raises_every_class_outside_the_baseline_and_backfill_agrees() {
     backfill_demo(&back, &live.join("logs"));
     let key = |i: &Incident| (i.id.clone(), i.class, i.first_seen, i.last_seen, i.state);
     let live_keys: BTreeSet<_> = live_incidents.iter().map(key).collect();
-    let back_keys: BTreeSet<_> = incidents(&back).iter().map(key).collect();
+    let back_incidents = incidents(&back);
+    let back_keys: BTreeSet<_> = back_incidents.iter().map(key).collect();
     assert_eq!(live_keys, back_keys);
+
+    // The same files named in the reverse order: identical incidents, to the last field.
+    let reversed = dir.path().join("back-reversed");
+    backfill_demo_sources(&reversed, &live.join("logs"), true);
+    let by_id = |mut v: Vec<Incident>| {
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    };
+    assert_eq!(by_id(incidents(&reversed)), by_id(back_incidents));
 }

@@ -63,9 +63,18 @@ pub fn loggrep_count(data_dir: &Path, query: &str) -> u64 {
 
 /// `logwarden backfill` of the demo's five files in `logs` into `data_dir`; panics on failure.
 pub fn backfill_demo(data_dir: &Path, logs: &Path) {
+    backfill_demo_sources(data_dir, logs, false);
+}
+
+/// [`backfill_demo`] with the `--source` arguments in reverse order when `reversed`.
+pub fn backfill_demo_sources(data_dir: &Path, logs: &Path, reversed: bool) {
     let mut cmd = logwarden();
     cmd.arg("backfill").arg("--data-dir").arg(data_dir);
-    for f in logwarden::demo::DemoFile::ALL {
+    let mut files = logwarden::demo::DemoFile::ALL.to_vec();
+    if reversed {
+        files.reverse();
+    }
+    for f in files {
         cmd.arg("--source").arg(format!(
             "{}:{}={}",
             f.service(),
