@@ -15,3 +15,4 @@ mod rotation;
 mod rules;
 mod run_live;
 mod scan;
+mod storm;

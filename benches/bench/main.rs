@@ -11,8 +11,11 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use logwarden::demo::{DemoConfig, DemoFile, Timeline, write_all};
 use logwarden::detect::matcher::Matcher;
 use logwarden::detect::pack;
-use logwarden::event::Events;
+use logwarden::event::{Events, Timestamp};
+use logwarden::incident::{ChangeKind, Engine, EngineConfig};
+use logwarden::parse::Format;
 use logwarden::parse::parse_all;
+use logwarden::runbook::Runbook;
 use logwarden::store::index::EventIndex;
 
 /// The demo's files, written once: (file, bytes).
@@ -76,5 +79,40 @@ fn stages(c: &mut Criterion) {
     index.finish();
 }
 
-criterion_group!(benches, stages);
+/// The incident engine alone under a storm: 100,000 matching PostgreSQL lines in one minute
+/// (`demo::storm`), parsed and matched beforehand; matches per second through push + finish, and
+/// how many incidents they make (printed once).
+fn storm(c: &mut Criterion) {
+    let rules = Arc::new(pack::default_rules().unwrap());
+    let runbook = Arc::new(Runbook::parse(pack::default_runbook()));
+    let text = logwarden::demo::storm(100_000, Timestamp::from_secs(1_796_220_000));
+    let format = Format::Postgres { prefix: None };
+    let events = parse_all("postgres", format, 1, text.as_bytes()).unwrap();
+    let matches = Matcher::new(Arc::clone(&rules)).unwrap().scan(&events);
+    let run = || {
+        let mut engine = Engine::new(
+            Arc::clone(&rules),
+            Arc::clone(&runbook),
+            EngineConfig::default(),
+        );
+        engine.push(matches.clone());
+        engine.finish()
+    };
+    let opened = run()
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Opened)
+        .count();
+    eprintln!(
+        "storm: {} lines, {} matches, {opened} incidents opened",
+        100_000,
+        matches.len()
+    );
+    let mut group = c.benchmark_group("incident");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(matches.len() as u64));
+    group.bench_function("storm-100k", |b| b.iter(run));
+    group.finish();
+}
+
+criterion_group!(benches, stages, storm);
 criterion_main!(benches);

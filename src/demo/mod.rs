@@ -45,12 +45,14 @@
 mod baseline;
 mod episodes;
 mod render;
+mod storm;
 mod write;
 
 use crate::detect::Class;
 use crate::event::Timestamp;
 use crate::parse::Format;
 
+pub use storm::{STORM_USERS, storm};
 pub use write::{Layout, WriteStats, generate_to, write_all, write_live};
 
 /// 2026-11-28 14:00:00 UTC, the default first instant of the timeline.
