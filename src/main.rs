@@ -472,7 +472,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(inc)?)?;
             } else {
-                write!(out, "{}", views::detail(inc, style()))?;
+                let runbook = logwarden::runbook::Runbook::parse(pack::default_runbook());
+                write!(out, "{}", views::detail(inc, &runbook.escalation, style()))?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -93,6 +93,9 @@ fn demo_raises_every_class_outside_the_baseline_and_backfill_agrees() {
         "{shown}"
     );
     assert!(shown.contains(&db.evidence[0].text), "{shown}");
+    // Every incident is at least at level 1, whose contact the runbook's matrix names.
+    assert!(db.escalation_level >= 1, "{db:?}");
+    assert!(shown.contains("escalated to Level "), "{shown}");
 
     // No incident is raised in the healthy baseline: each one opens inside an episode. (A count
     // condition's first_seen may lie earlier: it is the first event of the window that met it.)

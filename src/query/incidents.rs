@@ -137,8 +137,9 @@ pub fn table(incidents: &[Incident], style: Style) -> String {
     out
 }
 
-/// One incident: what, when, the runbook procedure as a checklist, and the evidence.
-pub fn detail(inc: &Incident, style: Style) -> String {
+/// One incident: what, when, who it is escalated to (`matrix`: the runbook's escalation matrix,
+/// level 1 first), the runbook procedure as a checklist, and the evidence.
+pub fn detail(inc: &Incident, matrix: &[String], style: Style) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}  {}", style.paint("1", &inc.id.0), inc.title);
     let _ = writeln!(
@@ -146,6 +147,10 @@ pub fn detail(inc: &Incident, style: Style) -> String {
         "class {}  severity {}  state {:?}  escalation level {}",
         inc.class, inc.severity, inc.state, inc.escalation_level
     );
+    let level = usize::from(inc.escalation_level);
+    if let Some(who) = level.checked_sub(1).and_then(|i| matrix.get(i)) {
+        let _ = writeln!(out, "escalated to {who}");
+    }
     let _ = writeln!(out, "services {}", inc.services.join(", "));
     let _ = writeln!(
         out,
@@ -247,7 +252,13 @@ mod tests {
 
     #[test]
     fn the_detail_is_a_checklist_with_evidence() {
-        let text = detail(&incident(), Style { color: false });
+        let matrix: Vec<String> = ["Level 1: On-call engineer (0-15 minutes)", "Level 2: DBA"]
+            .map(String::from)
+            .to_vec();
+        let mut inc = incident();
+        inc.escalation_level = 2;
+        let text = detail(&inc, &matrix, Style { color: false });
+        assert!(text.contains("escalated to Level 2: DBA"), "{text}");
         assert!(text.contains("[ ] 1. Check database status"));
         assert!(text.contains("$ docker-compose exec postgres pg_isready"));
         assert!(text.contains("too many clients already"));
