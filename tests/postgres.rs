@@ -189,51 +189,36 @@ impl Server {
             std::fs::read_to_string(&server.startup_log).unwrap_or_default()
         );
 
-        let out = run(server
-            .server_cmd("psql")
-            .args([
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-            ])
-            .arg("-h")
-            .arg(&server.socket_dir)
-            .args(["-p", &server.port.to_string()])
-            .args([
-                "-c",
+        server.setup(
+            "postgres",
+            &[
                 &format!("CREATE ROLE newsletter LOGIN PASSWORD '{PASSWORD}'"),
-                "-c",
                 "CREATE DATABASE newsletter OWNER newsletter",
-            ]));
-        assert!(out.status.success(), "setup: {}", stderr(&out));
-        let out = run(server
-            .server_cmd("psql")
-            .args([
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-U",
-                "newsletter",
-                "-d",
-                "newsletter",
-            ])
-            .arg("-h")
-            .arg(&server.socket_dir)
-            .args(["-p", &server.port.to_string()])
-            .args([
-                "-c",
+            ],
+        );
+        server.setup(
+            "newsletter",
+            &[
                 "CREATE TABLE accounts (id int PRIMARY KEY, balance int)",
-                "-c",
                 "INSERT INTO accounts VALUES (1, 100), (2, 100)",
-            ]));
-        assert!(out.status.success(), "setup: {}", stderr(&out));
+            ],
+        );
         server
+    }
+
+    /// Run `statements` as `user` over the socket (as the postgres system user when root);
+    /// any error fails the test.
+    fn setup(&self, user: &str, statements: &[&str]) {
+        let mut cmd = self.server_cmd("psql");
+        cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", user, "-d", user])
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .args(["-p", &self.port.to_string()]);
+        for sql in statements {
+            cmd.args(["-c", sql]);
+        }
+        let out = run(&mut cmd);
+        assert!(out.status.success(), "setup as {user}: {}", stderr(&out));
     }
 
     /// `psql -c SQL` as role newsletter over TCP with `password`: never prompts, no psqlrc.
@@ -302,13 +287,7 @@ fn append(path: &Path, text: &str) {
 /// over TCP, or as the superuser over the socket (which may take the reserved slot).
 fn hold(server: &Server, superuser: bool) -> Child {
     let mut cmd = if superuser {
-        let mut cmd = Command::new(server.bin.join("psql"));
-        cmd.args(["-X", "-w", "-q", "-U", "postgres", "-d", "postgres"])
-            .arg("-h")
-            .arg(&server.socket_dir)
-            .args(["-p", &server.port.to_string(), "-c", "SELECT pg_sleep(8)"])
-            .stdin(Stdio::null());
-        cmd
+        server.superuser("SELECT pg_sleep(8)")
     } else {
         server.psql(PASSWORD, "SELECT pg_sleep(8)")
     };

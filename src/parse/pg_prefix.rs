@@ -307,6 +307,18 @@ enum Seg {
     Up(usize, usize),
 }
 
+impl Seg {
+    /// Its end positions in order of preference.
+    fn ends(self) -> impl Iterator<Item = usize> {
+        let (lo, hi, longest_first) = match self {
+            Seg::One(p) => (p, p, false),
+            Seg::Down(lo, hi) => (lo, hi, true),
+            Seg::Up(lo, hi) => (lo, hi, false),
+        };
+        (lo..=hi).map(move |k| if longest_first { hi - (k - lo) } else { k })
+    }
+}
+
 /// The end positions one piece may take, at most three runs of them, in order of preference.
 #[derive(Debug, Clone, Copy, Default)]
 struct Ends {
@@ -550,31 +562,10 @@ impl Walk<'_> {
             _ => None,
         };
         for seg in ends.segs.into_iter().flatten() {
-            let found = match seg {
-                Seg::One(end) => self.attempt(i, pos, end, slot, next, caps)?,
-                Seg::Down(lo, hi) => {
-                    let mut found = None;
-                    for end in (lo..=hi).rev() {
-                        found = self.attempt(i, pos, end, slot, next, caps)?;
-                        if found.is_some() {
-                            break;
-                        }
-                    }
-                    found
+            for end in seg.ends() {
+                if let Some(found) = self.attempt(i, pos, end, slot, next, caps)? {
+                    return Ok(Some(found));
                 }
-                Seg::Up(lo, hi) => {
-                    let mut found = None;
-                    for end in lo..=hi {
-                        found = self.attempt(i, pos, end, slot, next, caps)?;
-                        if found.is_some() {
-                            break;
-                        }
-                    }
-                    found
-                }
-            };
-            if found.is_some() {
-                return Ok(found);
             }
         }
         Ok(None)
