@@ -174,7 +174,7 @@ pub(crate) fn confirm(rule: &Rule, event: &Event) -> Option<Vec<(String, String)
             }
         }
     }
-    for key in &rule.group_by {
+    for key in &rule.capture_fields {
         if captures.iter().any(|(name, _)| name == key) {
             continue;
         }

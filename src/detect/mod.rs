@@ -9,6 +9,7 @@
 //! detect sits upstream of incident; `incident` re-exports them.
 
 pub mod check;
+pub mod condition;
 pub mod lines;
 pub mod matcher;
 pub mod pack;

@@ -348,6 +348,7 @@ mod canonical {
         let count = |id: &str| match rules.get(id).unwrap().condition {
             Condition::Count { n, within_secs } => (n, within_secs),
             Condition::Immediate => (1, 0),
+            ref other => panic!("{id}: {other:?}"),
         };
         assert_eq!(count("error-burst"), (30, 60));
         assert_eq!(count("pg-slow-statements"), (3, 600));

@@ -17,10 +17,14 @@
 //! regex = 'FATAL:\s+(?P<reason>sorry, too many clients already)'
 //! where = ["res.statusCode >= 500"]
 //! level = "error"
-//! condition = "count >= 20 within 1m"
+//! condition = "count >= 20 within 1m"   # the forms: `detect::condition`
+//! critical_when = "count >= 200 within 1m"  # severity rises to critical while open
 //! group_by = ["ip"]
 //! resolve_after = "5m"
 //! escalate = "immediately"          # or "5m"; default: the runbook's escalation matrix
+//! explains = ["app-down", "high-error-rate"]  # incidents of these classes are consequences
+//! explains_in = ["app", "worker"]   # … on these services (default: the rule's own)
+//! explains_within = "10m"           # … opened within this time of it (default 10m)
 //! runbook = ["database-connection-issues"]
 //! examples = ['… FATAL:  sorry, too many clients already']
 //! counter_examples = ['…']
@@ -39,39 +43,7 @@ use crate::detect::{Class, Severity};
 use crate::event::Level;
 use crate::runbook::Runbook;
 
-/// When a rule's matches become an incident.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Condition {
-    /// The first match opens an incident.
-    Immediate,
-    /// `count >= n within W`: at least `n` matches of the same group within a sliding event-time
-    /// window of `within_secs`.
-    Count { n: u32, within_secs: i64 },
-}
-
-impl Condition {
-    /// Read `immediate` or `count >= N within DURATION`.
-    pub fn parse(text: &str) -> Result<Condition, String> {
-        let expected = format!(
-            "expected \"immediate\" or \"count >= N within DURATION\", got \"{}\"",
-            text
-        );
-        let words: Vec<&str> = text.split_whitespace().collect();
-        match words.as_slice() {
-            ["immediate"] => Ok(Condition::Immediate),
-            ["count", ">=", n, "within", window] => {
-                let n: u32 = n
-                    .parse()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| format!("{expected}: N must be a whole number ≥ 1"))?;
-                let within_secs = parse_duration(window).map_err(|e| format!("{expected}: {e}"))?;
-                Ok(Condition::Count { n, within_secs })
-            }
-            _ => Err(expected),
-        }
-    }
-}
+pub use crate::detect::condition::Condition;
 
 /// Read a duration such as `30s`, `5m`, `2h`, `1d` into seconds.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
@@ -124,6 +96,10 @@ pub struct Rule {
     /// Minimum event level, if any.
     pub min_level: Option<Level>,
     pub condition: Condition,
+    /// The line of `condition` (of the header when the rule has none).
+    pub condition_line: usize,
+    /// A second condition over the same group: while it holds the open incident is critical.
+    pub critical_when: Option<Condition>,
     /// Event-time quiet period after the last match before the incident resolves (`resolve_after`).
     pub resolve_after_secs: i64,
     /// When the incident goes past level 1 of the escalation matrix, if the rule says so
@@ -131,6 +107,16 @@ pub struct Rule {
     pub escalate_after_secs: Option<i64>,
     /// Fields or capture names whose values split incidents (`service` is always part of the key).
     pub group_by: Vec<String>,
+    /// Every field the matcher captures for the engine besides the regex's named groups: the
+    /// `group_by` names, the fields the conditions read, and the `group_by` names of the rates
+    /// that count this rule as their base (filled in by [`RuleSet::from_files`]).
+    pub capture_fields: Vec<String>,
+    /// Classes whose incidents this rule's incidents explain (cause → consequence).
+    pub explains: Vec<Class>,
+    /// Services on which the explained incidents are (empty: the cause's own services).
+    pub explains_in: Vec<String>,
+    /// How long before or after this rule's incident a consequence may open and be explained.
+    pub explains_within_secs: i64,
     /// Runbook link: a procedure anchor (`database-connection-issues`) or `section:item` for the
     /// bold items of the Alert Response Procedures (`critical-alerts:database-down`).
     pub runbook: Vec<String>,
@@ -222,7 +208,7 @@ fn hint(suggestion: Option<&str>) -> String {
 }
 
 /// Keys a `[[rule]]` table may hold (for did-you-mean).
-const RULE_FIELDS: [&str; 17] = [
+const RULE_FIELDS: [&str; 21] = [
     "id",
     "class",
     "severity",
@@ -233,9 +219,13 @@ const RULE_FIELDS: [&str; 17] = [
     "where",
     "level",
     "condition",
+    "critical_when",
     "group_by",
     "resolve_after",
     "escalate",
+    "explains",
+    "explains_in",
+    "explains_within",
     "runbook",
     "examples",
     "counter_examples",
@@ -247,6 +237,9 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Default quiet period before an incident resolves.
 pub const DEFAULT_RESOLVE_AFTER_SECS: i64 = 300;
+
+/// Default `explains_within`.
+pub const DEFAULT_EXPLAINS_WITHIN_SECS: i64 = 600;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -282,11 +275,19 @@ struct RawRule {
     #[serde(default)]
     condition: Option<Spanned<String>>,
     #[serde(default)]
+    critical_when: Option<Spanned<String>>,
+    #[serde(default)]
     group_by: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     resolve_after: Option<Spanned<String>>,
     #[serde(default)]
     escalate: Option<Spanned<String>>,
+    #[serde(default)]
+    explains: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    explains_in: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    explains_within: Option<Spanned<String>>,
     runbook: Spanned<OneOrMany>,
     #[serde(default)]
     examples: Option<Spanned<Vec<String>>>,
@@ -473,12 +474,33 @@ fn compile(lines: &Lines<'_>, raw: Spanned<RawRule>) -> Result<Rule, RuleError> 
         None => None,
     };
 
-    let condition = match raw.condition {
+    let (condition, condition_line) = match raw.condition {
         Some(c) => match Condition::parse(c.get_ref()) {
-            Ok(cond) => cond,
+            Ok(cond) => (cond, lines.line(c.span().start)),
             Err(e) => return lines.field_error(c.span(), "condition", e),
         },
-        None => Condition::Immediate,
+        None => (Condition::Immediate, header_line),
+    };
+    let critical_when = match raw.critical_when {
+        Some(c) => match Condition::parse(c.get_ref()) {
+            Ok(cond)
+                if cond.is_windowed()
+                    && !matches!(condition, Condition::Never | Condition::Absent { .. }) =>
+            {
+                Some(cond)
+            }
+            Ok(_) => {
+                return lines.field_error(
+                    c.span(),
+                    "critical_when",
+                    "needs a condition over a window (count, distinct, an aggregate or a rate), \
+                     on a rule that opens on matches (not `never` or `absent`)"
+                        .into(),
+                );
+            }
+            Err(e) => return lines.field_error(c.span(), "critical_when", e),
+        },
+        None => None,
     };
 
     let resolve_after_secs = match raw.resolve_after {
@@ -516,6 +538,32 @@ fn compile(lines: &Lines<'_>, raw: Spanned<RawRule>) -> Result<Rule, RuleError> 
         None => Vec::new(),
     };
 
+    let explains = match raw.explains {
+        Some(list) => {
+            let span = list.span();
+            let mut classes = Vec::new();
+            for name in list.into_inner() {
+                match name.parse::<Class>() {
+                    Ok(c) => classes.push(c),
+                    Err(e) => {
+                        let hint = hint(did_you_mean(&name, Class::ALL.iter().map(|c| c.as_str())));
+                        return lines.field_error(span, "explains", format!("{e}{hint}"));
+                    }
+                }
+            }
+            classes
+        }
+        None => Vec::new(),
+    };
+    let explains_in = raw.explains_in.map(Spanned::into_inner).unwrap_or_default();
+    let explains_within_secs = match raw.explains_within {
+        Some(w) => match parse_duration(w.get_ref()) {
+            Ok(secs) => secs,
+            Err(e) => return lines.field_error(w.span(), "explains_within", e),
+        },
+        None => DEFAULT_EXPLAINS_WITHIN_SECS,
+    };
+
     let runbook_span = raw.runbook.span();
     let runbook = match raw.runbook.into_inner() {
         OneOrMany::One(s) => vec![s],
@@ -539,10 +587,16 @@ fn compile(lines: &Lines<'_>, raw: Spanned<RawRule>) -> Result<Rule, RuleError> 
         regex,
         predicates,
         min_level,
+        capture_fields: capture_fields(&group_by, &condition, critical_when.as_ref()),
         condition,
+        condition_line,
+        critical_when,
         resolve_after_secs,
         escalate_after_secs,
         group_by,
+        explains,
+        explains_in,
+        explains_within_secs,
         runbook,
         examples: raw.examples.map(Spanned::into_inner).unwrap_or_default(),
         counter_examples: raw
@@ -557,11 +611,68 @@ fn compile(lines: &Lines<'_>, raw: Spanned<RawRule>) -> Result<Rule, RuleError> 
     })
 }
 
+/// The fields a rule's matches must carry: its `group_by` names and the fields its conditions read.
+fn capture_fields(
+    group_by: &[String],
+    condition: &Condition,
+    critical_when: Option<&Condition>,
+) -> Vec<String> {
+    let mut fields: Vec<String> = Vec::new();
+    let read = [condition.field(), critical_when.and_then(Condition::field)];
+    for name in group_by
+        .iter()
+        .map(String::as_str)
+        .chain(read.into_iter().flatten())
+    {
+        if !fields.iter().any(|f| f == name) {
+            fields.push(name.to_string());
+        }
+    }
+    fields
+}
+
+/// Check that every rate names a base rule of the set (not itself), and make each base rule
+/// capture the `group_by` fields of the rates counting it, so its matches find their groups.
+fn link_bases(rules: &mut [Rule]) -> Result<(), RuleError> {
+    for i in 0..rules.len() {
+        let Some(base) = rules[i].condition.base().map(str::to_string) else {
+            continue;
+        };
+        let found = rules.iter().position(|r| r.id == base).filter(|&b| b != i);
+        let Some(b) = found else {
+            let rule = &rules[i];
+            let suggestion = did_you_mean(
+                &base,
+                rules
+                    .iter()
+                    .filter(|r| r.id != rule.id)
+                    .map(|r| r.id.as_str()),
+            );
+            return Err(RuleError::Field {
+                file: rule.location.file.clone(),
+                line: rule.condition_line,
+                field: "condition".into(),
+                message: format!(
+                    "the rate's base `{base}` is not another rule of the pack{}",
+                    hint(suggestion)
+                ),
+            });
+        };
+        let wanted = rules[i].group_by.clone();
+        for name in wanted {
+            if !rules[b].capture_fields.contains(&name) {
+                rules[b].capture_fields.push(name);
+            }
+        }
+    }
+    Ok(())
+}
+
 impl RuleSet {
     /// Load rules from `(file name, TOML text)` pairs, in the order given. Ids must be unique across
-    /// all files.
+    /// all files; a rate's base must be a rule of the set.
     pub fn from_files(files: &[(String, String)]) -> Result<RuleSet, RuleError> {
-        let mut rules: Vec<Arc<Rule>> = Vec::new();
+        let mut rules: Vec<Rule> = Vec::new();
         for (name, text) in files {
             let lines = Lines::new(name, text);
             let parsed: RawFile = toml::from_str(text).map_err(|e| toml_error(&lines, text, &e))?;
@@ -576,10 +687,13 @@ impl RuleSet {
                         first: first.location.clone(),
                     });
                 }
-                rules.push(Arc::new(rule));
+                rules.push(rule);
             }
         }
-        Ok(RuleSet { rules })
+        link_bases(&mut rules)?;
+        Ok(RuleSet {
+            rules: rules.into_iter().map(Arc::new).collect(),
+        })
     }
 
     /// Load every `*.toml` of a directory, sorted by file name.
@@ -665,9 +779,15 @@ pub(crate) mod tests_support {
             predicates: vec![],
             min_level: None,
             condition: Condition::Immediate,
+            condition_line: 0,
+            critical_when: None,
             resolve_after_secs: DEFAULT_RESOLVE_AFTER_SECS,
             escalate_after_secs: None,
             group_by: vec![],
+            capture_fields: vec![],
+            explains: vec![],
+            explains_in: vec![],
+            explains_within_secs: DEFAULT_EXPLAINS_WITHIN_SECS,
             runbook: vec!["database-connection-issues".into()],
             examples: vec![],
             counter_examples: vec![],
@@ -754,7 +874,10 @@ examples = ['2026-11-28 14:02:03.123 UTC [4301] newsletter@newsletter FATAL:  so
         let err = load(&text).unwrap_err().to_string();
         assert_eq!(
             err,
-            "patterns/database.toml:11: field `condition`: expected \"immediate\" or \"count >= N within DURATION\", got \"count > 5\""
+            format!(
+                "patterns/database.toml:11: field `condition`: expected {}, got \"count > 5\"",
+                crate::detect::condition::FORMS
+            )
         );
         let text = with_line(11, r#"condition = "count >= 5 within 5 minutes""#);
         assert!(load(&text).is_err());
@@ -847,20 +970,98 @@ examples = ['2026-11-28 14:02:03.123 UTC [4301] newsletter@newsletter FATAL:  so
     }
 
     #[test]
-    fn durations_and_conditions() {
+    fn durations() {
         assert_eq!(parse_duration("30s"), Ok(30));
         assert_eq!(parse_duration("2h"), Ok(7200));
         assert_eq!(parse_duration("1d"), Ok(86_400));
         assert!(parse_duration("0m").is_err());
         assert!(parse_duration("5").is_err());
-        assert_eq!(Condition::parse("immediate"), Ok(Condition::Immediate));
+    }
+
+    const SENDS: &str = r#"
+[[rule]]
+id = "resend-sends"
+class = "email-delivery"
+severity = "info"
+title = "sends"
+literals = ["resend"]
+condition = "never"
+runbook = "email-delivery-issues"
+
+[[rule]]
+id = "resend-failures"
+class = "email-delivery"
+severity = "warning"
+title = "failures"
+literals = ["resend failed"]
+condition = "rate >= 5% of resend-sends within 5m min 20"
+critical_when = "rate >= 50% of resend-sends within 5m min 20"
+group_by = ["queue"]
+explains = ["high-error-rate"]
+explains_in = ["app"]
+explains_within = "5m"
+runbook = "email-delivery-issues"
+"#;
+
+    #[test]
+    fn rates_name_their_base_and_the_base_captures_their_groups() {
+        let set = load(SENDS).unwrap();
+        let base = set.get("resend-sends").unwrap();
+        assert_eq!(base.capture_fields, vec!["queue"]);
+        let rate = set.get("resend-failures").unwrap();
+        assert_eq!(rate.condition.base(), Some("resend-sends"));
+        assert!(rate.critical_when.is_some());
+        assert_eq!(rate.explains, vec![Class::HighErrorRate]);
+        assert_eq!(rate.explains_in, vec!["app"]);
+        assert_eq!(rate.explains_within_secs, 300);
+
+        let err = load(&SENDS.replace(
+            "of resend-sends within 5m min",
+            "of resend-send within 5m min",
+        ))
+        .unwrap_err()
+        .to_string();
         assert_eq!(
-            Condition::parse("count >= 3 within 10m"),
-            Ok(Condition::Count {
-                n: 3,
-                within_secs: 600
-            })
+            err,
+            "patterns/database.toml:17: field `condition`: the rate's base `resend-send` is not another rule of the pack, did you mean `resend-sends`?"
         );
-        assert!(Condition::parse("count >= 0 within 10m").is_err());
+        let err = load(&SENDS.replace(
+            "of resend-sends within 5m min 20\"\n",
+            "of resend-failures within 5m\"\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(":17: field `condition`: the rate's base `resend-failures`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn severity_and_correlation_mistakes_are_located() {
+        let err = load(&SENDS.replace(
+            "critical_when = \"rate",
+            "critical_when = \"absent for 1m\"\n#",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(
+                "patterns/database.toml:18: field `critical_when`: needs a condition over a window"
+            ),
+            "{err}"
+        );
+        let err = load(&SENDS.replace("\"high-error-rate\"", "\"high-eror-rate\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("patterns/database.toml:20: field `explains`: unknown incident class `high-eror-rate`"), "{err}");
+        assert!(err.ends_with("did you mean `high-error-rate`?"), "{err}");
+        let err = load(&SENDS.replace("explains_within = \"5m\"", "explains_within = \"soon\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("patterns/database.toml:22: field `explains_within`:"),
+            "{err}"
+        );
     }
 }

@@ -25,13 +25,13 @@
 //! [`correlate`]: crate::incident::correlate
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use crate::detect::Match;
-use crate::detect::rules::{Rule, RuleSet};
+use crate::detect::rules::{Condition, Rule, RuleSet};
+use crate::detect::{Match, Severity};
 use crate::event::{EventId, Timestamp};
-use crate::incident::condition::Threshold;
+use crate::incident::condition::{Tally, Threshold, uses_tally};
 use crate::incident::correlate;
 use crate::incident::escalation::Schedule;
 use crate::incident::group::{self, EvidenceBuf, GroupKey};
@@ -107,30 +107,85 @@ struct GroupState {
     rule: String,
     window: CountWindow,
     last: Option<Tracked>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tally: Option<Tally>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    raise: Option<Tally>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    heartbeat: Option<Evidence>,
 }
 
-/// The state of one group: its window of pending matches and its latest incident.
-#[derive(Debug)]
+/// The state of one group: its pending matches and its latest incident.
+#[derive(Debug, Default)]
 struct Group {
+    /// Pending matches with their evidence (for tally conditions: the latest, as evidence only).
     window: CountWindow,
     last: Option<Tracked>,
+    /// The rule's condition over the pending matches, for conditions read from a tally.
+    tally: Option<Tally>,
+    /// The rule's `critical_when` over every match of the group.
+    raise: Option<Tally>,
+    /// An `absent` rule's latest match, while its absence timer runs.
+    heartbeat: Option<Evidence>,
+}
+
+impl Group {
+    /// True when nothing after `upto` can depend on the group (its windows expired, no timer, and
+    /// no incident that may still absorb or reopen).
+    fn is_idle(&mut self, rule: &Rule, upto: Timestamp, reopen_within: i64) -> bool {
+        self.window.expire_at(upto);
+        for (tally, condition) in [
+            (self.tally.as_mut(), Some(&rule.condition)),
+            (self.raise.as_mut(), rule.critical_when.as_ref()),
+        ] {
+            if let (Some(tally), Some(condition)) = (tally, condition) {
+                tally.expire_at(condition, upto);
+                if !tally.is_empty() {
+                    return false;
+                }
+            }
+        }
+        if !self.window.is_empty() || self.heartbeat.is_some() {
+            return false;
+        }
+        match &self.last {
+            None => true,
+            Some(t) => match t.incident.resolved_at {
+                None => false,
+                Some(resolved) => resolved.plus_secs(reopen_within) <= upto,
+            },
+        }
+    }
+}
+
+/// What a timer does when event time passes it. At the same instant they fire in this order: a
+/// quiet incident resolves before it would escalate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// The quiet period of an open incident ended.
+    Resolve,
+    /// An `absent` rule's expected match did not come.
+    Absent,
+    /// An open incident reaches its next escalation level.
+    Escalate,
 }
 
 pub struct Engine {
     rules: Arc<RuleSet>,
     config: EngineConfig,
-    /// Per rule, by index: its threshold and its resolved runbook link.
+    /// Rule index by id (incidents and stored states name rules by id).
+    by_id: HashMap<String, usize>,
+    /// Per rule, by index: its threshold, its resolved runbook link, when its incidents reach each
+    /// escalation level, and the rates that count its matches as their base.
     thresholds: Vec<Threshold>,
     links: Vec<RunbookLink>,
+    schedules: Vec<Schedule>,
+    rates_over: Vec<Vec<usize>>,
     buffer: BinaryHeap<Reverse<Buffered>>,
     /// By the rendered group key (what [`Incident::group`] holds, so a restart can find them).
     groups: BTreeMap<String, Group>,
-    /// Open incidents by the time their quiet period ends.
-    deadlines: BTreeSet<(Timestamp, String)>,
-    /// Per rule, by index: when its incidents reach each escalation level.
-    schedules: Vec<Schedule>,
-    /// Open incidents by the time they reach their next escalation level.
-    escalations: BTreeSet<(Timestamp, String)>,
+    /// Every pending timer: resolutions, absences and escalations, by when they fire.
+    timers: BTreeSet<(Timestamp, Timer, String)>,
     /// Every match with `ts <=` this has been applied.
     processed: Option<Timestamp>,
     /// The newest event time known: of a match, or a watermark.
@@ -143,7 +198,7 @@ impl Engine {
         let thresholds = rules
             .rules
             .iter()
-            .map(|r| Threshold::of(&r.condition))
+            .map(|r| Threshold::of(&r.condition, config.evidence_cap))
             .collect();
         let links = rules.rules.iter().map(|r| link_of(r, &runbook)).collect();
         let schedules = rules
@@ -151,16 +206,37 @@ impl Engine {
             .iter()
             .map(|r| Schedule::of(r, &runbook))
             .collect();
+        let by_id: HashMap<String, usize> = rules
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
+        let mut rates_over = vec![Vec::new(); rules.rules.len()];
+        for (i, rule) in rules.rules.iter().enumerate() {
+            let bases = [
+                rule.condition.base(),
+                rule.critical_when.as_ref().and_then(Condition::base),
+            ];
+            for base in bases.into_iter().flatten() {
+                if let Some(&b) = by_id.get(base)
+                    && !rates_over[b].contains(&i)
+                {
+                    rates_over[b].push(i);
+                }
+            }
+        }
         Engine {
             rules,
             config,
+            by_id,
             thresholds,
             links,
+            schedules,
+            rates_over,
             buffer: BinaryHeap::new(),
             groups: BTreeMap::new(),
-            deadlines: BTreeSet::new(),
-            schedules,
-            escalations: BTreeSet::new(),
+            timers: BTreeSet::new(),
             processed: None,
             newest: None,
             stats: Stats::default(),
@@ -179,17 +255,14 @@ impl Engine {
         let groups = self
             .groups
             .iter()
-            .filter_map(|(key, g)| {
-                let rule = match &g.last {
-                    Some(t) => t.incident.rule.clone(),
-                    None => g.window.rule()?,
-                };
-                Some(GroupState {
-                    key: key.clone(),
-                    rule,
-                    window: g.window.clone(),
-                    last: g.last.clone(),
-                })
+            .map(|(key, g)| GroupState {
+                key: key.clone(),
+                rule: rule_of_key(key).to_string(),
+                window: g.window.clone(),
+                last: g.last.clone(),
+                tally: g.tally.clone(),
+                raise: g.raise.clone(),
+                heartbeat: g.heartbeat.clone(),
             })
             .collect();
         EngineState {
@@ -203,10 +276,9 @@ impl Engine {
     /// Go on from a stored [`EngineState`] (instead of [`Engine::restore`]); call before the first
     /// push. Returns how many groups were taken back.
     pub fn restore_state(&mut self, state: EngineState) -> usize {
-        let index_of = |id: &str| self.rules.rules.iter().position(|r| r.id == id);
         let mut restored = 0;
         for g in state.groups {
-            let Some(index) = index_of(&g.rule) else {
+            let Some(&index) = self.by_id.get(&g.rule) else {
                 continue;
             };
             // The window takes the current rule's condition; its entries carry over.
@@ -215,23 +287,20 @@ impl Engine {
             for (ts, evidence) in old.take() {
                 window.add(ts, evidence);
             }
-            if let Some(t) = g.last.as_ref().filter(|t| t.is_open()) {
-                self.deadlines.insert((t.resolve_at(), g.key.clone()));
-                if let Some(next) = next_escalation(&self.schedules, &self.rules, t) {
-                    self.escalations.insert((next, g.key.clone()));
-                }
-            }
-            self.groups.insert(
-                g.key,
-                Group {
-                    window,
-                    last: g.last,
-                },
-            );
+            let rule = &self.rules.rules[index];
+            let group = Group {
+                window,
+                last: g.last,
+                tally: g.tally.filter(|_| uses_tally(&rule.condition)),
+                raise: g.raise.filter(|_| rule.critical_when.is_some()),
+                heartbeat: g.heartbeat,
+            };
+            self.schedule_timers(&g.key, index, &group);
+            self.groups.insert(g.key, group);
             restored += 1;
         }
         for (rule, mut m) in state.buffered {
-            if let Some(index) = index_of(&rule) {
+            if let Some(&index) = self.by_id.get(&rule) {
                 m.rule = index;
                 self.buffer.push(Reverse(Buffered(m)));
             }
@@ -239,6 +308,29 @@ impl Engine {
         self.processed = state.processed;
         self.newest = state.newest;
         restored
+    }
+
+    /// The timers a restored group needs: its open incident's resolution (unless its rule waits
+    /// for an absence to end) and next escalation, its absence timer.
+    fn schedule_timers(&mut self, key: &str, index: usize, group: &Group) {
+        let rule = &self.rules.rules[index];
+        if let Some(t) = group.last.as_ref().filter(|t| t.is_open()) {
+            if !is_absence(rule) {
+                self.timers
+                    .insert((t.resolve_at(), Timer::Resolve, key.to_string()));
+            }
+            if let Some(next) = next_escalation(&self.schedules[index], t) {
+                self.timers.insert((next, Timer::Escalate, key.to_string()));
+            }
+        }
+        if let (Condition::Absent { after_secs }, Some(beat)) = (&rule.condition, &group.heartbeat)
+        {
+            self.timers.insert((
+                beat.ts.plus_secs(*after_secs),
+                Timer::Absent,
+                key.to_string(),
+            ));
+        }
     }
 
     /// Buffer matches until the watermark passes them.
@@ -252,8 +344,8 @@ impl Engine {
         }
     }
 
-    /// Apply every buffered match with `ts <= max_event_time - lateness` and resolve the incidents
-    /// whose quiet period ended before that point.
+    /// Apply every buffered match with `ts <= max_event_time - lateness` and fire the timers
+    /// (resolutions, absences, escalations) due before that point.
     pub fn advance(&mut self, max_event_time: Timestamp) -> Vec<Change> {
         self.newest = self.newest.max(Some(max_event_time));
         let frontier = max_event_time.plus_secs(self.config.lateness_secs.saturating_neg());
@@ -268,14 +360,14 @@ impl Engine {
 
     /// Every source has been read to its current end: nothing is in flight, so the matches up to
     /// `max_event_time` are applied now rather than a lateness later (a live incident opens the
-    /// moment its line is read). Resolution still waits for event time, as in [`Engine::advance`].
+    /// moment its line is read). Timers still wait for event time, as in [`Engine::advance`].
     pub fn catch_up(&mut self, max_event_time: Timestamp) -> Vec<Change> {
         let mut out = self.advance(max_event_time);
         self.apply_buffered(Some(max_event_time), &mut out);
         out
     }
 
-    /// End of input: apply everything buffered, resolve what the newest event time allows, and
+    /// End of input: apply everything buffered, fire what the newest event time allows, and
     /// emit an `Updated` snapshot of every open incident that changed since its last change.
     pub fn finish(&mut self) -> Vec<Change> {
         let mut out = Vec::new();
@@ -327,7 +419,7 @@ impl Engine {
     pub fn restore(&mut self, incidents: &[Incident]) -> usize {
         let mut restored = 0;
         for inc in incidents {
-            let Some(index) = self.rules.rules.iter().position(|r| r.id == inc.rule) else {
+            let Some(&index) = self.by_id.get(&inc.rule) else {
                 continue;
             };
             let resolve_after_secs = self.rules.rules[index].resolve_after_secs;
@@ -337,28 +429,15 @@ impl Engine {
             }
             let mut incident = inc.clone();
             incident.evidence = Vec::new();
-            let tracked = Tracked::new(incident, evidence, resolve_after_secs);
             let group = Group {
                 window: self.thresholds[index].window(),
-                last: Some(tracked),
+                last: Some(Tracked::new(incident, evidence, resolve_after_secs)),
+                ..Group::default()
             };
-            if let Some(Some(old)) = self.groups.insert(inc.group.clone(), group).map(|g| g.last) {
-                self.deadlines
-                    .remove(&(old.resolve_at(), inc.group.clone()));
-                if let Some(next) = next_escalation(&self.schedules, &self.rules, &old) {
-                    self.escalations.remove(&(next, inc.group.clone()));
-                }
-            }
-            if inc.state == State::Open {
-                let deadline = inc.last_seen.plus_secs(resolve_after_secs);
-                self.deadlines.insert((deadline, inc.group.clone()));
-                let restored = self.groups.get(&inc.group).and_then(|g| g.last.as_ref());
-                if let Some(next) =
-                    restored.and_then(|t| next_escalation(&self.schedules, &self.rules, t))
-                {
-                    self.escalations.insert((next, inc.group.clone()));
-                }
-            }
+            // A later snapshot of the same group replaces an earlier one, timers included.
+            self.timers.retain(|(_, _, key)| *key != inc.group);
+            self.schedule_timers(&inc.group, index, &group);
+            self.groups.insert(inc.group.clone(), group);
             restored += 1;
         }
         restored
@@ -377,58 +456,90 @@ impl Engine {
         }
     }
 
-    /// Fire the timers due strictly before `t` in time order: resolutions of incidents whose quiet
-    /// period ended, and escalations. At the same instant a resolution goes first (an incident
-    /// quiet for its whole period does not escalate as it resolves).
+    /// Fire the timers due strictly before `t`, in time order (and [`Timer`] order at one instant).
     fn fire_before(&mut self, t: Timestamp, out: &mut Vec<Change>) {
-        loop {
-            let resolve = self.deadlines.first().filter(|(at, _)| *at < t).cloned();
-            let escalate = self.escalations.first().filter(|(at, _)| *at < t).cloned();
-            match (resolve, escalate) {
-                (None, None) => break,
-                (Some(r), Some(e)) if e.0 < r.0 => self.escalate(e, out),
-                (Some(r), _) => self.resolve(r, out),
-                (None, Some(e)) => self.escalate(e, out),
+        while let Some(due) = self.timers.first().filter(|(at, _, _)| *at < t).cloned() {
+            self.timers.remove(&due);
+            let (at, timer, key) = due;
+            match timer {
+                Timer::Resolve => self.resolve(at, key, out),
+                Timer::Absent => self.absent(at, key, out),
+                Timer::Escalate => self.escalate(at, key, out),
             }
         }
     }
 
-    fn resolve(&mut self, due: (Timestamp, String), out: &mut Vec<Change>) {
-        self.deadlines.remove(&due);
-        let key = due.1;
+    /// The rule index of a group's incident (by id: indices are not stored).
+    fn index_of(&self, tracked: &Tracked) -> Option<usize> {
+        self.by_id.get(&tracked.incident.rule).copied()
+    }
+
+    /// End `key`'s open incident at `at` (its quiet period ended, or its absence did) and stop its
+    /// escalation.
+    fn resolve(&mut self, at: Timestamp, key: String, out: &mut Vec<Change>) {
+        let Some(tracked) = self.groups.get(&key).and_then(|g| g.last.as_ref()) else {
+            return;
+        };
+        let index = self.index_of(tracked);
+        // A stale entry (already resolved, or its deadline moved) is dropped.
+        let due = tracked.is_open()
+            && index
+                .is_some_and(|i| is_absence(&self.rules.rules[i]) || tracked.resolve_at() == at);
+        if !due {
+            return;
+        }
+        let next = index.and_then(|i| next_escalation(&self.schedules[i], tracked));
+        if let Some(next) = next {
+            self.timers.remove(&(next, Timer::Escalate, key.clone()));
+        }
         let Some(tracked) = self.groups.get_mut(&key).and_then(|g| g.last.as_mut()) else {
             return;
         };
-        if let Some(next) = next_escalation(&self.schedules, &self.rules, tracked) {
-            self.escalations.remove(&(next, key));
-        }
-        let resolved_at = tracked.resolve();
+        tracked.end(at);
         self.stats.resolved += 1;
-        out.push(change(ChangeKind::Resolved, resolved_at, tracked));
+        out.push(change(ChangeKind::Resolved, at, tracked));
     }
 
-    /// Raise `due`'s incident to the level its schedule gives at that time.
-    fn escalate(&mut self, due: (Timestamp, String), out: &mut Vec<Change>) {
-        self.escalations.remove(&due);
-        let (at, key) = due;
-        let Some(tracked) = self.groups.get_mut(&key).and_then(|g| g.last.as_mut()) else {
+    /// Raise `key`'s incident to the level its schedule gives at `at`; a consequence whose cause
+    /// is still open does not page on its own: its clock restarts where it stands instead.
+    fn escalate(&mut self, at: Timestamp, key: String, out: &mut Vec<Change>) {
+        let Some(tracked) = self.groups.get(&key).and_then(|g| g.last.as_ref()) else {
+            return;
+        };
+        let Some(index) = self.index_of(tracked) else {
             return;
         };
         // A stale entry (the incident resolved, or was rescheduled) is dropped.
-        if !tracked.is_open() || next_escalation(&self.schedules, &self.rules, tracked) != Some(at)
-        {
+        if !tracked.is_open() || next_escalation(&self.schedules[index], tracked) != Some(at) {
             return;
         }
-        let Some(schedule) = schedule_of(&self.schedules, &self.rules, tracked) else {
+        let inhibited = tracked.incident.consequence && self.any_open(&tracked.incident.caused_by);
+        let schedule = &self.schedules[index];
+        let Some(tracked) = self.groups.get_mut(&key).and_then(|g| g.last.as_mut()) else {
             return;
         };
-        let from = escalation_base(tracked);
-        tracked.incident.escalation_level = schedule
-            .level_at(at.as_micros().saturating_sub(from.as_micros()) / Timestamp::MICROS_PER_SEC);
-        out.push(change(ChangeKind::Escalated, at, tracked));
-        if let Some(next) = next_escalation(&self.schedules, &self.rules, tracked) {
-            self.escalations.insert((next, key));
+        if inhibited {
+            let level = tracked.incident.escalation_level.max(1);
+            tracked.escalate_from = Some(at.plus_secs(schedule.start_of(level).saturating_neg()));
+            tracing::debug!(incident = %tracked.incident.id, "escalation held back: its cause is open");
+        } else {
+            let from = escalation_base(tracked);
+            tracked.incident.escalation_level = schedule.level_at(
+                at.as_micros().saturating_sub(from.as_micros()) / Timestamp::MICROS_PER_SEC,
+            );
+            out.push(change(ChangeKind::Escalated, at, tracked));
         }
+        if let Some(next) = next_escalation(schedule, tracked) {
+            self.timers.insert((next, Timer::Escalate, key));
+        }
+    }
+
+    /// True when one of `ids` is an open incident.
+    fn any_open(&self, ids: &[IncidentId]) -> bool {
+        self.groups
+            .values()
+            .filter_map(|g| g.last.as_ref())
+            .any(|t| t.is_open() && ids.contains(&t.incident.id))
     }
 
     /// Start `key`'s escalation clock at `at` (it just opened, or reopened keeping its level),
@@ -437,16 +548,17 @@ impl Engine {
         let Some(tracked) = self.groups.get_mut(key).and_then(|g| g.last.as_mut()) else {
             return;
         };
-        let Some(schedule) = schedule_of(&self.schedules, &self.rules, tracked) else {
+        let Some(&index) = self.by_id.get(&tracked.incident.rule) else {
             return;
         };
+        let schedule = &self.schedules[index];
         let level = tracked.incident.escalation_level.max(1);
         tracked.escalate_from = Some(at.plus_secs(schedule.start_of(level).saturating_neg()));
-        if let Some(next) = next_escalation(&self.schedules, &self.rules, tracked) {
+        if let Some(next) = next_escalation(schedule, tracked) {
             if next <= at {
-                self.escalate((next, key.to_string()), out);
+                self.escalate(next, key.to_string(), out);
             } else {
-                self.escalations.insert((next, key.to_string()));
+                self.timers.insert((next, Timer::Escalate, key.to_string()));
             }
         }
     }
@@ -459,14 +571,31 @@ impl Engine {
         };
         self.stats.matches += 1;
         self.fire_before(m.ts, out);
+        self.count_as_base(&m);
 
         let group_key = GroupKey::of(&rule, &m);
         let key = group_key.render();
+        if let Condition::Absent { after_secs } = rule.condition {
+            self.heartbeat(&rule, key, &m, after_secs, out);
+            return;
+        }
         let threshold = self.thresholds[m.rule];
         let evidence = group::evidence_of(&rule, &m);
         let group = self.groups.entry(key.clone()).or_insert_with(|| Group {
             window: threshold.window(),
-            last: None,
+            ..Group::default()
+        });
+        if let Condition::Baseline { .. } = rule.condition {
+            group
+                .tally
+                .get_or_insert_with(|| Tally::new(&rule.condition))
+                .note(m.ts);
+        }
+        // The second threshold sees every match of the group.
+        let critical = rule.critical_when.as_ref().is_some_and(|when| {
+            let raise = group.raise.get_or_insert_with(|| Tally::new(when));
+            raise.add(when, m.ts, &m.captures);
+            raise.is_met(when, m.ts)
         });
 
         let next = group
@@ -481,10 +610,13 @@ impl Engine {
                     let due = tracked.join(evidence);
                     let new_deadline = tracked.resolve_at();
                     if new_deadline != old_deadline {
-                        self.deadlines.remove(&(old_deadline, key.clone()));
-                        self.deadlines.insert((new_deadline, key));
+                        self.timers
+                            .remove(&(old_deadline, Timer::Resolve, key.clone()));
+                        self.timers
+                            .insert((new_deadline, Timer::Resolve, key.clone()));
                     }
-                    if due {
+                    let raised = critical && raise_severity(tracked);
+                    if due || raised {
                         out.push(change(ChangeKind::Updated, m.ts, tracked));
                     }
                 }
@@ -497,70 +629,218 @@ impl Engine {
             }
             Some(Next::Reopen) | Some(Next::New) | None => {
                 group.window.add(m.ts, evidence);
-                if !threshold.is_met(&group.window) {
+                let met = match &rule.condition {
+                    Condition::Immediate | Condition::Count { .. } => {
+                        threshold.is_met(&group.window)
+                    }
+                    Condition::Never | Condition::Absent { .. } => false,
+                    condition => {
+                        let tally = group.tally.get_or_insert_with(|| Tally::new(condition));
+                        tally.add(condition, m.ts, &m.captures);
+                        tally.is_met(condition, m.ts)
+                    }
+                };
+                if !met {
                     self.stats.pending += 1;
                     return;
                 }
                 self.stats.opened += 1;
                 let entries: Vec<Evidence> =
                     group.window.take().into_iter().map(|(_, e)| e).collect();
+                let (total, first_seen) =
+                    match group.tally.as_mut().filter(|_| uses_tally(&rule.condition)) {
+                        Some(tally) => {
+                            let opened = (tally.len() as u64, tally.earliest());
+                            tally.clear();
+                            opened
+                        }
+                        None => (entries.len() as u64, None),
+                    };
                 let kind = if next == Some(Next::Reopen) {
                     ChangeKind::Reopened
                 } else {
                     ChangeKind::Opened
                 };
                 match (kind, group.last.as_mut()) {
-                    (ChangeKind::Reopened, Some(tracked)) => tracked.reopen(entries),
+                    (ChangeKind::Reopened, Some(tracked)) => tracked.reopen(entries, total),
                     _ => {
                         group.last = Some(open_incident(
                             &rule,
                             &self.links[m.rule],
                             self.config.evidence_cap,
                             &group_key,
-                            entries,
+                            Opening {
+                                entries,
+                                total,
+                                first_seen,
+                            },
                         ));
                     }
+                }
+                if let Some(tracked) = group.last.as_mut().filter(|_| critical) {
+                    raise_severity(tracked);
                 }
                 self.link_and_emit(&key, kind, m.ts, out);
             }
         }
     }
 
-    /// After `key`'s incident opened or reopened: link it to the open incidents that explain it
-    /// (before emitting it) and to those it explains (emitting `Updated` for each), and schedule
-    /// its resolution.
+    /// Count `m` as a base match of every rate that reads its rule, in the rate's group.
+    fn count_as_base(&mut self, m: &Match) {
+        let Some(rates) = self.rates_over.get(m.rule) else {
+            return;
+        };
+        for &r in rates {
+            let rule = &self.rules.rules[r];
+            let key = GroupKey::of(rule, m).render();
+            let window = self.thresholds[r].window();
+            let group = self.groups.entry(key).or_insert_with(|| Group {
+                window,
+                ..Group::default()
+            });
+            for (tally, condition) in [
+                (&mut group.tally, Some(&rule.condition)),
+                (&mut group.raise, rule.critical_when.as_ref()),
+            ] {
+                if let Some(condition) = condition.filter(|c| c.base().is_some()) {
+                    tally
+                        .get_or_insert_with(|| Tally::new(condition))
+                        .add_base(m.ts);
+                }
+            }
+        }
+    }
+
+    /// A match of an `absent` rule: the expected event is here. It ends the group's open absence
+    /// incident and restarts the timer.
+    fn heartbeat(
+        &mut self,
+        rule: &Rule,
+        key: String,
+        m: &Match,
+        after_secs: i64,
+        out: &mut Vec<Change>,
+    ) {
+        self.stats.pending += 1;
+        let evidence = group::evidence_of(rule, m);
+        let group = self.groups.entry(key.clone()).or_default();
+        let open = group.last.as_ref().is_some_and(Tracked::is_open);
+        let previous = group.heartbeat.as_ref().map(|e| e.ts);
+        if previous.is_some_and(|p| p > m.ts) {
+            return; // a late beat: the newer one holds the timer
+        }
+        group.heartbeat = Some(evidence);
+        if let Some(p) = previous {
+            self.timers
+                .remove(&(p.plus_secs(after_secs), Timer::Absent, key.clone()));
+        }
+        self.timers
+            .insert((m.ts.plus_secs(after_secs), Timer::Absent, key.clone()));
+        if open {
+            self.resolve(m.ts, key, out);
+        }
+    }
+
+    /// An absence timer fired: open (or reopen) the group's incident at `at`, with the last match
+    /// seen as its evidence.
+    fn absent(&mut self, at: Timestamp, key: String, out: &mut Vec<Change>) {
+        let Some(group) = self.groups.get_mut(&key) else {
+            return;
+        };
+        let Some(beat) = group.heartbeat.take_if(|b| {
+            let index = self.by_id.get(&b.rule).copied();
+            index.is_some_and(|i| match self.rules.rules[i].condition {
+                Condition::Absent { after_secs } => b.ts.plus_secs(after_secs) == at,
+                _ => false,
+            })
+        }) else {
+            return;
+        };
+        let Some(&index) = self.by_id.get(&beat.rule) else {
+            return;
+        };
+        let rule = &self.rules.rules[index];
+        let reopen = group
+            .last
+            .as_ref()
+            .is_some_and(|t| t.next_for(at, self.config.reopen_within_secs) == Next::Reopen);
+        let kind = if reopen {
+            ChangeKind::Reopened
+        } else {
+            ChangeKind::Opened
+        };
+        match group.last.as_mut().filter(|_| reopen) {
+            Some(tracked) => tracked.reopen(vec![beat], 1),
+            None => {
+                let group_key = GroupKey {
+                    rule: rule.id.clone(),
+                    service: beat.service.clone(),
+                    values: group_values(&key, rule),
+                };
+                group.last = Some(open_incident(
+                    rule,
+                    &self.links[index],
+                    self.config.evidence_cap,
+                    &group_key,
+                    Opening {
+                        entries: vec![beat],
+                        total: 1,
+                        first_seen: None,
+                    },
+                ));
+            }
+        }
+        if let Some(tracked) = group.last.as_mut() {
+            tracked.incident.last_seen = at;
+            tracked.incident.opened_at = at;
+        }
+        self.link_and_emit(&key, kind, at, out);
+    }
+
+    /// After `key`'s incident opened or reopened: link it to the incidents that explain it
+    /// (before emitting it) and to the open ones it explains (emitting `Updated` for each), and
+    /// schedule its resolution and escalation.
     fn link_and_emit(&mut self, key: &str, kind: ChangeKind, at: Timestamp, out: &mut Vec<Change>) {
-        let Some((class, id)) = self
+        let Some((incident, index)) = self
             .groups
             .get(key)
             .and_then(|g| g.last.as_ref())
-            .map(|t| (t.incident.class, t.incident.id.clone()))
+            .and_then(|t| Some((t.incident.clone(), self.index_of(t)?)))
         else {
             return;
         };
+        let rule = &self.rules.rules[index];
         let mut causes: Vec<IncidentId> = Vec::new();
         let mut consequences: Vec<String> = Vec::new();
         for (other_key, other) in &self.groups {
-            let Some(t) = other.last.as_ref().filter(|t| t.is_open()) else {
+            let Some(t) = other.last.as_ref().filter(|_| other_key != key) else {
                 continue;
             };
-            if other_key == key {
+            let Some(&other_index) = self.by_id.get(&t.incident.rule) else {
                 continue;
-            }
-            if correlate::explains(t.incident.class, class) {
+            };
+            let other_rule = &self.rules.rules[other_index];
+            if correlate::explains(other_rule, &t.incident, &incident) {
                 causes.push(t.incident.id.clone());
             }
-            if correlate::explains(class, t.incident.class) && !t.incident.caused_by.contains(&id) {
+            if t.is_open()
+                && correlate::explains(rule, &incident, &t.incident)
+                && !t.incident.caused_by.contains(&incident.id)
+            {
                 consequences.push(other_key.clone());
             }
         }
 
+        let absence = is_absence(rule);
         if let Some(tracked) = self.groups.get_mut(key).and_then(|g| g.last.as_mut()) {
             for cause in causes {
                 insert_sorted(&mut tracked.incident.caused_by, cause);
             }
-            self.deadlines
-                .insert((tracked.resolve_at(), key.to_string()));
+            tracked.incident.consequence = !tracked.incident.caused_by.is_empty();
+            if !absence {
+                self.timers
+                    .insert((tracked.resolve_at(), Timer::Resolve, key.to_string()));
+            }
             tracked.incident.escalation_level = tracked.incident.escalation_level.max(1);
             out.push(change(kind, at, tracked));
         }
@@ -570,44 +850,67 @@ impl Engine {
                 .groups
                 .get_mut(&other_key)
                 .and_then(|g| g.last.as_mut())
-                && insert_sorted(&mut t.incident.caused_by, id.clone())
+                && insert_sorted(&mut t.incident.caused_by, incident.id.clone())
             {
+                t.incident.consequence = true;
                 out.push(change(ChangeKind::Updated, at, t));
             }
         }
     }
 
-    /// Drop groups that no match after `upto` can affect: an empty window (once expired) and no
-    /// incident, or one resolved more than `reopen_within` ago.
+    /// Drop groups that nothing after `upto` can affect (see [`Group::is_idle`]).
     fn collect_idle(&mut self, upto: Timestamp) {
         let reopen_within = self.config.reopen_within_secs;
-        self.groups.retain(|_, g| {
-            g.window.expire_at(upto);
-            if !g.window.is_empty() {
-                return true;
-            }
-            match &g.last {
+        let rules = &self.rules;
+        let by_id = &self.by_id;
+        self.groups
+            .retain(|key, g| match by_id.get(rule_of_key(key)) {
+                Some(&i) => !g.is_idle(&rules.rules[i], upto, reopen_within),
                 None => false,
-                Some(t) => match t.incident.resolved_at {
-                    None => true,
-                    Some(resolved) => resolved.plus_secs(reopen_within) > upto,
-                },
-            }
-        });
+            });
     }
 }
 
-/// The escalation schedule of `tracked`'s rule (by id: rule indices are not stored).
-fn schedule_of<'a>(
-    schedules: &'a [Schedule],
-    rules: &RuleSet,
-    tracked: &Tracked,
-) -> Option<&'a Schedule> {
-    let index = rules
-        .rules
-        .iter()
-        .position(|r| r.id == tracked.incident.rule)?;
-    schedules.get(index)
+/// The rule id a rendered group key starts with.
+fn rule_of_key(key: &str) -> &str {
+    key.split(' ').next().unwrap_or(key)
+}
+
+/// The `group_by` values of a rendered group key (`rule service=s ip=1.2.3.4`), in rule order.
+fn group_values(key: &str, rule: &Rule) -> Vec<(String, String)> {
+    let names: Vec<&String> = rule.group_by.iter().filter(|n| *n != "service").collect();
+    // Values may hold spaces: split at the ` name=` markers of the known names, in order.
+    let mut values = Vec::with_capacity(names.len());
+    let mut rest = key;
+    for (i, name) in names.iter().enumerate() {
+        let marker = format!(" {name}=");
+        let Some(start) = rest.find(&marker) else {
+            values.push(((*name).clone(), String::new()));
+            continue;
+        };
+        let after = &rest[start + marker.len()..];
+        let end = names
+            .get(i + 1)
+            .and_then(|n| after.find(&format!(" {n}=")))
+            .unwrap_or(after.len());
+        values.push(((*name).clone(), after[..end].to_string()));
+        rest = &after[end..];
+    }
+    values
+}
+
+fn is_absence(rule: &Rule) -> bool {
+    matches!(rule.condition, Condition::Absent { .. })
+}
+
+/// Raise an open incident to critical; true when it was below.
+fn raise_severity(tracked: &mut Tracked) -> bool {
+    if tracked.is_open() && tracked.incident.severity < Severity::Critical {
+        tracked.incident.severity = Severity::Critical;
+        tracked.dirty = true;
+        return true;
+    }
+    false
 }
 
 /// When the escalation clock of `tracked` started: its opening, moved back by the time its
@@ -616,16 +919,12 @@ fn escalation_base(tracked: &Tracked) -> Timestamp {
     tracked.escalate_from.unwrap_or(tracked.incident.opened_at)
 }
 
-/// When `tracked` (open) reaches its next level; `None` at the top or when resolved.
-fn next_escalation(
-    schedules: &[Schedule],
-    rules: &RuleSet,
-    tracked: &Tracked,
-) -> Option<Timestamp> {
+/// When `tracked` (open) reaches its next level under `schedule`; `None` at the top or when
+/// resolved.
+fn next_escalation(schedule: &Schedule, tracked: &Tracked) -> Option<Timestamp> {
     if !tracked.is_open() {
         return None;
     }
-    let schedule = schedule_of(schedules, rules, tracked)?;
     let offset = schedule.next_after(tracked.incident.escalation_level)?;
     Some(escalation_base(tracked).plus_secs(offset))
 }
@@ -645,15 +944,30 @@ fn insert_sorted(ids: &mut Vec<IncidentId>, id: IncidentId) -> bool {
     }
 }
 
-/// A new incident from the matches that met the threshold (in event-time order).
+/// What an incident opens with: the evidence kept (event-time order), how many matches it stands
+/// for, and the earliest of them when that is older than the evidence.
+struct Opening {
+    entries: Vec<Evidence>,
+    total: u64,
+    first_seen: Option<Timestamp>,
+}
+
+/// A new incident from the matches that met the condition.
 fn open_incident(
     rule: &Rule,
     runbook: &RunbookLink,
     evidence_cap: usize,
     key: &GroupKey,
-    entries: Vec<Evidence>,
+    opening: Opening,
 ) -> Tracked {
-    let first_seen = entries.first().map(|e| e.ts).unwrap_or_default();
+    let Opening {
+        entries,
+        total,
+        first_seen,
+    } = opening;
+    let first_seen = first_seen
+        .or_else(|| entries.first().map(|e| e.ts))
+        .unwrap_or_default();
     let opened_at = entries.last().map(|e| e.ts).unwrap_or_default();
     let incident = Incident {
         id: key.incident_id(first_seen.as_micros()),
@@ -671,6 +985,7 @@ fn open_incident(
         count: 0,
         escalation_level: 0,
         caused_by: Vec::new(),
+        consequence: false,
         runbook: runbook.clone(),
         evidence: Vec::new(),
     };
@@ -679,7 +994,7 @@ fn open_incident(
         EvidenceBuf::new(evidence_cap),
         rule.resolve_after_secs,
     );
-    tracked.reopen(entries);
+    tracked.reopen(entries, total);
     tracked
 }
 
@@ -1221,9 +1536,13 @@ mod tests {
 
     #[test]
     fn causes_link_to_their_consequences_in_either_order() {
+        let mut down = rule("db-down", Class::DbDown, Condition::Immediate, &[]);
+        down.explains = vec![Class::DbConnection, Class::HighErrorRate];
+        let mut too_many = rule("too-many", Class::DbConnection, Condition::Immediate, &[]);
+        too_many.explains = vec![Class::HighErrorRate];
         let rules = vec![
-            rule("db-down", Class::DbDown, Condition::Immediate, &[]),
-            rule("too-many", Class::DbConnection, Condition::Immediate, &[]),
+            down,
+            too_many,
             rule("errors", Class::HighErrorRate, Condition::Immediate, &[]),
         ];
         // Cause first: the consequence opens with the link.
@@ -1356,8 +1675,268 @@ mod tests {
 
     /// A stream with every kind of change: bursts of two rules (one immediate, one count with
     /// group_by), quiet gaps that resolve, returns that reopen, and ties on timestamps.
+    fn cond(text: &str) -> Condition {
+        Condition::parse(text).unwrap()
+    }
+
+    /// Opened/Reopened/Resolved changes as (kind, rule, group, seconds after T0, count).
+    fn lifecycle(changes: &[Change]) -> Vec<(ChangeKind, String, i64, u64)> {
+        changes
+            .iter()
+            .filter(|c| c.kind != ChangeKind::Updated && c.kind != ChangeKind::Escalated)
+            .map(|c| {
+                (
+                    c.kind,
+                    c.incident.group.clone(),
+                    secs(c.at),
+                    c.incident.count,
+                )
+            })
+            .collect()
+    }
+
+    fn run(e: &mut Engine, matches: Vec<Match>) -> Vec<Change> {
+        e.push(matches);
+        e.finish()
+    }
+
+    #[test]
+    fn distinct_users_from_one_ip_make_one_incident_per_ip() {
+        let mut e = engine(vec![rule(
+            "logins",
+            Class::Security,
+            cond("distinct(user) >= 3 within 1m"),
+            &["ip"],
+        )]);
+        let login = |s: i64, ip: &str, user: &str| {
+            with_capture(with_capture(at(0, s, 0), "ip", ip), "user", user)
+        };
+        let changes = run(
+            &mut e,
+            vec![
+                // One user tried many times from .9: not a spray.
+                login(0, "203.0.113.9", "alice"),
+                login(1, "203.0.113.9", "alice"),
+                login(2, "203.0.113.9", "alice"),
+                login(3, "203.0.113.9", "alice"),
+                // Three users from .7 within a minute: one.
+                login(10, "198.51.100.7", "alice"),
+                login(20, "198.51.100.7", "bob"),
+                login(30, "198.51.100.7", "carol"),
+                login(31, "198.51.100.7", "dave"),
+            ],
+        );
+        assert_eq!(
+            lifecycle(&changes),
+            vec![(
+                ChangeKind::Opened,
+                "logins service=postgres ip=198.51.100.7".into(),
+                30,
+                3
+            )]
+        );
+        assert_eq!(changes.last().unwrap().incident.count, 4);
+        assert_eq!(secs(changes[0].incident.first_seen), 10);
+        assert_counters_add_up(&e);
+    }
+
+    #[test]
+    fn a_p95_opens_with_every_match_of_its_window_counted() {
+        let mut e = engine_with(
+            vec![rule(
+                "slow",
+                Class::SlowQueries,
+                cond("p95(duration_ms) > 1000 within 5m min 10"),
+                &[],
+            )],
+            EngineConfig {
+                evidence_cap: 4,
+                ..EngineConfig::default()
+            },
+        );
+        let q = |s: i64, ms: &str| with_capture(at(0, s, 0), "duration_ms", ms);
+        // Nearest rank: the p95 of 20 values is the 19th, of 21 the 20th.
+        let mut matches: Vec<Match> = (0..19).map(|s| q(s, "12.5")).collect();
+        matches.push(q(19, "2500"));
+        assert!(
+            run(&mut e, matches).is_empty(),
+            "one slow of 20: p95 is fast"
+        );
+        let changes = run(&mut e, vec![q(20, "1800.25")]);
+        assert_eq!(kinds(&changes), vec![ChangeKind::Opened]);
+        let inc = &changes[0].incident;
+        assert_eq!(
+            inc.count, 21,
+            "the whole window, not only the evidence kept"
+        );
+        assert_eq!(inc.evidence.len(), 4);
+        assert_eq!(secs(inc.first_seen), 0);
+        assert_eq!(secs(inc.opened_at), 20);
+    }
+
+    #[test]
+    fn a_ratio_counts_its_base_in_the_same_group() {
+        let sends = rule("sends", Class::EmailDelivery, Condition::Never, &["queue"]);
+        let failures = rule(
+            "failures",
+            Class::EmailDelivery,
+            cond("rate >= 10% of sends within 1m min 20"),
+            &["queue"],
+        );
+        let mut set = vec![sends, failures];
+        set[0].capture_fields = vec!["queue".into()];
+        let mut e = engine(set);
+        let on = |m: Match, queue: &str| with_capture(m, "queue", queue);
+        let mut matches = Vec::new();
+        // 30 sends on each queue in a minute; 2 failures on `digest` (6.7 %); on `campaign` the
+        // third failure reaches 10 %.
+        for s in 0..30 {
+            matches.push(on(at(0, s, 1), "campaign"));
+            matches.push(on(at(0, s, 2), "digest"));
+        }
+        for s in [31, 32] {
+            matches.push(on(at(1, s, 3), "digest"));
+        }
+        for s in [33, 34, 35, 36] {
+            matches.push(on(at(1, s, 3), "campaign"));
+        }
+        let changes = run(&mut e, matches);
+        assert_eq!(
+            lifecycle(&changes),
+            vec![(
+                ChangeKind::Opened,
+                "failures service=postgres queue=campaign".into(),
+                35,
+                3
+            )]
+        );
+        assert_eq!(e.stats().matches, 66);
+        assert_counters_add_up(&e);
+    }
+
+    #[test]
+    fn a_baseline_rate_opens_on_a_jump_not_on_a_steady_level() {
+        let mut e = engine(vec![rule(
+            "errors",
+            Class::HighErrorRate,
+            cond("rate > 5x baseline(1h) within 1m min 10"),
+            &[],
+        )]);
+        // An hour of three errors a minute: busy, but normal for this app.
+        let mut matches: Vec<Match> = (0..60)
+            .flat_map(|minute| (0..3).map(move |k| at(0, minute * 60 + k * 5, 0)))
+            .collect();
+        // Then 15 in a minute: 5 × 3 is not more; 16 is.
+        matches.extend((0..15).map(|k| at(0, 3600 + k, 0)));
+        assert!(run(&mut e, matches).is_empty());
+        let changes = run(&mut e, vec![at(0, 3615, 0)]);
+        assert_eq!(kinds(&changes), vec![ChangeKind::Opened]);
+        assert_eq!(changes[0].incident.count, 16);
+    }
+
+    #[test]
+    fn an_absence_opens_when_the_heartbeat_stops_and_ends_when_it_is_back() {
+        let mut e = engine(vec![
+            rule("health-ok", Class::AppDown, cond("absent for 60s"), &[]),
+            rule(
+                "other",
+                Class::Storage,
+                Condition::Count {
+                    n: 1000,
+                    within_secs: 1,
+                },
+                &[],
+            ),
+        ]);
+        let mut matches: Vec<Match> = (0..10).map(|k| at(0, k * 10, 0)).collect(); // beats to 90 s
+        // Other events carry event time on while the health checks are missing.
+        matches.extend((0..40).map(|k| at(1, 95 + k * 5, 0)));
+        matches.extend((0..3).map(|k| at(0, 300 + k * 10, 0))); // back at 300 s
+        matches.push(at(1, 500, 0)); // gone again from 320 s: missing at 380 s
+        let changes = run(&mut e, matches);
+        let group = "health-ok service=postgres".to_string();
+        assert_eq!(
+            lifecycle(&changes),
+            vec![
+                (ChangeKind::Opened, group.clone(), 150, 1),
+                (ChangeKind::Resolved, group.clone(), 300, 1),
+                (ChangeKind::Reopened, group.clone(), 380, 2),
+            ]
+        );
+        let opened = &changes[0].incident;
+        assert_eq!(secs(opened.first_seen), 90, "the last health check seen");
+        assert_eq!(opened.evidence[0].text, "line at 90");
+        assert_eq!(secs(changes[1].incident.resolved_at.unwrap()), 300);
+        assert!(e.finish().is_empty());
+        assert_counters_add_up(&e);
+    }
+
+    #[test]
+    fn severity_rises_while_open_when_the_second_threshold_is_crossed() {
+        let mut r = rule(
+            "failing",
+            Class::QueueBacklog,
+            cond("count >= 3 within 1m"),
+            &[],
+        );
+        r.severity = Severity::Warning;
+        r.critical_when = Some(cond("count >= 10 within 1m"));
+        let mut e = engine(vec![r]);
+        let changes = run(&mut e, (0..12).map(|s| at(0, s, 0)).collect());
+        let severities: Vec<(ChangeKind, Severity, u64)> = changes
+            .iter()
+            .map(|c| (c.kind, c.incident.severity, c.incident.count))
+            .collect();
+        use ChangeKind::{Opened, Updated};
+        assert_eq!(
+            severities,
+            vec![
+                (Opened, Severity::Warning, 3),
+                (Updated, Severity::Warning, 6),
+                (Updated, Severity::Critical, 10),
+                (Updated, Severity::Critical, 12),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_consequence_does_not_escalate_while_its_cause_is_open() {
+        let mut db = rule("db", Class::DbConnection, Condition::Immediate, &[]);
+        db.explains = vec![Class::AppDown];
+        db.resolve_after_secs = 60;
+        let app = rule("app", Class::AppDown, Condition::Immediate, &[]);
+        let mut e = engine(vec![db, app]);
+        // The database is out for 20 minutes; the app stays down for 40.
+        let mut matches = every_minute(0, 0, 20);
+        matches.extend(every_minute(1, 1, 40));
+        e.push(matches);
+        let mut changes = e.advance(Timestamp::from_secs(T0 + 50 * 60));
+        changes.extend(e.finish());
+        let app_levels: Vec<(ChangeKind, i64, u8)> = levels(
+            &changes
+                .iter()
+                .filter(|c| c.incident.rule == "app")
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        // Its cause escalates at 15 min. The app's level 2 falls due at 16 min, while the cause
+        // is open (until 21 min): held, its clock restarts there, and level 2 comes at 31 min.
+        use ChangeKind::{Escalated, Opened, Resolved};
+        assert_eq!(
+            app_levels,
+            vec![(Opened, 60, 1), (Escalated, 1860, 2), (Resolved, 2700, 2)]
+        );
+        let opened = changes.iter().find(|c| c.incident.rule == "app").unwrap();
+        assert!(opened.incident.consequence);
+        assert_eq!(opened.incident.caused_by.len(), 1);
+        assert!(
+            levels(&changes).contains(&(Escalated, 900, 2)),
+            "the cause pages"
+        );
+    }
+
     fn stream() -> impl Strategy<Value = Vec<Match>> {
-        prop::collection::vec((0usize..3, 0i64..4000, 0u64..3, 0usize..2), 1..120).prop_map(|raw| {
+        prop::collection::vec((0usize..8, 0i64..4000, 0u64..3, 0usize..2), 1..120).prop_map(|raw| {
             raw.into_iter()
                 .enumerate()
                 .map(|(i, (rule, secs, sub, ip))| {
@@ -1370,8 +1949,18 @@ mod tests {
     }
 
     fn prop_rules() -> Vec<Rule> {
+        let cond = |text: &str| Condition::parse(text).unwrap();
+        let mut down = rule("down", Class::DbDown, Condition::Immediate, &[]);
+        down.explains = vec![Class::DbConnection, Class::HighErrorRate];
+        let mut raised = rule(
+            "raised",
+            Class::HighLatency,
+            cond("count >= 2 within 60s"),
+            &[],
+        );
+        raised.critical_when = Some(cond("count >= 4 within 60s"));
         vec![
-            rule("down", Class::DbDown, Condition::Immediate, &[]),
+            down,
             rule(
                 "conn",
                 Class::DbConnection,
@@ -1390,6 +1979,21 @@ mod tests {
                 },
                 &[],
             ),
+            rule("sends", Class::EmailDelivery, Condition::Never, &[]),
+            rule(
+                "fail-rate",
+                Class::EmailDelivery,
+                cond("rate >= 50% of sends within 60s min 2"),
+                &["ip"],
+            ),
+            rule("beat", Class::AppDown, cond("absent for 300s"), &[]),
+            rule(
+                "ips",
+                Class::Security,
+                cond("distinct(ip) >= 2 within 100s"),
+                &[],
+            ),
+            raised,
         ]
     }
 

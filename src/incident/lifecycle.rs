@@ -4,8 +4,8 @@
 //! [`Tracked`] is the engine's state of one incident: the [`Incident`] as it will be published, its
 //! capped evidence, and when the next `Updated` change is due. Updates are sparse on purpose:
 //! one when the count reaches 2×, 4×, 8×, … of its value at opening, so a storm of matches gives a
-//! handful of changes, not one per line. (A rule has one severity and a group has one rule, so
-//! severity does not rise here; escalation levels are driven by `incident::escalation`.)
+//! handful of changes, not one per line. (Severity rises in the engine, by the rule's
+//! `critical_when`; escalation levels are driven by `incident::escalation`.)
 //!
 //! Times are event times. An incident resolves at `last_seen + resolve_after`: a match exactly at
 //! that instant still joins, a later one finds it resolved. A qualifying match at most
@@ -112,19 +112,30 @@ impl Tracked {
     /// Resolve at `last_seen + resolve_after`; returns that time.
     pub fn resolve(&mut self) -> Timestamp {
         let at = self.resolve_at();
-        self.incident.state = State::Resolved;
-        self.incident.resolved_at = Some(at);
+        self.end(at);
         at
     }
 
-    /// Reopen with the matches that met the threshold again; the update milestones restart from
-    /// the count after reopening.
-    pub fn reopen(&mut self, matches: Vec<Evidence>) {
+    /// Resolve at `at` (an absence ends when the expected event is back).
+    pub fn end(&mut self, at: Timestamp) {
+        self.incident.state = State::Resolved;
+        self.incident.resolved_at = Some(at);
+    }
+
+    /// Reopen with the matches that met the condition again: `matches` are kept as evidence and
+    /// stand for `total` matches (more when the window held more than its evidence). The update
+    /// milestones restart from the count after reopening.
+    pub fn reopen(&mut self, matches: Vec<Evidence>, total: u64) {
         self.incident.state = State::Open;
         self.incident.resolved_at = None;
+        let kept = matches.len() as u64;
         for evidence in matches {
             self.join(evidence);
         }
+        self.incident.count = self
+            .incident
+            .count
+            .saturating_add(total.saturating_sub(kept));
         self.next_update = self.incident.count.max(1).saturating_mul(2);
     }
 
@@ -175,6 +186,7 @@ mod tests {
             count,
             escalation_level: 0,
             caused_by: vec![],
+            consequence: false,
             runbook: RunbookLink {
                 title: String::new(),
                 anchor: String::new(),
@@ -204,7 +216,7 @@ mod tests {
         assert_eq!(t.next_for(Timestamp::from_secs(399), 600), Next::FoldLate);
         assert_eq!(t.next_for(Timestamp::from_secs(1000), 600), Next::Reopen);
         assert_eq!(t.next_for(Timestamp::from_secs(1001), 600), Next::New);
-        t.reopen(vec![ev_on(500, "worker")]);
+        t.reopen(vec![ev_on(500, "worker")], 1);
         assert!(t.is_open());
         assert_eq!(t.incident.count, 3);
         assert_eq!(t.incident.services, vec!["app", "worker"]);

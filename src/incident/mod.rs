@@ -87,7 +87,13 @@ pub struct Incident {
     /// Number of matches folded into the incident.
     pub count: u64,
     pub escalation_level: u8,
+    /// Open incidents that explain this one (rules' `explains`), sorted, at most
+    /// [`engine::MAX_CAUSES`].
     pub caused_by: Vec<IncidentId>,
+    /// Explained by another incident: kept visible, but it does not page (escalate) on its own
+    /// while a cause is open.
+    #[serde(default)]
+    pub consequence: bool,
     pub runbook: RunbookLink,
     /// The first matches and the latest ones, capped.
     pub evidence: Vec<Evidence>,

@@ -20,6 +20,13 @@ pub struct CountWindow {
     entries: VecDeque<(Timestamp, Evidence)>,
 }
 
+impl Default for CountWindow {
+    /// A one-second window of one entry.
+    fn default() -> Self {
+        CountWindow::new(1, 1)
+    }
+}
+
 impl CountWindow {
     /// A window of `within_secs` that keeps at most `cap` entries (at least one).
     pub fn new(within_secs: i64, cap: usize) -> CountWindow {

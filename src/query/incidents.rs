@@ -214,6 +214,7 @@ mod tests {
             count: 12,
             escalation_level: 0,
             caused_by: vec![],
+            consequence: false,
             runbook: RunbookLink {
                 title: "Database Connection Issues".into(),
                 anchor: "database-connection-issues".into(),

@@ -327,6 +327,7 @@ mod tests {
                 count,
                 escalation_level: 0,
                 caused_by: vec![IncidentId("inc-00000000000000aa".into())],
+                consequence: false,
                 runbook: RunbookLink {
                     title: "Database Connection Issues".into(),
                     anchor: "database-connection-issues".into(),
