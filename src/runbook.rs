@@ -71,6 +71,9 @@ pub struct Runbook {
     pub procedures: Vec<Procedure>,
     /// The escalation matrix, level 1 first (`On-call engineer (0-15 minutes)`).
     pub escalation: Vec<String>,
+    /// The services the runbook scales (`--scale worker=5`): the stateless tier, whose names a
+    /// procedure's commands may swap for the incident's own ([`Runbook::fill`]).
+    pub scaled: Vec<String>,
 }
 
 /// GitHub's heading anchor: lowercase, punctuation dropped, spaces to hyphens.
@@ -433,7 +436,61 @@ impl Runbook {
             }
         }
         flush(&mut current, &mut runbook);
+        let commands = runbook
+            .procedures
+            .iter()
+            .flat_map(|p| p.steps.iter())
+            .flat_map(|s| s.commands.iter());
+        for command in commands {
+            for (_, rest) in command
+                .match_indices("--scale ")
+                .map(|(i, m)| command.split_at(i + m.len()))
+            {
+                if let Some((name, _)) = rest.split_once('=')
+                    && !name.is_empty()
+                    && !runbook.scaled.iter().any(|s| s == name)
+                {
+                    runbook.scaled.push(name.to_string());
+                }
+            }
+        }
         runbook
+    }
+
+    /// `link`'s steps with their commands filled for an incident on `service` with group values
+    /// `values`: where a command names another service of the scaled tier than the incident's
+    /// (`docker-compose restart newsletter-app` for a worker incident) it names the incident's
+    /// (`docker-compose restart worker`), and where a step's commands name one BullMQ queue
+    /// (`bull:campaign-emails:waiting`) and the incident has another (`queue=ai-insights`), they
+    /// name the incident's. Commands that already name the incident's service or queue, or name
+    /// several, are left as written.
+    pub fn fill(
+        &self,
+        link: &RunbookLink,
+        service: &str,
+        values: &[(String, String)],
+    ) -> RunbookLink {
+        let own = self
+            .scaled
+            .iter()
+            .find(|name| same_service(name, service))
+            .cloned();
+        let queue = values
+            .iter()
+            .find(|(n, v)| n == "queue" && !v.is_empty())
+            .map(|(_, v)| v.as_str());
+        let mut filled = link.clone();
+        for step in &mut filled.steps {
+            if let Some(own) = &own {
+                for command in &mut step.commands {
+                    *command = swap_service(command, own, &self.scaled);
+                }
+            }
+            if let Some(queue) = queue {
+                swap_queue(&mut step.commands, queue);
+            }
+        }
+        filled
     }
 
     /// The procedure a rule links to: by key (`database-connection-issues`,
@@ -453,9 +510,152 @@ impl Runbook {
     }
 }
 
+/// `name` (as the runbook writes it) is `service` (as logwarden's sources name it): equal, or one
+/// is a `-`-separated word of the other (`newsletter-app` is `app`, `worker` is `newsletter-worker`).
+fn same_service(name: &str, service: &str) -> bool {
+    let words = |s: &str| {
+        s.split(['-', '_', '.'])
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    name == service
+        || words(name).iter().any(|w| w == service)
+        || words(service).iter().any(|w| w == name)
+}
+
+/// The words of a command with their byte ranges: runs of service-name characters.
+fn name_tokens(command: &str) -> Vec<(usize, usize)> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let mut tokens = Vec::new();
+    let mut start = None;
+    for (i, c) in command.char_indices() {
+        match (is_name(c), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                tokens.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        tokens.push((s, command.len()));
+    }
+    tokens
+}
+
+/// `command` naming `own` instead of the one other scaled service it names (if it names exactly
+/// one and not `own`).
+fn swap_service(command: &str, own: &str, scaled: &[String]) -> String {
+    let tokens = name_tokens(command);
+    let named: Vec<&(usize, usize)> = tokens
+        .iter()
+        .filter(|(a, b)| scaled.iter().any(|s| s == &command[*a..*b]))
+        .collect();
+    let names: std::collections::BTreeSet<&str> =
+        named.iter().map(|(a, b)| &command[*a..*b]).collect();
+    if names.len() != 1 || names.contains(own) {
+        return command.to_string();
+    }
+    let mut out = String::with_capacity(command.len());
+    let mut at = 0;
+    for (a, b) in named {
+        out.push_str(&command[at..*a]);
+        out.push_str(own);
+        at = *b;
+    }
+    out.push_str(&command[at..]);
+    out
+}
+
+/// Point a step's `bull:QUEUE:` keys at `queue` when they name exactly one other queue.
+fn swap_queue(commands: &mut [String], queue: &str) {
+    let mut named = std::collections::BTreeSet::new();
+    for command in commands.iter() {
+        for (i, _) in command.match_indices("bull:") {
+            let rest = &command[i + 5..];
+            if let Some(end) = rest.find(':') {
+                named.insert(rest[..end].to_string());
+            }
+        }
+    }
+    if named.len() != 1 || named.contains(queue) {
+        return;
+    }
+    if let Some(other) = named.first() {
+        let (from, to) = (format!("bull:{other}:"), format!("bull:{queue}:"));
+        for command in commands.iter_mut() {
+            *command = command.replace(&from, &to);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_are_filled_with_the_incidents_service_and_queue() {
+        let rb = Runbook::parse(SEED);
+        assert_eq!(rb.scaled, vec!["worker", "newsletter-app"]);
+        let down = rb.find("application-down").unwrap().link();
+        let commands = |link: &RunbookLink| -> Vec<String> {
+            link.steps.iter().flat_map(|s| s.commands.clone()).collect()
+        };
+        let as_written = commands(&down);
+        // The app itself: as written.
+        assert_eq!(commands(&rb.fill(&down, "app", &[])), as_written);
+        assert_eq!(commands(&rb.fill(&down, "newsletter-app", &[])), as_written);
+        // A worker incident: the worker's logs and restart; other services untouched.
+        let worker = commands(&rb.fill(&down, "worker", &[]));
+        assert!(
+            worker.contains(&"docker-compose logs --tail=100 worker".to_string()),
+            "{worker:?}"
+        );
+        assert!(
+            worker.contains(&"docker-compose restart worker".to_string()),
+            "{worker:?}"
+        );
+        assert!(
+            worker.contains(&"docker-compose restart postgres".to_string()),
+            "{worker:?}"
+        );
+        assert!(
+            !worker.iter().any(|c| c.contains("newsletter-app")),
+            "{worker:?}"
+        );
+        // Services outside the scaled tier are never swapped in.
+        assert_eq!(commands(&rb.fill(&down, "postgres", &[])), as_written);
+        // A command naming both tiers stays as written.
+        let memory = rb.find("high-memory-usage").unwrap().link();
+        let filled = commands(&rb.fill(&memory, "worker", &[]));
+        assert!(
+            filled.contains(&"docker-compose restart newsletter-app worker".to_string()),
+            "{filled:?}"
+        );
+
+        let email = rb.find("email-delivery-issues").unwrap().link();
+        let queue = [("queue".to_string(), "ai-insights".to_string())];
+        let filled = commands(&rb.fill(&email, "worker", &queue));
+        assert!(
+            filled.contains(
+                &"docker-compose exec redis redis-cli llen bull:ai-insights:waiting".to_string()
+            ),
+            "{filled:?}"
+        );
+        assert!(
+            filled.contains(
+                &"docker-compose exec redis redis-cli llen bull:ai-insights:failed".to_string()
+            ),
+            "{filled:?}"
+        );
+        let backlog = rb.find("issue-queue-backlog").unwrap().link();
+        assert_eq!(
+            commands(&rb.fill(&backlog, "worker", &queue)),
+            commands(&backlog),
+            "it names both queues"
+        );
+    }
 
     const SEED: &str = include_str!("../patterns/runbook.md");
 

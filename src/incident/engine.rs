@@ -180,6 +180,8 @@ pub struct Engine {
     thresholds: Vec<Threshold>,
     links: Vec<RunbookLink>,
     schedules: Vec<Schedule>,
+    /// Fills each incident's procedure with its service and queue ([`Runbook::fill`]).
+    runbook: Arc<Runbook>,
     rates_over: Vec<Vec<usize>>,
     buffer: BinaryHeap<Reverse<Buffered>>,
     /// By the rendered group key (what [`Incident::group`] holds, so a restart can find them).
@@ -233,6 +235,7 @@ impl Engine {
             thresholds,
             links,
             schedules,
+            runbook,
             rates_over,
             buffer: BinaryHeap::new(),
             groups: BTreeMap::new(),
@@ -664,9 +667,14 @@ impl Engine {
                 match (kind, group.last.as_mut()) {
                     (ChangeKind::Reopened, Some(tracked)) => tracked.reopen(entries, total),
                     _ => {
+                        let link = self.runbook.fill(
+                            &self.links[m.rule],
+                            &group_key.service,
+                            &group_key.values,
+                        );
                         group.last = Some(open_incident(
                             &rule,
-                            &self.links[m.rule],
+                            &link,
                             self.config.evidence_cap,
                             &group_key,
                             Opening {
@@ -777,9 +785,12 @@ impl Engine {
                     service: beat.service.clone(),
                     values: group_values(&key, rule),
                 };
+                let link =
+                    self.runbook
+                        .fill(&self.links[index], &group_key.service, &group_key.values);
                 group.last = Some(open_incident(
                     rule,
-                    &self.links[index],
+                    &link,
                     self.config.evidence_cap,
                     &group_key,
                     Opening {
@@ -1698,6 +1709,27 @@ mod tests {
     fn run(e: &mut Engine, matches: Vec<Match>) -> Vec<Change> {
         e.push(matches);
         e.finish()
+    }
+
+    #[test]
+    fn an_incidents_procedure_names_its_own_service() {
+        let mut r = rule("exit", Class::AppDown, Condition::Immediate, &[]);
+        r.runbook = vec!["application-down".into()];
+        let mut e = engine(vec![r]);
+        let mut m = at(0, 0, 0);
+        m.service = "newsletter-worker".into();
+        let changes = run(&mut e, vec![m]);
+        let commands: Vec<&String> = changes[0]
+            .incident
+            .runbook
+            .steps
+            .iter()
+            .flat_map(|s| &s.commands)
+            .collect();
+        assert!(
+            commands.contains(&&"docker-compose restart worker".to_string()),
+            "{commands:?}"
+        );
     }
 
     #[test]
