@@ -24,7 +24,7 @@
 //! escalate = "immediately"          # or "5m"; default: the runbook's escalation matrix
 //! explains = ["app-down", "high-error-rate"]  # incidents of these classes are consequences
 //! explains_in = ["app", "worker"]   # … on these services (default: the rule's own)
-//! explains_within = "10m"           # … opened within this time of it (default 10m)
+//! explains_within = "5m"            # … opened within this time of its matches (default 5m)
 //! runbook = ["database-connection-issues"]
 //! examples = ['… FATAL:  sorry, too many clients already']
 //! counter_examples = ['…']
@@ -115,7 +115,7 @@ pub struct Rule {
     pub explains: Vec<Class>,
     /// Services on which the explained incidents are (empty: the cause's own services).
     pub explains_in: Vec<String>,
-    /// How long before or after this rule's incident a consequence may open and be explained.
+    /// How long before its first match or after its last a consequence may open and be explained.
     pub explains_within_secs: i64,
     /// Runbook link: a procedure anchor (`database-connection-issues`) or `section:item` for the
     /// bold items of the Alert Response Procedures (`critical-alerts:database-down`).
@@ -239,7 +239,7 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 pub const DEFAULT_RESOLVE_AFTER_SECS: i64 = 300;
 
 /// Default `explains_within`.
-pub const DEFAULT_EXPLAINS_WITHIN_SECS: i64 = 600;
+pub const DEFAULT_EXPLAINS_WITHIN_SECS: i64 = 300;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -2,7 +2,7 @@
 //!
 //! A rule may say that its incidents explain incidents of other classes (`explains`), on some
 //! services (`explains_in`, by default its own incident's services) and within a time of it
-//! (`explains_within`): `db-connection` explains `app-down` on the app within ten minutes. The
+//! (`explains_within`): `db-connection` explains `app-down` on the app within five minutes. The
 //! consequence's `caused_by` names the cause and it is marked a consequence, which stops it from
 //! paging on its own (Alertmanager's inhibition), but nothing is hidden: the on-call engineer sees
 //! both, and the link says where to start.
@@ -14,8 +14,8 @@ use crate::incident::Incident;
 
 /// True when `cause` (an incident of `cause_rule`) explains `consequence`: the rule names the
 /// consequence's class, the consequence is on one of the services in scope, and it opened within
-/// `explains_within` of the cause's lifetime (from its first match to its resolution, or to now
-/// while it is open).
+/// `explains_within` of the cause's matches (from `W` before its first to `W` after its last; the
+/// quiet period before a resolution is not part of it).
 pub fn explains(cause_rule: &Rule, cause: &Incident, consequence: &Incident) -> bool {
     if cause.id == consequence.id || !cause_rule.explains.contains(&consequence.class) {
         return false;
@@ -35,10 +35,7 @@ pub fn explains(cause_rule: &Rule, cause: &Incident, consequence: &Incident) -> 
     let within = cause_rule.explains_within_secs;
     let opened = consequence.opened_at;
     let from = cause.first_seen.plus_secs(within.saturating_neg());
-    let until = cause
-        .resolved_at
-        .unwrap_or(opened.max(cause.last_seen))
-        .plus_secs(within);
+    let until = cause.last_seen.plus_secs(within);
     from <= opened && opened <= until
 }
 
@@ -101,10 +98,11 @@ mod tests {
         let latency = incident("l", Class::HighLatency, "app", 1050, 1050);
         assert!(!explains(&db, &cause, &latency), "class not declared");
 
+        // Up to W after its last match, resolved or not.
+        assert!(explains(&db, &cause, &app("app", 1700)));
         let mut resolved = cause.clone();
         resolved.resolved_at = Some(Timestamp::from_secs(1400));
-        assert!(explains(&db, &resolved, &app("app", 2000)));
-        assert!(!explains(&db, &resolved, &app("app", 2001)));
+        assert!(!explains(&db, &resolved, &app("app", 1701)));
 
         // Without explains_in, the cause's own services.
         db.explains_in.clear();

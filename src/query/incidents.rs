@@ -164,6 +164,12 @@ pub fn detail(inc: &Incident, matrix: &[String], style: Style) -> String {
         let ids: Vec<&str> = inc.caused_by.iter().map(|i| i.0.as_str()).collect();
         let _ = writeln!(out, "caused by {}", ids.join(", "));
     }
+    if inc.consequence {
+        let _ = writeln!(
+            out,
+            "a consequence: it does not page on its own while a cause is open; start with the cause"
+        );
+    }
     let _ = writeln!(
         out,
         "\n{} {} (runbook #{})",
