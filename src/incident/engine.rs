@@ -1733,6 +1733,51 @@ mod tests {
     }
 
     #[test]
+    fn the_default_pack_makes_app_health_a_consequence_of_refused_database_connections() {
+        let rules = crate::detect::pack::default_rules().unwrap();
+        let index = |id: &str| rules.index_of(id).unwrap();
+        let (pg, health) = (index("pg-too-many-clients"), index("app-health-503"));
+        let mut e = Engine::new(
+            Arc::new(rules.clone()),
+            Arc::new(Runbook::parse(RUNBOOK)),
+            EngineConfig::default(),
+        );
+        let on = |rule: usize, secs: i64, service: &str| {
+            let mut m = at(rule, secs, 0);
+            m.service = service.into();
+            m
+        };
+        // Connections refused for 20 minutes; the health check fails for five of them.
+        let mut matches: Vec<Match> = (0..=20).map(|m| on(pg, m * 60, "postgres")).collect();
+        matches.extend((0..30).map(|k| on(health, 30 + k * 10, "newsletter-app")));
+        e.push(matches);
+        let mut changes = e.advance(Timestamp::from_secs(T0 + 40 * 60));
+        changes.extend(e.finish());
+        let opened = |rule: &str| {
+            changes
+                .iter()
+                .find(|c| c.kind == ChangeKind::Opened && c.incident.rule == rule)
+                .unwrap()
+                .incident
+                .clone()
+        };
+        let (cause, app) = (opened("pg-too-many-clients"), opened("app-health-503"));
+        assert_eq!(app.caused_by, vec![cause.id.clone()]);
+        assert!(app.consequence && !cause.consequence);
+        // The cause pages (it escalates at 15 minutes); the app's Application Down would escalate
+        // after 5 minutes, but as a consequence it does not while its cause is open.
+        let escalated = |id: &IncidentId| {
+            changes
+                .iter()
+                .filter(|c| c.kind == ChangeKind::Escalated && &c.incident.id == id)
+                .map(|c| secs(c.at))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(escalated(&cause.id), vec![900]);
+        assert_eq!(escalated(&app.id), Vec::<i64>::new());
+    }
+
+    #[test]
     fn distinct_users_from_one_ip_make_one_incident_per_ip() {
         let mut e = engine(vec![rule(
             "logins",
