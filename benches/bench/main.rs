@@ -114,5 +114,102 @@ fn storm(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, stages, storm);
+/// Rules whose conditions keep a tally (distinct values, a p95, a ratio over a base rule, the
+/// trailing baseline) under 100,000 matches in ten minutes: the cost of the counters, matches per
+/// second through push + finish.
+fn tallies(c: &mut Criterion) {
+    const RULES: &str = r#"
+[[rule]]
+id = "spray"
+class = "security"
+severity = "warning"
+title = "spray"
+condition = "distinct(user) >= 50 within 5m"
+group_by = ["ip"]
+runbook = "log-analysis"
+
+[[rule]]
+id = "latency"
+class = "high-latency"
+severity = "warning"
+title = "p95"
+condition = "p95(ms) > 900 within 5m min 50"
+runbook = "warning-alerts:high-latency"
+
+[[rule]]
+id = "sends"
+class = "email-delivery"
+severity = "info"
+title = "sends"
+condition = "never"
+runbook = "email-delivery-issues"
+
+[[rule]]
+id = "failures"
+class = "email-delivery"
+severity = "warning"
+title = "failures"
+condition = "rate >= 5% of sends within 5m min 100"
+runbook = "email-delivery-issues"
+
+[[rule]]
+id = "jump"
+class = "high-error-rate"
+severity = "warning"
+title = "jump"
+condition = "rate > 5x baseline(1h) within 1m min 20"
+runbook = "warning-alerts:high-error-rate"
+"#;
+    let rules = Arc::new(
+        logwarden::detect::rules::RuleSet::from_files(&[("bench.toml".into(), RULES.into())])
+            .unwrap(),
+    );
+    let runbook = Arc::new(Runbook::parse(pack::default_runbook()));
+    let n = 100_000u64;
+    let matches: Vec<logwarden::detect::Match> = (0..n)
+        .map(|i| {
+            let rule = (i % 5) as usize;
+            let captures = match rule {
+                0 => vec![
+                    ("ip".to_string(), format!("203.0.113.{}", i % 7)),
+                    ("user".to_string(), format!("user{}", i % 97)),
+                ],
+                1 => vec![("ms".to_string(), format!("{}", (i * 7919) % 1000))],
+                _ => vec![],
+            };
+            logwarden::detect::Match {
+                event: logwarden::event::EventId {
+                    fingerprint: 1,
+                    offset: i,
+                },
+                ts: Timestamp(1_796_220_000_000_000 + (i as i64) * 6_000),
+                rule,
+                service: "app".into(),
+                captures,
+                excerpt: String::new(),
+            }
+        })
+        .collect();
+    let run = || {
+        let mut engine = Engine::new(
+            Arc::clone(&rules),
+            Arc::clone(&runbook),
+            EngineConfig::default(),
+        );
+        engine.push(matches.clone());
+        engine.finish()
+    };
+    let opened = run()
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Opened)
+        .count();
+    eprintln!("tallies: {n} matches, {opened} incidents opened");
+    let mut group = c.benchmark_group("incident");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(n));
+    group.bench_function("tallies-100k", |b| b.iter(run));
+    group.finish();
+}
+
+criterion_group!(benches, stages, storm, tallies);
 criterion_main!(benches);
