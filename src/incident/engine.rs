@@ -576,6 +576,11 @@ impl Engine {
         self.fire_before(m.ts, out);
         self.count_as_base(&m);
 
+        if rule.condition == Condition::Never {
+            // Only counted, as a rate's base: no group of its own.
+            self.stats.pending += 1;
+            return;
+        }
         let group_key = GroupKey::of(&rule, &m);
         let key = group_key.render();
         if let Condition::Absent { after_secs } = rule.condition {
