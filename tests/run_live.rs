@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Child, Stdio};
 
-use crate::support::{loggrep_count, logwarden, run, wait_until};
+use crate::support::{loggrep_count, logwarden, run, terminate, wait_until};
 
 fn start(data: &std::path::Path, log: &std::path::Path) -> Child {
     logwarden()
@@ -16,18 +16,6 @@ fn start(data: &std::path::Path, log: &std::path::Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn terminate(mut child: Child) {
-    let out = run(std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string()));
-    assert!(out.status.success());
-    let status = child.wait().unwrap();
-    assert!(
-        status.success(),
-        "run did not exit 0 on SIGTERM: {status:?}"
-    );
 }
 
 fn append(log: &std::path::Path, from: u32, to: u32) {
