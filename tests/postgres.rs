@@ -830,6 +830,16 @@ impl Follower {
         }
     }
 
+    /// Everything the server has written is read and committed: `status` shows no lag.
+    fn caught_up(&self) -> bool {
+        let out = run(logwarden().arg("status").arg("--data-dir").arg(&self.data));
+        let text = stdout(&out);
+        let log = self.log.display().to_string();
+        let row = text.lines().find(|l| l.ends_with(&log));
+        // FINGERPRINT SERVICE OFFSET SIZE LAG-BYTES …
+        row.and_then(|r| r.split_whitespace().nth(4)) == Some("0")
+    }
+
     fn stop(mut self) {
         if let Some(child) = self.child.take() {
             terminate(child);
@@ -1025,10 +1035,16 @@ fn a_live_run_raises_each_real_postgres_fault_within_seconds_and_resolves_them()
         }
     }
 
-    // The faults are over (the last step waited for its connection holders): every incident
-    // resolves after its quiet period, though nothing more is written.
+    // The faults are over (the last step waited for its connection holders). Once each run has
+    // read the last lines (the holders' slow statements), every incident resolves after its quiet
+    // period, though nothing more is written.
     let quiet_from = Instant::now();
     for f in &followers {
+        assert!(
+            wait_until(30, || f.caught_up()),
+            "{}: never caught up",
+            f.how
+        );
         let resolved = wait_until(30, || {
             incidents(&f.data).iter().all(|i| i["state"] == "resolved")
         });
