@@ -114,6 +114,11 @@ enum Command {
         /// --source auto`); ends with the pipe.
         #[arg(long)]
         stdin: bool,
+        /// How far behind the newest line a line may arrive and still count in event-time order
+        /// (30s, 2m; default 60s). Incidents resolve this long after their quiet period ends,
+        /// also when the logs go silent and the wall clock moves event time on.
+        #[arg(long, value_name = "DURATION", value_parser = logwarden::detect::rules::parse_duration)]
+        lateness: Option<i64>,
     },
     /// Ingest existing files once (rotated .gz included) and raise their incidents.
     Backfill {
@@ -353,8 +358,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             sources,
             from: _,
             stdin: true,
+            lateness,
         } => {
-            let settings = stdin_settings(&data, &sources)?;
+            let mut settings = stdin_settings(&data, &sources)?;
+            if let Some(secs) = lateness {
+                settings.engine.lateness_secs = secs;
+            }
             let idle_after = TailConfig::default().idle_after;
             let stop = stop_flag()?;
             let summary = pipeline::run_stdin(&settings, idle_after, stop, &mut print_change)?;
@@ -366,8 +375,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             sources,
             from,
             stdin: false,
+            lateness,
         } => {
-            let settings = settings_for(&data, &sources)?;
+            let mut settings = settings_for(&data, &sources)?;
+            if let Some(secs) = lateness {
+                settings.engine.lateness_secs = secs;
+            }
             let tail = TailConfig {
                 from: match from {
                     FromArg::Beginning => source::From::Beginning,

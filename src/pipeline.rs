@@ -9,6 +9,13 @@
 //! Live (`run`, `demo`): the engine's watermark is the newest event time seen, so incidents open as
 //! their lines arrive. Backfill: every match is buffered and the engine runs once at the end, in
 //! event-time order across all files, which gives the same incidents a live run would have.
+//!
+//! Live, while every source is idle, event time goes on with the wall clock: the engine is told it
+//! has reached the newest event time read plus the wall time since that event was read
+//! ([`Engine::pass_time`]), so incidents resolve after their quiet period when the logs go
+//! silent. That is the only place the wall clock reaches the incidents, and a backfill never
+//! does it: its incidents depend on the files alone. Changes it makes are logged and committed at
+//! once, with the engine state, so a restart neither loses nor repeats them.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -42,6 +49,8 @@ use crate::store::vocab::Vocab;
 
 /// Bound of the source → pipeline channel (in chunks of up to 256 KiB).
 const CHANNEL_BOUND: usize = 64;
+/// Live: how often, at most, an idle pipeline looks at the wall clock (see [`Pipeline::pass_idle_time`]).
+const IDLE_TICK: Duration = Duration::from_millis(500);
 /// tantivy writer memory budget, by default.
 pub const INDEX_HEAP: usize = 128 * 1024 * 1024;
 
@@ -262,6 +271,9 @@ struct Pipeline<'a> {
     checkpoints: Checkpoints,
     files: HashMap<u64, OpenFile>,
     max_ts: Timestamp,
+    /// Live: the event time known to be reached (the newest read, or what the engine had reached
+    /// before a restart) and the wall-clock instant it was; idle time counts on from there.
+    clock: (Timestamp, Instant),
     summary: Summary,
     last_commit: Instant,
     uncommitted: bool,
@@ -295,6 +307,7 @@ impl<'a> Pipeline<'a> {
             None => engine.restore(&known),
         };
         tracing::debug!(restored, "incident groups taken back");
+        let reached = engine.time_reached().unwrap_or_default();
         let pipeline = Pipeline {
             settings,
             live,
@@ -305,6 +318,7 @@ impl<'a> Pipeline<'a> {
             checkpoints: checkpoints.clone(),
             files: HashMap::new(),
             max_ts: Timestamp::default(),
+            clock: (reached, Instant::now()),
             summary: Summary::default(),
             last_commit: Instant::now(),
             uncommitted: false,
@@ -316,10 +330,16 @@ impl<'a> Pipeline<'a> {
 
     /// Consume inputs until `Done` (or the source hangs up).
     fn drive(&mut self, rx: &Receiver<Input>) -> Result<(), PipelineError> {
+        let tick = if self.live {
+            self.settings.commit_every.min(IDLE_TICK)
+        } else {
+            self.settings.commit_every
+        };
         loop {
-            let input = match rx.recv_timeout(self.settings.commit_every) {
+            let input = match rx.recv_timeout(tick) {
                 Ok(input) => input,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    self.pass_idle_time()?;
                     self.maybe_commit()?;
                     continue;
                 }
@@ -413,6 +433,7 @@ impl<'a> Pipeline<'a> {
             Input::Done => return Ok(true),
         }
         self.advance_live()?;
+        self.pass_idle_time()?;
         Ok(false)
     }
 
@@ -433,6 +454,7 @@ impl<'a> Pipeline<'a> {
             }
             self.max_ts = self.max_ts.max(ev.ts);
         }
+        self.clock = (self.clock.0.max(self.max_ts), Instant::now());
         if let Some(file) = self.files.get_mut(&fingerprint) {
             let newest = events.iter().map(|e| e.ts).max();
             file.last_event = newest.max(file.last_event);
@@ -457,6 +479,30 @@ impl<'a> Pipeline<'a> {
             self.emit(changes)?;
         }
         Ok(())
+    }
+
+    /// Live, every source idle (nothing in flight): tell the engine the event time the wall clock
+    /// says has been reached, so quiet incidents resolve though no line comes to say so. What it
+    /// changes is logged and committed at once (with the engine state that made it), so a restart
+    /// neither loses a resolution nor makes it twice.
+    fn pass_idle_time(&mut self) -> Result<(), PipelineError> {
+        if !self.live || !self.files.values().all(|f| f.idle) {
+            return Ok(());
+        }
+        let (reached, at) = self.clock;
+        let idle = i64::try_from(at.elapsed().as_micros()).unwrap_or(i64::MAX);
+        let now = Timestamp(reached.0.saturating_add(idle));
+        let changes = self.engine.pass_time(now);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        tracing::debug!(
+            changes = changes.len(),
+            %now,
+            "idle sources: event time passed by the wall clock"
+        );
+        self.emit(changes)?;
+        self.commit()
     }
 
     /// Event time up to which every file still being written has been read: the oldest "newest

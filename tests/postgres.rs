@@ -15,18 +15,23 @@
 //! time the incidents (rule, class, count, the rule's runbook procedure) and the index must show
 //! each problem, and the three formats give the same incidents.
 //!
+//! A second test does it live (issue 5): `logwarden run` follows each of the three logs while the
+//! faults happen one by one after a healthy period, and each incident must open within 5 s of its
+//! first line and resolve once the log goes quiet.
+//!
 //! Missing server binaries fail the test with a pointer to tests/run: a silently skipped server test
 //! would look green while testing nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use logwarden::detect::pack::{default_rules, default_runbook};
 use logwarden::runbook::Runbook;
 use serde_json::Value;
 
 use crate::support::{
-    free_port, loggrep, loggrep_count, logwarden, run, stderr, stdout, wait_until,
+    free_port, loggrep, loggrep_count, logwarden, repo, run, stderr, stdout, terminate, wait_until,
 };
 
 const PREFIX: &str = "%m [%p] %q%u@%d ";
@@ -318,8 +323,8 @@ fn probe_until_refused(server: &Server, holders: &mut [(Child, bool)], expected:
     );
 }
 
-/// Make the server log the three problems; returns when the log holds every expected line.
-fn provoke(server: &Server) {
+/// A wrong password, `FAILED_LOGINS` times.
+fn failed_logins(server: &Server) {
     for _ in 0..FAILED_LOGINS {
         let out = run(&mut server.psql("not-the-password", "SELECT 1"));
         assert!(
@@ -328,7 +333,10 @@ fn provoke(server: &Server) {
             stderr(&out)
         );
     }
+}
 
+/// `SLOW_STATEMENTS` statements of 1.1 s at once (`log_min_duration_statement` is 1 s).
+fn slow_statements(server: &Server) {
     let slow: Vec<Child> = (0..SLOW_STATEMENTS)
         .map(|_| {
             server
@@ -343,8 +351,10 @@ fn provoke(server: &Server) {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "slow statement: {}", stderr(&out));
     }
+}
 
-    // A statement cancelled by statement_timeout.
+/// A statement cancelled by statement_timeout.
+fn statement_timeout(server: &Server) {
     let out = run(&mut server.psql(
         PASSWORD,
         "SET statement_timeout = '100ms'; SELECT pg_sleep(2)",
@@ -354,9 +364,11 @@ fn provoke(server: &Server) {
         "statement_timeout: {}",
         stderr(&out)
     );
+}
 
-    // A deadlock: A locks row 1 then wants row 2 (and waits long enough for log_lock_waits to say
-    // so); B locks row 2, then wants row 1, and its deadlock check finds the cycle.
+/// A deadlock: A locks row 1 then wants row 2 (and waits long enough for log_lock_waits to say
+/// so); B locks row 2, then wants row 1, and its deadlock check finds the cycle.
+fn deadlock(server: &Server) {
     let txn = |first: i32, pause: &str, second: i32| {
         format!(
             "BEGIN; UPDATE accounts SET balance = balance - 1 WHERE id = {first}; \
@@ -383,8 +395,10 @@ fn provoke(server: &Server) {
         errors.contains("deadlock detected"),
         "no deadlock: {errors}"
     );
+}
 
-    // A long query killed by pg_terminate_backend, as an operator would from the runbook.
+/// A long query killed by pg_terminate_backend, as an operator would from the runbook.
+fn terminate_long_query(server: &Server) {
     let mut victim = server
         .psql(PASSWORD, "SELECT pg_sleep(30)")
         .stdout(Stdio::null())
@@ -398,9 +412,14 @@ fn provoke(server: &Server) {
     });
     assert!(killed, "the long query was never seen to terminate it");
     victim.wait().unwrap();
+}
 
-    // Every slot a non-superuser may take, held: the next one is refused with the reserved-slots
-    // message. Then the reserved slot too, by the superuser: the next one is refused outright.
+/// Every slot a non-superuser may take, held: the next one is refused with the reserved-slots
+/// message. Then the reserved slot too, by the superuser: the next one is refused outright. The
+/// holders then end their 8 s statements (which the log shows as slow): a client killed instead
+/// would leave its backend holding the slot, and a connection made meanwhile (by a later step,
+/// or a test's check) would be refused again.
+fn too_many_connections(server: &Server) {
     let mut holders: Vec<(Child, bool)> = (0..MAX_CONNECTIONS - RESERVED)
         .map(|_| (hold(server, false), false))
         .collect();
@@ -408,8 +427,71 @@ fn provoke(server: &Server) {
     holders.push((hold(server, true), true));
     probe_until_refused(server, &mut holders, TOO_MANY);
     for (mut child, _) in holders {
-        let _ = child.kill();
         child.wait().unwrap();
+    }
+}
+
+/// One real fault: how the test causes it, and what it must raise: (rule, class, a text its
+/// first line holds in every log format).
+struct Fault {
+    name: &'static str,
+    cause: fn(&Server),
+    raises: &'static [(&'static str, &'static str, &'static str)],
+}
+
+/// The faults, in the order they are caused.
+const FAULTS: &[Fault] = &[
+    Fault {
+        name: "failed password logins",
+        cause: failed_logins,
+        raises: &[(
+            "pg-password-auth-failed",
+            "security",
+            "password authentication failed",
+        )],
+    },
+    Fault {
+        name: "pg_sleep slow statements",
+        cause: slow_statements,
+        raises: &[("pg-slow-statements", "slow-queries", "duration: ")],
+    },
+    Fault {
+        name: "statement_timeout",
+        cause: statement_timeout,
+        raises: &[(
+            "pg-statement-timeout",
+            "slow-queries",
+            "canceling statement due to statement timeout",
+        )],
+    },
+    Fault {
+        name: "deadlock",
+        cause: deadlock,
+        raises: &[
+            ("pg-lock-wait", "slow-queries", "still waiting for"),
+            ("pg-deadlock", "slow-queries", "deadlock detected"),
+        ],
+    },
+    Fault {
+        name: "pg_terminate_backend",
+        cause: terminate_long_query,
+        raises: &[(
+            "pg-restart-terminating",
+            "db-connection",
+            "terminating connection due to administrator command",
+        )],
+    },
+    Fault {
+        name: "connections beyond the limit",
+        cause: too_many_connections,
+        raises: &[("pg-too-many-clients", "db-connection", RESERVED_SLOTS)],
+    },
+];
+
+/// Make the server log every fault; returns when the log holds every expected line.
+fn provoke(server: &Server) {
+    for fault in FAULTS {
+        (fault.cause)(server);
     }
 
     let expected = [
@@ -459,6 +541,56 @@ fn incidents(data_dir: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// One line about an incident for a failure message.
+fn summary(incident: &Value) -> String {
+    format!(
+        "{} {} {} {} x{}",
+        incident["class"],
+        incident["rule"],
+        incident["state"],
+        incident["services"],
+        incident["count"]
+    )
+}
+
+/// `incident` of `rule` links to the procedure the default pack's rule names, as the runbook has
+/// it, steps and all.
+fn check_procedure(incident: &Value, rule: &str, how: &str) {
+    let rules = default_rules().unwrap();
+    let runbook = Runbook::parse(default_runbook());
+    let want = rules
+        .get(rule)
+        .and_then(|r| r.runbook.iter().find_map(|key| runbook.find(key)))
+        .unwrap_or_else(|| panic!("{rule} names no procedure of the runbook"));
+    assert_eq!(
+        incident["runbook"]["anchor"], want.anchor,
+        "{how}: {rule}: {incident}"
+    );
+    assert_eq!(incident["runbook"]["title"], want.title, "{how}: {rule}");
+    let steps = incident["runbook"]["steps"].as_array().map_or(0, Vec::len);
+    assert_eq!(steps, want.steps.len(), "{how}: {rule}: steps");
+}
+
+/// The rules the faults raise. Connections opened and authorized (log_connections) are the
+/// healthy noise: nothing else may open.
+const EXPECTED_RULES: [&str; 7] = [
+    "pg-password-auth-failed",
+    "pg-slow-statements",
+    "pg-too-many-clients",
+    "pg-statement-timeout",
+    "pg-deadlock",
+    "pg-lock-wait",
+    "pg-restart-terminating",
+];
+
+/// The incidents of `all` that no fault explains, summarised.
+fn unexpected(all: &[Value]) -> Vec<String> {
+    all.iter()
+        .filter(|i| !EXPECTED_RULES.iter().any(|r| i["rule"] == *r))
+        .map(summary)
+        .collect()
+}
+
 /// The incidents one backfill of the server's log must have produced in `data_dir`: each problem
 /// under its rule and class, with its count, on postgres, linked to its rule's runbook procedure.
 /// Returns (rule, group, count) of every incident, sorted, to compare the log formats.
@@ -468,18 +600,8 @@ fn check_incidents(
     slow: usize,
     how: &str,
 ) -> Vec<(String, String, u64)> {
-    let rules = default_rules().unwrap();
-    let runbook = Runbook::parse(default_runbook());
     let all = incidents(data_dir);
-    let summary: Vec<String> = all
-        .iter()
-        .map(|i| {
-            format!(
-                "{} {} {} x{}",
-                i["class"], i["rule"], i["services"], i["count"]
-            )
-        })
-        .collect();
+    let summaries: Vec<String> = all.iter().map(summary).collect();
     for (class, rule, count) in [
         ("security", "pg-password-auth-failed", Some(FAILED_LOGINS)),
         ("slow-queries", "pg-slow-statements", Some(slow)),
@@ -492,7 +614,9 @@ fn check_incidents(
         let inc = all
             .iter()
             .find(|i| i["class"] == class && i["rule"] == rule)
-            .unwrap_or_else(|| panic!("{how}: no {class} incident from {rule}; got {summary:#?}"));
+            .unwrap_or_else(|| {
+                panic!("{how}: no {class} incident from {rule}; got {summaries:#?}")
+            });
         assert_eq!(
             inc["services"],
             serde_json::json!(["postgres"]),
@@ -508,35 +632,9 @@ fn check_incidents(
                 "{how}: the user is read: {group}"
             );
         }
-        // The procedure the rule names, as the runbook has it, steps and all.
-        let want = rules
-            .get(rule)
-            .and_then(|r| r.runbook.iter().find_map(|key| runbook.find(key)))
-            .unwrap_or_else(|| panic!("{rule} names no procedure of the runbook"));
-        assert_eq!(
-            inc["runbook"]["anchor"], want.anchor,
-            "{how}: {rule}: {inc}"
-        );
-        assert_eq!(inc["runbook"]["title"], want.title, "{how}: {rule}");
-        let steps = inc["runbook"]["steps"].as_array().map_or(0, Vec::len);
-        assert_eq!(steps, want.steps.len(), "{how}: {rule}: steps");
+        check_procedure(inc, rule, how);
     }
-    // Connections opened and authorized (log_connections) are the healthy noise: nothing else.
-    let expected_rules = [
-        "pg-password-auth-failed",
-        "pg-slow-statements",
-        "pg-too-many-clients",
-        "pg-statement-timeout",
-        "pg-deadlock",
-        "pg-lock-wait",
-        "pg-restart-terminating",
-    ];
-    let unexpected: Vec<&String> = summary
-        .iter()
-        .zip(&all)
-        .filter(|(_, i)| !expected_rules.iter().any(|r| i["rule"] == *r))
-        .map(|(s, _)| s)
-        .collect();
+    let unexpected = unexpected(&all);
     assert!(
         unexpected.is_empty(),
         "{how}: unexpected incidents {unexpected:#?}"
@@ -602,8 +700,7 @@ fn check_events(data_dir: &Path, slow: usize, how: &str) {
 fn a_real_postgres_log_raises_security_slow_query_and_connection_incidents() {
     let server = Server::start();
     provoke(&server);
-    // Copies of the logs as they stand now: the backends of the killed holders sleep on and may
-    // still log their 8 s statements into the live files before the server stops. The csv and json
+    // Copies of the logs as they stand now, without what the server's stop adds. The csv and json
     // logs are written by the same collector; wait until they hold the last problem too.
     let complete = |ext: &str, needle: &str| {
         std::fs::read_to_string(server.log_dir.join(format!("postgresql.{ext}")))
@@ -662,4 +759,345 @@ fn a_real_postgres_log_raises_security_slow_query_and_connection_incidents() {
     for (how, found) in &seen[1..] {
         assert_eq!(found, first, "{how} differs from {first_how}");
     }
+}
+
+/// The quiet period every rule of the live test's pack has instead of the pack's own (minutes):
+/// short, so that the test sees each incident resolve.
+const QUIET: &str = "3s";
+/// How long after its first log line a fault's incident must be open (issue 5).
+const OPEN_WITHIN: Duration = Duration::from_secs(5);
+
+/// The default pack (patterns/*.toml) copied into `dir` with every `resolve_after` set to [`QUIET`].
+fn quick_pack(dir: &Path) -> PathBuf {
+    let pack = dir.join("patterns");
+    std::fs::create_dir(&pack).unwrap();
+    for entry in std::fs::read_dir(repo().join("patterns")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let mut text = String::new();
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            if line.trim_start().starts_with("resolve_after") {
+                continue;
+            }
+            text.push_str(line);
+            text.push('\n');
+            if line.trim() == "[[rule]]" {
+                text.push_str(&format!("resolve_after = \"{QUIET}\"\n"));
+            }
+        }
+        std::fs::write(pack.join(path.file_name().unwrap()), text).unwrap();
+    }
+    pack
+}
+
+/// A `logwarden run` following one of the server's logs into its own data dir. Stopped with
+/// SIGTERM by [`Follower::stop`]; killed if the test fails first.
+struct Follower {
+    how: &'static str,
+    log: PathBuf,
+    data: PathBuf,
+    /// Its stderr, shown if the test fails.
+    stderr: PathBuf,
+    child: Option<Child>,
+}
+
+impl Follower {
+    fn start(how: &'static str, source: &str, log: PathBuf, work: &Path, pack: &Path) -> Follower {
+        let data = work.join(format!("live-{how}"));
+        let stderr = work.join(format!("live-{how}.stderr"));
+        let err = std::fs::File::create(&stderr).unwrap();
+        let child = logwarden()
+            .arg("run")
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--patterns")
+            .arg(pack)
+            // The default 60 s would hold every resolution a minute past its quiet period.
+            .args(["--lateness", "1s", "--source"])
+            .arg(format!("{source}={}", log.display()))
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        Follower {
+            how,
+            log,
+            data,
+            stderr,
+            child: Some(child),
+        }
+    }
+
+    /// Everything the server has written is read and committed: `status` shows no lag.
+    fn caught_up(&self) -> bool {
+        let out = run(logwarden().arg("status").arg("--data-dir").arg(&self.data));
+        let text = stdout(&out);
+        let log = self.log.display().to_string();
+        let row = text.lines().find(|l| l.ends_with(&log));
+        // FINGERPRINT SERVICE OFFSET SIZE LAG-BYTES …
+        row.and_then(|r| r.split_whitespace().nth(4)) == Some("0")
+    }
+
+    fn stop(mut self) {
+        if let Some(child) = self.child.take() {
+            terminate(child);
+        }
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+            eprintln!("--- {} run's stderr:\n{text}", self.how);
+        }
+    }
+}
+
+/// One incident a fault must open in one follower's data dir, and when.
+struct Watch<'a> {
+    follower: &'a Follower,
+    rule: &'static str,
+    class: &'static str,
+    needle: &'static str,
+    /// How often the needle was in the log before the fault.
+    before: usize,
+    /// When the test first saw the fault's line in the log.
+    seen: Option<Instant>,
+    /// How long after that the incident was found open.
+    opened: Option<Duration>,
+}
+
+/// One look at every watch: note the fault's first line, check the incident; true once every
+/// incident is open. Fails when an incident is not open [`OPEN_WITHIN`] after its first line.
+fn poll(watches: &mut [Watch<'_>], fault: &str) -> bool {
+    for w in watches.iter_mut().filter(|w| w.seen.is_none()) {
+        let text = std::fs::read_to_string(&w.follower.log).unwrap_or_default();
+        if text.matches(w.needle).count() > w.before {
+            w.seen = Some(Instant::now());
+        }
+    }
+    for w in watches.iter_mut().filter(|w| w.opened.is_none()) {
+        let Some(seen) = w.seen else {
+            continue;
+        };
+        let all = incidents(&w.follower.data);
+        let how = w.follower.how;
+        match all.iter().find(|i| i["rule"] == w.rule) {
+            Some(inc) => {
+                assert_eq!(inc["class"], w.class, "{how}: {fault}: {inc}");
+                assert_eq!(inc["services"], serde_json::json!(["postgres"]), "{inc}");
+                check_procedure(inc, w.rule, &format!("{how}: {fault}"));
+                w.opened = Some(seen.elapsed());
+            }
+            None => assert!(
+                seen.elapsed() <= OPEN_WITHIN,
+                "{how}: {fault}: no {} incident {:?} after its first line; incidents: {:#?}",
+                w.rule,
+                seen.elapsed(),
+                all.iter().map(summary).collect::<Vec<_>>()
+            ),
+        }
+    }
+    watches.iter().all(|w| w.opened.is_some())
+}
+
+/// Healthy traffic for at least `period`: successful logins over TCP, quick queries, a short
+/// sleep, an update. Returns how many logins it made.
+fn healthy(server: &Server, period: Duration) -> usize {
+    let started = Instant::now();
+    let mut logins = 0;
+    while started.elapsed() < period {
+        for sql in [
+            "SELECT 1",
+            "SELECT count(*) FROM accounts",
+            "SELECT pg_sleep(0.2)",
+            "UPDATE accounts SET balance = balance WHERE id = 1",
+        ] {
+            let out = run(&mut server.psql(PASSWORD, sql));
+            assert!(out.status.success(), "healthy `{sql}`: {}", stderr(&out));
+            logins += 1;
+        }
+    }
+    logins
+}
+
+/// Issue 5's acceptance point, live: logwarden tails the server's stderr, csv and json logs (one
+/// `run` each) while the test causes real faults with real clients. A healthy period opens
+/// nothing; each fault opens its rule's incident, class and runbook procedure within 5 s of its
+/// first log line (in that log); once the faults stop, every incident resolves by the wall clock
+/// after its quiet period, and each `run` exits 0 on SIGTERM. The pack's quiet periods are cut
+/// to [`QUIET`] ([`quick_pack`]) and the lateness to 1 s so that resolution comes in seconds.
+#[test]
+fn a_live_run_raises_each_real_postgres_fault_within_seconds_and_resolves_them() {
+    let started = Instant::now();
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let pack = quick_pack(work.path());
+    let followers: Vec<Follower> = [
+        ("stderr", "postgres:postgres", "log"),
+        ("csvlog", "postgres:postgres-csv", "csv"),
+        ("jsonlog", "postgres:postgres-json", "json"),
+    ]
+    .into_iter()
+    .map(|(how, source, ext)| {
+        let log = server.log_dir.join(format!("postgresql.{ext}"));
+        Follower::start(how, source, log, work.path(), &pack)
+    })
+    .collect();
+
+    // Healthy: every login of it read (and indexed), and no incident.
+    let logins = healthy(&server, Duration::from_secs(3));
+    let authorized = "connection authorized: user=newsletter";
+    let count = |log: &Path| {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .matches(authorized)
+            .count() as u64
+    };
+    for f in &followers {
+        let want = count(&f.log);
+        assert!(want >= logins as u64, "{}: {want} < {logins}", f.how);
+        assert!(
+            wait_until(30, || loggrep_count(&f.data, &format!("\"{authorized}\""))
+                == want),
+            "{}: the healthy period was not read: {} of {want}",
+            f.how,
+            loggrep_count(&f.data, &format!("\"{authorized}\""))
+        );
+        let all = incidents(&f.data);
+        assert!(
+            all.is_empty(),
+            "{}: incidents in the healthy period: {:#?}",
+            f.how,
+            all.iter().map(summary).collect::<Vec<_>>()
+        );
+    }
+
+    let mut report = Vec::new();
+    for fault in FAULTS {
+        let mut watches: Vec<Watch<'_>> = Vec::new();
+        for f in &followers {
+            let text = std::fs::read_to_string(&f.log).unwrap_or_default();
+            let all = incidents(&f.data);
+            for &(rule, class, needle) in fault.raises {
+                assert!(
+                    !all.iter().any(|i| i["rule"] == rule),
+                    "{}: a {rule} incident before {}",
+                    f.how,
+                    fault.name
+                );
+                watches.push(Watch {
+                    follower: f,
+                    rule,
+                    class,
+                    needle,
+                    before: text.matches(needle).count(),
+                    seen: None,
+                    opened: None,
+                });
+            }
+        }
+        std::thread::scope(|scope| {
+            let causing = scope.spawn(|| (fault.cause)(&server));
+            let opened = wait_until(60, || poll(&mut watches, fault.name));
+            let missing: Vec<String> = watches
+                .iter()
+                .filter(|w| w.opened.is_none())
+                .map(|w| {
+                    format!(
+                        "{} {} (line seen: {})",
+                        w.follower.how,
+                        w.rule,
+                        w.seen.is_some()
+                    )
+                })
+                .collect();
+            assert!(opened, "{}: never raised: {missing:?}", fault.name);
+            if let Err(panic) = causing.join() {
+                std::panic::resume_unwind(panic);
+            }
+        });
+        for w in &watches {
+            report.push(format!(
+                "{:<30} {:<24} {:<8} open {:>5} ms after its first line",
+                fault.name,
+                w.rule,
+                w.follower.how,
+                w.opened.unwrap_or_default().as_millis()
+            ));
+        }
+    }
+
+    // The faults are over (the last step waited for its connection holders). Once each run has
+    // read the last lines (the holders' slow statements), every incident resolves after its quiet
+    // period, though nothing more is written.
+    let quiet_from = Instant::now();
+    for f in &followers {
+        assert!(
+            wait_until(30, || f.caught_up()),
+            "{}: never caught up",
+            f.how
+        );
+        let resolved = wait_until(30, || {
+            incidents(&f.data).iter().all(|i| i["state"] == "resolved")
+        });
+        assert!(
+            resolved,
+            "{}: still open: {:#?}",
+            f.how,
+            incidents(&f.data).iter().map(summary).collect::<Vec<_>>()
+        );
+    }
+    report.push(format!(
+        "all resolved {} ms after the faults stopped",
+        quiet_from.elapsed().as_millis()
+    ));
+
+    let mut seen = Vec::new();
+    for f in followers {
+        let (how, data) = (f.how, f.data.clone());
+        f.stop();
+        let all = incidents(&data);
+        let unexpected = unexpected(&all);
+        assert!(
+            unexpected.is_empty(),
+            "{how}: unexpected incidents {unexpected:#?}"
+        );
+        for i in &all {
+            assert_eq!(i["state"], "resolved", "{how}: after the stop: {i}");
+        }
+        let mut found: Vec<(String, String, u64)> = all
+            .iter()
+            .map(|i| {
+                (
+                    i["rule"].as_str().unwrap_or_default().to_string(),
+                    i["group"].as_str().unwrap_or_default().to_string(),
+                    i["count"].as_u64().unwrap_or_default(),
+                )
+            })
+            .collect();
+        found.sort();
+        let rules: Vec<&str> = found.iter().map(|(r, _, _)| r.as_str()).collect();
+        for rule in EXPECTED_RULES {
+            assert!(
+                rules.contains(&rule),
+                "{how}: no {rule} incident: {found:?}"
+            );
+        }
+        seen.push((how, found));
+    }
+    // The three logs of one server, followed live, give the same incidents.
+    let (first_how, first) = &seen[0];
+    for (how, found) in &seen[1..] {
+        assert_eq!(found, first, "{how} differs from {first_how}");
+    }
+    report.push(format!("test took {} ms", started.elapsed().as_millis()));
+    eprintln!("{}", report.join("\n"));
 }

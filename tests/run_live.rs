@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Child, Stdio};
 
-use crate::support::{loggrep_count, logwarden, run, wait_until};
+use crate::support::{loggrep_count, logwarden, run, terminate, wait_until};
 
 fn start(data: &std::path::Path, log: &std::path::Path) -> Child {
     logwarden()
@@ -16,18 +16,6 @@ fn start(data: &std::path::Path, log: &std::path::Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn terminate(mut child: Child) {
-    let out = run(std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string()));
-    assert!(out.status.success());
-    let status = child.wait().unwrap();
-    assert!(
-        status.success(),
-        "run did not exit 0 on SIGTERM: {status:?}"
-    );
 }
 
 fn append(log: &std::path::Path, from: u32, to: u32) {
@@ -154,4 +142,124 @@ fn from_end_skips_what_was_there_and_a_restart_resumes() {
             0
         );
     }
+}
+
+/// Issue 5's lifecycle: an incident resolves after its rule's quiet period by the wall clock when
+/// the log goes silent (no later line moves event time on), that resolution is logged once and
+/// survives a restart without being made again, and the restarted run resolves a reopening too.
+/// The rule's quiet period (2 s) and `--lateness 1s` keep the waits short.
+#[test]
+fn an_idle_source_resolves_its_incident_by_the_wall_clock_once_across_a_restart() {
+    use logwarden::incident::{ChangeKind, Incident, State};
+    use logwarden::store::incidents::IncidentLog;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let data = dir.path().join("data");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("quiet.toml"),
+        r#"
+[[rule]]
+id = "test-quiet-fault"
+class = "db-connection"
+severity = "error"
+title = "A fault that stops"
+literals = ["quietfault"]
+resolve_after = "2s"
+runbook = ["database-connection-issues"]
+examples = ['{"level":50,"time":1796220000000,"msg":"quietfault happened"}']
+"#,
+    )
+    .unwrap();
+    let fault = |log: &std::path::Path| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let now = logwarden::event::Timestamp::now().as_millis();
+        writeln!(
+            f,
+            r#"{{"level":50,"time":{now},"msg":"quietfault happened"}}"#
+        )
+        .unwrap();
+    };
+    let start = || {
+        logwarden()
+            .arg("run")
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--patterns")
+            .arg(&rules)
+            .args(["--lateness", "1s", "--source"])
+            .arg(format!("app:pino={}", log.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let incident = || -> Option<Incident> {
+        let out = run(logwarden()
+            .args(["incidents", "--json", "--data-dir"])
+            .arg(&data));
+        assert!(out.status.success(), "{}", crate::support::stderr(&out));
+        let text = crate::support::stdout(&out);
+        let mut all: Vec<Incident> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(all.len() <= 1, "{text}");
+        all.pop()
+    };
+    let state_is = |state: State, count: u64| {
+        move || incident().is_some_and(|i| i.state == state && i.count == count)
+    };
+
+    fault(&log);
+    let written = std::time::Instant::now();
+    let child = start();
+    assert!(wait_until(30, state_is(State::Open, 1)), "{:?}", incident());
+    // Nothing more is written: only the wall clock can resolve it, after 2 s + 1 s of lateness.
+    assert!(
+        wait_until(30, state_is(State::Resolved, 1)),
+        "{:?}",
+        incident()
+    );
+    assert!(written.elapsed() >= std::time::Duration::from_secs(3));
+    let first = incident().unwrap();
+    assert_eq!(first.resolved_at, Some(first.last_seen.plus_secs(2)));
+    terminate(child);
+
+    // Restarted: the resolution is not made again; a new fault reopens it, and the silence
+    // that follows resolves it again.
+    let child = start();
+    fault(&log);
+    assert!(wait_until(30, state_is(State::Open, 2)), "{:?}", incident());
+    assert!(
+        wait_until(30, state_is(State::Resolved, 2)),
+        "{:?}",
+        incident()
+    );
+    terminate(child);
+    let second = incident().unwrap();
+    assert_eq!(second.id, first.id);
+    assert_eq!(second.resolved_at, Some(second.last_seen.plus_secs(2)));
+
+    let kinds: Vec<ChangeKind> = IncidentLog::read_all(&data.join("incidents.jsonl"))
+        .unwrap()
+        .iter()
+        .map(|c| c.kind)
+        .filter(|k| *k != ChangeKind::Updated && *k != ChangeKind::Escalated)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ChangeKind::Opened,
+            ChangeKind::Resolved,
+            ChangeKind::Reopened,
+            ChangeKind::Resolved
+        ]
+    );
 }

@@ -16,6 +16,10 @@
 //! ([`correlate`]). Groups that can no longer influence anything are dropped as the watermark
 //! advances, so memory follows the number of active groups, not the length of the input.
 //!
+//! Live, when every source is idle, time still passes without a line to say so: the caller passes
+//! the event time it has reached by its own clock to [`Engine::pass_time`], which resolves and
+//! escalates as a watermark would, without taking that time for an event's.
+//!
 //! The engine must not read the wall clock, files or the index.
 //!
 //! [`group`]: crate::incident::group
@@ -99,6 +103,8 @@ pub struct EngineState {
     buffered: Vec<(String, Match)>,
     processed: Option<Timestamp>,
     newest: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    passed: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -192,6 +198,8 @@ pub struct Engine {
     processed: Option<Timestamp>,
     /// The newest event time known: of a match, or a watermark.
     newest: Option<Timestamp>,
+    /// The latest time given to [`Engine::pass_time`] (not an event's).
+    passed: Option<Timestamp>,
     stats: Stats,
 }
 
@@ -242,6 +250,7 @@ impl Engine {
             timers: BTreeSet::new(),
             processed: None,
             newest: None,
+            passed: None,
             stats: Stats::default(),
         }
     }
@@ -273,6 +282,7 @@ impl Engine {
             buffered,
             processed: self.processed,
             newest: self.newest,
+            passed: self.passed,
         }
     }
 
@@ -310,6 +320,7 @@ impl Engine {
         }
         self.processed = state.processed;
         self.newest = state.newest;
+        self.passed = state.passed;
         restored
     }
 
@@ -351,7 +362,28 @@ impl Engine {
     /// (resolutions, absences, escalations) due before that point.
     pub fn advance(&mut self, max_event_time: Timestamp) -> Vec<Change> {
         self.newest = self.newest.max(Some(max_event_time));
-        let frontier = max_event_time.plus_secs(self.config.lateness_secs.saturating_neg());
+        self.advance_frontier(max_event_time)
+    }
+
+    /// Every source is idle and event time has reached `now` by the caller's clock (the newest
+    /// event time read plus the wall time since): resolve and escalate what is due before
+    /// `now - lateness`, exactly as [`Engine::advance`] with that watermark would. Lateness still
+    /// applies, so a line delivered afterwards less than `lateness` behind `now` is applied in
+    /// order. `now` is not an event time: [`Engine::finish`] still ends at the newest event.
+    pub fn pass_time(&mut self, now: Timestamp) -> Vec<Change> {
+        self.passed = self.passed.max(Some(now));
+        self.advance_frontier(now)
+    }
+
+    /// The newest time the engine knows has been reached: of an event, a watermark or
+    /// [`Engine::pass_time`]. A restarted live run counts its idle time on from there.
+    pub fn time_reached(&self) -> Option<Timestamp> {
+        self.newest.max(self.passed)
+    }
+
+    /// Apply the matches and fire the timers up to `time - lateness` (never backwards).
+    fn advance_frontier(&mut self, time: Timestamp) -> Vec<Change> {
+        let frontier = time.plus_secs(self.config.lateness_secs.saturating_neg());
         let upto = self.processed.max(Some(frontier)).unwrap_or(frontier);
         let mut out = Vec::new();
         self.apply_buffered(Some(upto), &mut out);
@@ -1351,6 +1383,42 @@ mod tests {
         assert_eq!(inc.count, 2);
         assert!(e.open_incidents().is_empty());
         assert_eq!(e.stats().resolved, 1);
+    }
+
+    /// Idle sources: the caller's clock resolves after the quiet period (and the lateness), the
+    /// time passed survives a restart without resolving anything twice, and it is no event time.
+    #[test]
+    fn passing_time_resolves_an_idle_incident_once_and_is_no_event_time() {
+        let rules = || vec![rule("r", Class::DbConnection, Condition::Immediate, &[])];
+        let mut e = engine(rules());
+        e.push(vec![at(0, 100, 0)]);
+        let opened = e.catch_up(Timestamp::from_secs(T0 + 100));
+        assert_eq!(kinds(&opened), vec![ChangeKind::Opened]);
+        // Quiet period 300 s, lateness 60 s: due strictly after 100 + 300 + 60.
+        assert!(e.pass_time(Timestamp::from_secs(T0 + 460)).is_empty());
+        let resolved = e.pass_time(Timestamp::from_secs(T0 + 461));
+        assert_eq!(kinds(&resolved), vec![ChangeKind::Resolved]);
+        assert_eq!(secs(resolved[0].at), 400);
+        assert_eq!(e.time_reached(), Some(Timestamp::from_secs(T0 + 461)));
+
+        let mut restarted = engine(rules());
+        restarted.restore_state(e.state());
+        assert_eq!(restarted.time_reached(), e.time_reached());
+        assert!(
+            restarted
+                .pass_time(Timestamp::from_secs(T0 + 900))
+                .is_empty()
+        );
+        assert!(restarted.finish().is_empty());
+
+        // Time passed short of the lateness resolves nothing, and the end of input (the newest
+        // event, 100) does not take it for an event time.
+        let mut short = engine(rules());
+        short.push(vec![at(0, 100, 0)]);
+        short.catch_up(Timestamp::from_secs(T0 + 100));
+        assert!(short.pass_time(Timestamp::from_secs(T0 + 430)).is_empty());
+        assert!(short.finish().is_empty());
+        assert_eq!(short.open_incidents().len(), 1);
     }
 
     #[test]

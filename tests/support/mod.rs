@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 
 pub fn logwarden() -> Command {
     Command::new(env!("CARGO_BIN_EXE_logwarden"))
@@ -37,6 +37,19 @@ pub fn corpora() -> Option<PathBuf> {
 
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Stop a `logwarden run` (or any child) with SIGTERM; it must exit 0.
+pub fn terminate(mut child: Child) {
+    let out = run(Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string()));
+    assert!(out.status.success());
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "run did not exit 0 on SIGTERM: {status:?}"
+    );
 }
 
 /// Poll `cond` until it holds or `secs` pass; true when it held.
