@@ -86,6 +86,9 @@ pub fn change_line(change: &Change, style: Style) -> String {
     if change.kind == ChangeKind::Escalated {
         let _ = write!(out, " → escalation level {}", inc.escalation_level);
     }
+    if let Some(causes) = consequence_of(inc) {
+        let _ = write!(out, " {causes}");
+    }
     if matches!(change.kind, ChangeKind::Opened | ChangeKind::Reopened) {
         let _ = write!(
             out,
@@ -131,10 +134,22 @@ pub fn table(incidents: &[Incident], style: Style) -> String {
             inc.last_seen.rfc3339(),
             inc.count,
             inc.escalation_level,
-            inc.title
+            match consequence_of(inc) {
+                Some(causes) => format!("{} {causes}", inc.title),
+                None => inc.title.clone(),
+            }
         );
     }
     out
+}
+
+/// `(consequence of inc-…)` for an incident that its causes explain.
+fn consequence_of(inc: &Incident) -> Option<String> {
+    if !inc.consequence || inc.caused_by.is_empty() {
+        return None;
+    }
+    let ids: Vec<&str> = inc.caused_by.iter().map(|i| i.0.as_str()).collect();
+    Some(format!("(consequence of {})", ids.join(", ")))
 }
 
 /// One incident: what, when, who it is escalated to (`matrix`: the runbook's escalation matrix,
@@ -269,5 +284,26 @@ mod tests {
         assert!(text.contains("[ ] 1. Check database status"));
         assert!(text.contains("$ docker-compose exec postgres pg_isready"));
         assert!(text.contains("too many clients already"));
+        assert!(!text.contains("consequence"), "{text}");
+    }
+
+    #[test]
+    fn a_consequence_names_its_causes_everywhere() {
+        let mut inc = incident();
+        inc.caused_by = vec![crate::incident::IncidentId("inc-00000000000000cc".into())];
+        inc.consequence = true;
+        let plain = Style { color: false };
+        assert!(detail(&inc, &[], plain).contains("a consequence: it does not page"));
+        assert!(
+            table(std::slice::from_ref(&inc), plain)
+                .contains("(consequence of inc-00000000000000cc)")
+        );
+        let change = Change {
+            seq: 1,
+            kind: ChangeKind::Opened,
+            at: inc.first_seen,
+            incident: inc.clone(),
+        };
+        assert!(change_line(&change, plain).contains("(consequence of inc-00000000000000cc)"));
     }
 }
