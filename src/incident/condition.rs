@@ -154,10 +154,17 @@ impl Tally {
         }
     }
 
-    /// A match of the ratio's base rule at `ts`.
+    /// A match of the ratio's base rule at `ts`; base matches older than the window of the newest
+    /// one leave (a base that never meets a failure must not grow with the input).
     pub fn add_base(&mut self, ts: Timestamp) {
         let pos = self.base.partition_point(|t| *t <= ts);
         self.base.insert(pos, ts);
+        if let Some(&newest) = self.base.back() {
+            let horizon = newest.0.saturating_sub(self.within_us);
+            while self.base.front().is_some_and(|t| t.0 <= horizon) {
+                self.base.pop_front();
+            }
+        }
     }
 
     /// Count a match of a baseline rule into its aligned window (every match, also those that join
@@ -477,6 +484,11 @@ mod tests {
             !tally.is_met(&c, t(9)),
             "9 sends are below the minimum volume"
         );
+        let mut alone = Tally::new(&c);
+        for s in 0..10_000 {
+            alone.add_base(t(s));
+        }
+        assert_eq!(alone.base.len(), 60, "only the window's base is kept");
         tally.add_base(t(10));
         tally.add(&c, t(10), &[]);
         assert!(tally.is_met(&c, t(10)), "2 of 10");
