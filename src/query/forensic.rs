@@ -1,0 +1,341 @@
+//! The post-mortem view of one incident: `loggrep --incident ID [--lead 10m] [--export DIR]`.
+//!
+//! Owns: finding the incident (id or unique prefix, as `logwarden incident` does), the timeline
+//! window (from `lead` before the incident was first seen to its resolution; open: unbounded, so
+//! up to the last event indexed), marking the incident's own events in that window, and writing
+//! the export (`timeline.ndjson` + `incident.json`).
+//!
+//! Takes a [`Request`] (its query, `--service` and `--level` narrow the timeline; its
+//! `--since`/`--until` are replaced by the window) and gives the same [`Outcome`] as a search.
+//! Must not: change the incident log or the index, or decide exit codes.
+//!
+//! Which events are "the incident's": its evidence events, and every event in the incident's
+//! lifetime (first seen to last seen) that its rule matches *in its group* (same rule, service
+//! and `group_by` values), found by running the rule pack's matcher over the window's events of
+//! the incident's services. When the rule is not in the embedded pack (the incident came from a
+//! user `--patterns` folder) only the evidence is marked.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery};
+use tantivy::{DateTime, Searcher, Term};
+
+use crate::detect::matcher::Matcher;
+use crate::detect::pack;
+use crate::event::{Event, EventId, Events, Timestamp};
+use crate::incident::Incident;
+use crate::incident::group::GroupKey;
+use crate::query::incidents::{self as views, Style};
+use crate::query::search::{self, Hit, Keep};
+use crate::query::{Outcome, QueryError, Request, lang, output, plan};
+use crate::store::incidents::IncidentLogError;
+use crate::store::index::EventIndex;
+use crate::store::schema::Fields;
+use crate::store::vocab::Vocab;
+
+/// Default lead time before the incident's first event (`--lead`).
+pub const DEFAULT_LEAD_SECS: i64 = 600;
+
+/// File names of an export.
+pub const TIMELINE_FILE: &str = "timeline.ndjson";
+pub const INCIDENT_FILE: &str = "incident.json";
+
+/// `--incident ID [--lead D] [--export DIR]`.
+#[derive(Debug, Clone)]
+pub struct IncidentTimeline {
+    /// Full incident id or a unique prefix (with or without `inc-`).
+    pub id: String,
+    /// Seconds of timeline before the incident's first event.
+    pub lead_secs: i64,
+    /// Write the export into this directory (created when missing) instead of printing the
+    /// timeline; the export holds every event of the window, whatever the limit.
+    pub export: Option<PathBuf>,
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum ForensicError {
+    #[error(
+        "no incident `{id}` in {dir} (an unknown id, or a prefix of several; see `logwarden incidents`)"
+    )]
+    UnknownIncident { id: String, dir: PathBuf },
+    #[error("reading the incident log: {0}")]
+    Log(#[from] IncidentLogError),
+    #[error("the rule pack: {0}")]
+    Rules(String),
+    #[error("writing the export {path}: {source}")]
+    Export {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The window of an incident's timeline: `[from, to]`, `to` unbounded while it is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from: Timestamp,
+    pub to: Option<Timestamp>,
+}
+
+impl Window {
+    pub fn of(inc: &Incident, lead_secs: i64) -> Window {
+        let start = inc.first_seen.min(inc.opened_at);
+        Window {
+            from: start.plus_secs(-lead_secs),
+            to: inc.resolved_at.map(|r| r.max(inc.last_seen)),
+        }
+    }
+}
+
+/// One event of the timeline and whether it is one of the incident's.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub hit: Hit,
+    pub marked: bool,
+}
+
+/// An incident's timeline.
+#[derive(Debug)]
+pub struct Timeline {
+    pub incident: Incident,
+    pub window: Window,
+    /// Events in the window (all of them, not only the kept ones).
+    pub matched: u64,
+    /// The kept events, in event-time order.
+    pub entries: Vec<Entry>,
+}
+
+/// Find the incident and read its timeline (keeping at most `limit` events, the newest).
+pub fn timeline(
+    req: &Request,
+    t: &IncidentTimeline,
+    limit: Option<usize>,
+) -> Result<Timeline, QueryError> {
+    read(req, t, limit).map(|(tl, _)| tl)
+}
+
+/// [`timeline`] and the plan of the request's query (for highlighting).
+fn read(
+    req: &Request,
+    t: &IncidentTimeline,
+    limit: Option<usize>,
+) -> Result<(Timeline, plan::Plan), QueryError> {
+    let incidents = views::load(&req.data_dir).map_err(ForensicError::from)?;
+    let incident = crate::store::incidents::find(&incidents, &t.id)
+        .cloned()
+        .ok_or_else(|| ForensicError::UnknownIncident {
+            id: t.id.clone(),
+            dir: req.data_dir.clone(),
+        })?;
+    let window = Window::of(&incident, t.lead_secs);
+
+    let index = EventIndex::open_existing(&req.data_dir.join("index"))?;
+    let searcher = index.searcher()?;
+    let fields = index.fields();
+    let upper = window.to.map_or(Bound::Unbounded, Bound::Included);
+    let (query, planned) = narrowed(req, &searcher, fields, Bound::Included(window.from), upper)?;
+    let keep = Keep {
+        limit,
+        count_only: false,
+    };
+    let found = search::search(&searcher, fields, query.as_ref(), &planned, keep)?;
+    let marks = marks(&incident, &found.hits)?;
+    let entries = found
+        .hits
+        .into_iter()
+        .map(|hit| {
+            let marked = marks.contains(&hit.id);
+            Entry { hit, marked }
+        })
+        .collect();
+    let tl = Timeline {
+        incident,
+        window,
+        matched: found.matched,
+        entries,
+    };
+    Ok((tl, planned))
+}
+
+/// `loggrep --incident`: print the incident and its timeline, or write the export.
+pub fn run(
+    req: &Request,
+    t: &IncidentTimeline,
+    out: &mut dyn Write,
+) -> Result<Outcome, QueryError> {
+    if let Some(dir) = &t.export {
+        let tl = timeline(req, t, None)?;
+        export(&tl, dir)?;
+        let marked = tl.entries.iter().filter(|e| e.marked).count();
+        writeln!(
+            out,
+            "exported {} {} events ({} marked) to {} and the incident to {}",
+            tl.incident.id,
+            tl.entries.len(),
+            marked,
+            dir.join(TIMELINE_FILE).display(),
+            dir.join(INCIDENT_FILE).display()
+        )?;
+        out.flush()?;
+        return Ok(Outcome {
+            matched: tl.matched,
+            truncated: false,
+        });
+    }
+
+    let (tl, planned) = read(req, t, req.limit)?;
+    let truncated = (tl.entries.len() as u64) < tl.matched;
+    if req.json {
+        for e in &tl.entries {
+            write_json(out, e)?;
+        }
+    } else {
+        let style = Style { color: req.color };
+        write!(out, "{}", views::detail(&tl.incident, &[], style))?;
+        let to = tl
+            .window
+            .to
+            .map_or_else(|| "now (still open)".to_string(), |t| t.to_string());
+        let marked = tl.entries.iter().filter(|e| e.marked).count();
+        writeln!(
+            out,
+            "\nTimeline: {} to {}, {} events, {} of them the incident's (>)",
+            tl.window.from, to, tl.matched, marked
+        )?;
+        let highlights = planned.pred.highlights();
+        for e in &tl.entries {
+            out.write_all(if e.marked { b"> " } else { b"  " })?;
+            output::write_line(out, &e.hit, &highlights, req.color)?;
+        }
+    }
+    out.flush()?;
+    Ok(Outcome {
+        matched: tl.matched,
+        truncated,
+    })
+}
+
+/// Write `timeline.ndjson` and `incident.json` into `dir` (created when missing).
+pub fn export(tl: &Timeline, dir: &Path) -> Result<(), ForensicError> {
+    let fail = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ForensicError::Export { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(fail(dir))?;
+
+    let path = dir.join(TIMELINE_FILE);
+    let file = std::fs::File::create(&path).map_err(fail(&path))?;
+    let mut w = std::io::BufWriter::new(file);
+    for e in &tl.entries {
+        write_json(&mut w, e).map_err(fail(&path))?;
+    }
+    w.flush().map_err(fail(&path))?;
+    w.get_ref().sync_all().map_err(fail(&path))?;
+
+    let path = dir.join(INCIDENT_FILE);
+    let mut text = serde_json::to_string_pretty(&tl.incident)
+        .map_err(|e| fail(&path)(std::io::Error::other(e)))?;
+    text.push('\n');
+    std::fs::write(&path, text).map_err(fail(&path))?;
+    Ok(())
+}
+
+/// One timeline event as `loggrep --json` prints it, with `"marked"` added as the last key.
+pub fn write_json(out: &mut dyn Write, e: &Entry) -> std::io::Result<()> {
+    let mut line = Vec::new();
+    output::write_json(&mut line, &e.hit)?;
+    // `write_json` writes one JSON object and a newline: put the key before its closing brace,
+    // so the shape stays exactly that of `--json` whatever fields it gains.
+    let trimmed = line.trim_ascii_end();
+    let body = trimmed.strip_suffix(b"}").ok_or_else(|| {
+        std::io::Error::other("an event's JSON line does not end with an object's closing brace")
+    })?;
+    out.write_all(body)?;
+    if body.last() != Some(&b'{') {
+        out.write_all(b",")?;
+    }
+    writeln!(out, "\"marked\":{}}}", e.marked)
+}
+
+/// The ids of the incident's own events among `hits`: its evidence, and the events its rule
+/// matches in its group during its lifetime.
+fn marks(inc: &Incident, hits: &[Hit]) -> Result<HashSet<EventId>, ForensicError> {
+    let mut marked: HashSet<EventId> = inc.evidence.iter().map(|e| e.event).collect();
+    let rules = pack::default_rules().map_err(|e| ForensicError::Rules(e.to_string()))?;
+    if rules.get(&inc.rule).is_none() {
+        return Ok(marked);
+    }
+    let end = inc.resolved_at.unwrap_or(inc.last_seen).max(inc.last_seen);
+    let lifetime: Vec<Event> = hits
+        .iter()
+        .filter(|h| h.ts >= inc.first_seen && h.ts <= end)
+        .filter(|h| inc.services.contains(&h.service))
+        .map(event_of)
+        .collect();
+    let rules = Arc::new(rules);
+    let matcher =
+        Matcher::new(Arc::clone(&rules)).map_err(|e| ForensicError::Rules(e.to_string()))?;
+    for m in matcher.scan(&Events::new(lifetime)) {
+        let Some(rule) = rules.rules.get(m.rule) else {
+            continue;
+        };
+        if rule.id == inc.rule && GroupKey::of(rule, &m).render() == inc.group {
+            marked.insert(m.event);
+        }
+    }
+    Ok(marked)
+}
+
+/// A stored event back as a pipeline event (what the matcher takes).
+fn event_of(hit: &Hit) -> Event {
+    Event {
+        id: hit.id,
+        ts: hit.ts,
+        service: hit.service.clone(),
+        level: hit.level,
+        message: hit.message.clone(),
+        raw: hit.raw.clone(),
+        fields: hit.fields.clone(),
+        flags: hit.flags,
+        len: u32::try_from(hit.raw.len() + 1).unwrap_or(u32::MAX),
+        lines: u32::try_from(hit.raw.lines().count().max(1)).unwrap_or(u32::MAX),
+    }
+}
+
+/// The request's query, `--service` and `--level` filters and the time range `[lo, hi]`, as one
+/// tantivy query (the range is part of it, so the index reads nothing outside it) and the plan.
+pub(crate) fn narrowed(
+    req: &Request,
+    searcher: &Searcher,
+    fields: Fields,
+    lo: Bound<Timestamp>,
+    hi: Bound<Timestamp>,
+) -> Result<(Box<dyn Query>, plan::Plan), QueryError> {
+    let expr = lang::parse(&req.query)?;
+    let vocab = Vocab::new(&req.data_dir, fields.raw);
+    let ctx = plan::Context {
+        fields,
+        searcher,
+        vocab: Some(&vocab),
+    };
+    let planned = plan::plan(expr.as_ref(), &ctx)?;
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, planned.query.box_clone())];
+    if !req.services.is_empty() {
+        clauses.push((Occur::Must, plan::filter_services(&req.services, fields)));
+    }
+    if !req.levels.is_empty() {
+        clauses.push((Occur::Must, plan::filter_levels(&req.levels, fields)));
+    }
+    if lo != Bound::Unbounded || hi != Bound::Unbounded {
+        let term = |t: Timestamp| {
+            Term::from_field_date(fields.ts, DateTime::from_timestamp_micros(t.as_micros()))
+        };
+        let lo = lo.map(term);
+        let hi = hi.map(term);
+        clauses.push((Occur::Must, Box::new(RangeQuery::new(lo, hi))));
+    }
+    Ok((Box::new(BooleanQuery::new(clauses)), planned))
+}
