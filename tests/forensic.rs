@@ -353,3 +353,79 @@ fn follow_ends_when_the_index_is_gone() {
     std::fs::remove_dir_all(data.join("index")).unwrap();
     assert!(wait_until(30, || follower.try_wait().unwrap().is_some()));
 }
+
+fn index_bytes(data: &Path) -> u64 {
+    std::fs::read_dir(data.join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// `logwarden retention --older-than 730d` deletes the old events, keeps the rest, shrinks the
+/// index directory, and a later backfill of the same file indexes nothing twice (the checkpoint
+/// survived the retention commit).
+#[test]
+fn retention_deletes_old_events_and_reclaims_their_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let data = dir.path().join("data");
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let day = 86_400_000i64;
+    let filler = "y".repeat(300);
+    let mut lines = Vec::new();
+    for i in 0..4000i64 {
+        let t = now_ms - 1000 * day + i;
+        lines.push(format!(
+            "{{\"level\":30,\"time\":{t},\"msg\":\"ancient {i} {filler}\"}}"
+        ));
+    }
+    for i in 0..400i64 {
+        let t = now_ms - day + i;
+        lines.push(format!(
+            "{{\"level\":30,\"time\":{t},\"msg\":\"recent {i} {filler}\"}}"
+        ));
+    }
+    append(&log, &lines);
+    let backfill = || {
+        let out = run(logwarden()
+            .arg("backfill")
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--source")
+            .arg(format!("app:pino={}", log.display())));
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    backfill();
+    assert_eq!(loggrep_count(&data, "ancient"), 4000);
+    let before = index_bytes(&data);
+
+    let out = run(logwarden()
+        .arg("retention")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--older-than", "730d"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("deleted 4000 events"),
+        "{}",
+        stdout(&out)
+    );
+    let after = index_bytes(&data);
+    assert!(after * 3 < before, "index {before} B -> {after} B");
+    assert_eq!(loggrep_count(&data, "ancient"), 0);
+    assert_eq!(loggrep_count(&data, "recent"), 400);
+
+    backfill();
+    assert_eq!(loggrep_count(&data, "recent"), 400);
+    assert_eq!(loggrep_count(&data, "ancient"), 0);
+
+    let out = run(logwarden()
+        .arg("retention")
+        .arg("--data-dir")
+        .arg(dir.path().join("nowhere"))
+        .args(["--older-than", "730d"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no index"), "{}", stderr(&out));
+}
