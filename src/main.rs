@@ -255,8 +255,11 @@ fn print_change(change: &Change) {
 
 fn settings_for(data: &DataDir, sources: &Sources) -> Result<Settings> {
     let mut specs = Vec::new();
+    let mut retention = None;
     if let Some(profile) = &sources.profile {
-        specs.extend(config::load_profile(profile)?.sources);
+        let profile = config::load_profile(profile)?;
+        retention = profile.retention;
+        specs.extend(profile.sources);
     }
     for s in &sources.sources {
         specs.push(
@@ -267,7 +270,9 @@ fn settings_for(data: &DataDir, sources: &Sources) -> Result<Settings> {
     if specs.is_empty() {
         bail!("no sources: give --profile FILE or --source SERVICE[:FORMAT]=PATH");
     }
-    finish_settings(data, sources, specs)
+    let mut settings = finish_settings(data, sources, specs)?;
+    settings.retention = retention;
+    Ok(settings)
 }
 
 /// The settings of `run --stdin`: one source, read from the pipe.

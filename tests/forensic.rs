@@ -429,3 +429,57 @@ fn retention_deletes_old_events_and_reclaims_their_space() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no index"), "{}", stderr(&out));
 }
+
+/// A profile's `[retention]` makes `logwarden run` delete old events as it goes (here every
+/// second), keep the recent ones, and resume after a restart without indexing anything twice.
+#[test]
+fn run_applies_the_profile_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let data = dir.path().join("data");
+    let profile = dir.path().join("p.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "[[source]]\nservice = \"app\"\nformat = \"pino\"\npath = \"{}\"\n\n\
+             [retention]\nolder_than = \"730d\"\nevery = \"1s\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let day = 86_400_000i64;
+    let line = |t: i64, msg: &str| format!("{{\"level\":30,\"time\":{t},\"msg\":\"{msg}\"}}");
+    let mut lines: Vec<String> = (0..50)
+        .map(|i| line(now_ms - 1000 * day + i, "ancient"))
+        .collect();
+    lines.extend((0..20).map(|i| line(now_ms - day + i, "recent")));
+    append(&log, &lines);
+
+    let start = || {
+        logwarden()
+            .arg("run")
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--profile")
+            .arg(&profile)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let runner = start();
+    assert!(wait_until(30, || loggrep_count(&data, "recent") == 20
+        && loggrep_count(&data, "ancient") == 0));
+    terminate(runner);
+
+    let runner = start();
+    append(
+        &log,
+        &[line(now_ms, "recent"), line(now_ms - 900 * day, "ancient")],
+    );
+    assert!(wait_until(30, || loggrep_count(&data, "recent") == 21
+        && loggrep_count(&data, "ancient") == 0));
+    terminate(runner);
+    assert_eq!(loggrep_count(&data, "recent"), 21);
+}

@@ -41,6 +41,17 @@ pub enum RetentionError {
     },
 }
 
+/// How long `logwarden run` keeps events (a profile's `[retention]`): every `every` it deletes
+/// those older than `older_than_secs` in its own next commit and merges the touched segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub older_than_secs: i64,
+    pub every: std::time::Duration,
+}
+
+/// How often `run` applies a [`Policy`] when the profile does not say.
+pub const DEFAULT_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// What a retention pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Report {
