@@ -339,3 +339,84 @@ pub(crate) fn narrowed(
     }
     Ok((Box::new(BooleanQuery::new(clauses)), planned))
 }
+
+#[cfg(test)]
+mod tests {
+    use tantivy::collector::Count;
+
+    use super::*;
+    use crate::store::index::tests::event;
+
+    fn request(dir: &Path, query: &str) -> Request {
+        Request {
+            data_dir: dir.to_path_buf(),
+            query: query.into(),
+            since: None,
+            until: None,
+            services: vec![],
+            levels: vec![],
+            json: false,
+            count: false,
+            limit: None,
+            color: false,
+            now: Timestamp::from_secs(0),
+            incident: None,
+            follow: None,
+        }
+    }
+
+    /// The time range is a clause of the tantivy query itself: even a query the index cannot
+    /// decide (a substring inside a token) yields no candidate outside the range, so nothing
+    /// outside it is loaded or checked.
+    #[test]
+    fn the_time_range_narrows_the_index_query_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = EventIndex::open_or_create(&dir.path().join("index")).unwrap();
+        let mut sink = index.writer(15_000_000).unwrap();
+        let events = (0..100)
+            .map(|i| event(1, i * 100, i as i64 * 1000, "app", "connection refused"))
+            .collect();
+        sink.add(&Events::new(events)).unwrap();
+        sink.commit("{}").unwrap();
+        let searcher = index.searcher().unwrap();
+        let fields = index.fields();
+        for query in ["", "refused", "onnectio"] {
+            let req = request(dir.path(), query);
+            let (q, _) = narrowed(
+                &req,
+                &searcher,
+                fields,
+                Bound::Included(Timestamp::from_millis(10_000)),
+                Bound::Excluded(Timestamp::from_millis(20_000)),
+            )
+            .unwrap();
+            assert_eq!(searcher.search(q.as_ref(), &Count).unwrap(), 10, "{query}");
+        }
+    }
+
+    #[test]
+    fn a_timeline_line_is_the_json_line_with_marked_last() {
+        let hit = Hit {
+            id: EventId {
+                fingerprint: 1,
+                offset: 2,
+            },
+            ts: Timestamp::from_millis(0),
+            service: "app".into(),
+            level: crate::event::Level::Info,
+            message: "m".into(),
+            raw: "r}".into(),
+            fields: serde_json::Map::new(),
+            flags: crate::event::Flags::default(),
+        };
+        let mut plain = Vec::new();
+        output::write_json(&mut plain, &hit).unwrap();
+        let mut marked = Vec::new();
+        write_json(&mut marked, &Entry { hit, marked: true }).unwrap();
+        let mut want: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+        want["marked"] = serde_json::Value::Bool(true);
+        let got: serde_json::Value = serde_json::from_slice(&marked).unwrap();
+        assert_eq!(got, want);
+        assert!(marked.ends_with(b",\"marked\":true}\n"));
+    }
+}
