@@ -12,7 +12,8 @@
 //! mark of offsets (a few bytes per file, not per event) therefore tells new from old in any
 //! segment, merged or not, and an event is never printed twice.
 //!
-//! Events print in event-time order within one poll; a late event (an older timestamp arriving
+//! With `--since`, followed events are held to it too. Events print in event-time order within
+//! one poll; a late event (an older timestamp arriving
 //! after newer ones) prints when it is indexed, as `tail -f` would show it.
 
 use std::collections::{HashMap, HashSet};
@@ -26,6 +27,7 @@ use tantivy::index::SegmentId;
 use tantivy::query::{EnableScoring, Query};
 use tantivy::{DocAddress, Searcher};
 
+use crate::event::Timestamp;
 use crate::query::forensic::narrowed;
 use crate::query::search::{self, Hit, Keep};
 use crate::query::{Outcome, QueryError, Request, output, plan, time};
@@ -102,7 +104,7 @@ pub fn run(req: &Request, f: &Follow, out: &mut dyn Write) -> Result<Outcome, Qu
         let current = segment_ids(&searcher);
         let fresh: HashSet<SegmentId> = current.difference(&seen).copied().collect();
         if !fresh.is_empty() {
-            let (hits, planned) = new_matches(req, &searcher, fields, &fresh, &marks)?;
+            let (hits, planned) = new_matches(req, &searcher, fields, since, &fresh, &marks)?;
             advance(&searcher, &fresh, &mut marks)?;
             matched += hits.len() as u64;
             print(req, &planned, &hits, out)?;
@@ -150,16 +152,19 @@ fn advance(
     Ok(())
 }
 
-/// The matching events of the `fresh` segments that are beyond the marks, in event-time order.
+/// The matching events (at or after `since`) of the `fresh` segments that are beyond the marks,
+/// in event-time order.
 fn new_matches(
     req: &Request,
     searcher: &Searcher,
     fields: Fields,
+    since: Option<Timestamp>,
     fresh: &HashSet<SegmentId>,
     marks: &Marks,
 ) -> Result<(Vec<Hit>, plan::Plan), QueryError> {
     // Planned against this searcher: the plan may read the term dictionaries of new segments.
-    let (query, planned) = narrowed(req, searcher, fields, Bound::Unbounded, Bound::Unbounded)?;
+    let lo = since.map_or(Bound::Unbounded, Bound::Included);
+    let (query, planned) = narrowed(req, searcher, fields, lo, Bound::Unbounded)?;
     let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
     let mut addresses = Vec::new();
     for (ord, reader) in searcher.segment_readers().iter().enumerate() {
@@ -212,4 +217,145 @@ fn print(
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::event::Events;
+    use crate::store::index::tests::event;
+
+    /// Output shared between the follower's thread and the test.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut inner = self
+                .0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?;
+            inner.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Shared {
+        fn messages(&self) -> Vec<String> {
+            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+            text.lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v["raw"].as_str().unwrap().to_string()
+                })
+                .collect()
+        }
+    }
+
+    fn wait(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if cond() {
+                return true;
+            }
+            pause(Duration::from_millis(20));
+        }
+        cond()
+    }
+
+    fn request(dir: &Path) -> Request {
+        Request {
+            data_dir: dir.to_path_buf(),
+            query: "hit".into(),
+            // Between the old events and the new ones: a new event committed before the
+            // follower took its marks comes from this search instead, so the test has no race.
+            since: Some("1970-01-01T00:00:01.500Z".into()),
+            until: None,
+            services: vec![],
+            levels: vec![],
+            json: true,
+            count: false,
+            limit: None,
+            color: false,
+            now: Timestamp::from_secs(0),
+            incident: None,
+            follow: None,
+        }
+    }
+
+    /// New matches print once, old ones never, also after a merge rewrites old and already
+    /// printed events into a new segment.
+    #[test]
+    fn each_new_match_prints_once_across_a_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = EventIndex::open_or_create(&dir.path().join("index")).unwrap();
+        let mut sink = index.writer(15_000_000).unwrap();
+        // Each commit also holds an event at ts 0, deleted later so that both segments merge.
+        sink.add(&Events::new(vec![
+            event(1, 0, 0, "app", "doomed"),
+            event(1, 10, 1000, "app", "old hit"),
+            event(1, 20, 1001, "app", "old miss"),
+        ]))
+        .unwrap();
+        sink.commit("1").unwrap();
+
+        let out = Shared::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let follow = Follow {
+            stop: Arc::clone(&stop),
+            poll: Duration::from_millis(20),
+        };
+        let req = request(dir.path());
+        let mut writer = out.clone();
+        let follower = std::thread::spawn(move || run(&req, &follow, &mut writer));
+
+        sink.add(&Events::new(vec![
+            event(2, 0, 0, "app", "doomed"),
+            event(2, 10, 3000, "app", "new hit 1"),
+            event(1, 30, 2000, "app", "new hit 2"),
+            event(1, 40, 2001, "app", "new miss"),
+        ]))
+        .unwrap();
+        sink.commit("2").unwrap();
+        assert!(
+            wait(10, || out.messages().len() == 2),
+            "{:?}",
+            out.messages()
+        );
+        assert_eq!(out.messages(), ["new hit 2", "new hit 1"]);
+
+        sink.delete_before(Timestamp::from_millis(1)).unwrap();
+        sink.commit("3").unwrap();
+        assert_eq!(sink.merge_deleted().unwrap(), 2);
+        assert!(wait(10, || index
+            .searcher()
+            .unwrap()
+            .segment_readers()
+            .len()
+            == 1));
+
+        sink.add(&Events::new(vec![
+            event(1, 50, 1600, "app", "late hit"),
+            event(1, 60, 1400, "app", "hit before --since"),
+        ]))
+        .unwrap();
+        sink.commit("4").unwrap();
+        assert!(
+            wait(10, || out.messages().len() == 3),
+            "{:?}",
+            out.messages()
+        );
+        pause(Duration::from_millis(200));
+        stop.store(true, Ordering::SeqCst);
+        let outcome = follower.join().unwrap().unwrap();
+        assert_eq!(outcome.matched, 3);
+        assert_eq!(out.messages(), ["new hit 2", "new hit 1", "late hit"]);
+    }
 }
