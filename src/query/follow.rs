@@ -13,8 +13,8 @@
 //! segment, merged or not, and an event is never printed twice.
 //!
 //! With `--since`, followed events are held to it too. Events print in event-time order within
-//! one poll; a late event (an older timestamp arriving
-//! after newer ones) prints when it is indexed, as `tail -f` would show it.
+//! one poll; a late event (an older timestamp arriving after newer ones) prints when it is
+//! indexed, as `tail -f` would show it.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
