@@ -157,6 +157,27 @@ fn a_query_narrows_the_timeline_and_an_unknown_incident_exits_2() {
             .all(|e| e["service"] == "postgres" && e["raw"].as_str().unwrap().contains("FATAL"))
     );
 
+    // --limit keeps the start of the timeline (the lead-up), and says it cut.
+    let all = timeline_json(id, &[]);
+    let out = run(loggrep().arg("--data-dir").arg(indexed()).args([
+        "--incident",
+        id,
+        "--json",
+        "--limit",
+        "5",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let first: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(first, all[..5]);
+    assert!(
+        stderr(&out).contains(&format!("first 5 of the timeline's {} events", all.len())),
+        "{}",
+        stderr(&out)
+    );
+
     let out = run(loggrep()
         .arg("--data-dir")
         .arg(indexed())

@@ -163,7 +163,12 @@ fn main() -> ExitCode {
     let mut out = std::io::BufWriter::new(stdout.lock());
     match query::run(&req, &mut out) {
         Ok(outcome) => {
-            if outcome.truncated {
+            if outcome.truncated && args.forensic.incident.is_some() {
+                eprintln!(
+                    "loggrep: showing the first {} of the timeline's {} events (--limit 0 for all of them, --export DIR to save them)",
+                    args.limit, outcome.matched
+                );
+            } else if outcome.truncated {
                 eprintln!(
                     "loggrep: showing the newest {} of {} matching events (use --limit N, --since or a narrower query)",
                     args.limit, outcome.matched

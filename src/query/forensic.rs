@@ -6,7 +6,10 @@
 //! the export (`timeline.ndjson` + `incident.json`).
 //!
 //! Takes a [`Request`] (its query, `--service` and `--level` narrow the timeline; its
-//! `--since`/`--until` are replaced by the window) and gives the same [`Outcome`] as a search.
+//! `--since`/`--until` are replaced by the window; `--limit N` keeps the *first* N events, the
+//! lead-up being what a post-mortem reads first) and gives the same [`Outcome`] as a search.
+//! The timeline is streamed (sort keys in memory, events loaded one at a time), so neither the
+//! listing nor an export of a long window holds it all in memory.
 //! Must not: change the incident log or the index, or decide exit codes.
 //!
 //! Which events are "the incident's": its evidence events, and every event in the incident's
@@ -21,7 +24,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery};
 use tantivy::{DateTime, Searcher, Term};
 
 use crate::detect::matcher::Matcher;
@@ -97,129 +100,119 @@ pub struct Entry {
     pub marked: bool,
 }
 
-/// An incident's timeline.
-#[derive(Debug)]
-pub struct Timeline {
-    pub incident: Incident,
-    pub window: Window,
-    /// Events in the window (all of them, not only the kept ones).
-    pub matched: u64,
-    /// The kept events, in event-time order.
-    pub entries: Vec<Entry>,
-}
+/// Events marked per batch handed to the rule matcher.
+const MARK_BATCH: usize = 1024;
 
-/// Find the incident and read its timeline (keeping at most `limit` events, the newest).
-pub fn timeline(
-    req: &Request,
-    t: &IncidentTimeline,
-    limit: Option<usize>,
-) -> Result<Timeline, QueryError> {
-    read(req, t, limit).map(|(tl, _)| tl)
-}
-
-/// [`timeline`] and the plan of the request's query (for highlighting).
-fn read(
-    req: &Request,
-    t: &IncidentTimeline,
-    limit: Option<usize>,
-) -> Result<(Timeline, plan::Plan), QueryError> {
-    let incidents = views::load(&req.data_dir).map_err(ForensicError::from)?;
-    let incident = crate::store::incidents::find(&incidents, &t.id)
+/// The incident `t.id` names in the data dir, or [`ForensicError::UnknownIncident`].
+pub fn find(req: &Request, t: &IncidentTimeline) -> Result<Incident, ForensicError> {
+    let incidents = views::load(&req.data_dir)?;
+    crate::store::incidents::find(&incidents, &t.id)
         .cloned()
         .ok_or_else(|| ForensicError::UnknownIncident {
             id: t.id.clone(),
             dir: req.data_dir.clone(),
-        })?;
-    let window = Window::of(&incident, t.lead_secs);
+        })
+}
 
+/// Read the timeline from its start, handing each event (marked or not) to `each` until it
+/// returns `false`; the total number of events in the window comes back. Memory holds sort keys
+/// and the marked ids, never the whole timeline.
+pub fn read(
+    req: &Request,
+    inc: &Incident,
+    window: Window,
+    mut each: impl FnMut(Entry, &plan::Plan) -> Result<bool, QueryError>,
+) -> Result<u64, QueryError> {
     let index = EventIndex::open_existing(&req.data_dir.join("index"))?;
     let searcher = index.searcher()?;
     let fields = index.fields();
     let upper = window.to.map_or(Bound::Unbounded, Bound::Included);
     let (query, planned) = narrowed(req, &searcher, fields, Bound::Included(window.from), upper)?;
-    let keep = Keep {
-        limit,
-        count_only: false,
+    let marked = marks(inc, &searcher, fields)?;
+    // Counted apart: `each` may stop the reading early (from the fast fields alone when the
+    // index decides the query).
+    let count = Keep {
+        limit: None,
+        count_only: true,
     };
-    let found = search::search(&searcher, fields, query.as_ref(), &planned, keep)?;
-    let marks = marks(&incident, &found.hits)?;
-    let entries = found
-        .hits
-        .into_iter()
-        .map(|hit| {
-            let marked = marks.contains(&hit.id);
-            Entry { hit, marked }
-        })
-        .collect();
-    let tl = Timeline {
-        incident,
-        window,
-        matched: found.matched,
-        entries,
-    };
-    Ok((tl, planned))
+    let total = search::search(&searcher, fields, query.as_ref(), &planned, count)?.matched;
+    search::each_in_order(&searcher, fields, query.as_ref(), &planned, |hit| {
+        let marked = marked.contains(&hit.id);
+        each(Entry { hit, marked }, &planned)
+    })?;
+    Ok(total)
 }
 
-/// `loggrep --incident`: print the incident and its timeline, or write the export.
+/// `loggrep --incident`: print the incident and the first `--limit` events of its timeline, or
+/// write the export.
 pub fn run(
     req: &Request,
     t: &IncidentTimeline,
     out: &mut dyn Write,
 ) -> Result<Outcome, QueryError> {
+    let inc = find(req, t)?;
+    let window = Window::of(&inc, t.lead_secs);
     if let Some(dir) = &t.export {
-        let tl = timeline(req, t, None)?;
-        export(&tl, dir)?;
-        let marked = tl.entries.iter().filter(|e| e.marked).count();
+        let (events, marked) = export(req, &inc, window, dir)?;
         writeln!(
             out,
-            "exported {} {} events ({} marked) to {} and the incident to {}",
-            tl.incident.id,
-            tl.entries.len(),
+            "exported {} events of {} ({} marked) to {} and the incident to {}",
+            events,
+            inc.id,
             marked,
             dir.join(TIMELINE_FILE).display(),
             dir.join(INCIDENT_FILE).display()
         )?;
         out.flush()?;
         return Ok(Outcome {
-            matched: tl.matched,
+            matched: events,
             truncated: false,
         });
     }
 
-    let (tl, planned) = read(req, t, req.limit)?;
-    let truncated = (tl.entries.len() as u64) < tl.matched;
-    if req.json {
-        for e in &tl.entries {
-            write_json(out, e)?;
-        }
-    } else {
+    if !req.json {
         let style = Style { color: req.color };
-        write!(out, "{}", views::detail(&tl.incident, &[], style))?;
-        let to = tl
-            .window
+        write!(out, "{}", views::detail(&inc, &[], style))?;
+        let to = window
             .to
             .map_or_else(|| "now (still open)".to_string(), |t| t.to_string());
-        let marked = tl.entries.iter().filter(|e| e.marked).count();
         writeln!(
             out,
-            "\nTimeline: {} to {}, {} events, {} of them the incident's (>)",
-            tl.window.from, to, tl.matched, marked
+            "\nTimeline: {} to {}; `>` marks the incident's own events",
+            window.from, to
         )?;
-        let highlights = planned.pred.highlights();
-        for e in &tl.entries {
+    }
+    let limit = req.limit.unwrap_or(usize::MAX);
+    let mut shown = 0usize;
+    let total = read(req, &inc, window, |e, planned| {
+        if shown >= limit {
+            return Ok(false);
+        }
+        shown += 1;
+        if req.json {
+            write_json(out, &e)?;
+        } else {
             out.write_all(if e.marked { b"> " } else { b"  " })?;
+            let highlights = planned.pred.highlights();
             output::write_line(out, &e.hit, &highlights, req.color)?;
         }
-    }
+        Ok(true)
+    })?;
     out.flush()?;
     Ok(Outcome {
-        matched: tl.matched,
-        truncated,
+        matched: total,
+        truncated: (shown as u64) < total,
     })
 }
 
-/// Write `timeline.ndjson` and `incident.json` into `dir` (created when missing).
-pub fn export(tl: &Timeline, dir: &Path) -> Result<(), ForensicError> {
+/// Write `timeline.ndjson` (every event of the window, streamed) and `incident.json` into `dir`
+/// (created when missing). Returns the number of events written and of those marked.
+pub fn export(
+    req: &Request,
+    inc: &Incident,
+    window: Window,
+    dir: &Path,
+) -> Result<(u64, u64), QueryError> {
     let fail = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ForensicError::Export { path, source }
@@ -229,18 +222,21 @@ pub fn export(tl: &Timeline, dir: &Path) -> Result<(), ForensicError> {
     let path = dir.join(TIMELINE_FILE);
     let file = std::fs::File::create(&path).map_err(fail(&path))?;
     let mut w = std::io::BufWriter::new(file);
-    for e in &tl.entries {
-        write_json(&mut w, e).map_err(fail(&path))?;
-    }
+    let mut marked = 0;
+    let events = read(req, inc, window, |e, _| {
+        marked += u64::from(e.marked);
+        write_json(&mut w, &e).map_err(fail(&path))?;
+        Ok(true)
+    })?;
     w.flush().map_err(fail(&path))?;
     w.get_ref().sync_all().map_err(fail(&path))?;
 
     let path = dir.join(INCIDENT_FILE);
-    let mut text = serde_json::to_string_pretty(&tl.incident)
-        .map_err(|e| fail(&path)(std::io::Error::other(e)))?;
+    let mut text =
+        serde_json::to_string_pretty(inc).map_err(|e| fail(&path)(std::io::Error::other(e)))?;
     text.push('\n');
     std::fs::write(&path, text).map_err(fail(&path))?;
-    Ok(())
+    Ok((events, marked))
 }
 
 /// One timeline event as `loggrep --json` prints it, with `"marked"` added as the last key.
@@ -260,32 +256,58 @@ pub fn write_json(out: &mut dyn Write, e: &Entry) -> std::io::Result<()> {
     writeln!(out, "\"marked\":{}}}", e.marked)
 }
 
-/// The ids of the incident's own events among `hits`: its evidence, and the events its rule
-/// matches in its group during its lifetime.
-fn marks(inc: &Incident, hits: &[Hit]) -> Result<HashSet<EventId>, ForensicError> {
+/// The ids of the incident's own events: its evidence, and every event of its services in its
+/// lifetime that its rule matches in its group (read in batches, whatever the user's query).
+fn marks(
+    inc: &Incident,
+    searcher: &Searcher,
+    fields: Fields,
+) -> Result<HashSet<EventId>, QueryError> {
     let mut marked: HashSet<EventId> = inc.evidence.iter().map(|e| e.event).collect();
     let rules = pack::default_rules().map_err(|e| ForensicError::Rules(e.to_string()))?;
     if rules.get(&inc.rule).is_none() {
         return Ok(marked);
     }
-    let end = inc.resolved_at.unwrap_or(inc.last_seen).max(inc.last_seen);
-    let lifetime: Vec<Event> = hits
-        .iter()
-        .filter(|h| h.ts >= inc.first_seen && h.ts <= end)
-        .filter(|h| inc.services.contains(&h.service))
-        .map(event_of)
-        .collect();
     let rules = Arc::new(rules);
     let matcher =
         Matcher::new(Arc::clone(&rules)).map_err(|e| ForensicError::Rules(e.to_string()))?;
-    for m in matcher.scan(&Events::new(lifetime)) {
-        let Some(rule) = rules.rules.get(m.rule) else {
-            continue;
-        };
-        if rule.id == inc.rule && GroupKey::of(rule, &m).render() == inc.group {
-            marked.insert(m.event);
+    let scan = |batch: Vec<Event>, marked: &mut HashSet<EventId>| {
+        for m in matcher.scan(&Events::new(batch)) {
+            let Some(rule) = rules.rules.get(m.rule) else {
+                continue;
+            };
+            if rule.id == inc.rule && GroupKey::of(rule, &m).render() == inc.group {
+                marked.insert(m.event);
+            }
         }
-    }
+    };
+
+    let end = inc.resolved_at.unwrap_or(inc.last_seen).max(inc.last_seen);
+    let lifetime = BooleanQuery::new(vec![
+        (Occur::Must, plan::filter_services(&inc.services, fields)),
+        (
+            Occur::Must,
+            Box::new(ts_range(
+                fields,
+                Bound::Included(inc.first_seen),
+                Bound::Included(end),
+            )),
+        ),
+    ]);
+    let every = plan::Plan {
+        query: Box::new(AllQuery),
+        exact: true,
+        pred: plan::Pred::All,
+    };
+    let mut batch = Vec::with_capacity(MARK_BATCH);
+    search::each_in_order::<QueryError>(searcher, fields, &lifetime, &every, |hit| {
+        batch.push(event_of(&hit));
+        if batch.len() == MARK_BATCH {
+            scan(std::mem::take(&mut batch), &mut marked);
+        }
+        Ok(true)
+    })?;
+    scan(batch, &mut marked);
     Ok(marked)
 }
 
@@ -303,6 +325,13 @@ fn event_of(hit: &Hit) -> Event {
         len: u32::try_from(hit.raw.len() + 1).unwrap_or(u32::MAX),
         lines: u32::try_from(hit.raw.lines().count().max(1)).unwrap_or(u32::MAX),
     }
+}
+
+fn ts_range(fields: Fields, lo: Bound<Timestamp>, hi: Bound<Timestamp>) -> RangeQuery {
+    let term = |t: Timestamp| {
+        Term::from_field_date(fields.ts, DateTime::from_timestamp_micros(t.as_micros()))
+    };
+    RangeQuery::new(lo.map(term), hi.map(term))
 }
 
 /// The request's query, `--service` and `--level` filters and the time range `[lo, hi]`, as one
@@ -330,12 +359,7 @@ pub(crate) fn narrowed(
         clauses.push((Occur::Must, plan::filter_levels(&req.levels, fields)));
     }
     if lo != Bound::Unbounded || hi != Bound::Unbounded {
-        let term = |t: Timestamp| {
-            Term::from_field_date(fields.ts, DateTime::from_timestamp_micros(t.as_micros()))
-        };
-        let lo = lo.map(term);
-        let hi = hi.map(term);
-        clauses.push((Occur::Must, Box::new(RangeQuery::new(lo, hi))));
+        clauses.push((Occur::Must, Box::new(ts_range(fields, lo, hi))));
     }
     Ok((Box::new(BooleanQuery::new(clauses)), planned))
 }
