@@ -172,7 +172,9 @@ pub fn run(
 
     if !req.json {
         let style = Style { color: req.color };
-        write!(out, "{}", views::detail(&inc, &[], style))?;
+        // As `logwarden incident` shows it: who the escalation level means, from the runbook.
+        let runbook = crate::runbook::Runbook::parse(pack::default_runbook());
+        write!(out, "{}", views::detail(&inc, &runbook.escalation, style))?;
         let to = window
             .to
             .map_or_else(|| "now (still open)".to_string(), |t| t.to_string());
