@@ -140,6 +140,19 @@ pub enum ConfigError {
 pub struct Profile {
     pub file: PathBuf,
     pub sources: Vec<SourceSpec>,
+    /// `[retention]`: how long `run` keeps events.
+    pub retention: Option<crate::store::retention::Policy>,
+}
+
+/// The `[retention]` table of a profile.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionEntry {
+    /// Delete events older than this (`730d`, `90d`, `12h`).
+    older_than: Spanned<String>,
+    /// How often `run` applies it (default 1h).
+    #[serde(default)]
+    every: Option<Spanned<String>>,
 }
 
 /// One `[[source]]` table of a profile.
@@ -167,6 +180,8 @@ struct ProfileFile {
     description: Option<String>,
     #[serde(default)]
     source: Vec<SourceEntry>,
+    #[serde(default)]
+    retention: Option<RetentionEntry>,
 }
 
 /// Read and validate a profile file.
@@ -248,9 +263,28 @@ pub fn parse_profile(file: &str, text: &str, base: &Path) -> Result<Profile, Con
             path,
         });
     }
+    let retention = match &parsed.retention {
+        None => None,
+        Some(r) => {
+            let duration = |value: &Spanned<String>, field: &str| {
+                crate::detect::rules::parse_duration(value.get_ref())
+                    .map_err(|message| invalid(value.span(), field, message))
+            };
+            let older_than_secs = duration(&r.older_than, "older_than")?;
+            let every = match &r.every {
+                Some(e) => std::time::Duration::from_secs(duration(e, "every")?.unsigned_abs()),
+                None => crate::store::retention::DEFAULT_EVERY,
+            };
+            Some(crate::store::retention::Policy {
+                older_than_secs,
+                every,
+            })
+        }
+    };
     Ok(Profile {
         file: PathBuf::from(file),
         sources,
+        retention,
     })
 }
 
@@ -284,6 +318,31 @@ path = "pg/*.log"
         assert!(parse_size("1X").unwrap_err().contains("unknown unit `x`"));
         assert!(parse_size("G").unwrap_err().contains("expected a number"));
         assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn a_profile_sets_retention_and_says_where_it_is_wrong() {
+        assert_eq!(
+            parse_profile("p.toml", GOOD, Path::new("/"))
+                .unwrap()
+                .retention,
+            None
+        );
+        let text = format!("{GOOD}\n[retention]\nolder_than = \"730d\"\n");
+        let p = parse_profile("p.toml", &text, Path::new("/")).unwrap();
+        assert_eq!(
+            p.retention,
+            Some(crate::store::retention::Policy {
+                older_than_secs: 730 * 86_400,
+                every: crate::store::retention::DEFAULT_EVERY,
+            })
+        );
+        let text = format!("{GOOD}\n[retention]\nolder_than = \"2 years\"\n");
+        let err = parse_profile("p.toml", &text, Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("field `older_than`"), "{err}");
+        let text = format!("{GOOD}\n[retention]\nolder = \"730d\"\n");
+        let err = parse_profile("p.toml", &text, Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("older_than"), "{err}");
     }
 
     #[test]

@@ -170,6 +170,15 @@ enum Command {
         #[command(flatten)]
         data: DataDir,
     },
+    /// Delete the events older than a duration and reclaim their disk space (stop `run` first,
+    /// or give its profile a `[retention]` section).
+    Retention {
+        #[command(flatten)]
+        data: DataDir,
+        /// Delete events whose time is more than this long before now (730d, 90d, 12h).
+        #[arg(long, value_name = "DURATION", value_parser = logwarden::detect::rules::parse_duration)]
+        older_than: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -246,8 +255,11 @@ fn print_change(change: &Change) {
 
 fn settings_for(data: &DataDir, sources: &Sources) -> Result<Settings> {
     let mut specs = Vec::new();
+    let mut retention = None;
     if let Some(profile) = &sources.profile {
-        specs.extend(config::load_profile(profile)?.sources);
+        let profile = config::load_profile(profile)?;
+        retention = profile.retention;
+        specs.extend(profile.sources);
     }
     for s in &sources.sources {
         specs.push(
@@ -258,7 +270,9 @@ fn settings_for(data: &DataDir, sources: &Sources) -> Result<Settings> {
     if specs.is_empty() {
         bail!("no sources: give --profile FILE or --source SERVICE[:FORMAT]=PATH");
     }
-    finish_settings(data, sources, specs)
+    let mut settings = finish_settings(data, sources, specs)?;
+    settings.retention = retention;
+    Ok(settings)
 }
 
 /// The settings of `run --stdin`: one source, read from the pipe.
@@ -513,7 +527,24 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { data } => status(&data.data_dir),
+        Command::Retention { data, older_than } => retention(&data.data_dir, older_than),
     }
+}
+
+fn retention(data_dir: &Path, older_than_secs: i64) -> Result<ExitCode> {
+    let index = EventIndex::open_existing(&data_dir.join("index"))?;
+    let cutoff = Timestamp::now().plus_secs(-older_than_secs);
+    let report = logwarden::store::retention::apply(&index, cutoff, pipeline::INDEX_HEAP)?;
+    let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+    println!(
+        "deleted {} events before {} ({} kept); index {:.1} MiB -> {:.1} MiB",
+        report.deleted,
+        report.cutoff,
+        report.kept,
+        mib(report.bytes_before),
+        mib(report.bytes_after)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn generate_corpus(size: u64, out: &Path, seed: u64, split: bool) -> Result<ExitCode> {

@@ -104,6 +104,8 @@ pub struct Settings {
     pub progress: bool,
     /// Scan: the size of the blocks read, searched and parsed in parallel.
     pub scan_block: usize,
+    /// Live runs: delete old events periodically (a profile's `[retention]`).
+    pub retention: Option<crate::store::retention::Policy>,
 }
 
 impl Settings {
@@ -118,6 +120,7 @@ impl Settings {
             engine: EngineConfig::default(),
             progress: false,
             scan_block: SCAN_BLOCK,
+            retention: None,
         }
     }
     pub fn index_dir(&self) -> PathBuf {
@@ -277,6 +280,8 @@ struct Pipeline<'a> {
     summary: Summary,
     last_commit: Instant,
     uncommitted: bool,
+    /// When retention last ran (live runs with a policy); `None`: not yet in this run.
+    last_retention: Option<Instant>,
     on_change: &'a mut dyn FnMut(&Change),
     progress: Option<ProgressBar>,
 }
@@ -322,6 +327,7 @@ impl<'a> Pipeline<'a> {
             summary: Summary::default(),
             last_commit: Instant::now(),
             uncommitted: false,
+            last_retention: None,
             on_change,
             progress: None,
         };
@@ -579,10 +585,33 @@ impl<'a> Pipeline<'a> {
     /// quadratic work and memory on a big backfill. A backfill that is killed starts again from
     /// the last commit, which the index and the incident log agree on.
     fn maybe_commit(&mut self) -> Result<(), PipelineError> {
+        self.maybe_apply_retention()?;
         if self.live && self.uncommitted && self.last_commit.elapsed() >= self.settings.commit_every
         {
             self.commit()?;
         }
+        Ok(())
+    }
+
+    /// Live runs with a retention policy: at the first chance and then every `policy.every`,
+    /// delete the events older than the policy allows in a commit of their own (the checkpoint
+    /// rides along as always), then merge the segments that held them.
+    fn maybe_apply_retention(&mut self) -> Result<(), PipelineError> {
+        let Some(policy) = self.settings.retention.filter(|_| self.live) else {
+            return Ok(());
+        };
+        if self
+            .last_retention
+            .is_some_and(|at| at.elapsed() < policy.every)
+        {
+            return Ok(());
+        }
+        self.last_retention = Some(Instant::now());
+        let cutoff = Timestamp::now().plus_secs(-policy.older_than_secs);
+        self.sink.delete_before(cutoff)?;
+        self.commit()?;
+        let merged = self.sink.merge_deleted()?;
+        tracing::info!(%cutoff, merged, "retention applied");
         Ok(())
     }
 

@@ -7,6 +7,7 @@ mod bad_input;
 mod compose;
 mod corpora;
 mod demo;
+mod forensic;
 mod loggrep;
 mod memory;
 mod postgres;

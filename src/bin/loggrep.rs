@@ -7,6 +7,8 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, ValueEnum};
 
@@ -54,6 +56,54 @@ struct Args {
     /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
+    #[command(flatten)]
+    forensic: Forensic,
+}
+
+/// Forensic flags (issue 6): one incident's timeline, its export, following the index.
+#[derive(clap::Args, Debug)]
+struct Forensic {
+    /// Print incident ID (a unique prefix is enough) and the timeline of every service from
+    /// --lead before it started to its resolution, its own events marked `>`
+    #[arg(long, value_name = "ID", conflicts_with_all = ["since", "until", "count", "follow"])]
+    incident: Option<String>,
+    /// With --incident: how much of the timeline before the incident's first event (30s, 10m, 2h)
+    #[arg(long, value_name = "DURATION", requires = "incident",
+          value_parser = logwarden::detect::rules::parse_duration)]
+    lead: Option<i64>,
+    /// With --incident: write DIR/timeline.ndjson (every event of the timeline, as --json, with
+    /// `marked`) and DIR/incident.json (the incident and its runbook procedure)
+    #[arg(long, value_name = "DIR", requires = "incident")]
+    export: Option<PathBuf>,
+    /// Keep printing new matching events as `logwarden run` indexes them (Ctrl-C to stop); with
+    /// --since, first the matches since then
+    #[arg(long, short = 'f', conflicts_with_all = ["until", "count"])]
+    follow: bool,
+}
+
+impl Forensic {
+    fn incident(&self) -> Option<query::forensic::IncidentTimeline> {
+        let id = self.incident.clone()?;
+        Some(query::forensic::IncidentTimeline {
+            id,
+            lead_secs: self.lead.unwrap_or(query::forensic::DEFAULT_LEAD_SECS),
+            export: self.export.clone(),
+        })
+    }
+
+    fn follow(&self) -> Result<Option<query::follow::Follow>, String> {
+        if !self.follow {
+            return Ok(None);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler_stop = Arc::clone(&stop);
+        ctrlc::set_handler(move || handler_stop.store(true, Ordering::SeqCst))
+            .map_err(|e| format!("installing the Ctrl-C/SIGTERM handler: {e}"))?;
+        Ok(Some(query::follow::Follow {
+            stop,
+            poll: query::follow::DEFAULT_POLL,
+        }))
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -88,6 +138,13 @@ fn main() -> ExitCode {
             stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         }
     };
+    let follow = match args.forensic.follow() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("loggrep: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let req = query::Request {
         data_dir: args.data_dir,
         query: args.query.clone(),
@@ -100,11 +157,18 @@ fn main() -> ExitCode {
         limit: (args.limit > 0).then_some(args.limit),
         color,
         now: Timestamp::now(),
+        incident: args.forensic.incident(),
+        follow,
     };
     let mut out = std::io::BufWriter::new(stdout.lock());
     match query::run(&req, &mut out) {
         Ok(outcome) => {
-            if outcome.truncated {
+            if outcome.truncated && args.forensic.incident.is_some() {
+                eprintln!(
+                    "loggrep: showing the first {} of the timeline's {} events (--limit 0 for all of them, --export DIR to save them)",
+                    args.limit, outcome.matched
+                );
+            } else if outcome.truncated {
                 eprintln!(
                     "loggrep: showing the newest {} of {} matching events (use --limit N, --since or a narrower query)",
                     args.limit, outcome.matched

@@ -10,6 +10,8 @@
 //! (what `grep -F` finds in the files), with smart case; results come in event-time order (ts,
 //! then event id); `--count` agrees with the listing; `--limit` keeps the newest N.
 
+pub mod follow;
+pub mod forensic;
 pub mod incidents;
 pub mod lang;
 pub mod output;
@@ -51,6 +53,11 @@ pub struct Request {
     pub color: bool,
     /// "Now" for relative times (tests pass a fixed instant).
     pub now: Timestamp,
+    // Forensic (issue 6): `--incident` / `--export`, `--follow`. At most one of them.
+    /// Print (or export) one incident's timeline instead of searching.
+    pub incident: Option<forensic::IncidentTimeline>,
+    /// Keep printing new matches as they are indexed.
+    pub follow: Option<follow::Follow>,
 }
 
 /// What a run found.
@@ -64,6 +71,8 @@ pub struct Outcome {
 
 #[derive(thiserror::Error, Debug)]
 pub enum QueryError {
+    #[error(transparent)]
+    Forensic(#[from] forensic::ForensicError),
     #[error("query syntax error at {0}")]
     Syntax(#[from] lang::SyntaxError),
     #[error("query error at {0}")]
@@ -99,6 +108,12 @@ impl QueryError {
 
 /// Answer `req`, writing the result to `out`.
 pub fn run(req: &Request, out: &mut dyn Write) -> Result<Outcome, QueryError> {
+    if let Some(t) = &req.incident {
+        return forensic::run(req, t, out);
+    }
+    if let Some(f) = &req.follow {
+        return follow::run(req, f, out);
+    }
     let expr = lang::parse(&req.query)?;
     let since = req
         .since

@@ -101,6 +101,33 @@ pub fn search(
     })
 }
 
+/// Every match of `query` (decided by `plan`) in event-time order, loaded one at a time and handed
+/// to `each` until it returns `false`. Memory holds the candidates' sort keys (a few words each),
+/// never all the hits: for streaming an export, or reading a timeline from its start. Returns the
+/// number of matches handed over.
+pub fn each_in_order<E: From<tantivy::TantivyError>>(
+    searcher: &Searcher,
+    fields: Fields,
+    query: &dyn Query,
+    plan: &Plan,
+    mut each: impl FnMut(Hit) -> Result<bool, E>,
+) -> Result<u64, E> {
+    let mut candidates = searcher.search(query, &SortKeys)?;
+    candidates.sort_unstable_by_key(|c| (c.ts, c.fingerprint, c.offset));
+    let mut handed = 0;
+    for c in &candidates {
+        let hit = load(searcher, fields, c.address)?;
+        if !plan.exact && !plan.pred.eval(&hit) {
+            continue;
+        }
+        handed += 1;
+        if !each(hit)? {
+            break;
+        }
+    }
+    Ok(handed)
+}
+
 /// Read a stored event back.
 pub fn load(searcher: &Searcher, f: Fields, address: DocAddress) -> tantivy::Result<Hit> {
     let doc: TantivyDocument = searcher.doc(address)?;

@@ -58,6 +58,8 @@ fn request(dir: &Path, query: &str) -> Request {
         limit: None,
         color: false,
         now: Timestamp::from_millis(T0 + 3_600_000),
+        incident: None,
+        follow: None,
     }
 }
 

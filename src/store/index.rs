@@ -184,6 +184,40 @@ impl IndexSink {
         Ok(())
     }
 
+    /// Queue the deletion of every event with `ts < cutoff` (retention); it takes effect, and
+    /// becomes durable, with the next [`IndexSink::commit`].
+    pub fn delete_before(&mut self, cutoff: crate::event::Timestamp) -> Result<(), IndexError> {
+        let upper = tantivy::Term::from_field_date(
+            self.fields.ts,
+            DateTime::from_timestamp_micros(cutoff.as_micros()),
+        );
+        let old = tantivy::query::RangeQuery::new(
+            std::ops::Bound::Unbounded,
+            std::ops::Bound::Excluded(upper),
+        );
+        self.writer.delete_query(Box::new(old))?;
+        Ok(())
+    }
+
+    /// Start merging every committed segment that holds deleted events, in the background, so
+    /// their space is given back (tantivy collects the old files once the merge is committed).
+    /// Returns the number of segments merged.
+    pub fn merge_deleted(&mut self) -> Result<usize, IndexError> {
+        let touched: Vec<_> = self
+            .writer
+            .index()
+            .searchable_segment_metas()?
+            .into_iter()
+            .filter(|m| m.has_deletes())
+            .map(|m| m.id())
+            .collect();
+        if !touched.is_empty() {
+            // Not waited for: the merge runs on tantivy's merge threads while ingestion goes on.
+            drop(self.writer.merge(&touched));
+        }
+        Ok(touched.len())
+    }
+
     fn document(&self, event: &Event) -> TantivyDocument {
         let f = &self.fields;
         let mut doc = TantivyDocument::new();

@@ -2,6 +2,7 @@
 //! and the per-segment vocabularies the query planner searches.
 pub mod incidents;
 pub mod index;
+pub mod retention;
 pub mod schema;
 pub mod vocab;
 

@@ -1,0 +1,448 @@
+//! The post-mortem view of one incident: `loggrep --incident ID [--lead 10m] [--export DIR]`.
+//!
+//! Owns: finding the incident (id or unique prefix, as `logwarden incident` does), the timeline
+//! window (from `lead` before the incident was first seen to its resolution; open: unbounded, so
+//! up to the last event indexed), marking the incident's own events in that window, and writing
+//! the export (`timeline.ndjson` + `incident.json`).
+//!
+//! Takes a [`Request`] (its query, `--service` and `--level` narrow the timeline; its
+//! `--since`/`--until` are replaced by the window; `--limit N` keeps the *first* N events, the
+//! lead-up being what a post-mortem reads first) and gives the same [`Outcome`] as a search.
+//! The timeline is streamed (sort keys in memory, events loaded one at a time), so neither the
+//! listing nor an export of a long window holds it all in memory.
+//! Must not: change the incident log or the index, or decide exit codes.
+//!
+//! Which events are "the incident's": its evidence events, and every event in the incident's
+//! lifetime (first seen to last seen) that its rule matches *in its group* (same rule, service
+//! and `group_by` values), found by running the rule pack's matcher over the window's events of
+//! the incident's services. When the rule is not in the embedded pack (the incident came from a
+//! user `--patterns` folder) only the evidence is marked.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery};
+use tantivy::{DateTime, Searcher, Term};
+
+use crate::detect::matcher::Matcher;
+use crate::detect::pack;
+use crate::event::{Event, EventId, Events, Timestamp};
+use crate::incident::Incident;
+use crate::incident::group::GroupKey;
+use crate::query::incidents::{self as views, Style};
+use crate::query::search::{self, Hit, Keep};
+use crate::query::{Outcome, QueryError, Request, lang, output, plan};
+use crate::store::incidents::IncidentLogError;
+use crate::store::index::EventIndex;
+use crate::store::schema::Fields;
+use crate::store::vocab::Vocab;
+
+/// Default lead time before the incident's first event (`--lead`).
+pub const DEFAULT_LEAD_SECS: i64 = 600;
+
+/// File names of an export.
+pub const TIMELINE_FILE: &str = "timeline.ndjson";
+pub const INCIDENT_FILE: &str = "incident.json";
+
+/// `--incident ID [--lead D] [--export DIR]`.
+#[derive(Debug, Clone)]
+pub struct IncidentTimeline {
+    /// Full incident id or a unique prefix (with or without `inc-`).
+    pub id: String,
+    /// Seconds of timeline before the incident's first event.
+    pub lead_secs: i64,
+    /// Write the export into this directory (created when missing) instead of printing the
+    /// timeline; the export holds every event of the window, whatever the limit.
+    pub export: Option<PathBuf>,
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum ForensicError {
+    #[error(
+        "no incident `{id}` in {dir} (an unknown id, or a prefix of several; see `logwarden incidents`)"
+    )]
+    UnknownIncident { id: String, dir: PathBuf },
+    #[error("reading the incident log: {0}")]
+    Log(#[from] IncidentLogError),
+    #[error("the rule pack: {0}")]
+    Rules(String),
+    #[error("writing the export {path}: {source}")]
+    Export {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The window of an incident's timeline: `[from, to]`, `to` unbounded while it is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from: Timestamp,
+    pub to: Option<Timestamp>,
+}
+
+impl Window {
+    pub fn of(inc: &Incident, lead_secs: i64) -> Window {
+        let start = inc.first_seen.min(inc.opened_at);
+        Window {
+            from: start.plus_secs(-lead_secs),
+            to: inc.resolved_at.map(|r| r.max(inc.last_seen)),
+        }
+    }
+}
+
+/// One event of the timeline and whether it is one of the incident's.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub hit: Hit,
+    pub marked: bool,
+}
+
+/// Events marked per batch handed to the rule matcher.
+const MARK_BATCH: usize = 1024;
+
+/// The incident `t.id` names in the data dir, or [`ForensicError::UnknownIncident`].
+pub fn find(req: &Request, t: &IncidentTimeline) -> Result<Incident, ForensicError> {
+    let incidents = views::load(&req.data_dir)?;
+    crate::store::incidents::find(&incidents, &t.id)
+        .cloned()
+        .ok_or_else(|| ForensicError::UnknownIncident {
+            id: t.id.clone(),
+            dir: req.data_dir.clone(),
+        })
+}
+
+/// Read the timeline from its start, handing each event (marked or not) to `each` until it
+/// returns `false`; the total number of events in the window comes back. Memory holds sort keys
+/// and the marked ids, never the whole timeline.
+pub fn read(
+    req: &Request,
+    inc: &Incident,
+    window: Window,
+    mut each: impl FnMut(Entry, &plan::Plan) -> Result<bool, QueryError>,
+) -> Result<u64, QueryError> {
+    let index = EventIndex::open_existing(&req.data_dir.join("index"))?;
+    let searcher = index.searcher()?;
+    let fields = index.fields();
+    let upper = window.to.map_or(Bound::Unbounded, Bound::Included);
+    let (query, planned) = narrowed(req, &searcher, fields, Bound::Included(window.from), upper)?;
+    let marked = marks(inc, &searcher, fields)?;
+    // Counted apart: `each` may stop the reading early (from the fast fields alone when the
+    // index decides the query).
+    let count = Keep {
+        limit: None,
+        count_only: true,
+    };
+    let total = search::search(&searcher, fields, query.as_ref(), &planned, count)?.matched;
+    search::each_in_order(&searcher, fields, query.as_ref(), &planned, |hit| {
+        let marked = marked.contains(&hit.id);
+        each(Entry { hit, marked }, &planned)
+    })?;
+    Ok(total)
+}
+
+/// `loggrep --incident`: print the incident and the first `--limit` events of its timeline, or
+/// write the export.
+pub fn run(
+    req: &Request,
+    t: &IncidentTimeline,
+    out: &mut dyn Write,
+) -> Result<Outcome, QueryError> {
+    let inc = find(req, t)?;
+    let window = Window::of(&inc, t.lead_secs);
+    if let Some(dir) = &t.export {
+        let (events, marked) = export(req, &inc, window, dir)?;
+        writeln!(
+            out,
+            "exported {} events of {} ({} marked) to {} and the incident to {}",
+            events,
+            inc.id,
+            marked,
+            dir.join(TIMELINE_FILE).display(),
+            dir.join(INCIDENT_FILE).display()
+        )?;
+        out.flush()?;
+        return Ok(Outcome {
+            matched: events,
+            truncated: false,
+        });
+    }
+
+    if !req.json {
+        let style = Style { color: req.color };
+        // As `logwarden incident` shows it: who the escalation level means, from the runbook.
+        let runbook = crate::runbook::Runbook::parse(pack::default_runbook());
+        write!(out, "{}", views::detail(&inc, &runbook.escalation, style))?;
+        let to = window
+            .to
+            .map_or_else(|| "now (still open)".to_string(), |t| t.to_string());
+        writeln!(
+            out,
+            "\nTimeline: {} to {}; `>` marks the incident's own events",
+            window.from, to
+        )?;
+    }
+    let limit = req.limit.unwrap_or(usize::MAX);
+    let mut shown = 0usize;
+    let total = read(req, &inc, window, |e, planned| {
+        if shown >= limit {
+            return Ok(false);
+        }
+        shown += 1;
+        if req.json {
+            write_json(out, &e)?;
+        } else {
+            out.write_all(if e.marked { b"> " } else { b"  " })?;
+            let highlights = planned.pred.highlights();
+            output::write_line(out, &e.hit, &highlights, req.color)?;
+        }
+        Ok(true)
+    })?;
+    out.flush()?;
+    Ok(Outcome {
+        matched: total,
+        truncated: (shown as u64) < total,
+    })
+}
+
+/// Write `timeline.ndjson` (every event of the window, streamed) and `incident.json` into `dir`
+/// (created when missing). Returns the number of events written and of those marked.
+pub fn export(
+    req: &Request,
+    inc: &Incident,
+    window: Window,
+    dir: &Path,
+) -> Result<(u64, u64), QueryError> {
+    let fail = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ForensicError::Export { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(fail(dir))?;
+
+    let path = dir.join(TIMELINE_FILE);
+    let file = std::fs::File::create(&path).map_err(fail(&path))?;
+    let mut w = std::io::BufWriter::new(file);
+    let mut marked = 0;
+    let events = read(req, inc, window, |e, _| {
+        marked += u64::from(e.marked);
+        write_json(&mut w, &e).map_err(fail(&path))?;
+        Ok(true)
+    })?;
+    w.flush().map_err(fail(&path))?;
+    w.get_ref().sync_all().map_err(fail(&path))?;
+
+    let path = dir.join(INCIDENT_FILE);
+    let mut text =
+        serde_json::to_string_pretty(inc).map_err(|e| fail(&path)(std::io::Error::other(e)))?;
+    text.push('\n');
+    std::fs::write(&path, text).map_err(fail(&path))?;
+    Ok((events, marked))
+}
+
+/// One timeline event as `loggrep --json` prints it, with `"marked"` added as the last key.
+pub fn write_json(out: &mut dyn Write, e: &Entry) -> std::io::Result<()> {
+    let mut line = Vec::new();
+    output::write_json(&mut line, &e.hit)?;
+    // `write_json` writes one JSON object and a newline: put the key before its closing brace,
+    // so the shape stays exactly that of `--json` whatever fields it gains.
+    let trimmed = line.trim_ascii_end();
+    let body = trimmed.strip_suffix(b"}").ok_or_else(|| {
+        std::io::Error::other("an event's JSON line does not end with an object's closing brace")
+    })?;
+    out.write_all(body)?;
+    if body.last() != Some(&b'{') {
+        out.write_all(b",")?;
+    }
+    writeln!(out, "\"marked\":{}}}", e.marked)
+}
+
+/// The ids of the incident's own events: its evidence, and every event of its services in its
+/// lifetime that its rule matches in its group (read in batches, whatever the user's query).
+fn marks(
+    inc: &Incident,
+    searcher: &Searcher,
+    fields: Fields,
+) -> Result<HashSet<EventId>, QueryError> {
+    let mut marked: HashSet<EventId> = inc.evidence.iter().map(|e| e.event).collect();
+    let rules = pack::default_rules().map_err(|e| ForensicError::Rules(e.to_string()))?;
+    if rules.get(&inc.rule).is_none() {
+        return Ok(marked);
+    }
+    let rules = Arc::new(rules);
+    let matcher =
+        Matcher::new(Arc::clone(&rules)).map_err(|e| ForensicError::Rules(e.to_string()))?;
+    let scan = |batch: Vec<Event>, marked: &mut HashSet<EventId>| {
+        for m in matcher.scan(&Events::new(batch)) {
+            let Some(rule) = rules.rules.get(m.rule) else {
+                continue;
+            };
+            if rule.id == inc.rule && GroupKey::of(rule, &m).render() == inc.group {
+                marked.insert(m.event);
+            }
+        }
+    };
+
+    let end = inc.resolved_at.unwrap_or(inc.last_seen).max(inc.last_seen);
+    let lifetime = BooleanQuery::new(vec![
+        (Occur::Must, plan::filter_services(&inc.services, fields)),
+        (
+            Occur::Must,
+            Box::new(ts_range(
+                fields,
+                Bound::Included(inc.first_seen),
+                Bound::Included(end),
+            )),
+        ),
+    ]);
+    let every = plan::Plan {
+        query: Box::new(AllQuery),
+        exact: true,
+        pred: plan::Pred::All,
+    };
+    let mut batch = Vec::with_capacity(MARK_BATCH);
+    search::each_in_order::<QueryError>(searcher, fields, &lifetime, &every, |hit| {
+        batch.push(event_of(&hit));
+        if batch.len() == MARK_BATCH {
+            scan(std::mem::take(&mut batch), &mut marked);
+        }
+        Ok(true)
+    })?;
+    scan(batch, &mut marked);
+    Ok(marked)
+}
+
+/// A stored event back as a pipeline event (what the matcher takes).
+fn event_of(hit: &Hit) -> Event {
+    Event {
+        id: hit.id,
+        ts: hit.ts,
+        service: hit.service.clone(),
+        level: hit.level,
+        message: hit.message.clone(),
+        raw: hit.raw.clone(),
+        fields: hit.fields.clone(),
+        flags: hit.flags,
+        len: u32::try_from(hit.raw.len() + 1).unwrap_or(u32::MAX),
+        lines: u32::try_from(hit.raw.lines().count().max(1)).unwrap_or(u32::MAX),
+    }
+}
+
+fn ts_range(fields: Fields, lo: Bound<Timestamp>, hi: Bound<Timestamp>) -> RangeQuery {
+    let term = |t: Timestamp| {
+        Term::from_field_date(fields.ts, DateTime::from_timestamp_micros(t.as_micros()))
+    };
+    RangeQuery::new(lo.map(term), hi.map(term))
+}
+
+/// The request's query, `--service` and `--level` filters and the time range `[lo, hi]`, as one
+/// tantivy query (the range is part of it, so the index reads nothing outside it) and the plan.
+pub(crate) fn narrowed(
+    req: &Request,
+    searcher: &Searcher,
+    fields: Fields,
+    lo: Bound<Timestamp>,
+    hi: Bound<Timestamp>,
+) -> Result<(Box<dyn Query>, plan::Plan), QueryError> {
+    let expr = lang::parse(&req.query)?;
+    let vocab = Vocab::new(&req.data_dir, fields.raw);
+    let ctx = plan::Context {
+        fields,
+        searcher,
+        vocab: Some(&vocab),
+    };
+    let planned = plan::plan(expr.as_ref(), &ctx)?;
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, planned.query.box_clone())];
+    if !req.services.is_empty() {
+        clauses.push((Occur::Must, plan::filter_services(&req.services, fields)));
+    }
+    if !req.levels.is_empty() {
+        clauses.push((Occur::Must, plan::filter_levels(&req.levels, fields)));
+    }
+    if lo != Bound::Unbounded || hi != Bound::Unbounded {
+        clauses.push((Occur::Must, Box::new(ts_range(fields, lo, hi))));
+    }
+    Ok((Box::new(BooleanQuery::new(clauses)), planned))
+}
+
+#[cfg(test)]
+mod tests {
+    use tantivy::collector::Count;
+
+    use super::*;
+    use crate::store::index::tests::event;
+
+    fn request(dir: &Path, query: &str) -> Request {
+        Request {
+            data_dir: dir.to_path_buf(),
+            query: query.into(),
+            since: None,
+            until: None,
+            services: vec![],
+            levels: vec![],
+            json: false,
+            count: false,
+            limit: None,
+            color: false,
+            now: Timestamp::from_secs(0),
+            incident: None,
+            follow: None,
+        }
+    }
+
+    /// The time range is a clause of the tantivy query itself: even a query the index cannot
+    /// decide (a substring inside a token) yields no candidate outside the range, so nothing
+    /// outside it is loaded or checked.
+    #[test]
+    fn the_time_range_narrows_the_index_query_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = EventIndex::open_or_create(&dir.path().join("index")).unwrap();
+        let mut sink = index.writer(15_000_000).unwrap();
+        let events = (0..100)
+            .map(|i| event(1, i * 100, i as i64 * 1000, "app", "connection refused"))
+            .collect();
+        sink.add(&Events::new(events)).unwrap();
+        sink.commit("{}").unwrap();
+        let searcher = index.searcher().unwrap();
+        let fields = index.fields();
+        for query in ["", "refused", "onnectio"] {
+            let req = request(dir.path(), query);
+            let (q, _) = narrowed(
+                &req,
+                &searcher,
+                fields,
+                Bound::Included(Timestamp::from_millis(10_000)),
+                Bound::Excluded(Timestamp::from_millis(20_000)),
+            )
+            .unwrap();
+            assert_eq!(searcher.search(q.as_ref(), &Count).unwrap(), 10, "{query}");
+        }
+    }
+
+    #[test]
+    fn a_timeline_line_is_the_json_line_with_marked_last() {
+        let hit = Hit {
+            id: EventId {
+                fingerprint: 1,
+                offset: 2,
+            },
+            ts: Timestamp::from_millis(0),
+            service: "app".into(),
+            level: crate::event::Level::Info,
+            message: "m".into(),
+            raw: "r}".into(),
+            fields: serde_json::Map::new(),
+            flags: crate::event::Flags::default(),
+        };
+        let mut plain = Vec::new();
+        output::write_json(&mut plain, &hit).unwrap();
+        let mut marked = Vec::new();
+        write_json(&mut marked, &Entry { hit, marked: true }).unwrap();
+        let mut want: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+        want["marked"] = serde_json::Value::Bool(true);
+        let got: serde_json::Value = serde_json::from_slice(&marked).unwrap();
+        assert_eq!(got, want);
+        assert!(marked.ends_with(b",\"marked\":true}\n"));
+    }
+}
