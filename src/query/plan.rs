@@ -64,7 +64,12 @@ impl PlanError {
 }
 
 /// Field names the language knows besides attribute paths.
-pub const BUILTIN_FIELDS: [&str; 5] = ["service", "level", "message", "raw", "flags"];
+pub const BUILTIN_FIELDS: [&str; 7] = [
+    "service", "level", "message", "raw", "flags", "host", "source",
+];
+
+/// The attributes `host:` looks in: pino's `hostname`, the syslog header's `host`.
+pub const HOST_PATHS: [&str; 2] = ["hostname", "host"];
 
 /// A literal searched as a substring, with smart case.
 #[derive(Debug, Clone)]
@@ -131,15 +136,192 @@ impl Literal {
     }
 }
 
+/// Compiled size a regex term may take (bytes of the regex crate's automata): a query must not be
+/// able to exhaust memory.
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Lazy DFA cache of one regex term.
+const REGEX_DFA_LIMIT: usize = 2 << 20;
+/// Nesting depth of groups, classes and repetitions in a regex term.
+const REGEX_NEST_LIMIT: u32 = 64;
+
+/// A regex term, matched against each line of the raw event as `rg` matches the lines of a
+/// file, with smart case like [`Literal`]: a pattern with an uppercase literal character is
+/// case-sensitive, one without is not (`\S` or `\W` do not count; `(?i)` and `(?-i)` override).
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pub source: String,
+    pub case_insensitive: bool,
+    regex: regex::Regex,
+    /// Folded literals of which every match contains one (empty: none known, nothing narrows).
+    narrowing: Vec<Literal>,
+}
+
+/// Why a regex term is refused: a message and the 0-based char offset in the pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatternError {
+    pub offset: usize,
+    pub message: String,
+}
+
+impl Pattern {
+    pub fn new(source: &str) -> Result<Pattern, PatternError> {
+        use regex_syntax::ast::parse::ParserBuilder;
+        use regex_syntax::hir::translate::TranslatorBuilder;
+
+        let at = |span: &regex_syntax::ast::Span, message: String| PatternError {
+            offset: span.start.column.saturating_sub(1),
+            message,
+        };
+        let ast = ParserBuilder::new()
+            .nest_limit(REGEX_NEST_LIMIT)
+            .build()
+            .parse(source)
+            .map_err(|e| at(e.span(), format!("invalid regex: {}", e.kind())))?;
+        let case_insensitive = !has_uppercase_literal(&ast);
+        let translate = |ci: bool| {
+            TranslatorBuilder::new()
+                .case_insensitive(ci)
+                .build()
+                .translate(source, &ast)
+                .map_err(|e| at(e.span(), format!("invalid regex: {}", e.kind())))
+        };
+        // Literals come from the case-sensitive reading (case variants would blow the extractor's
+        // limits) and are folded as the index folds: a case-insensitive match holds a case
+        // variant of one of them, whose folded ASCII tokens are the same terms.
+        let narrowing = required_literals(&translate(false)?);
+        translate(case_insensitive)?;
+        let regex = regex::RegexBuilder::new(source)
+            .case_insensitive(case_insensitive)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_DFA_LIMIT)
+            .nest_limit(REGEX_NEST_LIMIT)
+            .build()
+            .map_err(|e| PatternError {
+                offset: 0,
+                message: match e {
+                    regex::Error::CompiledTooBig(limit) => format!(
+                        "regex too big: it compiles to more than {limit} bytes (make it more specific)"
+                    ),
+                    other => format!("invalid regex: {other}"),
+                },
+            })?;
+        Ok(Pattern {
+            source: source.to_string(),
+            case_insensitive,
+            regex,
+            narrowing,
+        })
+    }
+
+    /// Does some line of `haystack` (lines joined with `\n`) match?
+    pub fn is_match(&self, haystack: &str) -> bool {
+        haystack.split('\n').any(|line| self.regex.is_match(line))
+    }
+
+    /// Byte ranges of every match in every line, for highlighting.
+    pub fn find_all(&self, haystack: &str) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        for line in haystack.split('\n') {
+            out.extend(
+                self.regex
+                    .find_iter(line)
+                    .filter(|m| !m.is_empty())
+                    .map(|m| (start + m.start(), start + m.end())),
+            );
+            start += line.len() + 1;
+        }
+        out
+    }
+}
+
+/// ripgrep's smart-case test: does the pattern spell an uppercase character as a literal (alone
+/// or in a bracketed class)?
+fn has_uppercase_literal(ast: &regex_syntax::ast::Ast) -> bool {
+    use regex_syntax::ast::Ast;
+    match ast {
+        Ast::Literal(lit) => lit.c.is_uppercase(),
+        Ast::ClassBracketed(class) => class_has_uppercase(&class.kind),
+        Ast::Repetition(rep) => has_uppercase_literal(&rep.ast),
+        Ast::Group(group) => has_uppercase_literal(&group.ast),
+        Ast::Alternation(alt) => alt.asts.iter().any(has_uppercase_literal),
+        Ast::Concat(concat) => concat.asts.iter().any(has_uppercase_literal),
+        Ast::Empty(_)
+        | Ast::Flags(_)
+        | Ast::Dot(_)
+        | Ast::Assertion(_)
+        | Ast::ClassUnicode(_)
+        | Ast::ClassPerl(_) => false,
+    }
+}
+
+fn class_has_uppercase(set: &regex_syntax::ast::ClassSet) -> bool {
+    use regex_syntax::ast::{ClassSet, ClassSetItem};
+    fn item(it: &ClassSetItem) -> bool {
+        match it {
+            ClassSetItem::Literal(lit) => lit.c.is_uppercase(),
+            ClassSetItem::Range(r) => r.start.c.is_uppercase() || r.end.c.is_uppercase(),
+            ClassSetItem::Bracketed(b) => class_has_uppercase(&b.kind),
+            ClassSetItem::Union(u) => u.items.iter().any(item),
+            ClassSetItem::Empty(_)
+            | ClassSetItem::Ascii(_)
+            | ClassSetItem::Unicode(_)
+            | ClassSetItem::Perl(_) => false,
+        }
+    }
+    match set {
+        ClassSet::Item(it) => item(it),
+        ClassSet::BinaryOp(op) => class_has_uppercase(&op.lhs) || class_has_uppercase(&op.rhs),
+    }
+}
+
+/// Literals, folded as the index folds tokens, of which every match of `hir` contains one: its
+/// prefix literals, else its suffix literals; empty when either set is infinite or holds the
+/// empty string (then the index cannot narrow the regex).
+fn required_literals(hir: &regex_syntax::hir::Hir) -> Vec<Literal> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
+        let seq = Extractor::new().kind(kind).extract(hir);
+        let Some(literals) = seq.literals() else {
+            continue;
+        };
+        let mut folded: Vec<String> = Vec::new();
+        for lit in literals {
+            let bytes = lit.as_bytes();
+            // A trimmed literal may end inside a character: its valid start is still contained.
+            let text = match std::str::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+            };
+            let mut out = String::new();
+            schema::fold_chars_into(text, &mut out);
+            folded.push(out);
+        }
+        if folded.is_empty() || folded.iter().any(String::is_empty) {
+            continue;
+        }
+        folded.sort();
+        folded.dedup();
+        return folded.iter().map(|t| Literal::new(t)).collect();
+    }
+    Vec::new()
+}
+
 /// The deciding predicate, evaluated on a stored event.
 #[derive(Debug, Clone)]
 pub enum Pred {
     All,
     Raw(Literal),
+    /// A regex term on the raw event's lines.
+    Regex(Box<Pattern>),
+    /// A token of the raw event starts with this folded stem.
+    Prefix(String),
     Message(Literal),
     Service(String),
     Levels(Vec<Level>),
     Flag(Flags),
+    /// The event was read from one of these sources (fingerprints).
+    Sources(Vec<u64>),
     /// An attribute's text contains the literal, or equals it as a number / boolean.
     Attr {
         path: String,
@@ -162,10 +344,13 @@ impl Pred {
         match self {
             Pred::All => true,
             Pred::Raw(lit) => lit.is_match(&hit.raw),
+            Pred::Regex(pattern) => pattern.is_match(&hit.raw),
+            Pred::Prefix(stem) => has_token_with_prefix(&hit.raw, stem),
             Pred::Message(lit) => lit.is_match(&hit.message),
             Pred::Service(s) => hit.service == *s,
             Pred::Levels(levels) => levels.contains(&hit.level),
             Pred::Flag(f) => hit.flags.contains(*f),
+            Pred::Sources(fps) => fps.contains(&hit.id.fingerprint),
             Pred::Attr {
                 path,
                 literal,
@@ -204,6 +389,22 @@ impl Pred {
             _ => {}
         }
     }
+}
+
+/// Does `text` hold a token (as the index tokenizer cuts and folds them, long ones included)
+/// starting with the folded `stem`?
+fn has_token_with_prefix(text: &str, stem: &str) -> bool {
+    let mut tokenizer = SimpleTokenizer::default();
+    let mut stream = tokenizer.token_stream(text);
+    let mut folded = String::new();
+    while stream.advance() {
+        folded.clear();
+        schema::fold_chars_into(&stream.token().text, &mut folded);
+        if folded.starts_with(stem) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Every value at a dotted `path` (dots may also be part of a key; arrays are looked through).
@@ -265,6 +466,8 @@ pub struct Context<'a> {
     /// The `raw` vocabularies, when the index has a data dir (suffix and infix tokens are then
     /// found there instead of by a walk of the term dictionary).
     pub vocab: Option<&'a Vocab>,
+    /// Every source the index has read (fingerprint, path), from the last commit's checkpoints.
+    pub sources: Vec<(u64, std::path::PathBuf)>,
 }
 
 impl Context<'_> {
@@ -328,6 +531,18 @@ pub fn plan(expr: Option<&Expr>, ctx: &Context<'_>) -> Result<Plan, PlanError> {
 fn predicate(expr: &Expr, ctx: &Context<'_>) -> Result<Pred, PlanError> {
     Ok(match expr {
         Expr::Text { text, .. } => Pred::Raw(Literal::new(text)),
+        Expr::Regex { pattern, column } => {
+            let compiled = Pattern::new(pattern).map_err(|e| PlanError::BadValue {
+                column: column + 1 + e.offset,
+                message: e.message,
+            })?;
+            Pred::Regex(Box::new(compiled))
+        }
+        Expr::Prefix { stem, .. } => {
+            let mut folded = String::new();
+            schema::fold_chars_into(stem, &mut folded);
+            Pred::Prefix(folded)
+        }
         Expr::And(items) => Pred::And(
             items
                 .iter()
@@ -364,6 +579,43 @@ fn field_predicate(
         ("raw", FieldValue::Text(t)) => Ok(Pred::Raw(Literal::new(t))),
         ("message", FieldValue::Text(t)) => Ok(Pred::Message(Literal::new(t))),
         ("service", FieldValue::Text(t)) => Ok(Pred::Service(t.clone())),
+        ("host", FieldValue::Text(t)) => {
+            // Either attribute, whichever the index holds (none: nothing matches).
+            let alternatives = HOST_PATHS
+                .iter()
+                .filter(|path| ctx.path_exists(path))
+                .map(|path| Pred::Attr {
+                    path: path.to_string(),
+                    literal: Literal::new(t),
+                    number: None,
+                    boolean: None,
+                })
+                .collect();
+            Ok(Pred::Or(alternatives))
+        }
+        ("source", FieldValue::Text(t)) => {
+            let fingerprints: Vec<u64> = ctx
+                .sources
+                .iter()
+                .filter(|(_, path)| path.to_string_lossy().contains(t.as_str()))
+                .map(|(fp, _)| *fp)
+                .collect();
+            if fingerprints.is_empty() {
+                let mut known: Vec<String> = ctx
+                    .sources
+                    .iter()
+                    .map(|(_, p)| p.display().to_string())
+                    .collect();
+                known.sort();
+                let listed = if known.is_empty() {
+                    "the index names no source files".to_string()
+                } else {
+                    format!("sources: {}", known.join(", "))
+                };
+                return Err(bad(format!("no source path contains `{t}` ({listed})")));
+            }
+            Ok(Pred::Sources(fingerprints))
+        }
         ("flags", FieldValue::Text(t)) => Flags::from_name(t).map(Pred::Flag).ok_or_else(|| {
             let names: Vec<&str> = [
                 Flags::PARTIAL,
@@ -384,15 +636,20 @@ fn field_predicate(
         }
         ("level", FieldValue::Compare(cmp, t)) => {
             let level: Level = t.parse().map_err(bad)?;
-            let levels = Level::ALL
+            let levels: Vec<Level> = Level::ALL
                 .into_iter()
                 .filter(|l| *l != Level::Unknown && cmp.holds(*l, level))
                 .collect();
+            if levels.is_empty() {
+                return Err(bad(format!("no level is {cmp} {t}: this can never match")));
+            }
             Ok(Pred::Levels(levels))
         }
-        ("raw" | "message" | "service" | "flags", FieldValue::Compare(..)) => Err(bad(format!(
-            "`{name}` cannot be compared; comparisons work on numeric attributes and level"
-        ))),
+        ("raw" | "message" | "service" | "flags" | "host" | "source", FieldValue::Compare(..)) => {
+            Err(bad(format!(
+                "`{name}` cannot be compared; comparisons work on numeric attributes and level"
+            )))
+        }
         (path, value) => {
             if !ctx.path_exists(path) {
                 return Err(unknown_field(path, column, ctx));
@@ -450,12 +707,34 @@ fn narrow(pred: &Pred, ctx: &Context<'_>, spare: bool) -> (Box<dyn Query>, bool)
             text_parts(lit, Target::Text(f.message), ctx).query(spare, ctx),
             false,
         ),
+        Pred::Regex(pattern) => {
+            if pattern.narrowing.is_empty() {
+                return (Box::new(AllQuery), false);
+            }
+            let clauses = pattern
+                .narrowing
+                .iter()
+                .map(|lit| {
+                    let q = text_parts(lit, Target::Text(f.raw), ctx).query(spare, ctx);
+                    (Occur::Should, q)
+                })
+                .collect();
+            (Box::new(BooleanQuery::new(clauses)), false)
+        }
+        Pred::Prefix(stem) => (prefix_parts(stem, f.raw, ctx).query(spare, ctx), false),
         Pred::Service(s) => (term_query(Term::from_field_text(f.service, s)), true),
         Pred::Flag(flag) => {
             let name = flag.names().first().copied().unwrap_or_default();
             (term_query(Term::from_field_text(f.flags, name)), true)
         }
         Pred::Levels(levels) => (levels_query(levels, f), true),
+        Pred::Sources(fps) => (
+            Box::new(TermSetQuery::new(
+                fps.iter()
+                    .map(|fp| Term::from_field_u64(f.fingerprint, *fp)),
+            )),
+            true,
+        ),
         Pred::Attr {
             path,
             literal,
@@ -508,6 +787,7 @@ fn narrow(pred: &Pred, ctx: &Context<'_>, spare: bool) -> (Box<dyn Query>, bool)
             }
             (Box::new(BooleanQuery::new(clauses)), exact)
         }
+        Pred::Or(items) if items.is_empty() => (Box::new(EmptyQuery), true),
         Pred::Or(items) => {
             let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
             let mut exact = true;
@@ -539,6 +819,12 @@ fn bound(pred: &Pred, ctx: &Context<'_>) -> u64 {
     match pred {
         Pred::Raw(lit) => text_parts(lit, Target::Text(f.raw), ctx).fewest,
         Pred::Message(lit) => text_parts(lit, Target::Text(f.message), ctx).fewest,
+        Pred::Regex(pattern) if !pattern.narrowing.is_empty() => {
+            pattern.narrowing.iter().fold(0u64, |sum, lit| {
+                sum.saturating_add(text_parts(lit, Target::Text(f.raw), ctx).fewest)
+            })
+        }
+        Pred::Prefix(stem) => prefix_parts(stem, f.raw, ctx).fewest,
         Pred::Service(s) => doc_freq(Term::from_field_text(f.service, s)),
         Pred::Flag(flag) => {
             let name = flag.names().first().copied().unwrap_or_default();
@@ -546,6 +832,9 @@ fn bound(pred: &Pred, ctx: &Context<'_>) -> u64 {
         }
         Pred::Levels(levels) => levels.iter().fold(0u64, |sum, l| {
             sum.saturating_add(doc_freq(Term::from_field_text(f.level, l.as_str())))
+        }),
+        Pred::Sources(fps) => fps.iter().fold(0u64, |sum, fp| {
+            sum.saturating_add(doc_freq(Term::from_field_u64(f.fingerprint, *fp)))
         }),
         Pred::And(items) => items
             .iter()
@@ -555,7 +844,9 @@ fn bound(pred: &Pred, ctx: &Context<'_>) -> u64 {
         Pred::Or(items) => items
             .iter()
             .fold(0u64, |sum, p| sum.saturating_add(bound(p, ctx))),
-        Pred::All | Pred::Attr { .. } | Pred::AttrCmp { .. } | Pred::Not(_) => u64::MAX,
+        Pred::All | Pred::Regex(_) | Pred::Attr { .. } | Pred::AttrCmp { .. } | Pred::Not(_) => {
+            u64::MAX
+        }
     }
 }
 
@@ -704,6 +995,24 @@ fn text_parts<'a>(lit: &Literal, target: Target<'a>, ctx: &Context<'_>) -> TextP
         parts.fewest = parts.fewest.min(prefixed.saturating_add(long_tokens));
     }
     parts
+}
+
+/// The clauses of a prefix term: its folded stem must start a term (or the event holds a token
+/// too long to index, which the predicate then checks).
+fn prefix_parts<'a>(stem: &str, field: tantivy::schema::Field, ctx: &Context<'_>) -> TextParts<'a> {
+    let target = Target::Text(field);
+    let long_tokens = ctx
+        .searcher
+        .doc_freq(&target.term(schema::LONG_TOKEN_MARK))
+        .unwrap_or(u64::MAX);
+    let prefixed = prefix_doc_freq(ctx.searcher, field, stem, CHEAP_ENOUGH.saturating_add(1));
+    TextParts {
+        whole: Vec::new(),
+        prefixes: vec![stem.to_string()],
+        costly: Vec::new(),
+        target,
+        fewest: prefixed.saturating_add(long_tokens),
+    }
 }
 
 impl TextParts<'_> {
