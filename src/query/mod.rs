@@ -128,6 +128,7 @@ pub fn run(req: &Request, out: &mut dyn Write) -> Result<Outcome, QueryError> {
         fields,
         searcher: &searcher,
         vocab: Some(&vocab),
+        data_dir: Some(&req.data_dir),
         sources: indexed_sources(&index)?,
     };
     let planned = plan::plan(expr.as_ref(), &ctx)?;

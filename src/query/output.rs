@@ -103,6 +103,8 @@ mod tests {
 
     fn hit(raw: &str) -> Hit {
         Hit {
+            rules: Vec::new(),
+            classes: Vec::new(),
             id: EventId {
                 fingerprint: 0xab,
                 offset: 7,

@@ -12,8 +12,14 @@
 //!   checked on the stored text, with smart case: a literal with an uppercase letter is
 //!   case-sensitive, an all-lowercase one is not (Unicode simple case folding, like ripgrep).
 //!   In case-insensitive mode only ASCII tokens narrow; the others are left to the check.
-//! * `service:`, `level:`, `flags:` and numeric comparisons on attributes are answered exactly by
-//!   the index (term and fast-field range queries). Only exact parts can be negated in the index;
+//! * regex terms narrow through their required literals (regex-syntax's prefix, else suffix,
+//!   literal extraction, folded like tokens and planned as literals); with none, every event is
+//!   a candidate. The regex decides on each line of the stored text. Prefix terms `stem*` need a
+//!   term starting with the folded stem (or a token too long to index).
+//! * `service:`, `level:`, `flags:`, `rule:`, `class:`, `source:` (the fingerprints of the
+//!   checkpointed paths containing the value), `incident:` (its rule, services and time span,
+//!   read from the incident log) and numeric comparisons on attributes are answered exactly by
+//!   the index (term and fast-field range queries). `host:` is `hostname:` or `host:`. Only exact parts can be negated in the index;
 //!   `NOT <inexact>` narrows nothing and is decided by the predicate.
 //!
 //! Must not: read documents or print (search and output do).
@@ -29,7 +35,8 @@ use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::{SimpleTokenizer, TokenStream, Tokenizer};
 use tantivy::{Searcher, Term};
 
-use crate::event::{Flags, Level};
+use crate::detect::Class;
+use crate::event::{Flags, Level, Timestamp};
 use crate::query::lang::{Cmp, Expr, FieldValue};
 use crate::query::search::Hit;
 use crate::store::schema::{self, Fields};
@@ -64,8 +71,8 @@ impl PlanError {
 }
 
 /// Field names the language knows besides attribute paths.
-pub const BUILTIN_FIELDS: [&str; 7] = [
-    "service", "level", "message", "raw", "flags", "host", "source",
+pub const BUILTIN_FIELDS: [&str; 10] = [
+    "service", "level", "message", "raw", "flags", "host", "source", "rule", "class", "incident",
 ];
 
 /// The attributes `host:` looks in: pino's `hostname`, the syslog header's `host`.
@@ -322,6 +329,15 @@ pub enum Pred {
     Flag(Flags),
     /// The event was read from one of these sources (fingerprints).
     Sources(Vec<u64>),
+    /// This rule matched the event.
+    Rule(String),
+    /// A rule of this incident class matched the event.
+    Class(Class),
+    /// Event time in `[from, to]`.
+    During {
+        from: Timestamp,
+        to: Timestamp,
+    },
     /// An attribute's text contains the literal, or equals it as a number / boolean.
     Attr {
         path: String,
@@ -351,6 +367,9 @@ impl Pred {
             Pred::Levels(levels) => levels.contains(&hit.level),
             Pred::Flag(f) => hit.flags.contains(*f),
             Pred::Sources(fps) => fps.contains(&hit.id.fingerprint),
+            Pred::Rule(id) => hit.rules.contains(id),
+            Pred::Class(class) => hit.classes.iter().any(|c| c == class.as_str()),
+            Pred::During { from, to } => *from <= hit.ts && hit.ts <= *to,
             Pred::Attr {
                 path,
                 literal,
@@ -466,6 +485,8 @@ pub struct Context<'a> {
     /// The `raw` vocabularies, when the index has a data dir (suffix and infix tokens are then
     /// found there instead of by a walk of the term dictionary).
     pub vocab: Option<&'a Vocab>,
+    /// The data dir (its incident log answers `incident:`); `None`: no incidents.
+    pub data_dir: Option<&'a std::path::Path>,
     /// Every source the index has read (fingerprint, path), from the last commit's checkpoints.
     pub sources: Vec<(u64, std::path::PathBuf)>,
 }
@@ -593,6 +614,15 @@ fn field_predicate(
                 .collect();
             Ok(Pred::Or(alternatives))
         }
+        ("rule", FieldValue::Text(t)) => Ok(Pred::Rule(t.clone())),
+        ("class", FieldValue::Text(t)) => t.parse::<Class>().map(Pred::Class).map_err(|e| {
+            let names = Class::ALL.map(Class::as_str);
+            match crate::config::did_you_mean(t, names) {
+                Some(s) => bad(format!("{e} (did you mean `{s}`?)")),
+                None => bad(format!("{e} (one of {})", names.join(", "))),
+            }
+        }),
+        ("incident", FieldValue::Text(t)) => incident_predicate(t, ctx).map_err(bad),
         ("source", FieldValue::Text(t)) => {
             let fingerprints: Vec<u64> = ctx
                 .sources
@@ -678,6 +708,41 @@ fn field_predicate(
     }
 }
 
+/// `incident:ID`: the events of the incident's rule, on its services, from its first match to
+/// its resolution (or its last match while open). Events of the same rule and services in that
+/// span that went to another group of the rule are included too.
+fn incident_predicate(id: &str, ctx: &Context<'_>) -> Result<Pred, String> {
+    let incidents = match ctx.data_dir {
+        Some(dir) => crate::query::incidents::load(dir)
+            .map_err(|e| format!("cannot read the incident log: {e}"))?,
+        None => Vec::new(),
+    };
+    let Some(incident) = incidents.iter().find(|i| i.id.0 == id) else {
+        let ids = incidents.iter().map(|i| i.id.0.as_str());
+        return Err(match crate::config::did_you_mean(id, ids) {
+            Some(s) => format!("no incident `{id}` (did you mean `{s}`?)"),
+            None => format!("no incident `{id}` (logwarden incidents lists them)"),
+        });
+    };
+    let to = incident
+        .resolved_at
+        .unwrap_or(incident.last_seen)
+        .max(incident.last_seen);
+    let services = incident
+        .services
+        .iter()
+        .map(|s| Pred::Service(s.clone()))
+        .collect();
+    Ok(Pred::And(vec![
+        Pred::Rule(incident.rule.clone()),
+        Pred::Or(services),
+        Pred::During {
+            from: incident.first_seen,
+            to,
+        },
+    ]))
+}
+
 fn unknown_field(name: &str, column: usize, ctx: &Context<'_>) -> PlanError {
     let known = ctx.known_paths();
     let candidates = BUILTIN_FIELDS
@@ -728,6 +793,26 @@ fn narrow(pred: &Pred, ctx: &Context<'_>, spare: bool) -> (Box<dyn Query>, bool)
             (term_query(Term::from_field_text(f.flags, name)), true)
         }
         Pred::Levels(levels) => (levels_query(levels, f), true),
+        Pred::Rule(id) => (term_query(Term::from_field_text(f.rules, id)), true),
+        Pred::Class(class) => (
+            term_query(Term::from_field_text(f.classes, class.as_str())),
+            true,
+        ),
+        Pred::During { from, to } => {
+            let term = |t: Timestamp| {
+                Term::from_field_date(
+                    f.ts,
+                    tantivy::DateTime::from_timestamp_micros(t.as_micros()),
+                )
+            };
+            (
+                Box::new(RangeQuery::new(
+                    Bound::Included(term(*from)),
+                    Bound::Included(term(*to)),
+                )),
+                true,
+            )
+        }
         Pred::Sources(fps) => (
             Box::new(TermSetQuery::new(
                 fps.iter()
@@ -833,6 +918,8 @@ fn bound(pred: &Pred, ctx: &Context<'_>) -> u64 {
         Pred::Levels(levels) => levels.iter().fold(0u64, |sum, l| {
             sum.saturating_add(doc_freq(Term::from_field_text(f.level, l.as_str())))
         }),
+        Pred::Rule(id) => doc_freq(Term::from_field_text(f.rules, id)),
+        Pred::Class(class) => doc_freq(Term::from_field_text(f.classes, class.as_str())),
         Pred::Sources(fps) => fps.iter().fold(0u64, |sum, fp| {
             sum.saturating_add(doc_freq(Term::from_field_u64(f.fingerprint, *fp)))
         }),
@@ -844,9 +931,12 @@ fn bound(pred: &Pred, ctx: &Context<'_>) -> u64 {
         Pred::Or(items) => items
             .iter()
             .fold(0u64, |sum, p| sum.saturating_add(bound(p, ctx))),
-        Pred::All | Pred::Regex(_) | Pred::Attr { .. } | Pred::AttrCmp { .. } | Pred::Not(_) => {
-            u64::MAX
-        }
+        Pred::All
+        | Pred::Regex(_)
+        | Pred::During { .. }
+        | Pred::Attr { .. }
+        | Pred::AttrCmp { .. }
+        | Pred::Not(_) => u64::MAX,
     }
 }
 

@@ -406,6 +406,58 @@ fn host_and_source_fields() {
 }
 
 #[test]
+fn rule_and_class_fields_come_from_the_tags_stored_at_index_time() {
+    use crate::store::index::RuleTag;
+    let dir = TempDir::new().unwrap();
+    let events = vec![
+        ev(
+            0,
+            T0,
+            "postgres",
+            Level::Fatal,
+            "FATAL:  sorry, too many clients already",
+        ),
+        ev(
+            50,
+            T0 + 1,
+            "postgres",
+            Level::Info,
+            "LOG:  checkpoint starting",
+        ),
+    ];
+    let tag = |rule: &str, class| RuleTag {
+        event: events[0].id,
+        rule: rule.into(),
+        class,
+    };
+    let tags = [
+        tag("pg_too_many_clients", "db-connection"),
+        tag("pg_fatal", "db-down"),
+        tag("pg_fatal", "db-down"),
+    ];
+    let index = EventIndex::open_or_create(&dir.path().join("index")).unwrap();
+    let mut sink = index.writer(15_000_000).unwrap();
+    sink.add_tagged(&Events::new(events.clone()), &tags)
+        .unwrap();
+    sink.commit("{}").unwrap();
+    let d = dir.path();
+    let n = |q: &str| count(&request(d, q));
+    assert_eq!(n("rule:pg_too_many_clients"), 1);
+    assert_eq!(n("rule:pg_fatal clients"), 1);
+    assert_eq!(n("class:db-down OR checkpoint"), 2);
+    assert_eq!(n("-class:db-connection"), 1);
+    assert_eq!(n("rule:nothing"), 0);
+    let err = run(&request(d, "class:db-conection"), &mut Vec::new()).unwrap_err();
+    assert!(
+        err.to_string().contains("did you mean `db-connection`"),
+        "{err}"
+    );
+    assert_eq!(err.column(), Some(7));
+    let err = run(&request(d, "incident:nope"), &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("no incident `nope`"), "{err}");
+}
+
+#[test]
 fn bad_regexes_and_prefixes_name_the_column() {
     let (dir, _) = stack();
     let d = dir.path();
