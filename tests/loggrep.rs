@@ -358,3 +358,38 @@ fn bad_queries_exit_2_with_the_column() {
         assert_eq!(caret.len(), 2 + column, "{query}: {err}");
     }
 }
+
+#[test]
+fn rule_class_and_incident_fields_find_the_events_detection_saw() {
+    let n = |q: &str| {
+        let out = run(loggrep()
+            .arg("--data-dir")
+            .arg(indexed())
+            .args(["--count", "--", q]));
+        assert!(out.status.code() != Some(2), "{q}: {}", stderr(&out));
+        stdout(&out).trim().parse::<u64>().unwrap()
+    };
+    let oom = n("rule:kernel-oom-kill");
+    assert!(oom > 0, "the demo's OOM kills are tagged with their rule");
+    assert!(n(r#"rule:kernel-oom-kill "Out of memory: Killed process""#) > 0);
+    assert!(n("class:high-memory") >= oom);
+    assert_eq!(n("rule:kernel-oom-kill -class:high-memory"), 0);
+
+    let incidents = logwarden::query::incidents::load(indexed()).unwrap();
+    let incident = incidents.first().expect("the demo opens incidents");
+    let out = run(loggrep()
+        .arg("--data-dir")
+        .arg(indexed())
+        .args(["--json", "--limit", "0", "--"])
+        .arg(format!("incident:{}", incident.id)));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let hits: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(hits.len() as u64 >= incident.count.min(1));
+    for hit in &hits {
+        let service = hit["service"].as_str().unwrap();
+        assert!(incident.services.iter().any(|s| s == service), "{hit}");
+    }
+}
