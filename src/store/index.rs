@@ -331,6 +331,18 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_index_of_an_older_schema_says_to_reindex() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut builder = tantivy::schema::Schema::builder();
+        builder.add_text_field(schema::RAW, tantivy::schema::TEXT);
+        Index::create_in_dir(dir.path(), builder.build()).unwrap();
+        let err = EventIndex::open_existing(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("re-index"), "{err}");
+        let err = EventIndex::open_or_create(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("re-index"), "{err}");
+    }
+
+    #[test]
     fn opening_a_missing_index_says_what_to_run() {
         let dir = tempfile::TempDir::new().unwrap();
         let err = EventIndex::open_existing(&dir.path().join("index"))
