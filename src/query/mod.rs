@@ -13,6 +13,7 @@
 pub mod incidents;
 pub mod lang;
 pub mod output;
+pub mod pattern;
 pub mod plan;
 pub mod search;
 pub mod time;
