@@ -9,6 +9,8 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::event::Level;
+use crate::query::plan::Highlight;
+#[cfg(test)]
 use crate::query::plan::Literal;
 use crate::query::search::Hit;
 
@@ -23,7 +25,7 @@ const MATCH: &str = "\x1b[1;31m";
 pub fn write_line(
     out: &mut dyn Write,
     hit: &Hit,
-    highlights: &[&Literal],
+    highlights: &[&dyn Highlight],
     color: bool,
 ) -> io::Result<()> {
     if !color {
@@ -50,7 +52,7 @@ pub fn write_line(
 }
 
 /// Sorted, merged byte ranges of every highlight in `text`.
-pub fn match_ranges(text: &str, highlights: &[&Literal]) -> Vec<(usize, usize)> {
+pub fn match_ranges(text: &str, highlights: &[&dyn Highlight]) -> Vec<(usize, usize)> {
     let mut ranges: Vec<(usize, usize)> = highlights
         .iter()
         .flat_map(|lit| lit.find_all(text))

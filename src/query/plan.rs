@@ -144,6 +144,23 @@ impl Literal {
     }
 }
 
+/// What the terminal output highlights: byte ranges of the matches in a raw text.
+pub trait Highlight {
+    fn find_all(&self, haystack: &str) -> Vec<(usize, usize)>;
+}
+
+impl Highlight for Literal {
+    fn find_all(&self, haystack: &str) -> Vec<(usize, usize)> {
+        Literal::find_all(self, haystack)
+    }
+}
+
+impl Highlight for Pattern {
+    fn find_all(&self, haystack: &str) -> Vec<(usize, usize)> {
+        Pattern::find_all(self, haystack)
+    }
+}
+
 /// The deciding predicate, evaluated on a stored event.
 #[derive(Debug, Clone)]
 pub enum Pred {
@@ -220,16 +237,18 @@ impl Pred {
         }
     }
 
-    /// Literals searched in `raw` outside any NOT: what the terminal output highlights.
-    pub fn highlights(&self) -> Vec<&Literal> {
+    /// Literals and regexes searched in `raw` outside any NOT: what the terminal output
+    /// highlights.
+    pub fn highlights(&self) -> Vec<&dyn Highlight> {
         let mut out = Vec::new();
         self.collect_highlights(&mut out);
         out
     }
 
-    fn collect_highlights<'a>(&'a self, out: &mut Vec<&'a Literal>) {
+    fn collect_highlights<'a>(&'a self, out: &mut Vec<&'a dyn Highlight>) {
         match self {
             Pred::Raw(lit) => out.push(lit),
+            Pred::Regex(pattern) => out.push(pattern.as_ref()),
             Pred::And(items) | Pred::Or(items) => {
                 for p in items {
                     p.collect_highlights(out);

@@ -318,6 +318,15 @@ fn regex_terms_match_lines_with_smart_case() {
     assert_eq!(n(r"/\d{4}/"), 5);
     // a `/` word without a closing slash is literal text
     assert_eq!(n("/api/health"), 1);
+    // on a terminal the regex's matches are highlighted
+    let mut req = request(d, r"/too many \w+/");
+    req.color = true;
+    let (_, out) = lines(&req);
+    assert!(
+        out.iter()
+            .any(|l| l.contains("\x1b[1;31mtoo many clients\x1b[0m")),
+        "{out:?}"
+    );
 }
 
 #[test]
