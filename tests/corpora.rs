@@ -146,6 +146,44 @@ fn loggrep_agrees_with_rg_on_the_loghub_corpora() {
     agree_with_rg(data.path(), &files, &cases);
 }
 
+/// The same on a PostgreSQL stderr log (`%t [%p]: [%l-1] user=,db=,app=,client=` prefix).
+#[test]
+fn loggrep_agrees_with_rg_on_a_postgres_corpus() {
+    let Some(dir) = corpora() else {
+        eprintln!("left out: no corpora folder");
+        return;
+    };
+    let files = vec![dir.join("pgbadger/stderr/light.postgres.log")];
+    let data = tempfile::tempdir().unwrap();
+    let out = run(logwarden()
+        .arg("backfill")
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--source")
+        .arg(format!("postgres={}", files[0].display())));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cases = [
+        ("pgbench_history", Rg::Fixed("pgbench_history")),
+        (r#""statement: END;""#, Rg::Fixed("statement: END;")),
+        (
+            r"/duration: [1-9]\d*\.\d+ ms/",
+            Rg::Regex(r"duration: [1-9]\d*\.\d+ ms"),
+        ),
+        (
+            r"/UPDATE pgbench_\w+ SET/ -tellers",
+            Rg::And(vec![
+                Rg::Regex(r"UPDATE pgbench_\w+ SET"),
+                Rg::Not(Box::new(Rg::Fixed("tellers"))),
+            ]),
+        ),
+        (
+            "checkpoint OR /shut ?down/",
+            Rg::Or(vec![Rg::Fixed("checkpoint"), Rg::Regex("shut ?down")]),
+        ),
+    ];
+    agree_with_rg(data.path(), &files, &cases);
+}
+
 /// The incident classes `logwarden scan` opens on a file.
 fn classes_raised(service: &str, path: &Path) -> std::collections::BTreeSet<String> {
     let out = run(logwarden()
