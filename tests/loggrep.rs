@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 use logwarden::demo::{DemoConfig, DemoFile, Timeline, write_all};
 use logwarden::event::Timestamp;
 use logwarden::parse::redact::redact_text;
+use logwarden::query::pattern::Pattern;
+use logwarden::query::plan::Literal;
 
 use crate::support::{backfill_demo, loggrep, run, stderr, stdout};
 
@@ -222,6 +224,14 @@ impl Rg {
 
 /// The raw text of loggrep's single-line hits for `query` (every event when empty).
 fn single_line_hits(data_dir: &Path, query: &str) -> BTreeSet<String> {
+    hits(data_dir, query)
+        .into_iter()
+        .filter(|raw| !raw.contains('\n'))
+        .collect()
+}
+
+/// The raw text of loggrep's hits for `query`.
+fn hits(data_dir: &Path, query: &str) -> Vec<String> {
     let out = run(loggrep()
         .arg("--data-dir")
         .arg(data_dir)
@@ -237,7 +247,6 @@ fn single_line_hits(data_dir: &Path, query: &str) -> BTreeSet<String> {
             let v: serde_json::Value = serde_json::from_str(hit).unwrap();
             v["raw"].as_str().unwrap().to_string()
         })
-        .filter(|raw| !raw.contains('\n'))
         .collect()
 }
 
@@ -267,6 +276,34 @@ pub fn agree_with_rg(data_dir: &Path, files: &[PathBuf], cases: &[(&str, Rg)]) {
              loggrep finds, e.g. {extra:?}",
             want.difference(&got).count(),
             got.difference(&want).count(),
+        );
+        // One term: multi-line events too, line by line (the lines of the hits that match).
+        let line_matches: Box<dyn Fn(&str) -> bool> = match rg {
+            Rg::Fixed(p) => {
+                let lit = Literal::new(p);
+                Box::new(move |l| lit.is_match(l))
+            }
+            Rg::Regex(p) => {
+                let pattern = Pattern::new(p).unwrap();
+                Box::new(move |l| pattern.is_match(l))
+            }
+            _ => continue,
+        };
+        let every_line = rg.lines(files, &universe);
+        let got: BTreeSet<String> = hits(data_dir, query)
+            .iter()
+            .flat_map(|raw| raw.split('\n'))
+            .filter(|l| line_matches(l))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            got.len(),
+            every_line.len(),
+            "`{query}`: loggrep's lines (multi-line events included) and rg's differ in number"
+        );
+        assert!(
+            got == every_line,
+            "`{query}`: loggrep's lines and rg's differ"
         );
     }
 }
