@@ -153,6 +153,18 @@ fn lex(query: &str) -> Result<Vec<Tok>, SyntaxError> {
             i += 1;
             continue;
         }
+        if let Some(end) = (c == '/').then(|| regex_end(&chars, i)).flatten() {
+            let pattern: String = chars[i + 1..end].iter().collect();
+            if pattern.is_empty() {
+                return err(column, "empty regex `//`");
+            }
+            tokens.push(Tok {
+                kind: Kind::Leaf(Expr::Regex { pattern, column }),
+                column,
+            });
+            i = end + 1;
+            continue;
+        }
         match c {
             '(' => {
                 tokens.push(Tok {
@@ -188,18 +200,6 @@ fn lex(query: &str) -> Result<Vec<Tok>, SyntaxError> {
                     column,
                 });
                 i += 1;
-            }
-            '/' if regex_end(&chars, i).is_some() => {
-                let end = regex_end(&chars, i).unwrap_or(i);
-                let pattern: String = chars[i + 1..end].iter().collect();
-                if pattern.is_empty() {
-                    return err(column, "empty regex `//`");
-                }
-                tokens.push(Tok {
-                    kind: Kind::Leaf(Expr::Regex { pattern, column }),
-                    column,
-                });
-                i = end + 1;
             }
             _ => {
                 let start = i;

@@ -66,7 +66,18 @@ impl Pattern {
         // Literals come from the case-sensitive reading (case variants would blow the extractor's
         // limits) and are folded as the index folds: a case-insensitive match holds a case
         // variant of one of them, whose folded ASCII tokens are the same terms.
-        let narrowing = required_literals(&translate(false)?);
+        let hir = translate(false)?;
+        if has_newline_literal(&hir) {
+            return Err(PatternError {
+                offset: source
+                    .find("\\n")
+                    .map_or(0, |b| source[..b].chars().count()),
+                message:
+                    "a regex matches within one line: a literal `\\n` is not allowed (as in rg)"
+                        .to_string(),
+            });
+        }
+        let narrowing = required_literals(&hir);
         translate(case_insensitive)?;
         let regex = regex::RegexBuilder::new(source)
             .case_insensitive(case_insensitive)
@@ -115,6 +126,20 @@ impl Pattern {
             start += line.len() + 1;
         }
         out
+    }
+}
+
+/// Does the pattern spell a line break as a literal (which no single line holds)?
+fn has_newline_literal(hir: &regex_syntax::hir::Hir) -> bool {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Literal(lit) => lit.0.contains(&b'\n'),
+        HirKind::Repetition(rep) => has_newline_literal(&rep.sub),
+        HirKind::Capture(cap) => has_newline_literal(&cap.sub),
+        HirKind::Concat(items) | HirKind::Alternation(items) => {
+            items.iter().any(has_newline_literal)
+        }
+        HirKind::Empty | HirKind::Class(_) | HirKind::Look(_) => false,
     }
 }
 
@@ -232,5 +257,8 @@ mod tests {
         assert!(e.message.contains("too big"), "{e:?}");
         let e = Pattern::new("ab(c").unwrap_err();
         assert_eq!(e.offset, 2, "{e:?}");
+        let e = Pattern::new(r"é\nb").unwrap_err();
+        assert_eq!(e.offset, 1, "{e:?}");
+        assert!(e.message.contains("one line"), "{e:?}");
     }
 }

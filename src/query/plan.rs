@@ -577,19 +577,22 @@ fn incident_predicate(id: &str, ctx: &Context<'_>) -> Result<Pred, String> {
         .resolved_at
         .unwrap_or(incident.last_seen)
         .max(incident.last_seen);
-    let services = incident
-        .services
-        .iter()
-        .map(|s| Pred::Service(s.clone()))
-        .collect();
-    Ok(Pred::And(vec![
+    let mut all = vec![
         Pred::Rule(incident.rule.clone()),
-        Pred::Or(services),
         Pred::During {
             from: incident.first_seen,
             to,
         },
-    ]))
+    ];
+    if !incident.services.is_empty() {
+        let services = incident
+            .services
+            .iter()
+            .map(|s| Pred::Service(s.clone()))
+            .collect();
+        all.push(Pred::Or(services));
+    }
+    Ok(Pred::And(all))
 }
 
 fn unknown_field(name: &str, column: usize, ctx: &Context<'_>) -> PlanError {
