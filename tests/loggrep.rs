@@ -428,5 +428,15 @@ fn rule_class_and_incident_fields_find_the_events_detection_saw() {
     for hit in &hits {
         let service = hit["service"].as_str().unwrap();
         assert!(incident.services.iter().any(|s| s == service), "{hit}");
+        let rules = hit["rules"].as_array().unwrap();
+        assert!(rules.iter().any(|r| *r == incident.rule.as_str()), "{hit}");
+        assert!(
+            hit["classes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| *c == incident.class.as_str()),
+            "{hit}"
+        );
     }
 }

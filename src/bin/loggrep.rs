@@ -44,7 +44,7 @@ struct Args {
     /// query; use `level:error` there for exactly one level). Repeated: the least severe counts
     #[arg(long, value_name = "L", value_parser = parse_level)]
     level: Vec<Level>,
-    /// Print NDJSON (ts, service, level, message, raw, fields, flags, id)
+    /// Print NDJSON (ts, service, level, message, raw, fields, flags, rules, classes, id)
     #[arg(long)]
     json: bool,
     /// Print only the number of matching events

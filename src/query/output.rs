@@ -79,6 +79,11 @@ struct JsonLine<'a> {
     raw: &'a str,
     fields: &'a serde_json::Map<String, serde_json::Value>,
     flags: Vec<&'static str>,
+    /// The rules that matched the event, and their classes (left out when none did).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    rules: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    classes: &'a [String],
     id: String,
 }
 
@@ -92,6 +97,8 @@ pub fn write_json(out: &mut dyn Write, hit: &Hit) -> io::Result<()> {
         raw: &hit.raw,
         fields: &hit.fields,
         flags: hit.flags.names(),
+        rules: &hit.rules,
+        classes: &hit.classes,
         id: hit.id.to_string(),
     };
     serde_json::to_writer(&mut *out, &line).map_err(io::Error::other)?;
