@@ -35,6 +35,7 @@ use crate::detect::pack;
 use crate::detect::rules::{RuleError, RuleSet};
 use crate::event::{Events, Timestamp};
 use crate::incident::engine::{Engine, EngineConfig, EngineState};
+use crate::incident::group::GroupKey;
 use crate::incident::{Change, ChangeKind};
 use crate::parse::{ParseError, Parser};
 use crate::runbook::Runbook;
@@ -452,6 +453,7 @@ impl<'a> Pipeline<'a> {
                     event: m.event,
                     rule: rule.id.clone(),
                     class: rule.class.as_str(),
+                    group: GroupKey::of(rule, m).render(),
                 })
             })
             .collect();

@@ -413,7 +413,15 @@ fn rule_class_and_incident_fields_find_the_events_detection_saw() {
     assert_eq!(n("rule:kernel-oom-kill -class:high-memory"), 0);
 
     let incidents = logwarden::query::incidents::load(indexed()).unwrap();
-    let incident = incidents.first().expect("the demo opens incidents");
+    assert!(!incidents.is_empty(), "the demo opens incidents");
+    for incident in &incidents {
+        incident_finds_its_evidence(incident);
+    }
+}
+
+/// `incident:ID` finds every piece of the incident's evidence, and only events of its rule,
+/// class and services.
+fn incident_finds_its_evidence(incident: &logwarden::incident::Incident) {
     let out = run(loggrep()
         .arg("--data-dir")
         .arg(indexed())
@@ -437,6 +445,16 @@ fn rule_class_and_incident_fields_find_the_events_detection_saw() {
                 .iter()
                 .any(|c| *c == incident.class.as_str()),
             "{hit}"
+        );
+    }
+    let ids: BTreeSet<&str> = hits.iter().map(|h| h["id"].as_str().unwrap()).collect();
+    for evidence in &incident.evidence {
+        assert!(
+            ids.contains(evidence.event.to_string().as_str()),
+            "incident {} ({}): evidence {} not found",
+            incident.id,
+            incident.group,
+            evidence.event
         );
     }
 }

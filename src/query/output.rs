@@ -114,6 +114,7 @@ mod tests {
         Hit {
             rules: Vec::new(),
             classes: Vec::new(),
+            groups: Vec::new(),
             id: EventId {
                 fingerprint: 0xab,
                 offset: 7,

@@ -17,8 +17,8 @@
 //!   a candidate. The regex decides on each line of the stored text. Prefix terms `stem*` need a
 //!   term starting with the folded stem (or a token too long to index).
 //! * `service:`, `level:`, `flags:`, `rule:`, `class:`, `source:` (the fingerprints of the
-//!   checkpointed paths containing the value), `incident:` (its rule, services and time span,
-//!   read from the incident log) and numeric comparisons on attributes are answered exactly by
+//!   checkpointed paths containing the value), `incident:` (its group and time span, read from
+//!   the incident log) and numeric comparisons on attributes are answered exactly by
 //!   the index (term and fast-field range queries). `host:` is `hostname:` or `host:`. Only exact parts can be negated in the index;
 //!   `NOT <inexact>` narrows nothing and is decided by the predicate.
 //!
@@ -180,6 +180,8 @@ pub enum Pred {
     Rule(String),
     /// A rule of this incident class matched the event.
     Class(Class),
+    /// A match of the event went to this incident group.
+    Group(String),
     /// Event time in `[from, to]`.
     During {
         from: Timestamp,
@@ -216,6 +218,7 @@ impl Pred {
             Pred::Sources(fps) => fps.contains(&hit.id.fingerprint),
             Pred::Rule(id) => hit.rules.contains(id),
             Pred::Class(class) => hit.classes.iter().any(|c| c == class.as_str()),
+            Pred::Group(key) => hit.groups.contains(key),
             Pred::During { from, to } => *from <= hit.ts && hit.ts <= *to,
             Pred::Attr {
                 path,
@@ -557,9 +560,8 @@ fn field_predicate(
     }
 }
 
-/// `incident:ID`: the events of the incident's rule, on its services, from its first match to
-/// its resolution (or its last match while open). Events of the same rule and services in that
-/// span that went to another group of the rule are included too.
+/// `incident:ID`: the events whose matches went to the incident's group (its rule, service and
+/// `group_by` values), from its first match to its resolution (or its last match while open).
 fn incident_predicate(id: &str, ctx: &Context<'_>) -> Result<Pred, String> {
     let incidents = match ctx.data_dir {
         Some(dir) => crate::query::incidents::load(dir)
@@ -577,21 +579,13 @@ fn incident_predicate(id: &str, ctx: &Context<'_>) -> Result<Pred, String> {
         .resolved_at
         .unwrap_or(incident.last_seen)
         .max(incident.last_seen);
-    let mut all = vec![
-        Pred::Rule(incident.rule.clone()),
+    let all = vec![
+        Pred::Group(incident.group.clone()),
         Pred::During {
             from: incident.first_seen,
             to,
         },
     ];
-    if !incident.services.is_empty() {
-        let services = incident
-            .services
-            .iter()
-            .map(|s| Pred::Service(s.clone()))
-            .collect();
-        all.push(Pred::Or(services));
-    }
     Ok(Pred::And(all))
 }
 
@@ -646,6 +640,7 @@ fn narrow(pred: &Pred, ctx: &Context<'_>, spare: bool) -> (Box<dyn Query>, bool)
         }
         Pred::Levels(levels) => (levels_query(levels, f), true),
         Pred::Rule(id) => (term_query(Term::from_field_text(f.rules, id)), true),
+        Pred::Group(key) => (term_query(Term::from_field_text(f.groups, key)), true),
         Pred::Class(class) => (
             term_query(Term::from_field_text(f.classes, class.as_str())),
             true,
@@ -771,6 +766,7 @@ fn bound(pred: &Pred, ctx: &Context<'_>) -> u64 {
             sum.saturating_add(doc_freq(Term::from_field_text(f.level, l.as_str())))
         }),
         Pred::Rule(id) => doc_freq(Term::from_field_text(f.rules, id)),
+        Pred::Group(key) => doc_freq(Term::from_field_text(f.groups, key)),
         Pred::Class(class) => doc_freq(Term::from_field_text(f.classes, class.as_str())),
         Pred::Sources(fps) => fps.iter().fold(0u64, |sum, fp| {
             sum.saturating_add(doc_freq(Term::from_field_u64(f.fingerprint, *fp)))

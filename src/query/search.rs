@@ -37,6 +37,8 @@ pub struct Hit {
     pub rules: Vec<String>,
     /// Their incident classes.
     pub classes: Vec<String>,
+    /// The incident groups the matches went to.
+    pub groups: Vec<String>,
 }
 
 /// The answer of a search.
@@ -144,6 +146,7 @@ pub fn load(searcher: &Searcher, f: Fields, address: DocAddress) -> tantivy::Res
     Ok(Hit {
         rules: all_text(f.rules),
         classes: all_text(f.classes),
+        groups: all_text(f.groups),
         id,
         ts,
         service: text(f.service),

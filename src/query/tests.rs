@@ -438,6 +438,7 @@ fn rule_and_class_fields_come_from_the_tags_stored_at_index_time() {
         event: events[0].id,
         rule: rule.into(),
         class,
+        group: format!("{rule} service=postgres"),
     };
     let tags = [
         tag("pg_too_many_clients", "db-connection"),

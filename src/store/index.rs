@@ -172,6 +172,8 @@ pub struct RuleTag {
     pub rule: String,
     /// The rule's incident class, as `Class::as_str` spells it.
     pub class: &'static str,
+    /// The incident group the match went to (`GroupKey::render`).
+    pub group: String,
 }
 
 /// The writing end of the index: add batches, then commit them with a payload.
@@ -187,20 +189,29 @@ impl IndexSink {
     }
 
     /// [`IndexSink::add`], storing with each event the rules (and their classes) that matched
-    /// it; a tag for no event of the batch is ignored.
+    /// it and the incident groups the matches went to; a tag for no event of the batch is
+    /// ignored.
     pub fn add_tagged(&mut self, events: &Events, tags: &[RuleTag]) -> Result<(), IndexError> {
         let mut by_event: HashMap<EventId, Vec<&RuleTag>> = HashMap::new();
         for tag in tags {
             let of_event = by_event.entry(tag.event).or_default();
-            if !of_event.iter().any(|t| t.rule == tag.rule) {
+            if !of_event
+                .iter()
+                .any(|t| t.rule == tag.rule && t.group == tag.group)
+            {
                 of_event.push(tag);
             }
         }
         for event in events {
             let mut doc = self.document(event);
+            let mut rules: Vec<&str> = Vec::new();
             for tag in by_event.get(&event.id).into_iter().flatten() {
-                doc.add_text(self.fields.rules, &tag.rule);
-                doc.add_text(self.fields.classes, tag.class);
+                if !rules.contains(&tag.rule.as_str()) {
+                    rules.push(&tag.rule);
+                    doc.add_text(self.fields.rules, &tag.rule);
+                    doc.add_text(self.fields.classes, tag.class);
+                }
+                doc.add_text(self.fields.groups, &tag.group);
             }
             self.writer.add_document(doc)?;
         }
