@@ -124,6 +124,11 @@ row "index: backfill, $events events" "$(secs "$t_bf") s, $bf_eps events/s, RSS 
 # --- 3. query ------------------------------------------------------------------------------------
 QCORPUS="$(corpus "$QUERY_SIZE")"
 QDIR="$WORK/index-$QUERY_SIZE"
+# An index from before a schema change (issue 6 added `rules`/`classes`) is rebuilt.
+if [ -s "$QDIR/.built" ] && "$LG" --data-dir "$QDIR" --count zzzz 2>&1 | grep -q "different schema"; then
+  say "the cached query index has an older schema: rebuilding it"
+  rm -f "$QDIR/.built"
+fi
 if [ ! -s "$QDIR/.built" ]; then
   say "building the query index of $QCORPUS (once)"
   rm -rf "$QDIR"

@@ -35,6 +35,7 @@ use crate::detect::pack;
 use crate::detect::rules::{RuleError, RuleSet};
 use crate::event::{Events, Timestamp};
 use crate::incident::engine::{Engine, EngineConfig, EngineState};
+use crate::incident::group::GroupKey;
 use crate::incident::{Change, ChangeKind};
 use crate::parse::{ParseError, Parser};
 use crate::runbook::Runbook;
@@ -44,7 +45,7 @@ use crate::source::replay::{self, ReplayError};
 use crate::source::tail::{self, TailConfig, TailError};
 use crate::source::{Input, SourceSpec, stdin};
 use crate::store::incidents::{IncidentLog, IncidentLogError};
-use crate::store::index::{EventIndex, IndexError, IndexSink};
+use crate::store::index::{EventIndex, IndexError, IndexSink, RuleTag};
 use crate::store::vocab::Vocab;
 
 /// Bound of the source → pipeline channel (in chunks of up to 256 KiB).
@@ -449,6 +450,19 @@ impl<'a> Pipeline<'a> {
         }
         let matches = self.matcher.scan(&events);
         self.summary.matches += matches.len() as u64;
+        let rules = &self.matcher.rules().rules;
+        let tags: Vec<RuleTag> = matches
+            .iter()
+            .filter_map(|m| {
+                let rule = rules.get(m.rule)?;
+                Some(RuleTag {
+                    event: m.event,
+                    rule: rule.id.clone(),
+                    class: rule.class.as_str(),
+                    group: GroupKey::of(rule, m).render(),
+                })
+            })
+            .collect();
         self.engine.push(matches);
         for ev in &events {
             self.summary.lines += u64::from(ev.lines);
@@ -466,7 +480,7 @@ impl<'a> Pipeline<'a> {
             file.last_event = newest.max(file.last_event);
         }
         self.summary.events += events.len() as u64;
-        self.sink.add(&events)?;
+        self.sink.add_tagged(&events, &tags)?;
         self.uncommitted = true;
         Ok(())
     }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use logwarden::parse::{Format, parse_all};
 
+use crate::loggrep::{Rg, agree_with_rg};
 use crate::support::{corpora, logwarden, run, stderr};
 
 fn log_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -67,6 +68,120 @@ fn the_corpora_backfill_in_one_run() {
     }
     let out = run(&mut cmd);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Issue 6 acceptance: on real logs, loggrep's literal, phrase, boolean and regex queries find
+/// the lines `rg` finds.
+#[test]
+fn loggrep_agrees_with_rg_on_the_loghub_corpora() {
+    let Some(dir) = corpora() else {
+        eprintln!("left out: no corpora folder");
+        return;
+    };
+    let files: Vec<PathBuf> = [
+        "Apache/Apache_2k.log",
+        "Linux/Linux_2k.log",
+        "OpenSSH/OpenSSH_2k.log",
+        "Zookeeper/Zookeeper_2k.log",
+    ]
+    .iter()
+    .map(|f| dir.join("loghub").join(f))
+    .collect();
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = logwarden();
+    cmd.arg("backfill").arg("--data-dir").arg(data.path());
+    for (i, f) in files.iter().enumerate() {
+        cmd.arg("--source")
+            .arg(format!("loghub{i}={}", f.display()));
+    }
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cases = [
+        ("Failed password", Rg::Fixed("Failed password")),
+        ("invalid user", Rg::Fixed("invalid user")),
+        (
+            r#""authentication failure;""#,
+            Rg::Fixed("authentication failure;"),
+        ),
+        ("jk2_init", Rg::Fixed("jk2_init")),
+        ("error", Rg::Fixed("error")),
+        (
+            r#"sshd -"Failed password""#,
+            Rg::And(vec![
+                Rg::Fixed("sshd"),
+                Rg::Not(Box::new(Rg::Fixed("Failed password"))),
+            ]),
+        ),
+        (
+            r#"(ftpd OR su) AND NOT "connection from""#,
+            Rg::And(vec![
+                Rg::Or(vec![Rg::Fixed("ftpd"), Rg::Fixed("su")]),
+                Rg::Not(Box::new(Rg::Fixed("connection from"))),
+            ]),
+        ),
+        (
+            r"/Failed password for (invalid user )?\w+ from [\d.]+ port \d+/",
+            Rg::Regex(r"Failed password for (invalid user )?\w+ from [\d.]+ port \d+"),
+        ),
+        (
+            r"/session (opened|closed) for user \w+/",
+            Rg::Regex(r"session (opened|closed) for user \w+"),
+        ),
+        (
+            r"/^\[\w{3} \w{3} \d\d [\d:]+ 2005\] \[error\]/",
+            Rg::Regex(r"^\[\w{3} \w{3} \d\d [\d:]+ 2005\] \[error\]"),
+        ),
+        (r"/ - (WARN|ERROR) +\[/", Rg::Regex(r" - (WARN|ERROR) +\[")),
+        (
+            r"/\d+\.\d+\.\d+\.\d+:\d{4,5}/",
+            Rg::Regex(r"\d+\.\d+\.\d+\.\d+:\d{4,5}"),
+        ),
+        (
+            r"/POSSIBLE BREAK-IN/ OR /time ?out/",
+            Rg::Or(vec![Rg::Regex("POSSIBLE BREAK-IN"), Rg::Regex("time ?out")]),
+        ),
+        ("/[A-Z]{4,}ssh/", Rg::Regex("[A-Z]{4,}ssh")),
+        (r"/user=\w+ *$/", Rg::Regex(r"user=\w+ *$")),
+    ];
+    agree_with_rg(data.path(), &files, &cases);
+}
+
+/// The same on a PostgreSQL stderr log (`%t [%p]: [%l-1] user=,db=,app=,client=` prefix).
+#[test]
+fn loggrep_agrees_with_rg_on_a_postgres_corpus() {
+    let Some(dir) = corpora() else {
+        eprintln!("left out: no corpora folder");
+        return;
+    };
+    let files = vec![dir.join("pgbadger/stderr/light.postgres.log")];
+    let data = tempfile::tempdir().unwrap();
+    let out = run(logwarden()
+        .arg("backfill")
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--source")
+        .arg(format!("postgres={}", files[0].display())));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cases = [
+        ("pgbench_history", Rg::Fixed("pgbench_history")),
+        (r#""statement: END;""#, Rg::Fixed("statement: END;")),
+        (
+            r"/duration: [1-9]\d*\.\d+ ms/",
+            Rg::Regex(r"duration: [1-9]\d*\.\d+ ms"),
+        ),
+        (
+            r"/UPDATE pgbench_\w+ SET/ -tellers",
+            Rg::And(vec![
+                Rg::Regex(r"UPDATE pgbench_\w+ SET"),
+                Rg::Not(Box::new(Rg::Fixed("tellers"))),
+            ]),
+        ),
+        (
+            "checkpoint OR /shut ?down/",
+            Rg::Or(vec![Rg::Fixed("checkpoint"), Rg::Regex("shut ?down")]),
+        ),
+    ];
+    agree_with_rg(data.path(), &files, &cases);
 }
 
 /// The incident classes `logwarden scan` opens on a file.

@@ -1,12 +1,16 @@
-//! loggrep over the demo's index agrees with `grep -F` over the demo's files.
+//! loggrep over the demo's index agrees with `grep -F` and `rg` over the demo's files (and, in
+//! `corpora`, over the shared corpora): literal, phrase, boolean and regex queries give the same
+//! set of lines.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use logwarden::demo::{DemoConfig, DemoFile, Timeline, write_all};
 use logwarden::event::Timestamp;
 use logwarden::parse::redact::redact_text;
+use logwarden::query::pattern::Pattern;
+use logwarden::query::plan::Literal;
 
 use crate::support::{backfill_demo, loggrep, run, stderr, stdout};
 
@@ -153,5 +157,304 @@ fn secrets_never_reach_the_index() {
             .arg(indexed())
             .args(["--count", "--", secret]));
         assert_eq!(stdout(&out).trim(), "0", "`{secret}` reached the index");
+    }
+}
+
+/// What `rg` is asked, and how its answers combine, for one query.
+pub enum Rg {
+    /// `rg -F -S`: a literal with smart case.
+    Fixed(&'static str),
+    /// `rg -S`: a regex with smart case.
+    Regex(&'static str),
+    And(Vec<Rg>),
+    Or(Vec<Rg>),
+    Not(Box<Rg>),
+}
+
+/// Lines `rg` finds in `files`, redacted as logwarden redacts them before indexing.
+fn rg_lines(files: &[PathBuf], fixed: bool, pattern: &str) -> BTreeSet<String> {
+    let mut cmd = std::process::Command::new("rg");
+    cmd.args([
+        "--no-config",
+        "--no-filename",
+        "--no-line-number",
+        "--no-ignore",
+        "--text",
+        "--smart-case",
+        // loggrep's lines carry no terminator: `$` matches before a `\r\n` too
+        "--crlf",
+    ]);
+    if fixed {
+        cmd.arg("--fixed-strings");
+    }
+    cmd.arg("-e").arg(pattern).args(files);
+    let out = run(&mut cmd);
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "rg {pattern}: {}",
+        stderr(&out)
+    );
+    stdout(&out)
+        .lines()
+        .map(|l| redact_text(l).into_owned())
+        .collect()
+}
+
+impl Rg {
+    fn lines(&self, files: &[PathBuf], universe: &BTreeSet<String>) -> BTreeSet<String> {
+        match self {
+            Rg::Fixed(p) => rg_lines(files, true, p),
+            Rg::Regex(p) => rg_lines(files, false, p),
+            Rg::And(items) => {
+                let mut sets = items.iter().map(|q| q.lines(files, universe));
+                let first = sets.next().unwrap_or_default();
+                sets.fold(first, |acc, s| acc.intersection(&s).cloned().collect())
+            }
+            Rg::Or(items) => items
+                .iter()
+                .flat_map(|q| q.lines(files, universe))
+                .collect(),
+            Rg::Not(inner) => universe
+                .difference(&inner.lines(files, universe))
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
+/// The raw text of loggrep's single-line hits for `query` (every event when empty).
+fn single_line_hits(data_dir: &Path, query: &str) -> BTreeSet<String> {
+    hits(data_dir, query)
+        .into_iter()
+        .filter(|raw| !raw.contains('\n'))
+        .collect()
+}
+
+/// The raw text of loggrep's hits for `query`.
+fn hits(data_dir: &Path, query: &str) -> Vec<String> {
+    let out = run(loggrep()
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--json", "--limit", "0", "--color", "never", "--", query]));
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "{query}: {}",
+        stderr(&out)
+    );
+    stdout(&out)
+        .lines()
+        .map(|hit| {
+            let v: serde_json::Value = serde_json::from_str(hit).unwrap();
+            v["raw"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// For each (query, rg) case: the single-line events loggrep finds are exactly the lines `rg`
+/// finds among the single-line events of the index (a line of a multi-line event is left out on
+/// both sides). Cases `rg` answers with no line at all are reported, so that a test cannot pass
+/// by finding nothing.
+pub fn agree_with_rg(data_dir: &Path, files: &[PathBuf], cases: &[(&str, Rg)]) {
+    let universe = single_line_hits(data_dir, "");
+    assert!(!universe.is_empty(), "the index holds no single-line event");
+    for (query, rg) in cases {
+        let want: BTreeSet<String> = rg
+            .lines(files, &universe)
+            .intersection(&universe)
+            .cloned()
+            .collect();
+        assert!(
+            !want.is_empty(),
+            "rg finds nothing for `{query}`: pick another case"
+        );
+        let got = single_line_hits(data_dir, query);
+        let missing: Vec<_> = want.difference(&got).take(3).collect();
+        let extra: Vec<_> = got.difference(&want).take(3).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "loggrep `{query}` and rg differ: {} lines only rg finds, e.g. {missing:?}; {} only \
+             loggrep finds, e.g. {extra:?}",
+            want.difference(&got).count(),
+            got.difference(&want).count(),
+        );
+        // One term: multi-line events too, line by line (the lines of the hits that match).
+        let line_matches: Box<dyn Fn(&str) -> bool> = match rg {
+            Rg::Fixed(p) => {
+                let lit = Literal::new(p);
+                Box::new(move |l| lit.is_match(l))
+            }
+            Rg::Regex(p) => {
+                let pattern = Pattern::new(p).unwrap();
+                Box::new(move |l| pattern.is_match(l))
+            }
+            _ => continue,
+        };
+        let every_line = rg.lines(files, &universe);
+        let got: BTreeSet<String> = hits(data_dir, query)
+            .iter()
+            .flat_map(|raw| raw.split('\n'))
+            .filter(|l| line_matches(l))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            got.len(),
+            every_line.len(),
+            "`{query}`: loggrep's lines (multi-line events included) and rg's differ in number"
+        );
+        assert!(
+            got == every_line,
+            "`{query}`: loggrep's lines and rg's differ"
+        );
+    }
+}
+
+#[test]
+fn literal_phrase_boolean_and_regex_queries_agree_with_rg() {
+    let files: Vec<PathBuf> = DemoFile::ALL
+        .iter()
+        .map(|f| indexed().join("logs").join(f.file_name()))
+        .collect();
+    let cases = [
+        ("ECONNREFUSED", Rg::Fixed("ECONNREFUSED")),
+        ("econnrefused", Rg::Fixed("econnrefused")),
+        (r#""too many clients""#, Rg::Fixed("too many clients")),
+        (
+            r#""Job completed" campaign"#,
+            Rg::And(vec![Rg::Fixed("Job completed"), Rg::Fixed("campaign")]),
+        ),
+        (
+            "ECONNREFUSED OR \"rate limit exceeded\"",
+            Rg::Or(vec![
+                Rg::Fixed("ECONNREFUSED"),
+                Rg::Fixed("rate limit exceeded"),
+            ]),
+        ),
+        (
+            r#""request completed" -campaigns"#,
+            Rg::And(vec![
+                Rg::Fixed("request completed"),
+                Rg::Not(Box::new(Rg::Fixed("campaigns"))),
+            ]),
+        ),
+        (
+            "(FATAL OR PANIC) NOT \"too many\"",
+            Rg::And(vec![
+                Rg::Or(vec![Rg::Fixed("FATAL"), Rg::Fixed("PANIC")]),
+                Rg::Not(Box::new(Rg::Fixed("too many"))),
+            ]),
+        ),
+        (
+            r#"/duration: \d{4,}\.\d+ ms/"#,
+            Rg::Regex(r"duration: \d{4,}\.\d+ ms"),
+        ),
+        (
+            r#"/"statusCode":5\d\d/"#,
+            Rg::Regex(r#""statusCode":5\d\d"#),
+        ),
+        (
+            r#"/"responseTime":\d{4,}[,}]/"#,
+            Rg::Regex(r#""responseTime":\d{4,}[,}]"#),
+        ),
+        ("/^\\{.*\"level\":50/", Rg::Regex(r#"^\{.*"level":50"#)),
+        ("/out of memory|oom/", Rg::Regex("out of memory|oom")),
+        (
+            r#"/(?-i)Killed process \d+/ OR /timeout/"#,
+            Rg::Or(vec![
+                Rg::Regex(r"(?-i)Killed process \d+"),
+                Rg::Regex("timeout"),
+            ]),
+        ),
+        (
+            r#"/\bcampaign-\w+/ -/Job completed/"#,
+            Rg::And(vec![
+                Rg::Regex(r"\bcampaign-\w+"),
+                Rg::Not(Box::new(Rg::Regex("Job completed"))),
+            ]),
+        ),
+    ];
+    agree_with_rg(indexed(), &files, &cases);
+}
+
+#[test]
+fn bad_queries_exit_2_with_the_column() {
+    for (query, column) in [
+        ("(unbalanced", 1),
+        ("a b)", 4),
+        ("servce:app", 1),
+        ("x /a(b/", 5),
+        ("ok /(a{1000}){1000}/", 5),
+        ("level:>panic", 7),
+        ("class:nope", 7),
+    ] {
+        let out = run(loggrep().arg("--data-dir").arg(indexed()).arg(query));
+        assert_eq!(out.status.code(), Some(2), "{query}");
+        let err = stderr(&out);
+        assert!(err.contains(&format!("column {column}")), "{query}: {err}");
+        // the caret under the query points at the column
+        let caret = err.lines().find(|l| l.trim() == "^").unwrap_or_default();
+        assert_eq!(caret.len(), 2 + column, "{query}: {err}");
+    }
+}
+
+#[test]
+fn rule_class_and_incident_fields_find_the_events_detection_saw() {
+    let n = |q: &str| {
+        let out = run(loggrep()
+            .arg("--data-dir")
+            .arg(indexed())
+            .args(["--count", "--", q]));
+        assert!(out.status.code() != Some(2), "{q}: {}", stderr(&out));
+        stdout(&out).trim().parse::<u64>().unwrap()
+    };
+    let oom = n("rule:kernel-oom-kill");
+    assert!(oom > 0, "the demo's OOM kills are tagged with their rule");
+    assert!(n(r#"rule:kernel-oom-kill "Out of memory: Killed process""#) > 0);
+    assert!(n("class:high-memory") >= oom);
+    assert_eq!(n("rule:kernel-oom-kill -class:high-memory"), 0);
+
+    let incidents = logwarden::query::incidents::load(indexed()).unwrap();
+    assert!(!incidents.is_empty(), "the demo opens incidents");
+    for incident in &incidents {
+        incident_finds_its_evidence(incident);
+    }
+}
+
+/// `incident:ID` finds every piece of the incident's evidence, and only events of its rule,
+/// class and services.
+fn incident_finds_its_evidence(incident: &logwarden::incident::Incident) {
+    let out = run(loggrep()
+        .arg("--data-dir")
+        .arg(indexed())
+        .args(["--json", "--limit", "0", "--"])
+        .arg(format!("incident:{}", incident.id)));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let hits: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(hits.len() as u64 >= incident.count.min(1));
+    for hit in &hits {
+        let service = hit["service"].as_str().unwrap();
+        assert!(incident.services.iter().any(|s| s == service), "{hit}");
+        let rules = hit["rules"].as_array().unwrap();
+        assert!(rules.iter().any(|r| *r == incident.rule.as_str()), "{hit}");
+        assert!(
+            hit["classes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| *c == incident.class.as_str()),
+            "{hit}"
+        );
+    }
+    let ids: BTreeSet<&str> = hits.iter().map(|h| h["id"].as_str().unwrap()).collect();
+    for evidence in &incident.evidence {
+        assert!(
+            ids.contains(evidence.event.to_string().as_str()),
+            "incident {} ({}): evidence {} not found",
+            incident.id,
+            incident.group,
+            evidence.event
+        );
     }
 }

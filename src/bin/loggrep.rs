@@ -19,9 +19,11 @@ use logwarden::query;
 ///
 /// QUERY: bare words and "quoted phrases" match the raw event text as substrings (like
 /// `grep -F`; all-lowercase text ignores case, any uppercase letter makes it case-sensitive);
-/// `field:value` (service, level, message, flags, or any attribute path such as
-/// `res.statusCode:503`, `queue:campaign-emails`); comparisons `duration_ms:>1000`,
-/// `responseTime:>=2000`, `level:>=warn`; AND (implicit), OR, NOT or -term, parentheses.
+/// `/regex/` matches each line of the raw event like `rg` (same smart case); `stem*` a token
+/// starting with `stem`; `field:value` (service, level, host, source, rule, class, incident,
+/// message, flags, or any attribute path such as `res.statusCode:503`, `queue:campaign-emails`);
+/// comparisons `duration_ms:>1000`, `responseTime:>=2000`, `level:>=warn`; AND (implicit), OR,
+/// NOT or -term, parentheses.
 #[derive(Parser, Debug)]
 #[command(name = "loggrep", version)]
 struct Args {
@@ -44,7 +46,7 @@ struct Args {
     /// query; use `level:error` there for exactly one level). Repeated: the least severe counts
     #[arg(long, value_name = "L", value_parser = parse_level)]
     level: Vec<Level>,
-    /// Print NDJSON (ts, service, level, message, raw, fields, flags, id)
+    /// Print NDJSON (ts, service, level, message, raw, fields, flags, rules, classes, id)
     #[arg(long)]
     json: bool,
     /// Print only the number of matching events

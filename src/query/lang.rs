@@ -5,7 +5,7 @@
 //! or       := and ("OR" and)*
 //! and      := unary (["AND"] unary)*          (juxtaposition is AND)
 //! unary    := "NOT" unary | "-" unary | primary
-//! primary  := "(" or ")" | WORD | "QUOTED" | NAME ":" value
+//! primary  := "(" or ")" | WORD | "QUOTED" | "/" REGEX "/" | PREFIX "*" | NAME ":" value
 //! value    := WORD | "QUOTED" | (">" | ">=" | "<" | "<=") WORD
 //! ```
 //!
@@ -13,6 +13,12 @@
 //! are operators only in capitals. `NAME:value` is a field term when NAME looks like a field path
 //! (a letter, `_`, `$` or `@` first, then letters, digits, `_ . $ @ -`) and a value follows; any
 //! other word with a colon (`172.18.0.5:3000`, `LOG:`) is literal text.
+//!
+//! A regex starts with `/` and ends at the first unescaped `/` that is followed by whitespace, a
+//! parenthesis or the end of the query; inside it `\/` stands for `/` and may contain spaces
+//! (`/timeout after \d+ms/`). A `/` word with no such closing slash is literal text, so paths
+//! such as `/api/health` keep working. A word of letters and digits ending in `*` (`time*`) is a
+//! prefix term; a `*` after other characters is an error (quote it to search the text).
 //!
 //! Owns syntax only: which field names exist is checked by `plan`, which has the index at hand.
 //! Errors carry the 1-based column (in characters) of the offending token.
@@ -23,6 +29,17 @@ pub enum Expr {
     /// Literal text searched in the raw event (bare word or quoted phrase).
     Text {
         text: String,
+        column: usize,
+    },
+    /// `/pattern/`: a regex searched in each line of the raw event (the pattern as written,
+    /// without the slashes; `column` is the opening slash's).
+    Regex {
+        pattern: String,
+        column: usize,
+    },
+    /// `stem*`: the raw event has a token starting with `stem` (letters and digits only).
+    Prefix {
+        stem: String,
         column: usize,
     },
     /// `name:value`.
@@ -51,6 +68,17 @@ pub enum Cmp {
     Ge,
     Lt,
     Le,
+}
+
+impl std::fmt::Display for Cmp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Cmp::Gt => ">",
+            Cmp::Ge => ">=",
+            Cmp::Lt => "<",
+            Cmp::Le => "<=",
+        })
+    }
 }
 
 impl Cmp {
@@ -125,6 +153,18 @@ fn lex(query: &str) -> Result<Vec<Tok>, SyntaxError> {
             i += 1;
             continue;
         }
+        if let Some(end) = (c == '/').then(|| regex_end(&chars, i)).flatten() {
+            let pattern: String = chars[i + 1..end].iter().collect();
+            if pattern.is_empty() {
+                return err(column, "empty regex `//`");
+            }
+            tokens.push(Tok {
+                kind: Kind::Leaf(Expr::Regex { pattern, column }),
+                column,
+            });
+            i = end + 1;
+            continue;
+        }
         match c {
             '(' => {
                 tokens.push(Tok {
@@ -184,6 +224,23 @@ fn lex(query: &str) -> Result<Vec<Tok>, SyntaxError> {
     Ok(tokens)
 }
 
+/// The index of the slash closing a regex that opens at `chars[start] == '/'`: the first
+/// unescaped `/` followed by a word end or the end of the query.
+fn regex_end(chars: &[char], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 2,
+            '/' => {
+                let closes = chars.get(i + 1).is_none_or(|c| is_word_end(*c));
+                return closes.then_some(i);
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 fn is_word_end(c: char) -> bool {
     c.is_whitespace() || c == '(' || c == ')' || c == '"'
 }
@@ -220,6 +277,21 @@ fn word_leaf(
         column,
     };
     let Some((name, value)) = word.split_once(':') else {
+        if let Some(stem) = word.strip_suffix('*').filter(|s| !s.is_empty()) {
+            if !stem.chars().all(char::is_alphanumeric) {
+                return err(
+                    column,
+                    format!(
+                        "a prefix term is letters and digits before `*` (quote \"{word}\" to search the text)"
+                    ),
+                );
+            }
+            let expr = Expr::Prefix {
+                stem: stem.to_string(),
+                column,
+            };
+            return Ok((expr, end));
+        }
         return Ok((text(), end));
     };
     if !is_field_name(name) {
@@ -467,6 +539,44 @@ mod tests {
     }
 
     #[test]
+    fn regexes_and_prefixes() {
+        let e = parse(r"/timeout after \d+ms/ time* /a\/b/")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            e,
+            Expr::And(vec![
+                Expr::Regex {
+                    pattern: r"timeout after \d+ms".into(),
+                    column: 1
+                },
+                Expr::Prefix {
+                    stem: "time".into(),
+                    column: 23
+                },
+                Expr::Regex {
+                    pattern: r"a\/b".into(),
+                    column: 29
+                },
+            ])
+        );
+        // a slash word without a closing slash at a word end is text
+        assert_eq!(
+            parse("/api/health").unwrap().unwrap(),
+            text("/api/health", 1)
+        );
+        assert_eq!(
+            parse("-(/x/)").unwrap().unwrap(),
+            Expr::Not(Box::new(Expr::Regex {
+                pattern: "x".into(),
+                column: 3
+            }))
+        );
+        // a lone `*`, and `*` inside a field value, stay text
+        assert_eq!(parse("*").unwrap().unwrap(), text("*", 1));
+    }
+
+    #[test]
     fn errors_name_the_column() {
         let cases = [
             (r#"foo "bar"#, 5, "unterminated quote"),
@@ -478,6 +588,8 @@ mod tests {
             ("a NOT", 3, "`NOT` needs"),
             ("()", 1, "empty parentheses"),
             (r#"a """#, 3, "empty phrase"),
+            ("a //", 3, "empty regex"),
+            ("a b.c*", 3, "prefix term"),
         ];
         for (query, column, message) in cases {
             let e = parse(query).unwrap_err();

@@ -15,6 +15,7 @@ pub mod forensic;
 pub mod incidents;
 pub mod lang;
 pub mod output;
+pub mod pattern;
 pub mod plan;
 pub mod search;
 pub mod time;
@@ -27,6 +28,7 @@ use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery};
 use tantivy::{DateTime, Term};
 
 use crate::event::{Level, Timestamp};
+use crate::source::checkpoint::Checkpoints;
 use crate::store::index::{EventIndex, IndexError};
 use crate::store::vocab::Vocab;
 
@@ -142,6 +144,8 @@ pub fn run(req: &Request, out: &mut dyn Write) -> Result<Outcome, QueryError> {
         fields,
         searcher: &searcher,
         vocab: Some(&vocab),
+        data_dir: Some(&req.data_dir),
+        sources: indexed_sources(&index)?,
     };
     let planned = plan::plan(expr.as_ref(), &ctx)?;
 
@@ -186,6 +190,25 @@ pub fn run(req: &Request, out: &mut dyn Write) -> Result<Outcome, QueryError> {
         matched: found.matched,
         truncated,
     })
+}
+
+/// Every source file of the index's last commit, (fingerprint, path); an unreadable payload
+/// (an index written by something else) names none.
+fn indexed_sources(index: &EventIndex) -> Result<Vec<(u64, PathBuf)>, QueryError> {
+    let Some(payload) = index.last_payload()? else {
+        return Ok(Vec::new());
+    };
+    let Ok(checkpoints) = Checkpoints::decode(&payload) else {
+        return Ok(Vec::new());
+    };
+    Ok(checkpoints
+        .files
+        .iter()
+        .filter_map(|(key, file)| {
+            let fp = u64::from_str_radix(key, 16).ok()?;
+            Some((fp, file.path.clone()))
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::event::Level;
+use crate::query::plan::Highlight;
+#[cfg(test)]
 use crate::query::plan::Literal;
 use crate::query::search::Hit;
 
@@ -23,7 +25,7 @@ const MATCH: &str = "\x1b[1;31m";
 pub fn write_line(
     out: &mut dyn Write,
     hit: &Hit,
-    highlights: &[&Literal],
+    highlights: &[&dyn Highlight],
     color: bool,
 ) -> io::Result<()> {
     if !color {
@@ -50,7 +52,7 @@ pub fn write_line(
 }
 
 /// Sorted, merged byte ranges of every highlight in `text`.
-pub fn match_ranges(text: &str, highlights: &[&Literal]) -> Vec<(usize, usize)> {
+pub fn match_ranges(text: &str, highlights: &[&dyn Highlight]) -> Vec<(usize, usize)> {
     let mut ranges: Vec<(usize, usize)> = highlights
         .iter()
         .flat_map(|lit| lit.find_all(text))
@@ -77,6 +79,11 @@ struct JsonLine<'a> {
     raw: &'a str,
     fields: &'a serde_json::Map<String, serde_json::Value>,
     flags: Vec<&'static str>,
+    /// The rules that matched the event, and their classes (left out when none did).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    rules: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    classes: &'a [String],
     id: String,
 }
 
@@ -90,6 +97,8 @@ pub fn write_json(out: &mut dyn Write, hit: &Hit) -> io::Result<()> {
         raw: &hit.raw,
         fields: &hit.fields,
         flags: hit.flags.names(),
+        rules: &hit.rules,
+        classes: &hit.classes,
         id: hit.id.to_string(),
     };
     serde_json::to_writer(&mut *out, &line).map_err(io::Error::other)?;
@@ -103,6 +112,9 @@ mod tests {
 
     fn hit(raw: &str) -> Hit {
         Hit {
+            rules: Vec::new(),
+            classes: Vec::new(),
+            groups: Vec::new(),
             id: EventId {
                 fingerprint: 0xab,
                 offset: 7,

@@ -12,8 +12,14 @@
 //!   checked on the stored text, with smart case: a literal with an uppercase letter is
 //!   case-sensitive, an all-lowercase one is not (Unicode simple case folding, like ripgrep).
 //!   In case-insensitive mode only ASCII tokens narrow; the others are left to the check.
-//! * `service:`, `level:`, `flags:` and numeric comparisons on attributes are answered exactly by
-//!   the index (term and fast-field range queries). Only exact parts can be negated in the index;
+//! * regex terms narrow through their required literals (regex-syntax's prefix, else suffix,
+//!   literal extraction, folded like tokens and planned as literals); with none, every event is
+//!   a candidate. The regex decides on each line of the stored text. Prefix terms `stem*` need a
+//!   term starting with the folded stem (or a token too long to index).
+//! * `service:`, `level:`, `flags:`, `rule:`, `class:`, `source:` (the fingerprints of the
+//!   checkpointed paths containing the value), `incident:` (its group and time span, read from
+//!   the incident log) and numeric comparisons on attributes are answered exactly by
+//!   the index (term and fast-field range queries). `host:` is `hostname:` or `host:`. Only exact parts can be negated in the index;
 //!   `NOT <inexact>` narrows nothing and is decided by the predicate.
 //!
 //! Must not: read documents or print (search and output do).
@@ -29,8 +35,10 @@ use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::{SimpleTokenizer, TokenStream, Tokenizer};
 use tantivy::{Searcher, Term};
 
-use crate::event::{Flags, Level};
+use crate::detect::Class;
+use crate::event::{Flags, Level, Timestamp};
 use crate::query::lang::{Cmp, Expr, FieldValue};
+use crate::query::pattern::Pattern;
 use crate::query::search::Hit;
 use crate::store::schema::{self, Fields};
 use crate::store::vocab::Vocab;
@@ -64,7 +72,12 @@ impl PlanError {
 }
 
 /// Field names the language knows besides attribute paths.
-pub const BUILTIN_FIELDS: [&str; 5] = ["service", "level", "message", "raw", "flags"];
+pub const BUILTIN_FIELDS: [&str; 10] = [
+    "service", "level", "message", "raw", "flags", "host", "source", "rule", "class", "incident",
+];
+
+/// The attributes `host:` looks in: pino's `hostname`, the syslog header's `host`.
+pub const HOST_PATHS: [&str; 2] = ["hostname", "host"];
 
 /// A literal searched as a substring, with smart case.
 #[derive(Debug, Clone)]
@@ -131,15 +144,49 @@ impl Literal {
     }
 }
 
+/// What the terminal output highlights: byte ranges of the matches in a raw text.
+pub trait Highlight {
+    fn find_all(&self, haystack: &str) -> Vec<(usize, usize)>;
+}
+
+impl Highlight for Literal {
+    fn find_all(&self, haystack: &str) -> Vec<(usize, usize)> {
+        Literal::find_all(self, haystack)
+    }
+}
+
+impl Highlight for Pattern {
+    fn find_all(&self, haystack: &str) -> Vec<(usize, usize)> {
+        Pattern::find_all(self, haystack)
+    }
+}
+
 /// The deciding predicate, evaluated on a stored event.
 #[derive(Debug, Clone)]
 pub enum Pred {
     All,
     Raw(Literal),
+    /// A regex term on the raw event's lines.
+    Regex(Box<Pattern>),
+    /// A token of the raw event starts with this folded stem.
+    Prefix(String),
     Message(Literal),
     Service(String),
     Levels(Vec<Level>),
     Flag(Flags),
+    /// The event was read from one of these sources (fingerprints).
+    Sources(Vec<u64>),
+    /// This rule matched the event.
+    Rule(String),
+    /// A rule of this incident class matched the event.
+    Class(Class),
+    /// A match of the event went to this incident group.
+    Group(String),
+    /// Event time in `[from, to]`.
+    During {
+        from: Timestamp,
+        to: Timestamp,
+    },
     /// An attribute's text contains the literal, or equals it as a number / boolean.
     Attr {
         path: String,
@@ -162,10 +209,17 @@ impl Pred {
         match self {
             Pred::All => true,
             Pred::Raw(lit) => lit.is_match(&hit.raw),
+            Pred::Regex(pattern) => pattern.is_match(&hit.raw),
+            Pred::Prefix(stem) => has_token_with_prefix(&hit.raw, stem),
             Pred::Message(lit) => lit.is_match(&hit.message),
             Pred::Service(s) => hit.service == *s,
             Pred::Levels(levels) => levels.contains(&hit.level),
             Pred::Flag(f) => hit.flags.contains(*f),
+            Pred::Sources(fps) => fps.contains(&hit.id.fingerprint),
+            Pred::Rule(id) => hit.rules.contains(id),
+            Pred::Class(class) => hit.classes.iter().any(|c| c == class.as_str()),
+            Pred::Group(key) => hit.groups.contains(key),
+            Pred::During { from, to } => *from <= hit.ts && hit.ts <= *to,
             Pred::Attr {
                 path,
                 literal,
@@ -186,16 +240,18 @@ impl Pred {
         }
     }
 
-    /// Literals searched in `raw` outside any NOT: what the terminal output highlights.
-    pub fn highlights(&self) -> Vec<&Literal> {
+    /// Literals and regexes searched in `raw` outside any NOT: what the terminal output
+    /// highlights.
+    pub fn highlights(&self) -> Vec<&dyn Highlight> {
         let mut out = Vec::new();
         self.collect_highlights(&mut out);
         out
     }
 
-    fn collect_highlights<'a>(&'a self, out: &mut Vec<&'a Literal>) {
+    fn collect_highlights<'a>(&'a self, out: &mut Vec<&'a dyn Highlight>) {
         match self {
             Pred::Raw(lit) => out.push(lit),
+            Pred::Regex(pattern) => out.push(pattern.as_ref()),
             Pred::And(items) | Pred::Or(items) => {
                 for p in items {
                     p.collect_highlights(out);
@@ -204,6 +260,22 @@ impl Pred {
             _ => {}
         }
     }
+}
+
+/// Does `text` hold a token (as the index tokenizer cuts and folds them, long ones included)
+/// starting with the folded `stem`?
+fn has_token_with_prefix(text: &str, stem: &str) -> bool {
+    let mut tokenizer = SimpleTokenizer::default();
+    let mut stream = tokenizer.token_stream(text);
+    let mut folded = String::new();
+    while stream.advance() {
+        folded.clear();
+        schema::fold_chars_into(&stream.token().text, &mut folded);
+        if folded.starts_with(stem) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Every value at a dotted `path` (dots may also be part of a key; arrays are looked through).
@@ -265,6 +337,10 @@ pub struct Context<'a> {
     /// The `raw` vocabularies, when the index has a data dir (suffix and infix tokens are then
     /// found there instead of by a walk of the term dictionary).
     pub vocab: Option<&'a Vocab>,
+    /// The data dir (its incident log answers `incident:`); `None`: no incidents.
+    pub data_dir: Option<&'a std::path::Path>,
+    /// Every source the index has read (fingerprint, path), from the last commit's checkpoints.
+    pub sources: Vec<(u64, std::path::PathBuf)>,
 }
 
 impl Context<'_> {
@@ -328,6 +404,18 @@ pub fn plan(expr: Option<&Expr>, ctx: &Context<'_>) -> Result<Plan, PlanError> {
 fn predicate(expr: &Expr, ctx: &Context<'_>) -> Result<Pred, PlanError> {
     Ok(match expr {
         Expr::Text { text, .. } => Pred::Raw(Literal::new(text)),
+        Expr::Regex { pattern, column } => {
+            let compiled = Pattern::new(pattern).map_err(|e| PlanError::BadValue {
+                column: column + 1 + e.offset,
+                message: e.message,
+            })?;
+            Pred::Regex(Box::new(compiled))
+        }
+        Expr::Prefix { stem, .. } => {
+            let mut folded = String::new();
+            schema::fold_chars_into(stem, &mut folded);
+            Pred::Prefix(folded)
+        }
         Expr::And(items) => Pred::And(
             items
                 .iter()
@@ -364,6 +452,52 @@ fn field_predicate(
         ("raw", FieldValue::Text(t)) => Ok(Pred::Raw(Literal::new(t))),
         ("message", FieldValue::Text(t)) => Ok(Pred::Message(Literal::new(t))),
         ("service", FieldValue::Text(t)) => Ok(Pred::Service(t.clone())),
+        ("host", FieldValue::Text(t)) => {
+            // Either attribute, whichever the index holds (none: nothing matches).
+            let alternatives = HOST_PATHS
+                .iter()
+                .filter(|path| ctx.path_exists(path))
+                .map(|path| Pred::Attr {
+                    path: path.to_string(),
+                    literal: Literal::new(t),
+                    number: None,
+                    boolean: None,
+                })
+                .collect();
+            Ok(Pred::Or(alternatives))
+        }
+        ("rule", FieldValue::Text(t)) => Ok(Pred::Rule(t.clone())),
+        ("class", FieldValue::Text(t)) => t.parse::<Class>().map(Pred::Class).map_err(|e| {
+            let names = Class::ALL.map(Class::as_str);
+            match crate::config::did_you_mean(t, names) {
+                Some(s) => bad(format!("{e} (did you mean `{s}`?)")),
+                None => bad(format!("{e} (one of {})", names.join(", "))),
+            }
+        }),
+        ("incident", FieldValue::Text(t)) => incident_predicate(t, ctx).map_err(bad),
+        ("source", FieldValue::Text(t)) => {
+            let fingerprints: Vec<u64> = ctx
+                .sources
+                .iter()
+                .filter(|(_, path)| path.to_string_lossy().contains(t.as_str()))
+                .map(|(fp, _)| *fp)
+                .collect();
+            if fingerprints.is_empty() {
+                let mut known: Vec<String> = ctx
+                    .sources
+                    .iter()
+                    .map(|(_, p)| p.display().to_string())
+                    .collect();
+                known.sort();
+                let listed = if known.is_empty() {
+                    "the index names no source files".to_string()
+                } else {
+                    format!("sources: {}", known.join(", "))
+                };
+                return Err(bad(format!("no source path contains `{t}` ({listed})")));
+            }
+            Ok(Pred::Sources(fingerprints))
+        }
         ("flags", FieldValue::Text(t)) => Flags::from_name(t).map(Pred::Flag).ok_or_else(|| {
             let names: Vec<&str> = [
                 Flags::PARTIAL,
@@ -384,15 +518,20 @@ fn field_predicate(
         }
         ("level", FieldValue::Compare(cmp, t)) => {
             let level: Level = t.parse().map_err(bad)?;
-            let levels = Level::ALL
+            let levels: Vec<Level> = Level::ALL
                 .into_iter()
                 .filter(|l| *l != Level::Unknown && cmp.holds(*l, level))
                 .collect();
+            if levels.is_empty() {
+                return Err(bad(format!("no level is {cmp} {t}: this can never match")));
+            }
             Ok(Pred::Levels(levels))
         }
-        ("raw" | "message" | "service" | "flags", FieldValue::Compare(..)) => Err(bad(format!(
-            "`{name}` cannot be compared; comparisons work on numeric attributes and level"
-        ))),
+        ("raw" | "message" | "service" | "flags" | "host" | "source", FieldValue::Compare(..)) => {
+            Err(bad(format!(
+                "`{name}` cannot be compared; comparisons work on numeric attributes and level"
+            )))
+        }
         (path, value) => {
             if !ctx.path_exists(path) {
                 return Err(unknown_field(path, column, ctx));
@@ -419,6 +558,35 @@ fn field_predicate(
             }
         }
     }
+}
+
+/// `incident:ID`: the events whose matches went to the incident's group (its rule, service and
+/// `group_by` values), from its first match to its resolution (or its last match while open).
+fn incident_predicate(id: &str, ctx: &Context<'_>) -> Result<Pred, String> {
+    let incidents = match ctx.data_dir {
+        Some(dir) => crate::query::incidents::load(dir)
+            .map_err(|e| format!("cannot read the incident log: {e}"))?,
+        None => Vec::new(),
+    };
+    let Some(incident) = incidents.iter().find(|i| i.id.0 == id) else {
+        let ids = incidents.iter().map(|i| i.id.0.as_str());
+        return Err(match crate::config::did_you_mean(id, ids) {
+            Some(s) => format!("no incident `{id}` (did you mean `{s}`?)"),
+            None => format!("no incident `{id}` (logwarden incidents lists them)"),
+        });
+    };
+    let to = incident
+        .resolved_at
+        .unwrap_or(incident.last_seen)
+        .max(incident.last_seen);
+    let all = vec![
+        Pred::Group(incident.group.clone()),
+        Pred::During {
+            from: incident.first_seen,
+            to,
+        },
+    ];
+    Ok(Pred::And(all))
 }
 
 fn unknown_field(name: &str, column: usize, ctx: &Context<'_>) -> PlanError {
@@ -450,12 +618,55 @@ fn narrow(pred: &Pred, ctx: &Context<'_>, spare: bool) -> (Box<dyn Query>, bool)
             text_parts(lit, Target::Text(f.message), ctx).query(spare, ctx),
             false,
         ),
+        Pred::Regex(pattern) => {
+            if pattern.narrowing().is_empty() {
+                return (Box::new(AllQuery), false);
+            }
+            let clauses = pattern
+                .narrowing()
+                .iter()
+                .map(|lit| {
+                    let q = text_parts(lit, Target::Text(f.raw), ctx).query(spare, ctx);
+                    (Occur::Should, q)
+                })
+                .collect();
+            (Box::new(BooleanQuery::new(clauses)), false)
+        }
+        Pred::Prefix(stem) => (prefix_parts(stem, f.raw, ctx).query(spare, ctx), false),
         Pred::Service(s) => (term_query(Term::from_field_text(f.service, s)), true),
         Pred::Flag(flag) => {
             let name = flag.names().first().copied().unwrap_or_default();
             (term_query(Term::from_field_text(f.flags, name)), true)
         }
         Pred::Levels(levels) => (levels_query(levels, f), true),
+        Pred::Rule(id) => (term_query(Term::from_field_text(f.rules, id)), true),
+        Pred::Group(key) => (term_query(Term::from_field_text(f.groups, key)), true),
+        Pred::Class(class) => (
+            term_query(Term::from_field_text(f.classes, class.as_str())),
+            true,
+        ),
+        Pred::During { from, to } => {
+            let term = |t: Timestamp| {
+                Term::from_field_date(
+                    f.ts,
+                    tantivy::DateTime::from_timestamp_micros(t.as_micros()),
+                )
+            };
+            (
+                Box::new(RangeQuery::new(
+                    Bound::Included(term(*from)),
+                    Bound::Included(term(*to)),
+                )),
+                true,
+            )
+        }
+        Pred::Sources(fps) => (
+            Box::new(TermSetQuery::new(
+                fps.iter()
+                    .map(|fp| Term::from_field_u64(f.fingerprint, *fp)),
+            )),
+            true,
+        ),
         Pred::Attr {
             path,
             literal,
@@ -508,6 +719,7 @@ fn narrow(pred: &Pred, ctx: &Context<'_>, spare: bool) -> (Box<dyn Query>, bool)
             }
             (Box::new(BooleanQuery::new(clauses)), exact)
         }
+        Pred::Or(items) if items.is_empty() => (Box::new(EmptyQuery), true),
         Pred::Or(items) => {
             let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
             let mut exact = true;
@@ -539,6 +751,12 @@ fn bound(pred: &Pred, ctx: &Context<'_>) -> u64 {
     match pred {
         Pred::Raw(lit) => text_parts(lit, Target::Text(f.raw), ctx).fewest,
         Pred::Message(lit) => text_parts(lit, Target::Text(f.message), ctx).fewest,
+        Pred::Regex(pattern) if !pattern.narrowing().is_empty() => {
+            pattern.narrowing().iter().fold(0u64, |sum, lit| {
+                sum.saturating_add(text_parts(lit, Target::Text(f.raw), ctx).fewest)
+            })
+        }
+        Pred::Prefix(stem) => prefix_parts(stem, f.raw, ctx).fewest,
         Pred::Service(s) => doc_freq(Term::from_field_text(f.service, s)),
         Pred::Flag(flag) => {
             let name = flag.names().first().copied().unwrap_or_default();
@@ -546,6 +764,12 @@ fn bound(pred: &Pred, ctx: &Context<'_>) -> u64 {
         }
         Pred::Levels(levels) => levels.iter().fold(0u64, |sum, l| {
             sum.saturating_add(doc_freq(Term::from_field_text(f.level, l.as_str())))
+        }),
+        Pred::Rule(id) => doc_freq(Term::from_field_text(f.rules, id)),
+        Pred::Group(key) => doc_freq(Term::from_field_text(f.groups, key)),
+        Pred::Class(class) => doc_freq(Term::from_field_text(f.classes, class.as_str())),
+        Pred::Sources(fps) => fps.iter().fold(0u64, |sum, fp| {
+            sum.saturating_add(doc_freq(Term::from_field_u64(f.fingerprint, *fp)))
         }),
         Pred::And(items) => items
             .iter()
@@ -555,7 +779,12 @@ fn bound(pred: &Pred, ctx: &Context<'_>) -> u64 {
         Pred::Or(items) => items
             .iter()
             .fold(0u64, |sum, p| sum.saturating_add(bound(p, ctx))),
-        Pred::All | Pred::Attr { .. } | Pred::AttrCmp { .. } | Pred::Not(_) => u64::MAX,
+        Pred::All
+        | Pred::Regex(_)
+        | Pred::During { .. }
+        | Pred::Attr { .. }
+        | Pred::AttrCmp { .. }
+        | Pred::Not(_) => u64::MAX,
     }
 }
 
@@ -704,6 +933,24 @@ fn text_parts<'a>(lit: &Literal, target: Target<'a>, ctx: &Context<'_>) -> TextP
         parts.fewest = parts.fewest.min(prefixed.saturating_add(long_tokens));
     }
     parts
+}
+
+/// The clauses of a prefix term: its folded stem must start a term (or the event holds a token
+/// too long to index, which the predicate then checks).
+fn prefix_parts<'a>(stem: &str, field: tantivy::schema::Field, ctx: &Context<'_>) -> TextParts<'a> {
+    let target = Target::Text(field);
+    let long_tokens = ctx
+        .searcher
+        .doc_freq(&target.term(schema::LONG_TOKEN_MARK))
+        .unwrap_or(u64::MAX);
+    let prefixed = prefix_doc_freq(ctx.searcher, field, stem, CHEAP_ENOUGH.saturating_add(1));
+    TextParts {
+        whole: Vec::new(),
+        prefixes: vec![stem.to_string()],
+        costly: Vec::new(),
+        target,
+        fewest: prefixed.saturating_add(long_tokens),
+    }
 }
 
 impl TextParts<'_> {

@@ -33,6 +33,12 @@ pub struct Hit {
     pub raw: String,
     pub fields: serde_json::Map<String, serde_json::Value>,
     pub flags: Flags,
+    /// Ids of the rules that matched the event when it was indexed.
+    pub rules: Vec<String>,
+    /// Their incident classes.
+    pub classes: Vec<String>,
+    /// The incident groups the matches went to.
+    pub groups: Vec<String>,
 }
 
 /// The answer of a search.
@@ -159,7 +165,15 @@ pub fn load(searcher: &Searcher, f: Fields, address: DocAddress) -> tantivy::Res
             flags.insert(flag);
         }
     }
+    let all_text = |field| {
+        doc.get_all(field)
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect::<Vec<String>>()
+    };
     Ok(Hit {
+        rules: all_text(f.rules),
+        classes: all_text(f.classes),
+        groups: all_text(f.groups),
         id,
         ts,
         service: text(f.service),

@@ -300,6 +300,197 @@ fn errors_carry_the_column_and_a_suggestion() {
 }
 
 #[test]
+fn regex_terms_match_lines_with_smart_case() {
+    let (dir, _) = stack();
+    let d = dir.path();
+    let n = |q: &str| count(&request(d, q));
+    assert_eq!(n(r"/duration: \d+\.\d+ ms/"), 1);
+    assert_eq!(n(r"/statusCode.:50\d/"), 1);
+    // all-lowercase: case-insensitive; an uppercase literal makes it case-sensitive
+    assert_eq!(n("/too many (clients|requests)/"), 2);
+    assert_eq!(n("/Too many (clients|requests)/"), 1);
+    // `\S` is a class, not an uppercase literal; `(?-i)` overrides
+    assert_eq!(n(r"/fatal:\s+\S+/"), 1);
+    assert_eq!(n("/(?-i)fatal/"), 0);
+    // spaces and escaped slashes inside, anchors per line, booleans around
+    assert_eq!(n(r#"/url":"\/api\/health"/"#), 1);
+    assert_eq!(n(r"/^\{/ -/completed/"), 3);
+    assert_eq!(n("/job|queue/ OR service:postgres"), 5);
+    // nothing the index can narrow: every event is checked
+    assert_eq!(n(r"/\d{4}/"), 5);
+    // a `/` word without a closing slash is literal text
+    assert_eq!(n("/api/health"), 1);
+    // on a terminal the regex's matches are highlighted
+    let mut req = request(d, r"/too many \w+/");
+    req.color = true;
+    let (_, out) = lines(&req);
+    assert!(
+        out.iter()
+            .any(|l| l.contains("\x1b[1;31mtoo many clients\x1b[0m")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn regex_terms_see_each_line_of_a_multiline_event() {
+    let dir = TempDir::new().unwrap();
+    build(
+        dir.path(),
+        vec![
+            ev(
+                0,
+                T0,
+                "app",
+                Level::Error,
+                "Error: boom\n    at main (app.js:1:2)",
+            ),
+            ev(50, T0, "app", Level::Info, "at first"),
+        ],
+    );
+    let d = dir.path();
+    assert_eq!(count(&request(d, "/^ +at main/")), 1);
+    assert_eq!(count(&request(d, "/^at/")), 1);
+    // like rg, a match never spans a line break
+    assert_eq!(count(&request(d, r"/boom\s+at/")), 0);
+}
+
+#[test]
+fn prefix_terms_match_token_starts() {
+    let (dir, _) = stack();
+    let d = dir.path();
+    let n = |q: &str| count(&request(d, q));
+    assert_eq!(n("camp*"), 4, "campaigns, campaign-emails");
+    assert_eq!(n("ampaign*"), 0, "a prefix starts a token");
+    assert_eq!(n("COMPLETE*"), 3, "prefixes ignore case like the index");
+    assert_eq!(n("camp* -service:app"), 2);
+    assert_eq!(n("44*"), 0);
+    assert_eq!(n("429*"), 1);
+}
+
+#[test]
+fn prefix_terms_reach_tokens_too_long_to_index() {
+    let dir = TempDir::new().unwrap();
+    let long = format!("key={} tail", "ab".repeat(200));
+    build(
+        dir.path(),
+        vec![
+            ev(0, T0, "app", Level::Info, &long),
+            ev(9, T0, "app", Level::Info, "xab"),
+        ],
+    );
+    assert_eq!(count(&request(dir.path(), "abab*")), 1);
+    assert_eq!(count(&request(dir.path(), "ab*")), 1);
+}
+
+#[test]
+fn host_and_source_fields() {
+    let dir = TempDir::new().unwrap();
+    let mut pino = ev(
+        0,
+        T0,
+        "app",
+        Level::Info,
+        r#"{"level":30,"hostname":"newsletter-app-1","msg":"up"}"#,
+    );
+    pino.id.fingerprint = 0xa;
+    let mut sys = ev(0, T0 + 1, "kernel", Level::Info, "x");
+    sys.id.fingerprint = 0xb;
+    sys.fields.insert("host".into(), "db-host".into());
+    let index = EventIndex::open_or_create(&dir.path().join("index")).unwrap();
+    let mut sink = index.writer(15_000_000).unwrap();
+    sink.add(&Events::new(vec![pino, sys])).unwrap();
+    let payload = r#"{"files":{
+        "000000000000000a":{"path":"/var/log/app/app.log","service":"app","offset":1,"size":1,"last_event":null},
+        "000000000000000b":{"path":"/var/log/syslog","service":"kernel","offset":1,"size":1,"last_event":null}}}"#;
+    sink.commit(payload).unwrap();
+    let d = dir.path();
+    let n = |q: &str| count(&request(d, q));
+    assert_eq!(n("host:newsletter-app-1"), 1);
+    assert_eq!(n("host:db-host"), 1);
+    assert_eq!(n("host:nowhere"), 0);
+    assert_eq!(n("source:app.log"), 1);
+    assert_eq!(n("source:/var/log"), 2);
+    assert_eq!(n("-source:syslog"), 1);
+    let err = run(&request(d, "x source:nginx"), &mut Vec::new()).unwrap_err();
+    assert_eq!(err.column(), Some(10));
+    assert!(err.to_string().contains("/var/log/syslog"), "{err}");
+}
+
+#[test]
+fn rule_and_class_fields_come_from_the_tags_stored_at_index_time() {
+    use crate::store::index::RuleTag;
+    let dir = TempDir::new().unwrap();
+    let events = vec![
+        ev(
+            0,
+            T0,
+            "postgres",
+            Level::Fatal,
+            "FATAL:  sorry, too many clients already",
+        ),
+        ev(
+            50,
+            T0 + 1,
+            "postgres",
+            Level::Info,
+            "LOG:  checkpoint starting",
+        ),
+    ];
+    let tag = |rule: &str, class| RuleTag {
+        event: events[0].id,
+        rule: rule.into(),
+        class,
+        group: format!("{rule} service=postgres"),
+    };
+    let tags = [
+        tag("pg_too_many_clients", "db-connection"),
+        tag("pg_fatal", "db-down"),
+        tag("pg_fatal", "db-down"),
+    ];
+    let index = EventIndex::open_or_create(&dir.path().join("index")).unwrap();
+    let mut sink = index.writer(15_000_000).unwrap();
+    sink.add_tagged(&Events::new(events.clone()), &tags)
+        .unwrap();
+    sink.commit("{}").unwrap();
+    let d = dir.path();
+    let n = |q: &str| count(&request(d, q));
+    assert_eq!(n("rule:pg_too_many_clients"), 1);
+    assert_eq!(n("rule:pg_fatal clients"), 1);
+    assert_eq!(n("class:db-down OR checkpoint"), 2);
+    assert_eq!(n("-class:db-connection"), 1);
+    assert_eq!(n("rule:nothing"), 0);
+    let err = run(&request(d, "class:db-conection"), &mut Vec::new()).unwrap_err();
+    assert!(
+        err.to_string().contains("did you mean `db-connection`"),
+        "{err}"
+    );
+    assert_eq!(err.column(), Some(7));
+    let err = run(&request(d, "incident:nope"), &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("no incident `nope`"), "{err}");
+}
+
+#[test]
+fn bad_regexes_and_prefixes_name_the_column() {
+    let (dir, _) = stack();
+    let d = dir.path();
+    let cases = [
+        ("error /a(b/", 9, "invalid regex"),
+        ("x /ab[z-a]/", 7, "invalid regex"),
+        (r"/\p{Nope}/", 2, "invalid regex"),
+        ("ok /(a{1000}){1000}/", 5, "regex too big"),
+        ("a //", 3, "empty regex"),
+        ("a foo-*", 3, "prefix term"),
+        ("level:>panic", 7, "no level"),
+        ("host:>3", 6, "cannot be compared"),
+    ];
+    for (query, column, message) in cases {
+        let err = run(&request(d, query), &mut Vec::new()).unwrap_err();
+        assert_eq!(err.column(), Some(column), "{query}: {err}");
+        assert!(err.to_string().contains(message), "{query}: {err}");
+    }
+}
+
+#[test]
 fn a_missing_index_is_a_clear_error() {
     let dir = TempDir::new().unwrap();
     let err = run(&request(dir.path(), "x"), &mut Vec::new()).unwrap_err();
@@ -424,8 +615,46 @@ fn raw_strategy() -> impl Strategy<Value = String> {
     proptest::collection::vec(piece, 0..14).prop_map(|v| v.concat())
 }
 
+/// Regexes built from pieces the planner treats differently: literals (narrowing), classes,
+/// repetitions, alternations and anchors (which may leave nothing to narrow).
+fn regex_strategy() -> impl Strategy<Value = String> {
+    let piece = proptest::sample::select(vec![
+        "a", "b", "A", "ab", "too", "Many", "clients", "42", "é", "Σ", "sk", r"\d+", r"\w", ".",
+        " ", ":", "-", "(a|b)", "(too|x)", "[a-c]", "[A-C]", "b?", r"\b", "^", "$", "(?i)k", ".*",
+    ]);
+    proptest::collection::vec(piece, 1..6).prop_map(|v| v.concat())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn regex_queries_agree_with_a_line_scan(
+        texts in proptest::collection::vec(raw_strategy(), 1..30),
+        patterns in proptest::collection::vec(regex_strategy(), 1..8),
+    ) {
+        let dir = TempDir::new().unwrap();
+        let events: Vec<Event> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ev(i as u64, T0, "app", Level::Info, r))
+            .collect();
+        build(dir.path(), events.clone());
+        for pattern in patterns {
+            let ci = !pattern.chars().filter(|c| c.is_alphabetic()).any(char::is_uppercase)
+                || pattern.contains("(?i)");
+            let Ok(re) = regex::RegexBuilder::new(&pattern).case_insensitive(ci).build() else {
+                continue;
+            };
+            // `(?i)k` makes the smart-case guess above moot only for that part; skip the mixes.
+            if pattern.contains("(?i)") && pattern.chars().any(char::is_uppercase) {
+                continue;
+            }
+            let want = events.iter().filter(|e| e.raw.split('\n').any(|l| re.is_match(l))).count();
+            let req = request(dir.path(), &format!("/{pattern}/"));
+            prop_assert_eq!(count(&req), want as u64, "regex {:?}", pattern);
+        }
+    }
 
     #[test]
     fn literal_queries_agree_with_a_substring_scan(

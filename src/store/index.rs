@@ -9,14 +9,14 @@
 //! step that makes the segments of the commit visible, so after a crash the payload read by
 //! [`EventIndex::last_payload`] describes exactly the events the index holds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use tantivy::directory::MmapDirectory;
 use tantivy::schema::OwnedValue;
 use tantivy::{DateTime, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
 
-use crate::event::{Event, Events};
+use crate::event::{Event, EventId, Events};
 use crate::store::schema::{self, Fields};
 
 #[derive(thiserror::Error, Debug)]
@@ -28,7 +28,10 @@ pub enum IndexError {
         dir: PathBuf,
         source: std::io::Error,
     },
-    #[error("index in {dir} has a different schema (not a logwarden event index)")]
+    #[error(
+        "index in {dir} has a different schema (an index from an older logwarden, or not a logwarden \
+         event index): re-index it (move the directory away and run logwarden backfill again)"
+    )]
     ForeignSchema { dir: PathBuf },
     #[error("index in {dir}: {source}")]
     Tantivy {
@@ -161,6 +164,18 @@ fn open_dir(dir: &Path) -> Result<MmapDirectory, IndexError> {
     })
 }
 
+/// A rule that matched an event: stored in the event's `rules` and `classes` fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleTag {
+    pub event: EventId,
+    /// The rule id.
+    pub rule: String,
+    /// The rule's incident class, as `Class::as_str` spells it.
+    pub class: &'static str,
+    /// The incident group the match went to (`GroupKey::render`).
+    pub group: String,
+}
+
 /// The writing end of the index: add batches, then commit them with a payload.
 pub struct IndexSink {
     writer: IndexWriter<TantivyDocument>,
@@ -170,8 +185,35 @@ pub struct IndexSink {
 impl IndexSink {
     /// Queue every event of the batch (not durable until [`IndexSink::commit`]).
     pub fn add(&mut self, events: &Events) -> Result<(), IndexError> {
+        self.add_tagged(events, &[])
+    }
+
+    /// [`IndexSink::add`], storing with each event the rules (and their classes) that matched
+    /// it and the incident groups the matches went to; a tag for no event of the batch is
+    /// ignored.
+    pub fn add_tagged(&mut self, events: &Events, tags: &[RuleTag]) -> Result<(), IndexError> {
+        let mut by_event: HashMap<EventId, Vec<&RuleTag>> = HashMap::new();
+        for tag in tags {
+            let of_event = by_event.entry(tag.event).or_default();
+            if !of_event
+                .iter()
+                .any(|t| t.rule == tag.rule && t.group == tag.group)
+            {
+                of_event.push(tag);
+            }
+        }
         for event in events {
-            self.writer.add_document(self.document(event))?;
+            let mut doc = self.document(event);
+            let mut rules: Vec<&str> = Vec::new();
+            for tag in by_event.get(&event.id).into_iter().flatten() {
+                if !rules.contains(&tag.rule.as_str()) {
+                    rules.push(&tag.rule);
+                    doc.add_text(self.fields.rules, &tag.rule);
+                    doc.add_text(self.fields.classes, tag.class);
+                }
+                doc.add_text(self.fields.groups, &tag.group);
+            }
+            self.writer.add_document(doc)?;
         }
         Ok(())
     }
@@ -331,6 +373,18 @@ pub(crate) mod tests {
         sink.commit("p1").unwrap();
         assert_eq!(index.num_docs().unwrap(), 1);
         assert_eq!(index.last_payload().unwrap().as_deref(), Some("p1"));
+    }
+
+    #[test]
+    fn an_index_of_an_older_schema_says_to_reindex() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut builder = tantivy::schema::Schema::builder();
+        builder.add_text_field(schema::RAW, tantivy::schema::TEXT);
+        Index::create_in_dir(dir.path(), builder.build()).unwrap();
+        let err = EventIndex::open_existing(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("re-index"), "{err}");
+        let err = EventIndex::open_or_create(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("re-index"), "{err}");
     }
 
     #[test]

@@ -48,6 +48,15 @@ pub const RAW: &str = "raw";
 pub const FIELDS: &str = "fields";
 /// Flag names (`partial`, `malformed`, …), one untokenized term each, stored.
 pub const FLAGS: &str = "flags";
+/// Ids of the rules that matched the event, one untokenized term each, stored (filled by the
+/// pipeline from the detect stage's matches; empty for events no rule matched).
+pub const RULES: &str = "rules";
+/// Incident classes of those rules (`db_connection`, …), one untokenized term each, stored.
+pub const CLASSES: &str = "classes";
+/// The incident groups the event's matches went to (`rule-id service=app ip=…`, as
+/// `incident::group::GroupKey::render` writes them and `Incident::group` stores them), one
+/// untokenized term each, stored: `incident:ID` finds exactly its group's events by it.
+pub const GROUPS: &str = "groups";
 /// The event id as text (`FINGERPRINT:OFFSET`), stored.
 pub const EVENT_ID: &str = "event_id";
 /// Source fingerprint (u64; indexed for deletes by source, fast for ordering).
@@ -72,13 +81,17 @@ pub struct Fields {
     pub raw: Field,
     pub fields: Field,
     pub flags: Field,
+    pub rules: Field,
+    pub classes: Field,
+    pub groups: Field,
     pub event_id: Field,
     pub fingerprint: Field,
     pub offset: Field,
 }
 
 impl Fields {
-    /// Look every field up in `schema`; `None` when the schema is not ours.
+    /// Look every field up in `schema`; `None` when the schema is not ours (or an older version of
+    /// it: an index written before `rules`/`classes`/`groups` existed must be rebuilt).
     pub fn resolve(schema: &Schema) -> Option<Fields> {
         Some(Fields {
             ts: schema.get_field(TS).ok()?,
@@ -88,6 +101,9 @@ impl Fields {
             raw: schema.get_field(RAW).ok()?,
             fields: schema.get_field(FIELDS).ok()?,
             flags: schema.get_field(FLAGS).ok()?,
+            rules: schema.get_field(RULES).ok()?,
+            classes: schema.get_field(CLASSES).ok()?,
+            groups: schema.get_field(GROUPS).ok()?,
             event_id: schema.get_field(EVENT_ID).ok()?,
             fingerprint: schema.get_field(FINGERPRINT).ok()?,
             offset: schema.get_field(OFFSET).ok()?,
@@ -122,6 +138,9 @@ pub fn build() -> Schema {
     builder.add_text_field(RAW, text);
     builder.add_json_field(FIELDS, json);
     builder.add_text_field(FLAGS, STRING | STORED);
+    builder.add_text_field(RULES, STRING | STORED);
+    builder.add_text_field(CLASSES, STRING | STORED);
+    builder.add_text_field(GROUPS, STRING | STORED);
     builder.add_text_field(EVENT_ID, STORED);
     builder.add_u64_field(FINGERPRINT, INDEXED | FAST);
     builder.add_u64_field(OFFSET, FAST);
