@@ -32,7 +32,7 @@ use crate::query::forensic::narrowed;
 use crate::query::search::{self, Hit, Keep};
 use crate::query::{Outcome, QueryError, Request, output, plan, time};
 use crate::store::index::EventIndex;
-use crate::store::schema::{self, Fields};
+use crate::store::schema;
 
 /// Default pause between two polls of the index.
 pub const DEFAULT_POLL: Duration = Duration::from_millis(250);
@@ -75,8 +75,8 @@ pub fn run(req: &Request, f: &Follow, out: &mut dyn Write) -> Result<Outcome, Qu
     if let Some(since) = since {
         let (query, planned) = narrowed(
             req,
+            &index,
             &searcher,
-            fields,
             Bound::Included(since),
             Bound::Unbounded,
         )?;
@@ -104,7 +104,7 @@ pub fn run(req: &Request, f: &Follow, out: &mut dyn Write) -> Result<Outcome, Qu
         let current = segment_ids(&searcher);
         let fresh: HashSet<SegmentId> = current.difference(&seen).copied().collect();
         if !fresh.is_empty() {
-            let (hits, planned) = new_matches(req, &searcher, fields, since, &fresh, &marks)?;
+            let (hits, planned) = new_matches(req, &index, &searcher, since, &fresh, &marks)?;
             advance(&searcher, &fresh, &mut marks)?;
             matched += hits.len() as u64;
             print(req, &planned, &hits, out)?;
@@ -156,15 +156,16 @@ fn advance(
 /// in event-time order.
 fn new_matches(
     req: &Request,
+    index: &EventIndex,
     searcher: &Searcher,
-    fields: Fields,
     since: Option<Timestamp>,
     fresh: &HashSet<SegmentId>,
     marks: &Marks,
 ) -> Result<(Vec<Hit>, plan::Plan), QueryError> {
     // Planned against this searcher: the plan may read the term dictionaries of new segments.
     let lo = since.map_or(Bound::Unbounded, Bound::Included);
-    let (query, planned) = narrowed(req, searcher, fields, lo, Bound::Unbounded)?;
+    let fields = index.fields();
+    let (query, planned) = narrowed(req, index, searcher, lo, Bound::Unbounded)?;
     let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
     let mut addresses = Vec::new();
     for (ord, reader) in searcher.segment_readers().iter().enumerate() {

@@ -127,7 +127,7 @@ pub fn read(
     let searcher = index.searcher()?;
     let fields = index.fields();
     let upper = window.to.map_or(Bound::Unbounded, Bound::Included);
-    let (query, planned) = narrowed(req, &searcher, fields, Bound::Included(window.from), upper)?;
+    let (query, planned) = narrowed(req, &index, &searcher, Bound::Included(window.from), upper)?;
     let marked = marks(inc, &searcher, fields)?;
     // Counted apart: `each` may stop the reading early (from the fast fields alone when the
     // index decides the query).
@@ -340,17 +340,20 @@ fn ts_range(fields: Fields, lo: Bound<Timestamp>, hi: Bound<Timestamp>) -> Range
 /// tantivy query (the range is part of it, so the index reads nothing outside it) and the plan.
 pub(crate) fn narrowed(
     req: &Request,
+    index: &EventIndex,
     searcher: &Searcher,
-    fields: Fields,
     lo: Bound<Timestamp>,
     hi: Bound<Timestamp>,
 ) -> Result<(Box<dyn Query>, plan::Plan), QueryError> {
     let expr = lang::parse(&req.query)?;
+    let fields = index.fields();
     let vocab = Vocab::new(&req.data_dir, fields.raw);
     let ctx = plan::Context {
         fields,
         searcher,
         vocab: Some(&vocab),
+        data_dir: Some(&req.data_dir),
+        sources: crate::query::indexed_sources(index)?,
     };
     let planned = plan::plan(expr.as_ref(), &ctx)?;
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, planned.query.box_clone())];
@@ -405,13 +408,12 @@ mod tests {
         sink.add(&Events::new(events)).unwrap();
         sink.commit("{}").unwrap();
         let searcher = index.searcher().unwrap();
-        let fields = index.fields();
         for query in ["", "refused", "onnectio"] {
             let req = request(dir.path(), query);
             let (q, _) = narrowed(
                 &req,
+                &index,
                 &searcher,
-                fields,
                 Bound::Included(Timestamp::from_millis(10_000)),
                 Bound::Excluded(Timestamp::from_millis(20_000)),
             )
@@ -423,6 +425,9 @@ mod tests {
     #[test]
     fn a_timeline_line_is_the_json_line_with_marked_last() {
         let hit = Hit {
+            rules: Vec::new(),
+            classes: Vec::new(),
+            groups: Vec::new(),
             id: EventId {
                 fingerprint: 1,
                 offset: 2,

@@ -194,7 +194,7 @@ pub fn run(req: &Request, out: &mut dyn Write) -> Result<Outcome, QueryError> {
 
 /// Every source file of the index's last commit, (fingerprint, path); an unreadable payload
 /// (an index written by something else) names none.
-fn indexed_sources(index: &EventIndex) -> Result<Vec<(u64, PathBuf)>, QueryError> {
+pub(crate) fn indexed_sources(index: &EventIndex) -> Result<Vec<(u64, PathBuf)>, QueryError> {
     let Some(payload) = index.last_payload()? else {
         return Ok(Vec::new());
     };
