@@ -1,20 +1,25 @@
 //! Questions over the store: the loggrep face.
 //!
 //! A [`Request`] (a plain struct; the binary's flags never travel further) goes through
-//! `lang` (query text → AST), `time` (`--since`/`--until`), `plan` (AST → a narrowing tantivy
-//! query plus a deciding predicate), `search` (candidates in event-time order, decided, limited)
-//! and `output` (terminal lines or NDJSON). [`run`] wires them and returns an [`Outcome`]; the
-//! binary turns that into an exit code.
+//! `lang` (query text → AST), `time` (`--since`/`--until`/`--around`), `plan` (AST → a narrowing
+//! tantivy query plus a deciding predicate), `search` (candidates in event-time order, decided,
+//! limited), `context` (`-A`/`-B`/`-C` neighbours from the same file), `tally` (`--count-by`,
+//! `--histogram`) and `output` (terminal lines, chosen columns, CSV or NDJSON). [`run`] wires
+//! them and returns an [`Outcome`]; the binary turns that into an exit code.
 //!
 //! Semantics users rely on: literal text matches exactly the events whose raw text contains it
 //! (what `grep -F` finds in the files), with smart case; results come in event-time order (ts,
-//! then event id); `--count` agrees with the listing; `--limit` keeps the newest N.
+//! then event id), newest first with `reverse`; `--count` agrees with the listing; `--limit`
+//! keeps the newest N and the [`Outcome`] says when it cut; context lines are those `grep -C`
+//! prints around the same match in the same file.
 
+pub mod context;
 pub mod incidents;
 pub mod lang;
 pub mod output;
 pub mod plan;
 pub mod search;
+pub mod tally;
 pub mod time;
 
 use std::io::Write;
@@ -51,6 +56,41 @@ pub struct Request {
     pub color: bool,
     /// "Now" for relative times (tests pass a fixed instant).
     pub now: Timestamp,
+    /// `--around T --window W`: only events from T − W to T + W (both included; intersected with
+    /// `since`/`until` when those are given too).
+    pub around: Option<Around>,
+    /// Order, columns, format, context and tallies (issue 6); the default is the plain listing.
+    pub view: View,
+}
+
+/// A time and the half-width of the window around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Around {
+    /// Same forms as `since`.
+    pub time: String,
+    /// A duration (`5m`).
+    pub window: String,
+}
+
+/// How to present the matches. `Default` is the plain listing in time order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    /// Newest first (the same newest `limit` events, printed in reverse).
+    pub reverse: bool,
+    /// Columns to print instead of the `ts service level raw` line (see [`output`]); empty: the
+    /// line, or every field with `json`.
+    pub fields: Vec<String>,
+    /// CSV (RFC 4180) with a header row.
+    pub csv: bool,
+    /// Events before/after each hit from the same source file, grouped as `grep -C` groups
+    /// them, `--` between groups. Text output only.
+    pub context: Option<context::ContextLines>,
+    /// Print the number of matches per value of this field instead of the events.
+    pub count_by: Option<String>,
+    /// With `count_by`: only the N most frequent values.
+    pub top: Option<usize>,
+    /// Print a histogram of matches over time with buckets this wide (`1m`).
+    pub histogram: Option<String>,
 }
 
 /// What a run found.
@@ -60,6 +100,24 @@ pub struct Outcome {
     pub matched: u64,
     /// True when `limit` cut the listing.
     pub truncated: bool,
+    /// What `limit` or `top` left out, for the binary to say.
+    pub cut: Option<Cut>,
+}
+
+/// The output shows `shown` of `of` things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    pub shown: u64,
+    pub of: u64,
+    pub what: CutWhat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutWhat {
+    /// `--limit` kept the newest events.
+    Events,
+    /// `--top` kept the most frequent values.
+    Values,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -72,6 +130,30 @@ pub enum QueryError {
     Time {
         flag: &'static str,
         source: time::TimeError,
+    },
+    #[error("{flag}: {source}")]
+    Duration {
+        flag: &'static str,
+        source: time::DurationError,
+    },
+    #[error("{0}")]
+    Options(&'static str),
+    #[error("--fields: empty column name in `{0}`")]
+    EmptyColumn(String),
+    #[error(
+        "--count-by {field}: more than {max} distinct values; count by a field with fewer values or narrow the query",
+        max = tally::MAX_VALUES
+    )]
+    TooManyValues { field: String },
+    #[error(
+        "--histogram {width}: {buckets} buckets from {from} to {to} (at most {max}); use a wider bucket or narrow the time range",
+        max = tally::MAX_BUCKETS
+    )]
+    TooManyBuckets {
+        width: String,
+        buckets: i64,
+        from: Timestamp,
+        to: Timestamp,
     },
     #[error(transparent)]
     Index(#[from] IndexError),
@@ -100,24 +182,8 @@ impl QueryError {
 /// Answer `req`, writing the result to `out`.
 pub fn run(req: &Request, out: &mut dyn Write) -> Result<Outcome, QueryError> {
     let expr = lang::parse(&req.query)?;
-    let since = req
-        .since
-        .as_deref()
-        .map(|s| time::parse(s, req.now))
-        .transpose()
-        .map_err(|source| QueryError::Time {
-            flag: "--since",
-            source,
-        })?;
-    let until = req
-        .until
-        .as_deref()
-        .map(|s| time::parse(s, req.now))
-        .transpose()
-        .map_err(|source| QueryError::Time {
-            flag: "--until",
-            source,
-        })?;
+    let (since, until) = time_range(req)?;
+    check_view(&req.view)?;
 
     let index = EventIndex::open_existing(&req.data_dir.join("index"))?;
     let searcher = index.searcher()?;
@@ -147,29 +213,247 @@ pub fn run(req: &Request, out: &mut dyn Write) -> Result<Outcome, QueryError> {
     }
     let query = BooleanQuery::new(clauses);
 
+    let style = if req.json {
+        tally::Style::Json
+    } else if req.view.csv {
+        tally::Style::Csv
+    } else {
+        tally::Style::Text { fancy: req.color }
+    };
+    let outcome = if let Some(field) = &req.view.count_by {
+        count_by(req, &searcher, fields, &query, &planned, field, style, out)?
+    } else if let Some(width) = &req.view.histogram {
+        histogram(&searcher, fields, &query, &planned, width, style, out)?
+    } else {
+        list(req, &searcher, fields, &query, &planned, out)?
+    };
+    out.flush()?;
+    Ok(outcome)
+}
+
+/// `since`/`until`, narrowed by `around` (T − W included, T + W included).
+fn time_range(req: &Request) -> Result<(Option<Timestamp>, Option<Timestamp>), QueryError> {
+    let at = |flag: &'static str, text: Option<&str>| {
+        text.map(|s| time::parse(s, req.now))
+            .transpose()
+            .map_err(|source| QueryError::Time { flag, source })
+    };
+    let mut since = at("--since", req.since.as_deref())?;
+    let mut until = at("--until", req.until.as_deref())?;
+    if let Some(around) = &req.around {
+        let center = at("--around", Some(&around.time))?.unwrap_or(req.now);
+        let window =
+            time::parse_duration(&around.window).map_err(|source| QueryError::Duration {
+                flag: "--window",
+                source,
+            })?;
+        let lo = center.plus_secs(-window);
+        // `until` is exclusive; one microsecond more includes T + W itself.
+        let hi = Timestamp(center.plus_secs(window).0.saturating_add(1));
+        since = Some(since.map_or(lo, |s| s.max(lo)));
+        until = Some(until.map_or(hi, |u| u.min(hi)));
+    }
+    Ok((since, until))
+}
+
+/// Refuse combinations the view cannot print.
+fn check_view(view: &View) -> Result<(), QueryError> {
+    if view.fields.iter().any(|f| f.trim().is_empty()) {
+        return Err(QueryError::EmptyColumn(view.fields.join(",")));
+    }
+    if view.count_by.is_some() && view.histogram.is_some() {
+        return Err(QueryError::Options(
+            "--count-by and --histogram cannot be combined",
+        ));
+    }
+    if view.context.is_some() && (view.csv || view.count_by.is_some() || view.histogram.is_some()) {
+        return Err(QueryError::Options(
+            "context lines (-A/-B/-C) print text lines only",
+        ));
+    }
+    if view
+        .count_by
+        .as_deref()
+        .is_some_and(|f| f.trim().is_empty())
+    {
+        return Err(QueryError::Options("--count-by needs a field name"));
+    }
+    Ok(())
+}
+
+/// The listing: the newest `limit` hits (with context when asked), or their count.
+fn list(
+    req: &Request,
+    searcher: &tantivy::Searcher,
+    fields: crate::store::schema::Fields,
+    query: &dyn Query,
+    planned: &plan::Plan,
+    out: &mut dyn Write,
+) -> Result<Outcome, QueryError> {
     let keep = search::Keep {
         limit: req.limit,
         count_only: req.count,
     };
-    let found = search::search(&searcher, fields, &query, &planned, keep)?;
+    let mut found = search::search(searcher, fields, query, planned, keep)?;
     let truncated = !req.count && (found.hits.len() as u64) < found.matched;
-
-    if req.count {
-        writeln!(out, "{}", found.matched)?;
-    } else {
-        let highlights = planned.pred.highlights();
-        for hit in &found.hits {
-            if req.json {
-                output::write_json(out, hit)?;
-            } else {
-                output::write_line(out, hit, &highlights, req.color)?;
-            }
-        }
-    }
-    out.flush()?;
-    Ok(Outcome {
+    let cut = truncated.then_some(Cut {
+        shown: found.hits.len() as u64,
+        of: found.matched,
+        what: CutWhat::Events,
+    });
+    let outcome = Outcome {
         matched: found.matched,
         truncated,
+        cut,
+    };
+    if req.count {
+        writeln!(out, "{}", found.matched)?;
+        return Ok(outcome);
+    }
+    if req.view.reverse {
+        found.hits.reverse();
+    }
+    let highlights = planned.pred.highlights();
+    let view = &req.view;
+    if let Some(lines) = view.context {
+        if req.json {
+            return Err(QueryError::Options(
+                "context lines (-A/-B/-C) print text lines only",
+            ));
+        }
+        let groups = context::groups(searcher, fields, &found.hits, lines)?;
+        for (i, group) in groups.iter().enumerate() {
+            if i > 0 {
+                if req.color {
+                    writeln!(out, "\x1b[36m--\x1b[0m")?;
+                } else {
+                    writeln!(out, "--")?;
+                }
+            }
+            for line in group {
+                if !view.fields.is_empty() {
+                    output::write_columns(out, &line.hit, &view.fields)?;
+                } else if line.is_match {
+                    output::write_line(out, &line.hit, &highlights, req.color)?;
+                } else {
+                    output::write_line(out, &line.hit, &[], req.color)?;
+                }
+            }
+        }
+        return Ok(outcome);
+    }
+    if view.csv {
+        let columns = csv_columns(&view.fields);
+        output::write_csv_record(out, columns.iter().map(String::as_str))?;
+        for hit in &found.hits {
+            output::write_csv_row(out, hit, &columns)?;
+        }
+        return Ok(outcome);
+    }
+    for hit in &found.hits {
+        if req.json && view.fields.is_empty() {
+            output::write_json(out, hit)?;
+        } else if req.json {
+            output::write_json_columns(out, hit, &view.fields)?;
+        } else if !view.fields.is_empty() {
+            output::write_columns(out, hit, &view.fields)?;
+        } else {
+            output::write_line(out, hit, &highlights, req.color)?;
+        }
+    }
+    Ok(outcome)
+}
+
+/// CSV columns: the chosen ones, else those of the text line.
+fn csv_columns(chosen: &[String]) -> Vec<String> {
+    if chosen.is_empty() {
+        ["ts", "service", "level", "raw"].map(String::from).to_vec()
+    } else {
+        chosen.to_vec()
+    }
+}
+
+/// `--count-by FIELD [--top N]`. `service` and `level` of an exact plan are counted from the
+/// fast fields alone; anything else reads each matching event.
+#[allow(clippy::too_many_arguments)]
+fn count_by(
+    req: &Request,
+    searcher: &tantivy::Searcher,
+    fields: crate::store::schema::Fields,
+    query: &dyn Query,
+    planned: &plan::Plan,
+    field: &str,
+    style: tally::Style,
+    out: &mut dyn Write,
+) -> Result<Outcome, QueryError> {
+    let column = match field {
+        "service" => Some(crate::store::schema::SERVICE),
+        "level" => Some(crate::store::schema::LEVEL),
+        _ => None,
+    };
+    let counts = match column {
+        Some(column) if planned.exact => {
+            tally::ValueCounts::from_map(search::count_by_column(searcher, query, column)?)
+        }
+        _ => {
+            let mut counts = tally::ValueCounts::default();
+            search::each_match(searcher, fields, query, planned, true, &mut |_, hit| {
+                if let Some(hit) = hit {
+                    counts.add(output::column_value(hit, field).map(|v| v.into_owned()));
+                }
+            })?;
+            counts
+        }
+    };
+    if counts.overflowed() {
+        return Err(QueryError::TooManyValues {
+            field: field.to_string(),
+        });
+    }
+    let rows = counts.ranked(req.view.top);
+    let matched = counts.ranked(None).iter().map(|(_, n)| n).sum();
+    tally::write_counts(out, field, &rows, style)?;
+    let cut = (rows.len() < counts.len()).then_some(Cut {
+        shown: rows.len() as u64,
+        of: counts.len() as u64,
+        what: CutWhat::Values,
+    });
+    Ok(Outcome {
+        matched,
+        truncated: false,
+        cut,
+    })
+}
+
+/// `--histogram W`: matches per aligned bucket of width W.
+fn histogram(
+    searcher: &tantivy::Searcher,
+    fields: crate::store::schema::Fields,
+    query: &dyn Query,
+    planned: &plan::Plan,
+    width: &str,
+    style: tally::Style,
+    out: &mut dyn Write,
+) -> Result<Outcome, QueryError> {
+    let secs = time::parse_duration(width).map_err(|source| QueryError::Duration {
+        flag: "--histogram",
+        source,
+    })?;
+    let mut histogram = tally::Histogram::new(secs);
+    let matched = search::each_match(searcher, fields, query, planned, false, &mut |ts, _| {
+        histogram.add(ts)
+    })?;
+    let rows = histogram.rows().map_err(|e| QueryError::TooManyBuckets {
+        width: width.to_string(),
+        buckets: e.buckets,
+        from: e.from,
+        to: e.to,
+    })?;
+    histogram.write(out, &rows, style)?;
+    Ok(Outcome {
+        matched,
+        truncated: false,
+        cut: None,
     })
 }
 

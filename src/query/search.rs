@@ -8,10 +8,10 @@
 //! inexact plan loads each candidate's stored document (one doc-store block each), so narrow
 //! queries are fast and a query the index cannot narrow (`NOT "text"` alone) reads everything.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::Column;
+use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::Query;
 use tantivy::schema::{OwnedValue, Value};
 use tantivy::{
@@ -206,5 +206,125 @@ impl SegmentCollector for SortKeysSegment {
 
     fn harvest(self) -> Vec<Candidate> {
         self.out
+    }
+}
+
+/// Every match of `plan` (any order), handed to `visit` with its time and, when `need_doc` (or
+/// when the plan must read the document to decide anyway), the loaded hit. Returns the number of
+/// matches. Used by the tallies (`--count-by`, `--histogram`), which need no order and keep
+/// only their counters, so memory stays bounded by the candidates' sort keys.
+pub fn each_match(
+    searcher: &Searcher,
+    fields: Fields,
+    query: &dyn Query,
+    plan: &Plan,
+    need_doc: bool,
+    visit: &mut dyn FnMut(Timestamp, Option<&Hit>),
+) -> tantivy::Result<u64> {
+    let candidates = searcher.search(query, &SortKeys)?;
+    let mut matched = 0u64;
+    for c in &candidates {
+        if plan.exact && !need_doc {
+            matched += 1;
+            visit(Timestamp(c.ts), None);
+            continue;
+        }
+        let hit = load(searcher, fields, c.address)?;
+        if !plan.exact && !plan.pred.eval(&hit) {
+            continue;
+        }
+        matched += 1;
+        visit(hit.ts, Some(&hit));
+    }
+    Ok(matched)
+}
+
+/// Count the matching documents of an exact `query` per value of the string fast field
+/// `column` (`service`, `level`) without loading a document: `None` counts the documents without
+/// a value. This is what makes `--count-by service` over millions of events an aggregation.
+pub fn count_by_column(
+    searcher: &Searcher,
+    query: &dyn Query,
+    column: &'static str,
+) -> tantivy::Result<HashMap<Option<String>, u64>> {
+    searcher.search(query, &CountByColumn { column })
+}
+
+struct CountByColumn {
+    column: &'static str,
+}
+
+struct CountByColumnSegment {
+    column: Option<StrColumn>,
+    per_ord: Vec<u64>,
+    missing: u64,
+}
+
+impl Collector for CountByColumn {
+    type Fruit = HashMap<Option<String>, u64>;
+    type Child = CountByColumnSegment;
+
+    fn for_segment(
+        &self,
+        _segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<CountByColumnSegment> {
+        let column = reader.fast_fields().str(self.column)?;
+        let terms = column.as_ref().map_or(0, |c| c.num_terms());
+        Ok(CountByColumnSegment {
+            column,
+            per_ord: vec![0; terms],
+            missing: 0,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(
+        &self,
+        fruits: Vec<std::io::Result<Vec<(Option<String>, u64)>>>,
+    ) -> tantivy::Result<HashMap<Option<String>, u64>> {
+        let mut counts: HashMap<Option<String>, u64> = HashMap::new();
+        for fruit in fruits {
+            for (value, n) in fruit? {
+                *counts.entry(value).or_insert(0) += n;
+            }
+        }
+        Ok(counts)
+    }
+}
+
+impl SegmentCollector for CountByColumnSegment {
+    type Fruit = std::io::Result<Vec<(Option<String>, u64)>>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let ord = self.column.as_ref().and_then(|c| c.term_ords(doc).next());
+        match ord.and_then(|o| self.per_ord.get_mut(o as usize)) {
+            Some(n) => *n += 1,
+            None => self.missing += 1,
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        let mut out = Vec::new();
+        if self.missing > 0 {
+            out.push((None, self.missing));
+        }
+        let Some(column) = self.column else {
+            return Ok(out);
+        };
+        let mut text = String::new();
+        for (ord, n) in self.per_ord.iter().enumerate() {
+            if *n == 0 {
+                continue;
+            }
+            text.clear();
+            if column.ord_to_str(ord as u64, &mut text)? {
+                out.push((Some(text.clone()), *n));
+            }
+        }
+        Ok(out)
     }
 }

@@ -58,6 +58,8 @@ fn request(dir: &Path, query: &str) -> Request {
         limit: None,
         color: false,
         now: Timestamp::from_millis(T0 + 3_600_000),
+        around: None,
+        view: View::default(),
     }
 }
 
@@ -233,7 +235,12 @@ fn results_come_in_time_order_and_count_agrees() {
         outcome,
         Outcome {
             matched: 4,
-            truncated: true
+            truncated: true,
+            cut: Some(Cut {
+                shown: 2,
+                of: 4,
+                what: CutWhat::Events
+            })
         }
     );
 }
@@ -466,4 +473,233 @@ proptest! {
             }
         }
     }
+}
+
+// Issue 6, time and output options: --around, --reverse, --fields, CSV, tallies, context.
+
+#[test]
+fn around_takes_the_window_on_both_sides() {
+    let (dir, _) = stack();
+    let mut req = request(dir.path(), "");
+    req.around = Some(Around {
+        time: "2026-11-28T14:00:03Z".into(),
+        window: "2s".into(),
+    });
+    assert_eq!(count(&req), 5, "14:00:01 to 14:00:05, both included");
+    req.since = Some("2026-11-28T14:00:02Z".into());
+    assert_eq!(count(&req), 4, "intersected with --since");
+    let mut bad = request(dir.path(), "");
+    bad.around = Some(Around {
+        time: "2026-11-28T14:00:03Z".into(),
+        window: "0m".into(),
+    });
+    let err = run(&bad, &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("--window"), "{err}");
+    bad.around = Some(Around {
+        time: "soon".into(),
+        window: "5m".into(),
+    });
+    let err = run(&bad, &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("--around"), "{err}");
+}
+
+#[test]
+fn reverse_prints_the_same_newest_events_newest_first() {
+    let (dir, _) = stack();
+    let mut req = request(dir.path(), "service:app");
+    req.limit = Some(2);
+    let forward = raws(&req);
+    req.view.reverse = true;
+    let mut backward = raws(&req);
+    backward.reverse();
+    assert_eq!(forward.len(), 2);
+    assert_eq!(forward, backward);
+}
+
+#[test]
+fn fields_and_csv_print_the_chosen_columns() {
+    let (dir, _) = stack();
+    let mut req = request(dir.path(), "service:app");
+    req.view.fields = ["service", "req.url", "res.statusCode", "queue"]
+        .map(String::from)
+        .to_vec();
+    let (_, out) = lines(&req);
+    assert_eq!(
+        out,
+        [
+            "app /api/campaigns 200 -",
+            "app /api/health 503 -",
+            "app /api/campaigns 200 -"
+        ]
+    );
+    req.view.csv = true;
+    req.view.fields = vec!["level".into(), "raw".into()];
+    let (_, out) = lines(&req);
+    assert_eq!(out[0], "level,raw");
+    assert_eq!(out.len(), 4);
+    assert!(out[1].starts_with(r#"info,"{""level"":30,"#), "{}", out[1]);
+    req.view.fields = vec![];
+    let (_, out) = lines(&req);
+    assert_eq!(out[0], "ts,service,level,raw", "the text line's columns");
+    req.view.fields = vec!["a".into(), String::new()];
+    assert!(matches!(
+        run(&req, &mut Vec::new()),
+        Err(QueryError::EmptyColumn(_))
+    ));
+}
+
+#[test]
+fn count_by_ranks_values_by_count_then_value() {
+    let (dir, _) = stack();
+    let mut req = request(dir.path(), "");
+    req.view.count_by = Some("service".into());
+    let (outcome, out) = lines(&req);
+    assert_eq!(out, ["3 app", "3 worker", "2 postgres"]);
+    assert_eq!(outcome.matched, 8);
+    assert_eq!(outcome.cut, None);
+
+    // an inexact plan (a substring the stored text decides) reads the documents
+    let mut req = request(dir.path(), "request");
+    req.view.count_by = Some("service".into());
+    let (_, out) = lines(&req);
+    assert_eq!(out, ["3 app", "1 worker"]);
+
+    // a JSON path; events without it count as (none); --top cuts and says so
+    let mut req = request(dir.path(), "");
+    req.view.count_by = Some("req.url".into());
+    let (_, out) = lines(&req);
+    assert_eq!(out, ["5 (none)", "2 /api/campaigns", "1 /api/health"]);
+    req.view.top = Some(2);
+    let (outcome, out) = lines(&req);
+    assert_eq!(out, ["5 (none)", "2 /api/campaigns"]);
+    assert_eq!(
+        outcome.cut,
+        Some(Cut {
+            shown: 2,
+            of: 3,
+            what: CutWhat::Values
+        })
+    );
+    req.json = true;
+    let (_, out) = lines(&req);
+    assert_eq!(out[1], r#"{"req.url":"/api/campaigns","count":2}"#);
+
+    // nothing matched: no rows, and the outcome says so (exit status 1)
+    let mut none = request(dir.path(), "no-such-text");
+    none.view.count_by = Some("service".into());
+    let (outcome, out) = lines(&none);
+    assert_eq!((outcome.matched, out.len()), (0, 0));
+}
+
+#[test]
+fn histograms_show_aligned_buckets_including_empty_ones() {
+    let (dir, _) = stack();
+    let mut req = request(dir.path(), "service:app");
+    req.view.histogram = Some("2s".into());
+    let (outcome, out) = lines(&req);
+    assert_eq!(outcome.matched, 3);
+    let heads: Vec<String> = out
+        .iter()
+        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        heads,
+        [
+            "2026-11-28T14:00:00Z 2",
+            "2026-11-28T14:00:02Z 0",
+            "2026-11-28T14:00:04Z 0",
+            "2026-11-28T14:00:06Z 1"
+        ]
+    );
+    assert!(out.iter().all(|l| l.chars().count() <= tally::WIDTH));
+    assert!(
+        !out.concat().contains('█'),
+        "plain text when not a terminal"
+    );
+    req.view.histogram = Some("0s".into());
+    let err = run(&req, &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("--histogram"), "{err}");
+}
+
+/// Two files: `a` (20 events, hits at 3, 5, 15, 16, committed in two segments) and `b` (10
+/// events, hits at 0 and 9); events are "a03", "a05 HIT", …
+fn two_files() -> TempDir {
+    let dir = TempDir::new().unwrap();
+    let file = |name: &str, fp: u64, n: u64, hits: &[u64], t: i64| -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let raw = if hits.contains(&i) {
+                    format!("{name}{i:02} HIT")
+                } else {
+                    format!("{name}{i:02}")
+                };
+                let mut e = ev(i * 10, t + i as i64 * 1000, name, Level::Info, &raw);
+                e.id.fingerprint = fp;
+                e
+            })
+            .collect()
+    };
+    let a = file("a", 0xa, 20, &[3, 5, 15, 16], T0);
+    let b = file("b", 0xb, 10, &[0, 9], T0 + 500);
+    build(dir.path(), a[..9].to_vec());
+    let mut rest = a[9..].to_vec();
+    rest.extend(b);
+    build(dir.path(), rest);
+    dir
+}
+
+fn with_context(dir: &Path, before: usize, after: usize) -> Vec<String> {
+    let mut req = request(dir, "HIT");
+    req.view.fields = vec!["raw".into()];
+    req.view.context = Some(context::ContextLines { before, after });
+    lines(&req).1
+}
+
+#[test]
+fn context_groups_neighbours_from_the_same_file_as_grep_does() {
+    let dir = two_files();
+    // groups come in the time order of their first hit; overlapping ones merge; `--` between
+    assert_eq!(
+        with_context(dir.path(), 1, 1),
+        [
+            "b00 HIT", "b01", "--", "a02", "a03 HIT", "a04", "a05 HIT", "a06", "--", "b08",
+            "b09 HIT", "--", "a14", "a15 HIT", "a16 HIT", "a17"
+        ]
+    );
+    assert_eq!(
+        with_context(dir.path(), 2, 0),
+        [
+            "b00 HIT", "--", "a01", "a02", "a03 HIT", "a04", "a05 HIT", "--", "b07", "b08",
+            "b09 HIT", "--", "a13", "a14", "a15 HIT", "a16 HIT"
+        ]
+    );
+    // -C 0: separators between hits that are not adjacent in their file, as grep prints them
+    assert_eq!(
+        with_context(dir.path(), 0, 0),
+        [
+            "b00 HIT", "--", "a03 HIT", "--", "a05 HIT", "--", "b09 HIT", "--", "a15 HIT",
+            "a16 HIT"
+        ]
+    );
+    // a gap of exactly before + after events joins the groups (a05 … a15: 9 events between)
+    // (b00 … b09: 8 between), so each file is one group
+    let wide = with_context(dir.path(), 5, 4);
+    let a_part: Vec<&String> = wide.iter().filter(|l| l.starts_with('a')).collect();
+    assert_eq!(a_part.len(), 20, "{wide:?}");
+    assert_eq!(wide.iter().filter(|l| *l == "--").count(), 1, "{wide:?}");
+}
+
+#[test]
+fn context_only_prints_text() {
+    let dir = two_files();
+    let mut req = request(dir.path(), "HIT");
+    req.view.context = Some(context::ContextLines {
+        before: 1,
+        after: 1,
+    });
+    req.view.csv = true;
+    assert!(matches!(
+        run(&req, &mut Vec::new()),
+        Err(QueryError::Options(_))
+    ));
 }
