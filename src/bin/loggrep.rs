@@ -85,7 +85,7 @@ struct Args {
     /// frequent first
     #[arg(long, value_name = "FIELD", conflicts_with_all = ["count", "histogram"])]
     count_by: Option<String>,
-    /// With --count-by: only the N most frequent values
+    /// With --count-by: only the N most frequent values (0: all)
     #[arg(long, value_name = "N", requires = "count_by")]
     top: Option<usize>,
     /// Draw the number of matches per time bucket of width W (1m, 1h) as a bar chart
@@ -153,7 +153,7 @@ fn main() -> ExitCode {
         csv: args.format == Some(Format::Csv),
         context: context_lines(&args),
         count_by: args.count_by.clone(),
-        top: args.top,
+        top: args.top.filter(|n| *n > 0),
         histogram: args.histogram.clone(),
     };
     let req = query::Request {
