@@ -269,6 +269,14 @@ fn count_by_and_histogram_add_up_to_count() {
     }
     assert_eq!(sum, total);
 
+    // attribute paths: the JSON fast columns give what reading every event gives
+    for field in ["req.url", "host", "res.statusCode"] {
+        let columns = lg(&["--count-by", field]);
+        let documents = lg(&["--count-by", field, r#"NOT "zzzz-not-there""#]);
+        assert_eq!(stdout(&columns), stdout(&documents), "--count-by {field}");
+        assert!(stdout(&columns).lines().count() > 1, "--count-by {field}");
+    }
+
     let out = lg(&["--histogram", "10m", "ECONNREFUSED"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);

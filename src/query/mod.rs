@@ -373,8 +373,10 @@ fn csv_columns(chosen: &[String]) -> Vec<String> {
     }
 }
 
-/// `--count-by FIELD [--top N]`. `service` and `level` of an exact plan are counted from the
-/// fast fields alone; anything else reads each matching event.
+/// `--count-by FIELD [--top N]`. For an exact plan, `service` and `level` are counted from their
+/// fast columns and attribute paths from the JSON fast columns, without loading an event;
+/// otherwise (an inexact plan, or an attribute the columns cannot answer) each matching event
+/// is read.
 #[allow(clippy::too_many_arguments)]
 fn count_by(
     req: &Request,
@@ -391,11 +393,23 @@ fn count_by(
         "level" => Some(crate::store::schema::LEVEL),
         _ => None,
     };
-    let counts = match column {
-        Some(column) if planned.exact => {
-            tally::ValueCounts::from_map(search::count_by_column(searcher, query, column)?)
+    let attribute_paths: Vec<String> = match field {
+        "host" => vec!["host".to_string(), "hostname".to_string()],
+        path => vec![path.to_string()],
+    }
+    .into_iter()
+    .map(|p| format!("{}.{p}", crate::store::schema::FIELDS))
+    .collect();
+    let from_columns = match column {
+        Some(column) if planned.exact => Some(search::count_by_column(searcher, query, column)?),
+        None if planned.exact && !output::is_builtin_column(field) => {
+            search::count_by_attribute(searcher, query, &attribute_paths)?
         }
-        _ => {
+        _ => None,
+    };
+    let counts = match from_columns {
+        Some(map) => tally::ValueCounts::from_map(map),
+        None => {
             let mut counts = tally::ValueCounts::default();
             search::each_match(searcher, fields, query, planned, true, &mut |_, hit| {
                 if let Some(hit) = hit {

@@ -58,6 +58,16 @@ pub fn write_line(
     out.write_all(b"\n")
 }
 
+/// The built-in column names (anything else is an attribute path).
+pub const BUILTIN_COLUMNS: [&str; 8] = [
+    "ts", "service", "level", "message", "raw", "id", "flags", "host",
+];
+
+/// True for a built-in column name other than `host` (which reads the attributes).
+pub fn is_builtin_column(name: &str) -> bool {
+    name != "host" && BUILTIN_COLUMNS.contains(&name)
+}
+
 /// The value of column `name` in `hit` (see the module doc); `None` when the event has none.
 pub fn column_value<'a>(hit: &'a Hit, name: &str) -> Option<Cow<'a, str>> {
     match name {
@@ -149,11 +159,10 @@ pub fn write_json_columns(out: &mut dyn Write, hit: &Hit, columns: &[String]) ->
     let values: Vec<serde_json::Value> = columns
         .iter()
         .map(|name| {
-            let value = match name.as_str() {
-                "ts" | "service" | "level" | "message" | "raw" | "id" | "flags" | "host" => {
-                    column_value(hit, name).map(|v| serde_json::Value::String(v.into_owned()))
-                }
-                path => lookup(&hit.fields, path).cloned(),
+            let value = if BUILTIN_COLUMNS.contains(&name.as_str()) {
+                column_value(hit, name).map(|v| serde_json::Value::String(v.into_owned()))
+            } else {
+                lookup(&hit.fields, name).cloned()
             };
             value.unwrap_or(serde_json::Value::Null)
         })

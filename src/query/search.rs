@@ -11,7 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::columnar::{Column, ColumnType, DynamicColumn, StrColumn};
 use tantivy::query::Query;
 use tantivy::schema::{OwnedValue, Value};
 use tantivy::{
@@ -326,5 +326,165 @@ impl SegmentCollector for CountByColumnSegment {
             }
         }
         Ok(out)
+    }
+}
+
+/// `count_by_column` for attribute paths (full column names such as `fields.req.url`; the first
+/// path holding a value wins, as `host` falls back to `hostname`), read from the JSON fast
+/// columns. `Ok(None)` when the columns cannot give what the stored documents give: the path
+/// holds an object somewhere (there are columns below it), a type other than text, number or
+/// bool, or an event holds more than one value there (an array). A one-value array counts as
+/// its value here, where the documents would print it as JSON text.
+pub fn count_by_attribute(
+    searcher: &Searcher,
+    query: &dyn Query,
+    paths: &[String],
+) -> tantivy::Result<Option<HashMap<Option<String>, u64>>> {
+    for segment in searcher.segment_readers() {
+        let ff = segment.fast_fields();
+        for path in paths {
+            if !ff.dynamic_subpath_column_handles(path)?.is_empty() {
+                return Ok(None);
+            }
+            for handle in ff.dynamic_column_handles(path)? {
+                if !matches!(
+                    handle.column_type(),
+                    ColumnType::Str
+                        | ColumnType::I64
+                        | ColumnType::U64
+                        | ColumnType::F64
+                        | ColumnType::Bool
+                ) {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+    searcher.search(
+        query,
+        &CountByAttribute {
+            paths: paths.to_vec(),
+        },
+    )
+}
+
+struct CountByAttribute {
+    paths: Vec<String>,
+}
+
+/// Per segment: the columns of each path; counts by (path, column, raw value) where the raw value
+/// is a term ordinal for text and the bits of a number or bool.
+struct CountByAttributeSegment {
+    columns: Vec<Vec<DynamicColumn>>,
+    counts: HashMap<(usize, usize, u64), u64>,
+    missing: u64,
+    several: bool,
+}
+
+type AttributeFruit = std::io::Result<Option<Vec<(Option<String>, u64)>>>;
+
+impl Collector for CountByAttribute {
+    type Fruit = Option<HashMap<Option<String>, u64>>;
+    type Child = CountByAttributeSegment;
+
+    fn for_segment(
+        &self,
+        _segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<CountByAttributeSegment> {
+        let ff = reader.fast_fields();
+        let mut columns = Vec::with_capacity(self.paths.len());
+        for path in &self.paths {
+            let mut opened = Vec::new();
+            for handle in ff.dynamic_column_handles(path)? {
+                opened.push(handle.open()?);
+            }
+            columns.push(opened);
+        }
+        Ok(CountByAttributeSegment {
+            columns,
+            counts: HashMap::new(),
+            missing: 0,
+            several: false,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<AttributeFruit>) -> tantivy::Result<Self::Fruit> {
+        let mut counts: HashMap<Option<String>, u64> = HashMap::new();
+        for fruit in fruits {
+            let Some(rows) = fruit? else {
+                return Ok(None);
+            };
+            for (value, n) in rows {
+                *counts.entry(value).or_insert(0) += n;
+            }
+        }
+        Ok(Some(counts))
+    }
+}
+
+impl SegmentCollector for CountByAttributeSegment {
+    type Fruit = AttributeFruit;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        for (p, columns) in self.columns.iter().enumerate() {
+            let mut values = 0;
+            let mut last = None;
+            for (c, column) in columns.iter().enumerate() {
+                let raws: Vec<u64> = match column {
+                    DynamicColumn::Str(col) => col.term_ords(doc).collect(),
+                    DynamicColumn::I64(col) => col.values_for_doc(doc).map(|v| v as u64).collect(),
+                    DynamicColumn::U64(col) => col.values_for_doc(doc).collect(),
+                    DynamicColumn::F64(col) => col.values_for_doc(doc).map(f64::to_bits).collect(),
+                    DynamicColumn::Bool(col) => col.values_for_doc(doc).map(u64::from).collect(),
+                    _ => Vec::new(),
+                };
+                values += raws.len();
+                if let Some(raw) = raws.last() {
+                    last = Some((c, *raw));
+                }
+            }
+            if values > 1 {
+                self.several = true;
+                return;
+            }
+            if let Some((c, raw)) = last {
+                *self.counts.entry((p, c, raw)).or_insert(0) += 1;
+                return;
+            }
+        }
+        self.missing += 1;
+    }
+
+    fn harvest(self) -> AttributeFruit {
+        if self.several {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(self.counts.len() + 1);
+        if self.missing > 0 {
+            out.push((None, self.missing));
+        }
+        let mut text = String::new();
+        for ((p, c, raw), n) in self.counts {
+            let value = match self.columns.get(p).and_then(|cols| cols.get(c)) {
+                Some(DynamicColumn::Str(col)) => {
+                    text.clear();
+                    col.ord_to_str(raw, &mut text)?.then(|| text.clone())
+                }
+                Some(DynamicColumn::I64(_)) => Some((raw as i64).to_string()),
+                Some(DynamicColumn::U64(_)) => Some(raw.to_string()),
+                Some(DynamicColumn::F64(_)) => {
+                    serde_json::Number::from_f64(f64::from_bits(raw)).map(|n| n.to_string())
+                }
+                Some(DynamicColumn::Bool(_)) => Some((raw != 0).to_string()),
+                _ => None,
+            };
+            out.push((value, n));
+        }
+        Ok(Some(out))
     }
 }

@@ -703,3 +703,31 @@ fn context_only_prints_text() {
         Err(QueryError::Options(_))
     ));
 }
+
+#[test]
+fn count_by_from_the_fast_columns_equals_count_by_from_the_documents() {
+    let (dir, _) = stack();
+    for field in [
+        "service",
+        "level",
+        "req.url",
+        "res.statusCode",
+        "responseTime",
+        "duration_ms",
+        "queue",
+        "host",
+        "err.name",
+        "req",
+        "no.such.path",
+    ] {
+        let mut exact = request(dir.path(), "");
+        exact.view.count_by = Some(field.into());
+        // a query the index cannot decide: every event is read and judged
+        let mut read = request(dir.path(), r#"NOT "zzzz-not-there""#);
+        read.view.count_by = Some(field.into());
+        let (a, from_columns) = lines(&exact);
+        let (b, from_documents) = lines(&read);
+        assert_eq!(from_columns, from_documents, "--count-by {field}");
+        assert_eq!((a.matched, b.matched), (8, 8), "--count-by {field}");
+    }
+}
