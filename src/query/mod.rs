@@ -223,7 +223,10 @@ pub fn run(req: &Request, out: &mut dyn Write) -> Result<Outcome, QueryError> {
     let outcome = if let Some(field) = &req.view.count_by {
         count_by(req, &searcher, fields, &query, &planned, field, style, out)?
     } else if let Some(width) = &req.view.histogram {
-        histogram(&searcher, fields, &query, &planned, width, style, out)?
+        let range = (since, until);
+        histogram(
+            &searcher, fields, &query, &planned, width, range, style, out,
+        )?
     } else {
         list(req, &searcher, fields, &query, &planned, out)?
     };
@@ -439,13 +442,15 @@ fn count_by(
     })
 }
 
-/// `--histogram W`: matches per aligned bucket of width W.
+/// `--histogram W`: matches per aligned bucket of width W over the query's time range.
+#[allow(clippy::too_many_arguments)]
 fn histogram(
     searcher: &tantivy::Searcher,
     fields: crate::store::schema::Fields,
     query: &dyn Query,
     planned: &plan::Plan,
     width: &str,
+    (since, until): (Option<Timestamp>, Option<Timestamp>),
     style: tally::Style,
     out: &mut dyn Write,
 ) -> Result<Outcome, QueryError> {
@@ -457,12 +462,14 @@ fn histogram(
     let matched = search::each_match(searcher, fields, query, planned, false, &mut |ts, _| {
         histogram.add(ts)
     })?;
-    let rows = histogram.rows().map_err(|e| QueryError::TooManyBuckets {
-        width: width.to_string(),
-        buckets: e.buckets,
-        from: e.from,
-        to: e.to,
-    })?;
+    let rows = histogram
+        .rows_within(since, until)
+        .map_err(|e| QueryError::TooManyBuckets {
+            width: width.to_string(),
+            buckets: e.buckets,
+            from: e.from,
+            to: e.to,
+        })?;
     histogram.write(out, &rows, style)?;
     Ok(Outcome {
         matched,

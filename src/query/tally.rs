@@ -145,34 +145,65 @@ impl Histogram {
     }
 
     pub fn add(&mut self, ts: Timestamp) {
-        let start = ts.as_secs().div_euclid(self.width_secs) * self.width_secs;
-        *self.buckets.entry(start).or_insert(0) += 1;
+        *self.buckets.entry(self.bucket_of(ts)).or_insert(0) += 1;
     }
 
     /// Every bucket from the first to the last non-empty one (bucket start, count).
     pub fn rows(&self) -> Result<Vec<(Timestamp, u64)>, TooManyBuckets> {
+        self.rows_within(None, None)
+    }
+
+    /// Every bucket of the query's time range `[since, until)`, where it is given, else from the
+    /// first or to the last non-empty bucket: `--since 2h` shows the quiet start too. A range
+    /// of more than [`MAX_BUCKETS`] falls back to the matches' own span. No match: no rows.
+    pub fn rows_within(
+        &self,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Result<Vec<(Timestamp, u64)>, TooManyBuckets> {
         let (Some((first, _)), Some((last, _))) = (
             self.buckets.first_key_value(),
             self.buckets.last_key_value(),
         ) else {
             return Ok(Vec::new());
         };
-        let buckets = (last - first) / self.width_secs + 1;
+        let (first, last) = (*first, *last);
+        let lo = since.map_or(first, |t| self.bucket_of(t).min(first));
+        let hi = until.map_or(last, |t| {
+            self.bucket_of(Timestamp(t.0.saturating_sub(1))).max(last)
+        });
+        if self.count(lo, hi) <= MAX_BUCKETS {
+            return Ok(self.fill(lo, hi));
+        }
+        let buckets = self.count(first, last);
         if buckets > MAX_BUCKETS {
             return Err(TooManyBuckets {
                 buckets,
-                from: Timestamp::from_secs(*first),
-                to: Timestamp::from_secs(last + self.width_secs),
+                from: Timestamp::from_secs(first),
+                to: Timestamp::from_secs(last.saturating_add(self.width_secs)),
             });
         }
-        let mut rows = Vec::with_capacity(buckets as usize);
-        let mut start = *first;
-        while start <= *last {
+        Ok(self.fill(first, last))
+    }
+
+    fn bucket_of(&self, ts: Timestamp) -> i64 {
+        ts.as_secs().div_euclid(self.width_secs) * self.width_secs
+    }
+
+    /// Buckets from the one starting at `lo` to the one starting at `hi`.
+    fn count(&self, lo: i64, hi: i64) -> i64 {
+        (hi.saturating_sub(lo) / self.width_secs).saturating_add(1)
+    }
+
+    fn fill(&self, lo: i64, hi: i64) -> Vec<(Timestamp, u64)> {
+        let mut rows = Vec::with_capacity(self.count(lo, hi).max(0) as usize);
+        let mut start = lo;
+        while start <= hi {
             let n = self.buckets.get(&start).copied().unwrap_or(0);
             rows.push((Timestamp::from_secs(start), n));
             start += self.width_secs;
         }
-        Ok(rows)
+        rows
     }
 
     /// The bucket's label: as precise as the width needs (`2026-11-28`, `…T14:02Z`, `…T14:02:05Z`).
@@ -314,6 +345,39 @@ mod tests {
         assert!(lines.iter().all(|l| l.chars().count() <= WIDTH), "{text}");
         let (half, full) = (lines[3].matches('#').count(), lines[0].matches('#').count());
         assert!((half * 2).abs_diff(full) <= 1, "{text}");
+    }
+
+    #[test]
+    fn the_query_range_bounds_the_buckets_where_given() {
+        let mut h = Histogram::new(60);
+        h.add(at("2026-11-28T14:02:10Z"));
+        let since = Some(at("2026-11-28T14:00:30Z"));
+        let until = Some(at("2026-11-28T14:04:00Z"));
+        let starts: Vec<Timestamp> = h
+            .rows_within(since, until)
+            .unwrap()
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        assert_eq!(
+            starts,
+            [
+                at("2026-11-28T14:00:00Z"),
+                at("2026-11-28T14:01:00Z"),
+                at("2026-11-28T14:02:00Z"),
+                at("2026-11-28T14:03:00Z")
+            ],
+            "until is exclusive"
+        );
+        // a range too long for the bound falls back to the matches' span
+        let week = Some(at("2026-11-21T14:00:00Z"));
+        assert_eq!(h.rows_within(week, None).unwrap().len(), 1);
+        assert!(
+            Histogram::new(60)
+                .rows_within(since, until)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
