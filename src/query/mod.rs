@@ -458,10 +458,27 @@ fn histogram(
         flag: "--histogram",
         source,
     })?;
-    let mut histogram = tally::Histogram::new(secs);
-    let matched = search::each_match(searcher, fields, query, planned, false, &mut |ts, _| {
-        histogram.add(ts)
-    })?;
+    // Distinct buckets beyond this many can never be printed (the span would be wider still).
+    let max_buckets = tally::MAX_BUCKETS as usize;
+    let from_column = if planned.exact {
+        search::count_by_bucket(searcher, query, secs, max_buckets)?
+    } else {
+        None
+    };
+    let (histogram, matched) = match from_column {
+        Some(counts) => {
+            let matched = counts.values().sum();
+            (tally::Histogram::from_counts(secs, counts), matched)
+        }
+        None => {
+            let mut histogram = tally::Histogram::new(secs);
+            let matched =
+                search::each_match(searcher, fields, query, planned, false, &mut |ts, _| {
+                    histogram.add(ts)
+                })?;
+            (histogram, matched)
+        }
+    };
     let rows = histogram
         .rows_within(since, until)
         .map_err(|e| QueryError::TooManyBuckets {

@@ -488,3 +488,96 @@ impl SegmentCollector for CountByAttributeSegment {
         Ok(Some(out))
     }
 }
+
+/// The matching documents of an exact `query` per time bucket (`width_secs` wide, aligned on
+/// multiples of it since the epoch), read from the `ts` fast column: no candidate list, so a
+/// histogram of every event costs one counter per bucket. `None` when more than `max_buckets`
+/// distinct buckets hold matches (the caller refuses such a histogram anyway).
+pub fn count_by_bucket(
+    searcher: &Searcher,
+    query: &dyn Query,
+    width_secs: i64,
+    max_buckets: usize,
+) -> tantivy::Result<Option<HashMap<i64, u64>>> {
+    searcher.search(
+        query,
+        &CountByBucket {
+            width_micros: width_secs.max(1).saturating_mul(Timestamp::MICROS_PER_SEC),
+            max_buckets,
+        },
+    )
+}
+
+struct CountByBucket {
+    width_micros: i64,
+    max_buckets: usize,
+}
+
+struct CountByBucketSegment {
+    ts: Column<DateTime>,
+    width_micros: i64,
+    max_buckets: usize,
+    counts: HashMap<i64, u64>,
+    overflow: bool,
+}
+
+impl Collector for CountByBucket {
+    type Fruit = Option<HashMap<i64, u64>>;
+    type Child = CountByBucketSegment;
+
+    fn for_segment(
+        &self,
+        _segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<CountByBucketSegment> {
+        Ok(CountByBucketSegment {
+            ts: reader.fast_fields().date(schema::TS)?,
+            width_micros: self.width_micros,
+            max_buckets: self.max_buckets,
+            counts: HashMap::new(),
+            overflow: false,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Option<HashMap<i64, u64>>>) -> tantivy::Result<Self::Fruit> {
+        let mut counts: HashMap<i64, u64> = HashMap::new();
+        for fruit in fruits {
+            let Some(segment) = fruit else {
+                return Ok(None);
+            };
+            for (bucket, n) in segment {
+                *counts.entry(bucket).or_insert(0) += n;
+            }
+            if counts.len() > self.max_buckets {
+                return Ok(None);
+            }
+        }
+        Ok(Some(counts))
+    }
+}
+
+impl SegmentCollector for CountByBucketSegment {
+    type Fruit = Option<HashMap<i64, u64>>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let micros = self.ts.first(doc).map_or(0, |d| d.into_timestamp_micros());
+        // bucket start in seconds, as `tally::Histogram` keys its buckets
+        let bucket =
+            micros.div_euclid(self.width_micros) * (self.width_micros / Timestamp::MICROS_PER_SEC);
+        if let Some(n) = self.counts.get_mut(&bucket) {
+            *n += 1;
+        } else if self.counts.len() < self.max_buckets {
+            self.counts.insert(bucket, 1);
+        } else {
+            self.overflow = true;
+        }
+    }
+
+    fn harvest(self) -> Option<HashMap<i64, u64>> {
+        (!self.overflow).then_some(self.counts)
+    }
+}

@@ -144,6 +144,16 @@ impl Histogram {
         }
     }
 
+    /// Buckets counted elsewhere (keys: bucket starts in seconds, aligned as [`Histogram::add`]
+    /// aligns them).
+    pub fn from_counts(width_secs: i64, counts: impl IntoIterator<Item = (i64, u64)>) -> Self {
+        let mut histogram = Histogram::new(width_secs);
+        for (start, n) in counts {
+            *histogram.buckets.entry(start).or_insert(0) += n;
+        }
+        histogram
+    }
+
     pub fn add(&mut self, ts: Timestamp) {
         *self.buckets.entry(self.bucket_of(ts)).or_insert(0) += 1;
     }
@@ -378,6 +388,15 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn buckets_counted_elsewhere_align_as_added_ones() {
+        let mut added = Histogram::new(300);
+        added.add(at("2026-11-28T14:04:59Z"));
+        added.add(at("2026-11-28T14:05:00Z"));
+        let counted = Histogram::from_counts(300, [(1_795_874_400, 1), (1_795_874_700, 1)]);
+        assert_eq!(added.rows().unwrap(), counted.rows().unwrap());
     }
 
     #[test]

@@ -731,3 +731,18 @@ fn count_by_from_the_fast_columns_equals_count_by_from_the_documents() {
         assert_eq!((a.matched, b.matched), (8, 8), "--count-by {field}");
     }
 }
+
+#[test]
+fn histogram_from_the_time_column_equals_histogram_from_the_documents() {
+    let (dir, _) = stack();
+    for width in ["1s", "2s", "3s", "1m"] {
+        let mut exact = request(dir.path(), "");
+        exact.view.histogram = Some(width.into());
+        let mut read = request(dir.path(), r#"NOT "zzzz-not-there""#);
+        read.view.histogram = Some(width.into());
+        let (a, from_column) = lines(&exact);
+        let (b, from_documents) = lines(&read);
+        assert_eq!(from_column, from_documents, "--histogram {width}");
+        assert_eq!((a.matched, b.matched), (8, 8));
+    }
+}
