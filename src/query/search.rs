@@ -1,8 +1,10 @@
 //! Execute a [`Plan`]: collect candidates with their sort keys from fast fields, order them by
 //! event time (then event id), decide each with the predicate, keep the newest `limit` matches.
 //!
-//! Takes a searcher and a plan; gives [`Found`] (the total and the kept hits, oldest first).
-//! Must not: parse queries or format output.
+//! Takes a searcher and a plan; gives [`Found`] (the total and the kept hits, oldest first), or
+//! for the tallies every match one at a time ([`each_match`]) or counts straight from the fast
+//! columns ([`count_by_column`], [`count_by_attribute`], [`count_by_bucket`]) when the index
+//! decides the query alone. Must not: parse queries or format output.
 //!
 //! Cost model: collecting candidates reads three fast-field values per candidate; deciding an
 //! inexact plan loads each candidate's stored document (one doc-store block each), so narrow

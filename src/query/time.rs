@@ -126,6 +126,10 @@ mod tests {
             at("2026-11-28T14:00:05.250Z")
         );
         assert_eq!(
+            parse("2026-11-28T14:00", now).unwrap(),
+            at("2026-11-28T14:00:00Z")
+        );
+        assert_eq!(
             parse("2026-11-28", now).unwrap(),
             at("2026-11-28T00:00:00Z")
         );
