@@ -746,3 +746,66 @@ fn histogram_from_the_time_column_equals_histogram_from_the_documents() {
         assert_eq!((a.matched, b.matched), (8, 8));
     }
 }
+
+/// What `grep -B before -A after` prints for a file whose lines `hits` marks: line numbers, and
+/// `None` for each `--`.
+fn grep_model(hits: &[bool], before: usize, after: usize) -> Vec<Option<usize>> {
+    let mut printed = vec![false; hits.len()];
+    for (i, _) in hits.iter().enumerate().filter(|(_, h)| **h) {
+        let lo = i.saturating_sub(before);
+        let hi = (i + after).min(hits.len() - 1);
+        for p in &mut printed[lo..=hi] {
+            *p = true;
+        }
+    }
+    let mut out = Vec::new();
+    let mut last: Option<usize> = None;
+    for (i, _) in printed.iter().enumerate().filter(|(_, p)| **p) {
+        if last.is_some_and(|l| l + 1 != i) {
+            out.push(None);
+        }
+        out.push(Some(i));
+        last = Some(i);
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Context lines of one file, whatever the hits, sizes and segment split, are grep's.
+    #[test]
+    fn context_lines_agree_with_a_grep_model(
+        hits in proptest::collection::vec(proptest::bool::weighted(0.2), 1..40),
+        before in 0usize..4,
+        after in 0usize..4,
+        split in any::<prop::sample::Index>(),
+    ) {
+        prop_assume!(hits.iter().any(|h| *h));
+        let dir = TempDir::new().unwrap();
+        let events: Vec<Event> = hits
+            .iter()
+            .enumerate()
+            .map(|(i, hit)| {
+                let raw = if *hit { format!("l{i} HIT") } else { format!("l{i}") };
+                ev(i as u64 * 7, T0 + i as i64 * 1000, "app", Level::Info, &raw)
+            })
+            .collect();
+        let at = split.index(events.len() + 1);
+        if at > 0 {
+            build(dir.path(), events[..at].to_vec());
+        }
+        if at < events.len() {
+            build(dir.path(), events[at..].to_vec());
+        }
+        let want: Vec<String> = grep_model(&hits, before, after)
+            .into_iter()
+            .map(|l| match l {
+                Some(i) if hits[i] => format!("l{i} HIT"),
+                Some(i) => format!("l{i}"),
+                None => "--".to_string(),
+            })
+            .collect();
+        prop_assert_eq!(with_context(dir.path(), before, after), want);
+    }
+}
