@@ -27,6 +27,20 @@ use tantivy::{DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader,
 use crate::query::search::{self, Hit};
 use crate::store::schema::{self, Fields};
 
+/// At most this many context events are read and printed for one query.
+pub const MAX_CONTEXT_EVENTS: usize = 100_000;
+
+#[derive(thiserror::Error, Debug)]
+pub enum ContextError {
+    #[error(
+        "context: {events} events around the hits (at most {max}); lower -A/-B/-C or --limit",
+        max = MAX_CONTEXT_EVENTS
+    )]
+    TooMany { events: usize },
+    #[error("search failed: {0}")]
+    Search(#[from] tantivy::TantivyError),
+}
+
 /// How many events to print before and after each hit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ContextLines {
@@ -51,7 +65,7 @@ pub fn groups(
     fields: Fields,
     hits: &[Hit],
     lines: ContextLines,
-) -> tantivy::Result<Vec<Group>> {
+) -> Result<Vec<Group>, ContextError> {
     // Hit offsets per file, sorted; the rank of each hit in the given order.
     let mut per_file: HashMap<u64, Vec<u64>> = HashMap::new();
     let mut rank: HashMap<(u64, u64), usize> = HashMap::new();
@@ -76,6 +90,12 @@ pub fn groups(
             lines,
         },
     )?;
+
+    // Bounded before any event is read: a -C of millions over a large file would hold them all.
+    let events: usize = gaps.values().map(|g| g.after.len() + g.before.len()).sum();
+    if events > MAX_CONTEXT_EVENTS {
+        return Err(ContextError::TooMany { events });
+    }
 
     let mut by_id: HashMap<(u64, u64), &Hit> = HashMap::new();
     for hit in hits {

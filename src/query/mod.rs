@@ -158,6 +158,8 @@ pub enum QueryError {
         to: Timestamp,
     },
     #[error(transparent)]
+    Context(#[from] context::ContextError),
+    #[error(transparent)]
     Index(#[from] IndexError),
     #[error("search failed: {0}")]
     Search(#[from] tantivy::TantivyError),
