@@ -218,28 +218,74 @@ struct GapHeaps {
 
 impl GapHeaps {
     fn offer(&mut self, item: (u64, DocAddress), lines: ContextLines, lower: bool, upper: bool) {
+        // Peek first: most events of a long gap are neither among its first nor its last ones.
         if lower && lines.after > 0 {
-            self.after.push(item);
-            if self.after.len() > lines.after {
+            if self.after.len() < lines.after {
+                self.after.push(item);
+            } else if self.after.peek().is_some_and(|worst| item < *worst) {
                 self.after.pop();
+                self.after.push(item);
             }
         }
         if upper && lines.before > 0 {
-            self.before.push(Reverse(item));
-            if self.before.len() > lines.before {
+            if self.before.len() < lines.before {
+                self.before.push(Reverse(item));
+            } else if self
+                .before
+                .peek()
+                .is_some_and(|Reverse(worst)| item > *worst)
+            {
                 self.before.pop();
+                self.before.push(Reverse(item));
             }
         }
     }
 }
 
+/// One file's hits and the selections of its gaps (gap `i` before hit `i`) in one segment; only
+/// the gaps this segment has events in.
+struct FileGaps {
+    fingerprint: u64,
+    hits: Vec<u64>,
+    gaps: HashMap<usize, GapHeaps>,
+}
+
+/// Per segment. Documents of one file mostly follow each other, so the file of the previous
+/// document is remembered and the per-document work is two column reads, a binary search among
+/// the file's hits and a counter.
 struct GapsSegment {
     segment: SegmentOrdinal,
     per_file: Arc<HashMap<u64, Vec<u64>>>,
     lines: ContextLines,
     fingerprint: Column<u64>,
     offset: Column<u64>,
-    gaps: HashMap<(u64, usize), GapHeaps>,
+    files: Vec<FileGaps>,
+    /// The previous document's fingerprint and its index in `files` (`None`: not a hits' file).
+    last: Option<(u64, Option<usize>)>,
+}
+
+impl GapsSegment {
+    /// Index in `files` of the file `fp`, when it holds hits.
+    fn file(&mut self, fp: u64) -> Option<usize> {
+        if let Some((last_fp, slot)) = self.last
+            && last_fp == fp
+        {
+            return slot;
+        }
+        let slot = match self.files.iter().position(|f| f.fingerprint == fp) {
+            Some(i) => Some(i),
+            None => self.per_file.get(&fp).map(|hits| {
+                self.files.push(FileGaps {
+                    fingerprint: fp,
+                    hits: hits.clone(),
+                    gaps: HashMap::new(),
+                });
+                self.files.len() - 1
+            }),
+        };
+        self.last = Some((fp, slot));
+        slot
+    }
 }
 
 impl Collector for Gaps {
@@ -258,7 +304,8 @@ impl Collector for Gaps {
             lines: self.lines,
             fingerprint: ff.u64(schema::FINGERPRINT)?,
             offset: ff.u64(schema::OFFSET)?,
-            gaps: HashMap::new(),
+            files: Vec::new(),
+            last: None,
         })
     }
 
@@ -311,23 +358,31 @@ impl SegmentCollector for GapsSegment {
         let (Some(fp), Some(offset)) = (self.fingerprint.first(doc), self.offset.first(doc)) else {
             return;
         };
-        let Some(hits) = self.per_file.get(&fp) else {
+        let Some(slot) = self.file(fp) else {
             return;
         };
-        let i = hits.partition_point(|h| *h < offset);
-        if hits.get(i) == Some(&offset) {
+        let lines = self.lines;
+        let item = (offset, DocAddress::new(self.segment, doc));
+        let Some(file) = self.files.get_mut(slot) else {
+            return;
+        };
+        let i = file.hits.partition_point(|h| *h < offset);
+        if file.hits.get(i) == Some(&offset) {
             return; // a hit itself
         }
-        let item = (offset, DocAddress::new(self.segment, doc));
-        let heaps = self.gaps.entry((fp, i)).or_default();
+        let hits = file.hits.len();
+        let heaps = file.gaps.entry(i).or_default();
         heaps.count += 1;
-        heaps.offer(item, self.lines, i > 0, i < hits.len());
+        heaps.offer(item, lines, i > 0, i < hits);
     }
 
     fn harvest(self) -> Self::Fruit {
-        self.gaps
-            .into_iter()
-            .map(|(key, heaps)| (key, heaps.into_gap()))
-            .collect()
+        let mut out = Vec::new();
+        for file in self.files {
+            for (i, heaps) in file.gaps {
+                out.push(((file.fingerprint, i), heaps.into_gap()));
+            }
+        }
+        out
     }
 }
