@@ -10,7 +10,8 @@
 #              schema and documents, events parsed beforehand);
 #   3. query:  loggrep on an index of >= 10 M events (QUERY_SIZE, default 2G) vs rg on its file:
 #              a rare term, a rare word, a phrase, PostgreSQL errors of one hour (newest 100
-#              hits each);
+#              hits each), and matches per service (`loggrep --count-by service` vs rg printing
+#              each line's compose prefix, counted with awk);
 #   4. parse:  the PostgreSQL parser alone (benches/parse.rs) vs pgBadger, on the same
 #              PostgreSQL stderr log (PG_SAMPLE bytes of the split corpus, default 64M).
 # Peers: the newest ripgrep (installed with `cargo install ripgrep` into target/compare/peers when
@@ -157,6 +158,15 @@ query_pair "rare word (an infix of any term)" Killed -- Killed
 query_pair "phrase" '"too many clients"' -- 'too many clients'
 query_pair "field + 1 h range" --service newsletter-postgres --level error --since "$since" --until "$until" -- \
   -e "newsletter-postgres-1 +\| $hour:[0-9:.]+ [A-Z]+ .*(ERROR|FATAL|PANIC):"
+# Every event per service: loggrep counts the `service` fast column; the grep user's way is to cut
+# each line's compose prefix (the container) and count it. rg counts lines, so a multi-line
+# PostgreSQL entry counts once per line there: the two tallies differ by the continuation lines.
+t_lg=$(timed 5 "$LG" --data-dir "$QDIR" --count-by service)
+n_lg=$(wc -l <"$WORK/last.out")
+t_rgq=$(timed 5 sh -c '"$0" --no-filename -o "^[a-z0-9-]+" "$1" | awk "{ c[\$1]++ } END { for (k in c) print c[k], k }"' \
+  "$RG" "$QCORPUS")
+row "query ($qevents events): --count-by service" "$(ms "$t_lg") ms ($n_lg services)" \
+  "rg -o prefix \| awk: $(ms "$t_rgq") ms ($(wc -l <"$WORK/last.out") services)" "$(ratio "$t_rgq" "$t_lg")"
 
 # --- 4. parse ------------------------------------------------------------------------------------
 SPLIT="$WORK/split-$SIZE"

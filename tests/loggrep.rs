@@ -458,3 +458,203 @@ fn incident_finds_its_evidence(incident: &logwarden::incident::Incident) {
         );
     }
 }
+
+// Issue 6, time and output options.
+
+fn lg(args: &[&str]) -> std::process::Output {
+    run(loggrep().arg("--data-dir").arg(indexed()).args(args))
+}
+
+/// `grep ARGS -F -- LITERAL FILE` lines, redacted as logwarden redacts them and without the CR
+/// of CRLF files (loggrep prints LF-terminated lines).
+fn grep_context(args: &[&str], literal: &str, file: &Path) -> Vec<String> {
+    let out = run(std::process::Command::new("grep")
+        .args(args)
+        .args(["-F", "--", literal])
+        .arg(file));
+    stdout(&out)
+        .lines()
+        .map(|l| redact_text(l.trim_end_matches('\r')).into_owned())
+        .collect()
+}
+
+fn loggrep_context(data_dir: &Path, args: &[&str], literal: &str) -> Vec<String> {
+    let out = run(loggrep()
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--fields", "raw", "--limit", "0"])
+        .args(args)
+        .arg("--")
+        .arg(format!("\"{literal}\"")));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stdout(&out).lines().map(str::to_string).collect()
+}
+
+const CONTEXTS: [&[&str]; 5] = [
+    &["-C", "2"],
+    &["-A", "3"],
+    &["-B", "1"],
+    &["-C", "0"],
+    &["-A", "5", "-B", "2"],
+];
+
+#[test]
+fn context_lines_equal_grep_c_on_the_demo_files() {
+    for (file, literal) in [
+        (DemoFile::App, "ECONNREFUSED"),
+        (DemoFile::App, "Redis"),
+        (DemoFile::Worker, "Job failed"),
+        (DemoFile::Worker, "ECONNREFUSED"),
+    ] {
+        let path = indexed().join("logs").join(file.file_name());
+        for args in CONTEXTS {
+            let want = grep_context(args, literal, &path);
+            assert!(want.len() > 2, "the demo's {path:?} has no `{literal}`");
+            let mut with_service = vec!["--service", file.service()];
+            with_service.extend_from_slice(args);
+            let got = loggrep_context(indexed(), &with_service, literal);
+            assert_eq!(got, want, "{args:?} `{literal}` in {}", file.file_name());
+        }
+    }
+}
+
+#[test]
+fn context_lines_equal_grep_c_on_a_corpus_file() {
+    let Some(corpora) = crate::support::corpora() else {
+        eprintln!("left out: no corpora folder (tests/run says so too)");
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    for (service, file, literals) in [
+        (
+            "sshd",
+            "loghub/OpenSSH/OpenSSH_2k.log",
+            &["Invalid user", "POSSIBLE BREAK-IN", "Connection closed"][..],
+        ),
+        (
+            "apache",
+            "loghub/Apache/Apache_2k.log",
+            &["Directory index forbidden", "mod_jk child"][..],
+        ),
+    ] {
+        let path = corpora.join(file);
+        let out = run(crate::support::logwarden()
+            .arg("backfill")
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--source")
+            .arg(format!("{service}={}", path.display())));
+        assert!(out.status.success(), "{}", stderr(&out));
+        for literal in literals {
+            for args in CONTEXTS {
+                let want = grep_context(args, literal, &path);
+                assert!(!want.is_empty(), "{file} has no `{literal}`");
+                let mut with_service = vec!["--service", service];
+                with_service.extend_from_slice(args);
+                let got = loggrep_context(data.path(), &with_service, literal);
+                assert_eq!(got, want, "{args:?} `{literal}` in {file}");
+            }
+        }
+    }
+}
+
+#[test]
+fn count_by_and_histogram_add_up_to_count() {
+    let total = count("ECONNREFUSED");
+    let out = lg(&["--count-by", "service", "ECONNREFUSED"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut sum = 0;
+    for line in stdout(&out).lines() {
+        let (n, service) = line.trim_start().split_once(' ').unwrap();
+        let one = lg(&["--count", "--service", service, "ECONNREFUSED"]);
+        assert_eq!(stdout(&one).trim(), n, "{service}");
+        sum += n.parse::<u64>().unwrap();
+    }
+    assert_eq!(sum, total);
+
+    // attribute paths: the JSON fast columns give what reading every event gives
+    for field in ["req.url", "host", "res.statusCode"] {
+        let columns = lg(&["--count-by", field]);
+        let documents = lg(&["--count-by", field, r#"NOT "zzzz-not-there""#]);
+        assert_eq!(stdout(&columns), stdout(&documents), "--count-by {field}");
+        assert!(stdout(&columns).lines().count() > 1, "--count-by {field}");
+    }
+
+    let out = lg(&["--histogram", "10m", "ECONNREFUSED"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let counts: Vec<u64> = text
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(counts.iter().sum::<u64>(), total);
+    assert!(counts.contains(&0), "empty buckets are shown:\n{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+}
+
+#[test]
+fn limit_says_on_stderr_what_it_cut() {
+    let out = lg(&["--limit", "2", "ECONNREFUSED"]);
+    assert_eq!(stdout(&out).lines().count(), 2);
+    let total = count("ECONNREFUSED");
+    let note = stderr(&out);
+    assert!(
+        note.contains(&format!("showing the newest 2 of {total}")) && note.contains("--limit 0"),
+        "{note}"
+    );
+    let out = lg(&["--limit", "0", "ECONNREFUSED"]);
+    assert_eq!(stdout(&out).lines().count() as u64, total);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+#[test]
+fn every_output_mode_keeps_grep_exit_status() {
+    // a time inside the demo's timeline for --around
+    let first = lg(&["--json", "--limit", "1", "ECONNREFUSED"]);
+    let v: serde_json::Value = serde_json::from_str(stdout(&first).trim()).unwrap();
+    let t = v["ts"].as_str().unwrap().to_string();
+    let modes: [&[&str]; 9] = [
+        &[],
+        &["--count-by", "service"],
+        &["--count-by", "req.url", "--top", "2"],
+        &["--histogram", "1h"],
+        &["-C", "2"],
+        &["--fields", "ts,service,raw"],
+        &["--format", "csv"],
+        &["--reverse", "--json"],
+        &["--around", &t, "--window", "1m"],
+    ];
+    for mode in modes {
+        let mut found = mode.to_vec();
+        found.push("ECONNREFUSED");
+        let out = lg(&found);
+        assert_eq!(out.status.code(), Some(0), "{found:?}: {}", stderr(&out));
+        let mut nothing = mode.to_vec();
+        nothing.push("no-such-text-anywhere-4711");
+        let out = lg(&nothing);
+        assert_eq!(out.status.code(), Some(1), "{nothing:?}: {}", stderr(&out));
+    }
+    let errors: [&[&str]; 8] = [
+        &["--around", &t, "--window", "0m", "x"],
+        &["--around", "whenever", "x"],
+        &["--histogram", "0s", "x"],
+        &["--histogram", "1s", ""],
+        &["--top", "3", "x"],
+        &["--fields", "ts,,raw", "x"],
+        &["-C", "1", "--format", "csv", "x"],
+        &["--count-by", "service", "(unbalanced"],
+    ];
+    for args in errors {
+        let out = lg(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stdout(&out));
+        assert!(!stderr(&out).is_empty(), "{args:?}");
+    }
+    let missing = tempfile::tempdir().unwrap();
+    let out =
+        run(loggrep()
+            .arg("--data-dir")
+            .arg(missing.path())
+            .args(["--count-by", "service", "x"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("backfill"), "{}", stderr(&out));
+}

@@ -1,4 +1,5 @@
-//! The README's loggrep examples run against the demo's logs and each finds something.
+//! The README's loggrep examples (query language; time and output options) run against the
+//! demo's logs and each finds something.
 
 use std::path::Path;
 
@@ -7,22 +8,31 @@ use logwarden::event::Timestamp;
 
 use crate::support::{backfill_demo, repo, run, stderr, stdout};
 
-/// The `loggrep …` lines of the README's query-language block, comments removed.
+/// The `loggrep …` lines of the README's loggrep blocks (the query language; the time and output
+/// options), comments removed.
 fn readme_examples() -> Vec<String> {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let section = readme
-        .split("## loggrep's query language")
-        .nth(1)
-        .expect("README has a query language section");
-    let block = section.split("```").nth(1).expect("a code block");
-    block
-        .lines()
-        .filter(|l| l.starts_with("loggrep "))
-        .map(|l| match l.find(" # ") {
-            Some(i) => l[..i].trim_end().to_string(),
-            None => l.to_string(),
-        })
-        .collect()
+    let mut examples = Vec::new();
+    for heading in [
+        "## loggrep's query language",
+        "## loggrep's time and output options",
+    ] {
+        let section = readme
+            .split(heading)
+            .nth(1)
+            .unwrap_or_else(|| panic!("README has a `{heading}` section"));
+        let block = section.split("```").nth(1).expect("a code block");
+        examples.extend(
+            block
+                .lines()
+                .filter(|l| l.starts_with("loggrep "))
+                .map(|l| match l.find(" # ") {
+                    Some(i) => l[..i].trim_end().to_string(),
+                    None => l.to_string(),
+                }),
+        );
+    }
+    examples
 }
 
 #[test]

@@ -58,6 +58,43 @@ struct Args {
     /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
+
+    // Time window, order, output shape and tallies (issue 6); they become `query::View`.
+    /// Events within --window of T (from T − W to T + W); T takes the forms of --since
+    #[arg(long, value_name = "T", conflicts_with_all = ["since", "until"])]
+    around: Option<String>,
+    /// Half-width of the --around window (default 5m)
+    #[arg(long, value_name = "W", requires = "around")]
+    window: Option<String>,
+    /// Print newest first (still the newest --limit events)
+    #[arg(long)]
+    reverse: bool,
+    /// Print these columns, comma-separated: ts, service, level, message, raw, id, flags, host,
+    /// or any JSON attribute path (req.url); as text they are space-separated, `-` when missing
+    #[arg(long, value_name = "A,B,…", value_delimiter = ',')]
+    fields: Vec<String>,
+    /// Output format: text, csv (RFC 4180, with a header row), json (NDJSON, as --json)
+    #[arg(long, value_enum, conflicts_with = "json")]
+    format: Option<Format>,
+    /// Print N events after each hit, from the same source file (as grep -A)
+    #[arg(short = 'A', long, value_name = "N")]
+    after_context: Option<usize>,
+    /// Print N events before each hit, from the same source file (as grep -B)
+    #[arg(short = 'B', long, value_name = "N")]
+    before_context: Option<usize>,
+    /// Print N events before and after each hit, `--` between groups (as grep -C)
+    #[arg(short = 'C', long, value_name = "N")]
+    context: Option<usize>,
+    /// Print the number of matches per value of FIELD (service, level, host, any JSON path), most
+    /// frequent first
+    #[arg(long, value_name = "FIELD", conflicts_with_all = ["count", "histogram"])]
+    count_by: Option<String>,
+    /// With --count-by: only the N most frequent values (0: all)
+    #[arg(long, value_name = "N", requires = "count_by")]
+    top: Option<usize>,
+    /// Draw the number of matches per time bucket of width W (1m, 1h) as a bar chart
+    #[arg(long, value_name = "W", conflicts_with = "count")]
+    histogram: Option<String>,
     #[command(flatten)]
     forensic: Forensic,
 }
@@ -108,6 +145,13 @@ impl Forensic {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Csv,
+    Json,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Color {
     Auto,
@@ -124,6 +168,17 @@ fn at_least(given: &[Level]) -> Vec<Level> {
         .into_iter()
         .filter(|l| *l != Level::Unknown && *l >= min)
         .collect()
+}
+
+/// `-A`/`-B` override `-C` for their side, as in grep; none given: no context.
+fn context_lines(args: &Args) -> Option<query::context::ContextLines> {
+    if args.after_context.is_none() && args.before_context.is_none() && args.context.is_none() {
+        return None;
+    }
+    Some(query::context::ContextLines {
+        before: args.before_context.or(args.context).unwrap_or(0),
+        after: args.after_context.or(args.context).unwrap_or(0),
+    })
 }
 
 fn parse_level(s: &str) -> Result<Level, String> {
@@ -147,6 +202,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let around = args.around.clone().map(|time| query::Around {
+        time,
+        window: args.window.clone().unwrap_or_else(|| "5m".to_string()),
+    });
+    let view = query::View {
+        reverse: args.reverse,
+        fields: args.fields.clone(),
+        csv: args.format == Some(Format::Csv),
+        context: context_lines(&args),
+        count_by: args.count_by.clone(),
+        top: args.top.filter(|n| *n > 0),
+        histogram: args.histogram.clone(),
+    };
     let req = query::Request {
         data_dir: args.data_dir,
         query: args.query.clone(),
@@ -154,13 +222,15 @@ fn main() -> ExitCode {
         until: args.until,
         services: args.service,
         levels: at_least(&args.level),
-        json: args.json,
+        json: args.json || args.format == Some(Format::Json),
         count: args.count,
         limit: (args.limit > 0).then_some(args.limit),
         color,
         now: Timestamp::now(),
         incident: args.forensic.incident(),
         follow,
+        around,
+        view,
     };
     let mut out = std::io::BufWriter::new(stdout.lock());
     match query::run(&req, &mut out) {
@@ -170,11 +240,27 @@ fn main() -> ExitCode {
                     "loggrep: showing the first {} of the timeline's {} events (--limit 0 for all of them, --export DIR to save them)",
                     args.limit, outcome.matched
                 );
-            } else if outcome.truncated {
-                eprintln!(
-                    "loggrep: showing the newest {} of {} matching events (use --limit N, --since or a narrower query)",
-                    args.limit, outcome.matched
-                );
+            }
+            match outcome.cut {
+                Some(query::Cut {
+                    shown,
+                    of,
+                    what: query::CutWhat::Events,
+                }) => eprintln!(
+                    "loggrep: showing the newest {shown} of {of} matching events; use --limit 0 for all (or --since, a narrower query)"
+                ),
+                Some(query::Cut {
+                    shown,
+                    of,
+                    what: query::CutWhat::Values,
+                }) => eprintln!(
+                    "loggrep: showing the top {shown} of {of} values; leave out --top for all"
+                ),
+                None if outcome.truncated && args.forensic.incident.is_none() => eprintln!(
+                    "loggrep: showing the newest {} matching events; use --limit 0 for all",
+                    args.limit
+                ),
+                None => {}
             }
             if outcome.matched > 0 {
                 ExitCode::SUCCESS

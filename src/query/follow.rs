@@ -111,7 +111,11 @@ pub fn run(req: &Request, f: &Follow, out: &mut dyn Write) -> Result<Outcome, Qu
         }
         seen = current;
     }
-    Ok(Outcome { matched, truncated })
+    Ok(Outcome {
+        matched,
+        truncated,
+        cut: None,
+    })
 }
 
 /// Sleep between polls (real pacing, not a test waiting on a condition).
@@ -288,6 +292,8 @@ mod tests {
             now: Timestamp::from_secs(0),
             incident: None,
             follow: None,
+            around: None,
+            view: crate::query::View::default(),
         }
     }
 

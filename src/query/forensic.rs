@@ -167,6 +167,7 @@ pub fn run(
         return Ok(Outcome {
             matched: events,
             truncated: false,
+            cut: None,
         });
     }
 
@@ -204,6 +205,7 @@ pub fn run(
     Ok(Outcome {
         matched: total,
         truncated: (shown as u64) < total,
+        cut: None,
     })
 }
 
@@ -391,6 +393,8 @@ mod tests {
             now: Timestamp::from_secs(0),
             incident: None,
             follow: None,
+            around: None,
+            view: crate::query::View::default(),
         }
     }
 

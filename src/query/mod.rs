@@ -1,15 +1,21 @@
 //! Questions over the store: the loggrep face.
 //!
 //! A [`Request`] (a plain struct; the binary's flags never travel further) goes through
-//! `lang` (query text → AST), `time` (`--since`/`--until`), `plan` (AST → a narrowing tantivy
-//! query plus a deciding predicate), `search` (candidates in event-time order, decided, limited)
-//! and `output` (terminal lines or NDJSON). [`run`] wires them and returns an [`Outcome`]; the
-//! binary turns that into an exit code.
+//! `lang` (query text → AST), `time` (`--since`/`--until`/`--around`), `plan` (AST → a narrowing
+//! tantivy query plus a deciding predicate), `search` (candidates in event-time order, decided,
+//! limited), `context` (`-A`/`-B`/`-C` neighbours from the same file), `tally` (`--count-by`,
+//! `--histogram`) and `output` (terminal lines, chosen columns, CSV or NDJSON). [`run`] wires
+//! them (`answer` holds the three answers: the listing, `--count-by`, `--histogram`) and returns
+//! an [`Outcome`]; the binary turns that into an exit code.
 //!
 //! Semantics users rely on: literal text matches exactly the events whose raw text contains it
 //! (what `grep -F` finds in the files), with smart case; results come in event-time order (ts,
-//! then event id); `--count` agrees with the listing; `--limit` keeps the newest N.
+//! then event id), newest first with `reverse`; `--count` agrees with the listing; `--limit`
+//! keeps the newest N and the [`Outcome`] says when it cut; context lines are those `grep -C`
+//! prints around the same match in the same file.
 
+mod answer;
+pub mod context;
 pub mod follow;
 pub mod forensic;
 pub mod incidents;
@@ -18,6 +24,7 @@ pub mod output;
 pub mod pattern;
 pub mod plan;
 pub mod search;
+pub mod tally;
 pub mod time;
 
 use std::io::Write;
@@ -60,6 +67,41 @@ pub struct Request {
     pub incident: Option<forensic::IncidentTimeline>,
     /// Keep printing new matches as they are indexed.
     pub follow: Option<follow::Follow>,
+    /// `--around T --window W`: only events from T − W to T + W (both included; intersected with
+    /// `since`/`until` when those are given too).
+    pub around: Option<Around>,
+    /// Order, columns, format, context and tallies (issue 6); the default is the plain listing.
+    pub view: View,
+}
+
+/// A time and the half-width of the window around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Around {
+    /// Same forms as `since`.
+    pub time: String,
+    /// A duration (`5m`).
+    pub window: String,
+}
+
+/// How to present the matches. `Default` is the plain listing in time order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    /// Newest first (the same newest `limit` events, printed in reverse).
+    pub reverse: bool,
+    /// Columns to print instead of the `ts service level raw` line (see [`output`]); empty: the
+    /// line, or every field with `json`.
+    pub fields: Vec<String>,
+    /// CSV (RFC 4180) with a header row.
+    pub csv: bool,
+    /// Events before/after each hit from the same source file, grouped as `grep -C` groups
+    /// them, `--` between groups. Text output only.
+    pub context: Option<context::ContextLines>,
+    /// Print the number of matches per value of this field instead of the events.
+    pub count_by: Option<String>,
+    /// With `count_by`: only the N most frequent values.
+    pub top: Option<usize>,
+    /// Print a histogram of matches over time with buckets this wide (`1m`).
+    pub histogram: Option<String>,
 }
 
 /// What a run found.
@@ -69,6 +111,24 @@ pub struct Outcome {
     pub matched: u64,
     /// True when `limit` cut the listing.
     pub truncated: bool,
+    /// What `limit` or `top` left out, for the binary to say.
+    pub cut: Option<Cut>,
+}
+
+/// The output shows `shown` of `of` things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    pub shown: u64,
+    pub of: u64,
+    pub what: CutWhat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutWhat {
+    /// `--limit` kept the newest events.
+    Events,
+    /// `--top` kept the most frequent values.
+    Values,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -84,6 +144,32 @@ pub enum QueryError {
         flag: &'static str,
         source: time::TimeError,
     },
+    #[error("{flag}: {source}")]
+    Duration {
+        flag: &'static str,
+        source: time::DurationError,
+    },
+    #[error("{0}")]
+    Options(&'static str),
+    #[error("--fields: empty column name in `{0}`")]
+    EmptyColumn(String),
+    #[error(
+        "--count-by {field}: more than {max} distinct values; count by a field with fewer values or narrow the query",
+        max = tally::MAX_VALUES
+    )]
+    TooManyValues { field: String },
+    #[error(
+        "--histogram {width}: {buckets} buckets from {from} to {to} (at most {max}); use a wider bucket or narrow the time range",
+        max = tally::MAX_BUCKETS
+    )]
+    TooManyBuckets {
+        width: String,
+        buckets: i64,
+        from: Timestamp,
+        to: Timestamp,
+    },
+    #[error(transparent)]
+    Context(#[from] context::ContextError),
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error("search failed: {0}")]
@@ -117,24 +203,8 @@ pub fn run(req: &Request, out: &mut dyn Write) -> Result<Outcome, QueryError> {
         return follow::run(req, f, out);
     }
     let expr = lang::parse(&req.query)?;
-    let since = req
-        .since
-        .as_deref()
-        .map(|s| time::parse(s, req.now))
-        .transpose()
-        .map_err(|source| QueryError::Time {
-            flag: "--since",
-            source,
-        })?;
-    let until = req
-        .until
-        .as_deref()
-        .map(|s| time::parse(s, req.now))
-        .transpose()
-        .map_err(|source| QueryError::Time {
-            flag: "--until",
-            source,
-        })?;
+    let (since, until) = time_range(req)?;
+    answer::check_view(&req.view)?;
 
     let index = EventIndex::open_existing(&req.data_dir.join("index"))?;
     let searcher = index.searcher()?;
@@ -166,30 +236,50 @@ pub fn run(req: &Request, out: &mut dyn Write) -> Result<Outcome, QueryError> {
     }
     let query = BooleanQuery::new(clauses);
 
-    let keep = search::Keep {
-        limit: req.limit,
-        count_only: req.count,
-    };
-    let found = search::search(&searcher, fields, &query, &planned, keep)?;
-    let truncated = !req.count && (found.hits.len() as u64) < found.matched;
-
-    if req.count {
-        writeln!(out, "{}", found.matched)?;
+    let style = if req.json {
+        tally::Style::Json
+    } else if req.view.csv {
+        tally::Style::Csv
     } else {
-        let highlights = planned.pred.highlights();
-        for hit in &found.hits {
-            if req.json {
-                output::write_json(out, hit)?;
-            } else {
-                output::write_line(out, hit, &highlights, req.color)?;
-            }
-        }
-    }
+        tally::Style::Text { fancy: req.color }
+    };
+    let outcome = if let Some(field) = &req.view.count_by {
+        answer::count_by(req, &searcher, fields, &query, &planned, field, style, out)?
+    } else if let Some(width) = &req.view.histogram {
+        let range = (since, until);
+        answer::histogram(
+            &searcher, fields, &query, &planned, width, range, style, out,
+        )?
+    } else {
+        answer::list(req, &searcher, fields, &query, &planned, out)?
+    };
     out.flush()?;
-    Ok(Outcome {
-        matched: found.matched,
-        truncated,
-    })
+    Ok(outcome)
+}
+
+/// `since`/`until`, narrowed by `around` (T − W included, T + W included).
+fn time_range(req: &Request) -> Result<(Option<Timestamp>, Option<Timestamp>), QueryError> {
+    let at = |flag: &'static str, text: Option<&str>| {
+        text.map(|s| time::parse(s, req.now))
+            .transpose()
+            .map_err(|source| QueryError::Time { flag, source })
+    };
+    let mut since = at("--since", req.since.as_deref())?;
+    let mut until = at("--until", req.until.as_deref())?;
+    if let Some(around) = &req.around {
+        let center = at("--around", Some(&around.time))?.unwrap_or(req.now);
+        let window =
+            time::parse_duration(&around.window).map_err(|source| QueryError::Duration {
+                flag: "--window",
+                source,
+            })?;
+        let lo = center.plus_secs(-window);
+        // `until` is exclusive; one microsecond more includes T + W itself.
+        let hi = Timestamp(center.plus_secs(window).0.saturating_add(1));
+        since = Some(since.map_or(lo, |s| s.max(lo)));
+        until = Some(until.map_or(hi, |u| u.min(hi)));
+    }
+    Ok((since, until))
 }
 
 /// Every source file of the index's last commit, (fingerprint, path); an unreadable payload

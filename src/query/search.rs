@@ -1,17 +1,19 @@
 //! Execute a [`Plan`]: collect candidates with their sort keys from fast fields, order them by
 //! event time (then event id), decide each with the predicate, keep the newest `limit` matches.
 //!
-//! Takes a searcher and a plan; gives [`Found`] (the total and the kept hits, oldest first).
-//! Must not: parse queries or format output.
+//! Takes a searcher and a plan; gives [`Found`] (the total and the kept hits, oldest first), or
+//! for the tallies every match one at a time ([`each_match`]) or counts straight from the fast
+//! columns ([`count_by_column`], [`count_by_attribute`], [`count_by_bucket`]) when the index
+//! decides the query alone. Must not: parse queries or format output.
 //!
 //! Cost model: collecting candidates reads three fast-field values per candidate; deciding an
 //! inexact plan loads each candidate's stored document (one doc-store block each), so narrow
 //! queries are fast and a query the index cannot narrow (`NOT "text"` alone) reads everything.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::Column;
+use tantivy::columnar::{Column, ColumnType, DynamicColumn, StrColumn};
 use tantivy::query::Query;
 use tantivy::schema::{OwnedValue, Value};
 use tantivy::{
@@ -247,5 +249,378 @@ impl SegmentCollector for SortKeysSegment {
 
     fn harvest(self) -> Vec<Candidate> {
         self.out
+    }
+}
+
+/// Every match of `plan` (any order), handed to `visit` with its time and, when `need_doc` (or
+/// when the plan must read the document to decide anyway), the loaded hit. Returns the number of
+/// matches. Used by the tallies (`--count-by`, `--histogram`), which need no order and keep
+/// only their counters, so memory stays bounded by the candidates' sort keys.
+pub fn each_match(
+    searcher: &Searcher,
+    fields: Fields,
+    query: &dyn Query,
+    plan: &Plan,
+    need_doc: bool,
+    visit: &mut dyn FnMut(Timestamp, Option<&Hit>),
+) -> tantivy::Result<u64> {
+    let candidates = searcher.search(query, &SortKeys)?;
+    let mut matched = 0u64;
+    for c in &candidates {
+        if plan.exact && !need_doc {
+            matched += 1;
+            visit(Timestamp(c.ts), None);
+            continue;
+        }
+        let hit = load(searcher, fields, c.address)?;
+        if !plan.exact && !plan.pred.eval(&hit) {
+            continue;
+        }
+        matched += 1;
+        visit(hit.ts, Some(&hit));
+    }
+    Ok(matched)
+}
+
+/// Count the matching documents of an exact `query` per value of the string fast field
+/// `column` (`service`, `level`) without loading a document: `None` counts the documents without
+/// a value. This is what makes `--count-by service` over millions of events an aggregation.
+pub fn count_by_column(
+    searcher: &Searcher,
+    query: &dyn Query,
+    column: &'static str,
+) -> tantivy::Result<HashMap<Option<String>, u64>> {
+    searcher.search(query, &CountByColumn { column })
+}
+
+struct CountByColumn {
+    column: &'static str,
+}
+
+struct CountByColumnSegment {
+    column: Option<StrColumn>,
+    per_ord: Vec<u64>,
+    missing: u64,
+}
+
+impl Collector for CountByColumn {
+    type Fruit = HashMap<Option<String>, u64>;
+    type Child = CountByColumnSegment;
+
+    fn for_segment(
+        &self,
+        _segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<CountByColumnSegment> {
+        let column = reader.fast_fields().str(self.column)?;
+        let terms = column.as_ref().map_or(0, |c| c.num_terms());
+        Ok(CountByColumnSegment {
+            column,
+            per_ord: vec![0; terms],
+            missing: 0,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(
+        &self,
+        fruits: Vec<std::io::Result<Vec<(Option<String>, u64)>>>,
+    ) -> tantivy::Result<HashMap<Option<String>, u64>> {
+        let mut counts: HashMap<Option<String>, u64> = HashMap::new();
+        for fruit in fruits {
+            for (value, n) in fruit? {
+                *counts.entry(value).or_insert(0) += n;
+            }
+        }
+        Ok(counts)
+    }
+}
+
+impl SegmentCollector for CountByColumnSegment {
+    type Fruit = std::io::Result<Vec<(Option<String>, u64)>>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let ord = self.column.as_ref().and_then(|c| c.term_ords(doc).next());
+        match ord.and_then(|o| self.per_ord.get_mut(o as usize)) {
+            Some(n) => *n += 1,
+            None => self.missing += 1,
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        let mut out = Vec::new();
+        if self.missing > 0 {
+            out.push((None, self.missing));
+        }
+        let Some(column) = self.column else {
+            return Ok(out);
+        };
+        let mut text = String::new();
+        for (ord, n) in self.per_ord.iter().enumerate() {
+            if *n == 0 {
+                continue;
+            }
+            text.clear();
+            if column.ord_to_str(ord as u64, &mut text)? {
+                out.push((Some(text.clone()), *n));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `count_by_column` for attribute paths (full column names such as `fields.req.url`; the first
+/// path holding a value wins, as `host` falls back to `hostname`), read from the JSON fast
+/// columns. `Ok(None)` when the columns cannot give what the stored documents give: the path
+/// holds an object somewhere (there are columns below it), a type other than text, number or
+/// bool, or an event holds more than one value there (an array). A one-value array counts as
+/// its value here, where the documents would print it as JSON text.
+pub fn count_by_attribute(
+    searcher: &Searcher,
+    query: &dyn Query,
+    paths: &[String],
+) -> tantivy::Result<Option<HashMap<Option<String>, u64>>> {
+    for segment in searcher.segment_readers() {
+        let ff = segment.fast_fields();
+        for path in paths {
+            if !ff.dynamic_subpath_column_handles(path)?.is_empty() {
+                return Ok(None);
+            }
+            for handle in ff.dynamic_column_handles(path)? {
+                if !matches!(
+                    handle.column_type(),
+                    ColumnType::Str
+                        | ColumnType::I64
+                        | ColumnType::U64
+                        | ColumnType::F64
+                        | ColumnType::Bool
+                ) {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+    searcher.search(
+        query,
+        &CountByAttribute {
+            paths: paths.to_vec(),
+        },
+    )
+}
+
+struct CountByAttribute {
+    paths: Vec<String>,
+}
+
+/// Per segment: the columns of each path; counts by (path, column, raw value) where the raw value
+/// is a term ordinal for text and the bits of a number or bool.
+struct CountByAttributeSegment {
+    columns: Vec<Vec<DynamicColumn>>,
+    counts: HashMap<(usize, usize, u64), u64>,
+    missing: u64,
+    several: bool,
+}
+
+type AttributeFruit = std::io::Result<Option<Vec<(Option<String>, u64)>>>;
+
+impl Collector for CountByAttribute {
+    type Fruit = Option<HashMap<Option<String>, u64>>;
+    type Child = CountByAttributeSegment;
+
+    fn for_segment(
+        &self,
+        _segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<CountByAttributeSegment> {
+        let ff = reader.fast_fields();
+        let mut columns = Vec::with_capacity(self.paths.len());
+        for path in &self.paths {
+            let mut opened = Vec::new();
+            for handle in ff.dynamic_column_handles(path)? {
+                opened.push(handle.open()?);
+            }
+            columns.push(opened);
+        }
+        Ok(CountByAttributeSegment {
+            columns,
+            counts: HashMap::new(),
+            missing: 0,
+            several: false,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<AttributeFruit>) -> tantivy::Result<Self::Fruit> {
+        let mut counts: HashMap<Option<String>, u64> = HashMap::new();
+        for fruit in fruits {
+            let Some(rows) = fruit? else {
+                return Ok(None);
+            };
+            for (value, n) in rows {
+                *counts.entry(value).or_insert(0) += n;
+            }
+        }
+        Ok(Some(counts))
+    }
+}
+
+impl SegmentCollector for CountByAttributeSegment {
+    type Fruit = AttributeFruit;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        for (p, columns) in self.columns.iter().enumerate() {
+            let mut values = 0;
+            let mut last = None;
+            for (c, column) in columns.iter().enumerate() {
+                let raws: Vec<u64> = match column {
+                    DynamicColumn::Str(col) => col.term_ords(doc).collect(),
+                    DynamicColumn::I64(col) => col.values_for_doc(doc).map(|v| v as u64).collect(),
+                    DynamicColumn::U64(col) => col.values_for_doc(doc).collect(),
+                    DynamicColumn::F64(col) => col.values_for_doc(doc).map(f64::to_bits).collect(),
+                    DynamicColumn::Bool(col) => col.values_for_doc(doc).map(u64::from).collect(),
+                    _ => Vec::new(),
+                };
+                values += raws.len();
+                if let Some(raw) = raws.last() {
+                    last = Some((c, *raw));
+                }
+            }
+            if values > 1 {
+                self.several = true;
+                return;
+            }
+            if let Some((c, raw)) = last {
+                *self.counts.entry((p, c, raw)).or_insert(0) += 1;
+                return;
+            }
+        }
+        self.missing += 1;
+    }
+
+    fn harvest(self) -> AttributeFruit {
+        if self.several {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(self.counts.len() + 1);
+        if self.missing > 0 {
+            out.push((None, self.missing));
+        }
+        let mut text = String::new();
+        for ((p, c, raw), n) in self.counts {
+            let value = match self.columns.get(p).and_then(|cols| cols.get(c)) {
+                Some(DynamicColumn::Str(col)) => {
+                    text.clear();
+                    col.ord_to_str(raw, &mut text)?.then(|| text.clone())
+                }
+                Some(DynamicColumn::I64(_)) => Some((raw as i64).to_string()),
+                Some(DynamicColumn::U64(_)) => Some(raw.to_string()),
+                Some(DynamicColumn::F64(_)) => {
+                    serde_json::Number::from_f64(f64::from_bits(raw)).map(|n| n.to_string())
+                }
+                Some(DynamicColumn::Bool(_)) => Some((raw != 0).to_string()),
+                _ => None,
+            };
+            out.push((value, n));
+        }
+        Ok(Some(out))
+    }
+}
+
+/// The matching documents of an exact `query` per time bucket (`width_secs` wide, aligned on
+/// multiples of it since the epoch), read from the `ts` fast column: no candidate list, so a
+/// histogram of every event costs one counter per bucket. `None` when more than `max_buckets`
+/// distinct buckets hold matches (the caller refuses such a histogram anyway).
+pub fn count_by_bucket(
+    searcher: &Searcher,
+    query: &dyn Query,
+    width_secs: i64,
+    max_buckets: usize,
+) -> tantivy::Result<Option<HashMap<i64, u64>>> {
+    searcher.search(
+        query,
+        &CountByBucket {
+            width_micros: width_secs.max(1).saturating_mul(Timestamp::MICROS_PER_SEC),
+            max_buckets,
+        },
+    )
+}
+
+struct CountByBucket {
+    width_micros: i64,
+    max_buckets: usize,
+}
+
+struct CountByBucketSegment {
+    ts: Column<DateTime>,
+    width_micros: i64,
+    max_buckets: usize,
+    counts: HashMap<i64, u64>,
+    overflow: bool,
+}
+
+impl Collector for CountByBucket {
+    type Fruit = Option<HashMap<i64, u64>>;
+    type Child = CountByBucketSegment;
+
+    fn for_segment(
+        &self,
+        _segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<CountByBucketSegment> {
+        Ok(CountByBucketSegment {
+            ts: reader.fast_fields().date(schema::TS)?,
+            width_micros: self.width_micros,
+            max_buckets: self.max_buckets,
+            counts: HashMap::new(),
+            overflow: false,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Option<HashMap<i64, u64>>>) -> tantivy::Result<Self::Fruit> {
+        let mut counts: HashMap<i64, u64> = HashMap::new();
+        for fruit in fruits {
+            let Some(segment) = fruit else {
+                return Ok(None);
+            };
+            for (bucket, n) in segment {
+                *counts.entry(bucket).or_insert(0) += n;
+            }
+            if counts.len() > self.max_buckets {
+                return Ok(None);
+            }
+        }
+        Ok(Some(counts))
+    }
+}
+
+impl SegmentCollector for CountByBucketSegment {
+    type Fruit = Option<HashMap<i64, u64>>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let micros = self.ts.first(doc).map_or(0, |d| d.into_timestamp_micros());
+        // bucket start in seconds, as `tally::Histogram` keys its buckets
+        let bucket =
+            micros.div_euclid(self.width_micros) * (self.width_micros / Timestamp::MICROS_PER_SEC);
+        if let Some(n) = self.counts.get_mut(&bucket) {
+            *n += 1;
+        } else if self.counts.len() < self.max_buckets {
+            self.counts.insert(bucket, 1);
+        } else {
+            self.overflow = true;
+        }
+    }
+
+    fn harvest(self) -> Option<HashMap<i64, u64>> {
+        (!self.overflow).then_some(self.counts)
     }
 }

@@ -60,6 +60,8 @@ fn request(dir: &Path, query: &str) -> Request {
         now: Timestamp::from_millis(T0 + 3_600_000),
         incident: None,
         follow: None,
+        around: None,
+        view: View::default(),
     }
 }
 
@@ -235,7 +237,12 @@ fn results_come_in_time_order_and_count_agrees() {
         outcome,
         Outcome {
             matched: 4,
-            truncated: true
+            truncated: true,
+            cut: Some(Cut {
+                shown: 2,
+                of: 4,
+                what: CutWhat::Events
+            })
         }
     );
 }
@@ -696,5 +703,340 @@ proptest! {
                 prop_assert_eq!(count(&req), both as u64, "{:?} AND {:?}", prev, lit);
             }
         }
+    }
+}
+
+// Issue 6, time and output options: --around, --reverse, --fields, CSV, tallies, context.
+
+#[test]
+fn around_takes_the_window_on_both_sides() {
+    let (dir, _) = stack();
+    let mut req = request(dir.path(), "");
+    req.around = Some(Around {
+        time: "2026-11-28T14:00:03Z".into(),
+        window: "2s".into(),
+    });
+    assert_eq!(count(&req), 5, "14:00:01 to 14:00:05, both included");
+    req.since = Some("2026-11-28T14:00:02Z".into());
+    assert_eq!(count(&req), 4, "intersected with --since");
+    let mut bad = request(dir.path(), "");
+    bad.around = Some(Around {
+        time: "2026-11-28T14:00:03Z".into(),
+        window: "0m".into(),
+    });
+    let err = run(&bad, &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("--window"), "{err}");
+    bad.around = Some(Around {
+        time: "soon".into(),
+        window: "5m".into(),
+    });
+    let err = run(&bad, &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("--around"), "{err}");
+}
+
+#[test]
+fn reverse_prints_the_same_newest_events_newest_first() {
+    let (dir, _) = stack();
+    let mut req = request(dir.path(), "service:app");
+    req.limit = Some(2);
+    let forward = raws(&req);
+    req.view.reverse = true;
+    let mut backward = raws(&req);
+    backward.reverse();
+    assert_eq!(forward.len(), 2);
+    assert_eq!(forward, backward);
+}
+
+#[test]
+fn fields_and_csv_print_the_chosen_columns() {
+    let (dir, _) = stack();
+    let mut req = request(dir.path(), "service:app");
+    req.view.fields = ["service", "req.url", "res.statusCode", "queue"]
+        .map(String::from)
+        .to_vec();
+    let (_, out) = lines(&req);
+    assert_eq!(
+        out,
+        [
+            "app /api/campaigns 200 -",
+            "app /api/health 503 -",
+            "app /api/campaigns 200 -"
+        ]
+    );
+    req.view.csv = true;
+    req.view.fields = vec!["level".into(), "raw".into()];
+    let (_, out) = lines(&req);
+    assert_eq!(out[0], "level,raw");
+    assert_eq!(out.len(), 4);
+    assert!(out[1].starts_with(r#"info,"{""level"":30,"#), "{}", out[1]);
+    req.view.fields = vec![];
+    let (_, out) = lines(&req);
+    assert_eq!(out[0], "ts,service,level,raw", "the text line's columns");
+    req.view.fields = vec!["a".into(), String::new()];
+    assert!(matches!(
+        run(&req, &mut Vec::new()),
+        Err(QueryError::EmptyColumn(_))
+    ));
+}
+
+#[test]
+fn count_by_ranks_values_by_count_then_value() {
+    let (dir, _) = stack();
+    let mut req = request(dir.path(), "");
+    req.view.count_by = Some("service".into());
+    let (outcome, out) = lines(&req);
+    assert_eq!(out, ["3 app", "3 worker", "2 postgres"]);
+    assert_eq!(outcome.matched, 8);
+    assert_eq!(outcome.cut, None);
+
+    // an inexact plan (a substring the stored text decides) reads the documents
+    let mut req = request(dir.path(), "request");
+    req.view.count_by = Some("service".into());
+    let (_, out) = lines(&req);
+    assert_eq!(out, ["3 app", "1 worker"]);
+
+    // a JSON path; events without it count as (none); --top cuts and says so
+    let mut req = request(dir.path(), "");
+    req.view.count_by = Some("req.url".into());
+    let (_, out) = lines(&req);
+    assert_eq!(out, ["5 (none)", "2 /api/campaigns", "1 /api/health"]);
+    req.view.top = Some(2);
+    let (outcome, out) = lines(&req);
+    assert_eq!(out, ["5 (none)", "2 /api/campaigns"]);
+    assert_eq!(
+        outcome.cut,
+        Some(Cut {
+            shown: 2,
+            of: 3,
+            what: CutWhat::Values
+        })
+    );
+    req.json = true;
+    let (_, out) = lines(&req);
+    assert_eq!(out[1], r#"{"req.url":"/api/campaigns","count":2}"#);
+
+    // nothing matched: no rows, and the outcome says so (exit status 1)
+    let mut none = request(dir.path(), "no-such-text");
+    none.view.count_by = Some("service".into());
+    let (outcome, out) = lines(&none);
+    assert_eq!((outcome.matched, out.len()), (0, 0));
+}
+
+#[test]
+fn histograms_show_aligned_buckets_including_empty_ones() {
+    let (dir, _) = stack();
+    let mut req = request(dir.path(), "service:app");
+    req.view.histogram = Some("2s".into());
+    let (outcome, out) = lines(&req);
+    assert_eq!(outcome.matched, 3);
+    let heads: Vec<String> = out
+        .iter()
+        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        heads,
+        [
+            "2026-11-28T14:00:00Z 2",
+            "2026-11-28T14:00:02Z 0",
+            "2026-11-28T14:00:04Z 0",
+            "2026-11-28T14:00:06Z 1"
+        ]
+    );
+    assert!(out.iter().all(|l| l.chars().count() <= tally::WIDTH));
+    assert!(
+        !out.concat().contains('█'),
+        "plain text when not a terminal"
+    );
+    req.view.histogram = Some("0s".into());
+    let err = run(&req, &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("--histogram"), "{err}");
+}
+
+/// Two files: `a` (20 events, hits at 3, 5, 15, 16, committed in two segments) and `b` (10
+/// events, hits at 0 and 9); events are "a03", "a05 HIT", …
+fn two_files() -> TempDir {
+    let dir = TempDir::new().unwrap();
+    let file = |name: &str, fp: u64, n: u64, hits: &[u64], t: i64| -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let raw = if hits.contains(&i) {
+                    format!("{name}{i:02} HIT")
+                } else {
+                    format!("{name}{i:02}")
+                };
+                let mut e = ev(i * 10, t + i as i64 * 1000, name, Level::Info, &raw);
+                e.id.fingerprint = fp;
+                e
+            })
+            .collect()
+    };
+    let a = file("a", 0xa, 20, &[3, 5, 15, 16], T0);
+    let b = file("b", 0xb, 10, &[0, 9], T0 + 500);
+    build(dir.path(), a[..9].to_vec());
+    let mut rest = a[9..].to_vec();
+    rest.extend(b);
+    build(dir.path(), rest);
+    dir
+}
+
+fn with_context(dir: &Path, before: usize, after: usize) -> Vec<String> {
+    let mut req = request(dir, "HIT");
+    req.view.fields = vec!["raw".into()];
+    req.view.context = Some(context::ContextLines { before, after });
+    lines(&req).1
+}
+
+#[test]
+fn context_groups_neighbours_from_the_same_file_as_grep_does() {
+    let dir = two_files();
+    // groups come in the time order of their first hit; overlapping ones merge; `--` between
+    assert_eq!(
+        with_context(dir.path(), 1, 1),
+        [
+            "b00 HIT", "b01", "--", "a02", "a03 HIT", "a04", "a05 HIT", "a06", "--", "b08",
+            "b09 HIT", "--", "a14", "a15 HIT", "a16 HIT", "a17"
+        ]
+    );
+    assert_eq!(
+        with_context(dir.path(), 2, 0),
+        [
+            "b00 HIT", "--", "a01", "a02", "a03 HIT", "a04", "a05 HIT", "--", "b07", "b08",
+            "b09 HIT", "--", "a13", "a14", "a15 HIT", "a16 HIT"
+        ]
+    );
+    // -C 0: separators between hits that are not adjacent in their file, as grep prints them
+    assert_eq!(
+        with_context(dir.path(), 0, 0),
+        [
+            "b00 HIT", "--", "a03 HIT", "--", "a05 HIT", "--", "b09 HIT", "--", "a15 HIT",
+            "a16 HIT"
+        ]
+    );
+    // a gap of exactly before + after events joins the groups (a05 … a15: 9 events between)
+    // (b00 … b09: 8 between), so each file is one group
+    let wide = with_context(dir.path(), 5, 4);
+    let a_part: Vec<&String> = wide.iter().filter(|l| l.starts_with('a')).collect();
+    assert_eq!(a_part.len(), 20, "{wide:?}");
+    assert_eq!(wide.iter().filter(|l| *l == "--").count(), 1, "{wide:?}");
+}
+
+#[test]
+fn context_only_prints_text() {
+    let dir = two_files();
+    let mut req = request(dir.path(), "HIT");
+    req.view.context = Some(context::ContextLines {
+        before: 1,
+        after: 1,
+    });
+    req.view.csv = true;
+    assert!(matches!(
+        run(&req, &mut Vec::new()),
+        Err(QueryError::Options(_))
+    ));
+}
+
+#[test]
+fn count_by_from_the_fast_columns_equals_count_by_from_the_documents() {
+    let (dir, _) = stack();
+    for field in [
+        "service",
+        "level",
+        "req.url",
+        "res.statusCode",
+        "responseTime",
+        "duration_ms",
+        "queue",
+        "host",
+        "err.name",
+        "req",
+        "no.such.path",
+    ] {
+        let mut exact = request(dir.path(), "");
+        exact.view.count_by = Some(field.into());
+        // a query the index cannot decide: every event is read and judged
+        let mut read = request(dir.path(), r#"NOT "zzzz-not-there""#);
+        read.view.count_by = Some(field.into());
+        let (a, from_columns) = lines(&exact);
+        let (b, from_documents) = lines(&read);
+        assert_eq!(from_columns, from_documents, "--count-by {field}");
+        assert_eq!((a.matched, b.matched), (8, 8), "--count-by {field}");
+    }
+}
+
+#[test]
+fn histogram_from_the_time_column_equals_histogram_from_the_documents() {
+    let (dir, _) = stack();
+    for width in ["1s", "2s", "3s", "1m"] {
+        let mut exact = request(dir.path(), "");
+        exact.view.histogram = Some(width.into());
+        let mut read = request(dir.path(), r#"NOT "zzzz-not-there""#);
+        read.view.histogram = Some(width.into());
+        let (a, from_column) = lines(&exact);
+        let (b, from_documents) = lines(&read);
+        assert_eq!(from_column, from_documents, "--histogram {width}");
+        assert_eq!((a.matched, b.matched), (8, 8));
+    }
+}
+
+/// What `grep -B before -A after` prints for a file whose lines `hits` marks: line numbers, and
+/// `None` for each `--`.
+fn grep_model(hits: &[bool], before: usize, after: usize) -> Vec<Option<usize>> {
+    let mut printed = vec![false; hits.len()];
+    for (i, _) in hits.iter().enumerate().filter(|(_, h)| **h) {
+        let lo = i.saturating_sub(before);
+        let hi = (i + after).min(hits.len() - 1);
+        for p in &mut printed[lo..=hi] {
+            *p = true;
+        }
+    }
+    let mut out = Vec::new();
+    let mut last: Option<usize> = None;
+    for (i, _) in printed.iter().enumerate().filter(|(_, p)| **p) {
+        if last.is_some_and(|l| l + 1 != i) {
+            out.push(None);
+        }
+        out.push(Some(i));
+        last = Some(i);
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Context lines of one file, whatever the hits, sizes and segment split, are grep's.
+    #[test]
+    fn context_lines_agree_with_a_grep_model(
+        hits in proptest::collection::vec(proptest::bool::weighted(0.2), 1..40),
+        before in 0usize..4,
+        after in 0usize..4,
+        split in any::<prop::sample::Index>(),
+    ) {
+        prop_assume!(hits.iter().any(|h| *h));
+        let dir = TempDir::new().unwrap();
+        let events: Vec<Event> = hits
+            .iter()
+            .enumerate()
+            .map(|(i, hit)| {
+                let raw = if *hit { format!("l{i} HIT") } else { format!("l{i}") };
+                ev(i as u64 * 7, T0 + i as i64 * 1000, "app", Level::Info, &raw)
+            })
+            .collect();
+        let at = split.index(events.len() + 1);
+        if at > 0 {
+            build(dir.path(), events[..at].to_vec());
+        }
+        if at < events.len() {
+            build(dir.path(), events[at..].to_vec());
+        }
+        let want: Vec<String> = grep_model(&hits, before, after)
+            .into_iter()
+            .map(|l| match l {
+                Some(i) if hits[i] => format!("l{i} HIT"),
+                Some(i) => format!("l{i}"),
+                None => "--".to_string(),
+            })
+            .collect();
+        prop_assert_eq!(with_context(dir.path(), before, after), want);
     }
 }

@@ -3,6 +3,7 @@
 //! Accepted: a duration back from `now` (`90s`, `30m`, `2h`, `1d`, `1w`, also `2h30m`), RFC 3339
 //! (`2026-11-28T14:00:00Z`, `…+01:00`), and a civil date-time read as UTC (`2026-11-28 14:00`,
 //! `2026-11-28T14:00:05.250`, `2026-11-28`): the stack logs in UTC, and so does the index.
+//! Durations alone (`--window 5m`, `--histogram 1m`) are read by [`parse_duration`].
 //! Owns parsing only; the caller decides inclusive/exclusive bounds.
 
 use std::str::FromStr;
@@ -15,6 +16,24 @@ use crate::event::Timestamp;
 )]
 pub struct TimeError {
     pub input: String,
+}
+
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[error(
+    "cannot read duration `{input}`: expected a positive duration such as 30s, 5m, 2h, 1d or 1h30m"
+)]
+pub struct DurationError {
+    pub input: String,
+}
+
+/// A positive duration (`30s`, `5m`, `1h30m`) → seconds.
+pub fn parse_duration(input: &str) -> Result<i64, DurationError> {
+    match relative_secs(input.trim()) {
+        Some(secs) if secs > 0 => Ok(secs),
+        _ => Err(DurationError {
+            input: input.to_string(),
+        }),
+    }
 }
 
 /// Read `input` relative to `now`.
@@ -107,9 +126,23 @@ mod tests {
             at("2026-11-28T14:00:05.250Z")
         );
         assert_eq!(
+            parse("2026-11-28T14:00", now).unwrap(),
+            at("2026-11-28T14:00:00Z")
+        );
+        assert_eq!(
             parse("2026-11-28", now).unwrap(),
             at("2026-11-28T00:00:00Z")
         );
+    }
+
+    #[test]
+    fn durations_are_positive_and_compound() {
+        assert_eq!(parse_duration("5m"), Ok(300));
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert_eq!(parse_duration(" 1d "), Ok(86_400));
+        for bad in ["", "0m", "5", "m", "5x", "-5m", "99999999999999999999w"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
