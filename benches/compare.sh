@@ -67,8 +67,13 @@ timed() {
   for _ in $(seq "$runs"); do
     local t0 t1
     t0=$(date +%s.%N)
-    "$@" >"$WORK/last.out" 2>"$WORK/last.err"
+    local st=0
+    "$@" >"$WORK/last.out" 2>"$WORK/last.err" || st=$?
     t1=$(date +%s.%N)
+    # 1 is "nothing matched" for grep-like tools; 2 and more are errors: no figure from them.
+    if [ "$st" -ge 2 ]; then
+      say "failed ($st): $*"; cat "$WORK/last.err" >&2; exit 1
+    fi
     times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
   done
   printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
@@ -126,7 +131,8 @@ row "index: backfill, $events events" "$(secs "$t_bf") s, $bf_eps events/s, RSS 
 QCORPUS="$(corpus "$QUERY_SIZE")"
 QDIR="$WORK/index-$QUERY_SIZE"
 # An index from before a schema change (issue 6 added `rules`/`classes`) is rebuilt.
-if [ -s "$QDIR/.built" ] && "$LG" --data-dir "$QDIR" --count zzzz 2>&1 | grep -q "different schema"; then
+if [ -s "$QDIR/.built" ] && ! "$LG" --data-dir "$QDIR" --count zzzz >/dev/null 2>"$WORK/schema.err" \
+  && grep -q "different schema" "$WORK/schema.err"; then
   say "the cached query index has an older schema: rebuilding it"
   rm -f "$QDIR/.built"
 fi
