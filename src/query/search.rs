@@ -9,8 +9,11 @@
 //! Cost model: collecting candidates reads three fast-field values per candidate; deciding an
 //! inexact plan loads each candidate's stored document (one doc-store block each), so narrow
 //! queries are fast and a query the index cannot narrow (`NOT "text"` alone) reads everything.
+//! Memory: a listing the index decides alone keeps the newest `limit` keys per segment (it follows
+//! the limit); an inexact plan holds every candidate's key (~32 bytes) to decide them in order.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, ColumnType, DynamicColumn, StrColumn};
@@ -69,8 +72,6 @@ pub fn search(
     plan: &Plan,
     keep: Keep,
 ) -> tantivy::Result<Found> {
-    let mut candidates = searcher.search(query, &SortKeys)?;
-    candidates.sort_unstable_by_key(|c| (c.ts, c.fingerprint, c.offset));
     let limit = if keep.count_only {
         0
     } else {
@@ -78,14 +79,20 @@ pub fn search(
     };
 
     if plan.exact {
-        let matched = candidates.len() as u64;
-        let skip = candidates.len().saturating_sub(limit);
-        let mut hits = Vec::with_capacity(candidates.len() - skip);
-        for c in &candidates[skip..] {
+        // The index decides: count every match, keep only the newest `limit` keys per segment,
+        // so memory follows the limit, not the number of matches.
+        let (matched, mut newest) = searcher.search(query, &NewestKeys { keep: limit })?;
+        newest.sort_unstable_by_key(Candidate::key);
+        let skip = newest.len().saturating_sub(limit);
+        let mut hits = Vec::with_capacity(newest.len() - skip);
+        for c in &newest[skip..] {
             hits.push(load(searcher, fields, c.address)?);
         }
         return Ok(Found { matched, hits });
     }
+
+    let mut candidates = searcher.search(query, &SortKeys)?;
+    candidates.sort_unstable_by_key(Candidate::key);
 
     let mut matched = 0u64;
     let mut kept: VecDeque<Hit> = VecDeque::new();
@@ -121,7 +128,7 @@ pub fn each_in_order<E: From<tantivy::TantivyError>>(
     mut each: impl FnMut(Hit) -> Result<bool, E>,
 ) -> Result<u64, E> {
     let mut candidates = searcher.search(query, &SortKeys)?;
-    candidates.sort_unstable_by_key(|c| (c.ts, c.fingerprint, c.offset));
+    candidates.sort_unstable_by_key(Candidate::key);
     let mut handed = 0;
     for c in &candidates {
         let hit = load(searcher, fields, c.address)?;
@@ -196,6 +203,105 @@ struct Candidate {
     address: DocAddress,
 }
 
+impl Candidate {
+    /// Event-time order: time, then event id.
+    fn key(&self) -> (i64, u64, u64) {
+        (self.ts, self.fingerprint, self.offset)
+    }
+}
+
+/// Counts every matching document and keeps the `keep` newest (by [`Candidate::key`]) of each
+/// segment; the merge keeps the newest `keep` of those.
+struct NewestKeys {
+    keep: usize,
+}
+
+/// A kept candidate of one segment: its key and document.
+type Kept = ((i64, u64, u64), DocId);
+
+struct NewestKeysSegment {
+    keys: SortKeysSegment,
+    keep: usize,
+    count: u64,
+    /// A min-heap on the key: the oldest kept candidate is the first to go.
+    heap: BinaryHeap<Reverse<Kept>>,
+}
+
+impl Collector for NewestKeys {
+    type Fruit = (u64, Vec<Candidate>);
+    type Child = NewestKeysSegment;
+
+    fn for_segment(
+        &self,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<NewestKeysSegment> {
+        Ok(NewestKeysSegment {
+            keys: SortKeys.for_segment(segment, reader)?,
+            keep: self.keep,
+            count: 0,
+            heap: BinaryHeap::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(
+        &self,
+        fruits: Vec<(u64, Vec<Candidate>)>,
+    ) -> tantivy::Result<(u64, Vec<Candidate>)> {
+        let mut count = 0;
+        let mut all = Vec::new();
+        for (n, candidates) in fruits {
+            count += n;
+            all.extend(candidates);
+        }
+        all.sort_unstable_by_key(Candidate::key);
+        let skip = all.len().saturating_sub(self.keep);
+        all.drain(..skip);
+        Ok((count, all))
+    }
+}
+
+impl SegmentCollector for NewestKeysSegment {
+    type Fruit = (u64, Vec<Candidate>);
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        self.count += 1;
+        if self.keep == 0 {
+            return;
+        }
+        let c = self.keys.candidate(doc);
+        let entry = Reverse((c.key(), doc));
+        if self.heap.len() < self.keep {
+            self.heap.push(entry);
+        } else if self.heap.peek().is_some_and(|oldest| entry < *oldest) {
+            // `Reverse`: smaller means newer than the oldest kept one.
+            self.heap.pop();
+            self.heap.push(entry);
+        }
+    }
+
+    fn harvest(self) -> (u64, Vec<Candidate>) {
+        let segment = self.keys.segment;
+        let kept = self
+            .heap
+            .into_iter()
+            .map(
+                |std::cmp::Reverse(((ts, fingerprint, offset), doc))| Candidate {
+                    ts,
+                    fingerprint,
+                    offset,
+                    address: DocAddress::new(segment, doc),
+                },
+            )
+            .collect();
+        (self.count, kept)
+    }
+}
+
 /// Collects every matching document with its (ts, fingerprint, offset) from the fast fields.
 struct SortKeys;
 
@@ -235,16 +341,23 @@ impl Collector for SortKeys {
     }
 }
 
-impl SegmentCollector for SortKeysSegment {
-    type Fruit = Vec<Candidate>;
-
-    fn collect(&mut self, doc: DocId, _score: Score) {
-        self.out.push(Candidate {
+impl SortKeysSegment {
+    fn candidate(&self, doc: DocId) -> Candidate {
+        Candidate {
             ts: self.ts.first(doc).map_or(0, |d| d.into_timestamp_micros()),
             fingerprint: self.fingerprint.first(doc).unwrap_or(0),
             offset: self.offset.first(doc).unwrap_or(0),
             address: DocAddress::new(self.segment, doc),
-        });
+        }
+    }
+}
+
+impl SegmentCollector for SortKeysSegment {
+    type Fruit = Vec<Candidate>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let c = self.candidate(doc);
+        self.out.push(c);
     }
 
     fn harvest(self) -> Vec<Candidate> {

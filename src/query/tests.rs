@@ -1040,3 +1040,40 @@ proptest! {
         prop_assert_eq!(with_context(dir.path(), before, after), want);
     }
 }
+
+/// A limited listing the index decides alone keeps only the newest `limit` keys per segment: the
+/// same hits, in the same order, and the same total as the unlimited listing's tail, whatever
+/// segment each event sits in.
+#[test]
+fn a_limited_listing_keeps_the_newest_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three commits (three segments) whose times interleave; `ECONNREFUSED` in every other event.
+    for segment in 0..3i64 {
+        let events = (0..40i64)
+            .map(|i| {
+                let n = i * 3 + segment;
+                let raw = if n % 2 == 0 {
+                    format!("connect ECONNREFUSED number {n}")
+                } else {
+                    format!("healthy number {n}")
+                };
+                ev(n as u64 * 100, T0 + n * 1000, "app", Level::Error, &raw)
+            })
+            .collect();
+        build(dir.path(), events);
+    }
+    // Every event (decided by the index alone), and a literal.
+    for (query, total) in [("", 120), ("econnrefused", 60)] {
+        let all = request(dir.path(), query);
+        let (whole, every) = lines(&all);
+        assert_eq!(whole.matched, total, "`{query}`");
+        for limit in [1, 7, 59, 60, 119, 120, 200] {
+            let mut req = all.clone();
+            req.limit = Some(limit);
+            let (outcome, got) = lines(&req);
+            assert_eq!(outcome.matched, total, "`{query}` limit {limit}");
+            let want = &every[every.len().saturating_sub(limit)..];
+            assert_eq!(got, want, "`{query}` limit {limit}");
+        }
+    }
+}
