@@ -4,31 +4,17 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
-use logwarden::demo::{DemoConfig, Timeline, write_all};
 use logwarden::event::Timestamp;
 
 use crate::support::{
-    backfill_demo, loggrep, loggrep_count, logwarden, run, stderr, stdout, terminate, wait_until,
+    loggrep, loggrep_count, logwarden, run, stderr, stdout, terminate, wait_until,
 };
 
-/// One backfilled copy of the demo's files shared by the tests of this module.
+/// The backfilled demo shared with the other read-only tests.
 fn indexed() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let logs = dir.path().join("logs");
-        std::fs::create_dir_all(&logs).unwrap();
-        let tl = Timeline::generate(&DemoConfig {
-            seed: 11,
-            start: Timestamp::from_secs(1_796_212_800),
-        });
-        write_all(&logs, &tl).unwrap();
-        backfill_demo(dir.path(), &logs);
-        dir
-    })
-    .path()
+    crate::support::demo_index()
 }
 
 /// The demo's "too many clients" incident, as `logwarden incidents --json` prints it.

@@ -4,32 +4,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
-use logwarden::demo::{DemoConfig, DemoFile, Timeline, write_all};
-use logwarden::event::Timestamp;
+use logwarden::demo::DemoFile;
 use logwarden::parse::redact::redact_text;
 use logwarden::query::pattern::Pattern;
 use logwarden::query::plan::Literal;
 
-use crate::support::{backfill_demo, loggrep, run, stderr, stdout};
+use crate::support::{loggrep, run, stderr, stdout};
 
-/// One backfilled copy of the demo's files shared by the tests of this module.
+/// The backfilled demo shared with the other read-only tests.
 fn indexed() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let logs = dir.path().join("logs");
-        std::fs::create_dir_all(&logs).unwrap();
-        let tl = Timeline::generate(&DemoConfig {
-            seed: 11,
-            start: Timestamp::from_secs(1_796_212_800),
-        });
-        write_all(&logs, &tl).unwrap();
-        backfill_demo(dir.path(), &logs);
-        dir
-    })
-    .path()
+    crate::support::demo_index()
 }
 
 /// Lines of the demo's files that `grep -F` (or `-iF`) finds, as a multiset, with their secrets

@@ -639,8 +639,13 @@ fn check_incidents(
         unexpected.is_empty(),
         "{how}: unexpected incidents {unexpected:#?}"
     );
+    rows(&all)
+}
+
+/// (rule, group, count) of each incident, sorted: what two readings of one log must agree on.
+fn rows<'a>(all: impl IntoIterator<Item = &'a Value>) -> Vec<(String, String, u64)> {
     let mut found: Vec<(String, String, u64)> = all
-        .iter()
+        .into_iter()
         .map(|i| {
             (
                 i["rule"].as_str().unwrap_or_default().to_string(),
@@ -801,17 +806,14 @@ fn a_real_postgres_log_raises_security_slow_query_and_connection_incidents() {
         .collect();
     alone.sort();
     for (service, _, _) in sources {
-        let mut together: Vec<(String, String, u64)> = forward
-            .iter()
-            .filter(|i| i["services"] == serde_json::json!([service]))
-            .map(|i| {
-                (
-                    i["rule"].as_str().unwrap_or_default().to_string(),
-                    without(i["group"].as_str().unwrap_or_default(), service),
-                    i["count"].as_u64().unwrap_or_default(),
-                )
-            })
-            .collect();
+        let mut together: Vec<(String, String, u64)> = rows(
+            forward
+                .iter()
+                .filter(|i| i["services"] == serde_json::json!([service])),
+        )
+        .into_iter()
+        .map(|(rule, group, count)| (rule, without(&group, service), count))
+        .collect();
         together.sort();
         assert_eq!(together, alone, "{service}");
     }
@@ -1129,17 +1131,7 @@ fn a_live_run_raises_each_real_postgres_fault_within_seconds_and_resolves_them()
         for i in &all {
             assert_eq!(i["state"], "resolved", "{how}: after the stop: {i}");
         }
-        let mut found: Vec<(String, String, u64)> = all
-            .iter()
-            .map(|i| {
-                (
-                    i["rule"].as_str().unwrap_or_default().to_string(),
-                    i["group"].as_str().unwrap_or_default().to_string(),
-                    i["count"].as_u64().unwrap_or_default(),
-                )
-            })
-            .collect();
-        found.sort();
+        let found = rows(&all);
         let rules: Vec<&str> = found.iter().map(|(r, _, _)| r.as_str()).collect();
         for rule in EXPECTED_RULES {
             assert!(

@@ -89,13 +89,25 @@ fn storm(c: &mut Criterion) {
     let format = Format::Postgres { prefix: None };
     let events = parse_all("postgres", format, 1, text.as_bytes()).unwrap();
     let matches = Matcher::new(Arc::clone(&rules)).unwrap().scan(&events);
+    eprintln!("storm: 100000 lines, {} matches", matches.len());
+    engine_alone(c, "storm-100k", &rules, &runbook, &matches);
+}
+
+/// Bench the engine alone on `matches` (push + finish), printing once how many incidents open.
+fn engine_alone(
+    c: &mut Criterion,
+    name: &str,
+    rules: &Arc<logwarden::detect::rules::RuleSet>,
+    runbook: &Arc<Runbook>,
+    matches: &[logwarden::detect::Match],
+) {
     let run = || {
         let mut engine = Engine::new(
-            Arc::clone(&rules),
-            Arc::clone(&runbook),
+            Arc::clone(rules),
+            Arc::clone(runbook),
             EngineConfig::default(),
         );
-        engine.push(matches.clone());
+        engine.push(matches.to_vec());
         engine.finish()
     };
     let opened = run()
@@ -103,14 +115,13 @@ fn storm(c: &mut Criterion) {
         .filter(|c| c.kind == ChangeKind::Opened)
         .count();
     eprintln!(
-        "storm: {} lines, {} matches, {opened} incidents opened",
-        100_000,
+        "{name}: {} matches, {opened} incidents opened",
         matches.len()
     );
     let mut group = c.benchmark_group("incident");
     group.sample_size(10);
     group.throughput(Throughput::Elements(matches.len() as u64));
-    group.bench_function("storm-100k", |b| b.iter(run));
+    group.bench_function(name, |b| b.iter(run));
     group.finish();
 }
 
@@ -190,25 +201,7 @@ runbook = "warning-alerts:high-error-rate"
             }
         })
         .collect();
-    let run = || {
-        let mut engine = Engine::new(
-            Arc::clone(&rules),
-            Arc::clone(&runbook),
-            EngineConfig::default(),
-        );
-        engine.push(matches.clone());
-        engine.finish()
-    };
-    let opened = run()
-        .iter()
-        .filter(|c| c.kind == ChangeKind::Opened)
-        .count();
-    eprintln!("tallies: {n} matches, {opened} incidents opened");
-    let mut group = c.benchmark_group("incident");
-    group.sample_size(10);
-    group.throughput(Throughput::Elements(n));
-    group.bench_function("tallies-100k", |b| b.iter(run));
-    group.finish();
+    engine_alone(c, "tallies-100k", &rules, &runbook, &matches);
 }
 
 criterion_group!(benches, stages, storm, tallies);

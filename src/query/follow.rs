@@ -28,9 +28,9 @@ use tantivy::query::{EnableScoring, Query};
 use tantivy::{DocAddress, Searcher};
 
 use crate::event::Timestamp;
-use crate::query::forensic::narrowed;
 use crate::query::search::{self, Hit, Keep};
 use crate::query::{Outcome, QueryError, Request, output, plan, time};
+use crate::query::{lang, narrowed};
 use crate::store::index::EventIndex;
 use crate::store::schema;
 
@@ -75,6 +75,7 @@ pub fn run(req: &Request, f: &Follow, out: &mut dyn Write) -> Result<Outcome, Qu
     if let Some(since) = since {
         let (query, planned) = narrowed(
             req,
+            lang::parse(&req.query)?.as_ref(),
             &index,
             &searcher,
             Bound::Included(since),
@@ -169,7 +170,14 @@ fn new_matches(
     // Planned against this searcher: the plan may read the term dictionaries of new segments.
     let lo = since.map_or(Bound::Unbounded, Bound::Included);
     let fields = index.fields();
-    let (query, planned) = narrowed(req, index, searcher, lo, Bound::Unbounded)?;
+    let (query, planned) = narrowed(
+        req,
+        lang::parse(&req.query)?.as_ref(),
+        index,
+        searcher,
+        lo,
+        Bound::Unbounded,
+    )?;
     let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
     let mut addresses = Vec::new();
     for (ord, reader) in searcher.segment_readers().iter().enumerate() {
@@ -277,23 +285,11 @@ mod tests {
 
     fn request(dir: &Path) -> Request {
         Request {
-            data_dir: dir.to_path_buf(),
-            query: "hit".into(),
             // Between the old events and the new ones: a new event committed before the
             // follower took its marks comes from this search instead, so the test has no race.
             since: Some("1970-01-01T00:00:01.500Z".into()),
-            until: None,
-            services: vec![],
-            levels: vec![],
             json: true,
-            count: false,
-            limit: None,
-            color: false,
-            now: Timestamp::from_secs(0),
-            incident: None,
-            follow: None,
-            around: None,
-            view: crate::query::View::default(),
+            ..Request::plain(dir, "hit", Timestamp::from_secs(0))
         }
     }
 

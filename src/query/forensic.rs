@@ -24,8 +24,8 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery};
-use tantivy::{DateTime, Searcher, Term};
+use tantivy::Searcher;
+use tantivy::query::{AllQuery, BooleanQuery, Occur};
 
 use crate::detect::matcher::Matcher;
 use crate::detect::pack;
@@ -34,11 +34,10 @@ use crate::incident::Incident;
 use crate::incident::group::GroupKey;
 use crate::query::incidents::{self as views, Style};
 use crate::query::search::{self, Hit, Keep};
-use crate::query::{Outcome, QueryError, Request, lang, output, plan};
+use crate::query::{Outcome, QueryError, Request, lang, narrowed, output, plan, ts_range};
 use crate::store::incidents::IncidentLogError;
 use crate::store::index::EventIndex;
 use crate::store::schema::Fields;
-use crate::store::vocab::Vocab;
 
 /// Default lead time before the incident's first event (`--lead`).
 pub const DEFAULT_LEAD_SECS: i64 = 600;
@@ -127,7 +126,14 @@ pub fn read(
     let searcher = index.searcher()?;
     let fields = index.fields();
     let upper = window.to.map_or(Bound::Unbounded, Bound::Included);
-    let (query, planned) = narrowed(req, &index, &searcher, Bound::Included(window.from), upper)?;
+    let (query, planned) = narrowed(
+        req,
+        lang::parse(&req.query)?.as_ref(),
+        &index,
+        &searcher,
+        Bound::Included(window.from),
+        upper,
+    )?;
     let marked = marks(inc, &searcher, fields)?;
     // Counted apart: `each` may stop the reading early (from the fast fields alone when the
     // index decides the query).
@@ -331,46 +337,6 @@ fn event_of(hit: &Hit) -> Event {
     }
 }
 
-fn ts_range(fields: Fields, lo: Bound<Timestamp>, hi: Bound<Timestamp>) -> RangeQuery {
-    let term = |t: Timestamp| {
-        Term::from_field_date(fields.ts, DateTime::from_timestamp_micros(t.as_micros()))
-    };
-    RangeQuery::new(lo.map(term), hi.map(term))
-}
-
-/// The request's query, `--service` and `--level` filters and the time range `[lo, hi]`, as one
-/// tantivy query (the range is part of it, so the index reads nothing outside it) and the plan.
-pub(crate) fn narrowed(
-    req: &Request,
-    index: &EventIndex,
-    searcher: &Searcher,
-    lo: Bound<Timestamp>,
-    hi: Bound<Timestamp>,
-) -> Result<(Box<dyn Query>, plan::Plan), QueryError> {
-    let expr = lang::parse(&req.query)?;
-    let fields = index.fields();
-    let vocab = Vocab::new(&req.data_dir, fields.raw);
-    let ctx = plan::Context {
-        fields,
-        searcher,
-        vocab: Some(&vocab),
-        data_dir: Some(&req.data_dir),
-        sources: crate::query::indexed_sources(index)?,
-    };
-    let planned = plan::plan(expr.as_ref(), &ctx)?;
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, planned.query.box_clone())];
-    if !req.services.is_empty() {
-        clauses.push((Occur::Must, plan::filter_services(&req.services, fields)));
-    }
-    if !req.levels.is_empty() {
-        clauses.push((Occur::Must, plan::filter_levels(&req.levels, fields)));
-    }
-    if lo != Bound::Unbounded || hi != Bound::Unbounded {
-        clauses.push((Occur::Must, Box::new(ts_range(fields, lo, hi))));
-    }
-    Ok((Box::new(BooleanQuery::new(clauses)), planned))
-}
-
 #[cfg(test)]
 mod tests {
     use tantivy::collector::Count;
@@ -379,23 +345,7 @@ mod tests {
     use crate::store::index::tests::event;
 
     fn request(dir: &Path, query: &str) -> Request {
-        Request {
-            data_dir: dir.to_path_buf(),
-            query: query.into(),
-            since: None,
-            until: None,
-            services: vec![],
-            levels: vec![],
-            json: false,
-            count: false,
-            limit: None,
-            color: false,
-            now: Timestamp::from_secs(0),
-            incident: None,
-            follow: None,
-            around: None,
-            view: crate::query::View::default(),
-        }
+        Request::plain(dir, query, Timestamp::from_secs(0))
     }
 
     /// The time range is a clause of the tantivy query itself: even a query the index cannot
@@ -416,6 +366,7 @@ mod tests {
             let req = request(dir.path(), query);
             let (q, _) = narrowed(
                 &req,
+                lang::parse(&req.query).unwrap().as_ref(),
                 &index,
                 &searcher,
                 Bound::Included(Timestamp::from_millis(10_000)),

@@ -32,7 +32,7 @@ use std::ops::Bound;
 use std::path::PathBuf;
 
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery};
-use tantivy::{DateTime, Term};
+use tantivy::{DateTime, Searcher, Term};
 
 use crate::event::{Level, Timestamp};
 use crate::source::checkpoint::Checkpoints;
@@ -72,6 +72,30 @@ pub struct Request {
     pub around: Option<Around>,
     /// Order, columns, format, context and tallies (issue 6); the default is the plain listing.
     pub view: View,
+}
+
+#[cfg(test)]
+impl Request {
+    /// The plain listing of `query` over `data_dir`: no filter, limit or option; "now" is `now`.
+    pub(crate) fn plain(data_dir: &std::path::Path, query: &str, now: Timestamp) -> Request {
+        Request {
+            data_dir: data_dir.to_path_buf(),
+            query: query.into(),
+            since: None,
+            until: None,
+            services: vec![],
+            levels: vec![],
+            json: false,
+            count: false,
+            limit: None,
+            color: false,
+            now,
+            incident: None,
+            follow: None,
+            around: None,
+            view: View::default(),
+        }
+    }
 }
 
 /// A time and the half-width of the window around it.
@@ -195,6 +219,50 @@ impl QueryError {
 }
 
 /// Answer `req`, writing the result to `out`.
+pub(crate) fn ts_range(
+    fields: crate::store::schema::Fields,
+    lo: Bound<Timestamp>,
+    hi: Bound<Timestamp>,
+) -> RangeQuery {
+    let term = |t: Timestamp| {
+        Term::from_field_date(fields.ts, DateTime::from_timestamp_micros(t.as_micros()))
+    };
+    RangeQuery::new(lo.map(term), hi.map(term))
+}
+
+/// The request's query, `--service` and `--level` filters and the time range `[lo, hi]`, as one
+/// tantivy query (the range is part of it, so the index reads nothing outside it) and the plan.
+pub(crate) fn narrowed(
+    req: &Request,
+    expr: Option<&lang::Expr>,
+    index: &EventIndex,
+    searcher: &Searcher,
+    lo: Bound<Timestamp>,
+    hi: Bound<Timestamp>,
+) -> Result<(Box<dyn Query>, plan::Plan), QueryError> {
+    let fields = index.fields();
+    let vocab = Vocab::new(&req.data_dir, fields.raw);
+    let ctx = plan::Context {
+        fields,
+        searcher,
+        vocab: Some(&vocab),
+        data_dir: Some(&req.data_dir),
+        sources: indexed_sources(index)?,
+    };
+    let planned = plan::plan(expr, &ctx)?;
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, planned.query.box_clone())];
+    if !req.services.is_empty() {
+        clauses.push((Occur::Must, plan::filter_services(&req.services, fields)));
+    }
+    if !req.levels.is_empty() {
+        clauses.push((Occur::Must, plan::filter_levels(&req.levels, fields)));
+    }
+    if lo != Bound::Unbounded || hi != Bound::Unbounded {
+        clauses.push((Occur::Must, Box::new(ts_range(fields, lo, hi))));
+    }
+    Ok((Box::new(BooleanQuery::new(clauses)), planned))
+}
+
 pub fn run(req: &Request, out: &mut dyn Write) -> Result<Outcome, QueryError> {
     if let Some(t) = &req.incident {
         return forensic::run(req, t, out);
@@ -209,32 +277,9 @@ pub fn run(req: &Request, out: &mut dyn Write) -> Result<Outcome, QueryError> {
     let index = EventIndex::open_existing(&req.data_dir.join("index"))?;
     let searcher = index.searcher()?;
     let fields = index.fields();
-    let vocab = Vocab::new(&req.data_dir, fields.raw);
-    let ctx = plan::Context {
-        fields,
-        searcher: &searcher,
-        vocab: Some(&vocab),
-        data_dir: Some(&req.data_dir),
-        sources: indexed_sources(&index)?,
-    };
-    let planned = plan::plan(expr.as_ref(), &ctx)?;
-
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, planned.query.box_clone())];
-    if !req.services.is_empty() {
-        clauses.push((Occur::Must, plan::filter_services(&req.services, fields)));
-    }
-    if !req.levels.is_empty() {
-        clauses.push((Occur::Must, plan::filter_levels(&req.levels, fields)));
-    }
-    if since.is_some() || until.is_some() {
-        let term = |t: Timestamp| {
-            Term::from_field_date(fields.ts, DateTime::from_timestamp_micros(t.as_micros()))
-        };
-        let lo = since.map_or(Bound::Unbounded, |t| Bound::Included(term(t)));
-        let hi = until.map_or(Bound::Unbounded, |t| Bound::Excluded(term(t)));
-        clauses.push((Occur::Must, Box::new(RangeQuery::new(lo, hi))));
-    }
-    let query = BooleanQuery::new(clauses);
+    let lo = since.map_or(Bound::Unbounded, Bound::Included);
+    let hi = until.map_or(Bound::Unbounded, Bound::Excluded);
+    let (query, planned) = narrowed(req, expr.as_ref(), &index, &searcher, lo, hi)?;
 
     let style = if req.json {
         tally::Style::Json
@@ -244,14 +289,30 @@ pub fn run(req: &Request, out: &mut dyn Write) -> Result<Outcome, QueryError> {
         tally::Style::Text { fancy: req.color }
     };
     let outcome = if let Some(field) = &req.view.count_by {
-        answer::count_by(req, &searcher, fields, &query, &planned, field, style, out)?
+        answer::count_by(
+            req,
+            &searcher,
+            fields,
+            query.as_ref(),
+            &planned,
+            field,
+            style,
+            out,
+        )?
     } else if let Some(width) = &req.view.histogram {
         let range = (since, until);
         answer::histogram(
-            &searcher, fields, &query, &planned, width, range, style, out,
+            &searcher,
+            fields,
+            query.as_ref(),
+            &planned,
+            width,
+            range,
+            style,
+            out,
         )?
     } else {
-        answer::list(req, &searcher, fields, &query, &planned, out)?
+        answer::list(req, &searcher, fields, query.as_ref(), &planned, out)?
     };
     out.flush()?;
     Ok(outcome)

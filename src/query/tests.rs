@@ -46,23 +46,7 @@ fn build(dir: &Path, events: Vec<Event>) {
 }
 
 fn request(dir: &Path, query: &str) -> Request {
-    Request {
-        data_dir: dir.to_path_buf(),
-        query: query.into(),
-        since: None,
-        until: None,
-        services: vec![],
-        levels: vec![],
-        json: false,
-        count: false,
-        limit: None,
-        color: false,
-        now: Timestamp::from_millis(T0 + 3_600_000),
-        incident: None,
-        follow: None,
-        around: None,
-        view: View::default(),
-    }
+    Request::plain(dir, query, Timestamp::from_millis(T0 + 3_600_000))
 }
 
 fn lines(req: &Request) -> (Outcome, Vec<String>) {

@@ -79,6 +79,25 @@ pub fn backfill_demo(data_dir: &Path, logs: &Path) {
     backfill_demo_sources(data_dir, logs, false);
 }
 
+/// One backfilled copy of the demo's files (seed 11), built once and shared by every test that
+/// only reads it (loggrep's and the forensic tests).
+pub fn demo_index() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let tl = logwarden::demo::Timeline::generate(&logwarden::demo::DemoConfig {
+            seed: 11,
+            start: logwarden::event::Timestamp::from_secs(1_796_212_800),
+        });
+        logwarden::demo::write_all(&logs, &tl).unwrap();
+        backfill_demo(dir.path(), &logs);
+        dir
+    })
+    .path()
+}
+
 /// [`backfill_demo`] with the `--source` arguments in reverse order when `reversed`.
 pub fn backfill_demo_sources(data_dir: &Path, logs: &Path, reversed: bool) {
     let mut cmd = logwarden();
