@@ -256,16 +256,7 @@ fn pino(i: u64, msg: &str) -> String {
 }
 
 fn start_run(data: &Path, log: &Path) -> Child {
-    logwarden()
-        .arg("run")
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--source")
-        .arg(format!("app:pino={}", log.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    crate::support::run_following(data, log)
 }
 
 /// `loggrep --follow` prints what `logwarden run` indexes after it started, matching lines only,

@@ -6,16 +6,7 @@ use std::process::{Child, Stdio};
 use crate::support::{loggrep_count, logwarden, run, terminate, wait_until};
 
 fn start(data: &std::path::Path, log: &std::path::Path) -> Child {
-    logwarden()
-        .arg("run")
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--source")
-        .arg(format!("app:pino={}", log.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    crate::support::run_following(data, log)
 }
 
 fn append(log: &std::path::Path, from: u32, to: u32) {

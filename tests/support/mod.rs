@@ -79,6 +79,21 @@ pub fn backfill_demo(data_dir: &Path, logs: &Path) {
     backfill_demo_sources(data_dir, logs, false);
 }
 
+/// `logwarden run` following one pino file as service `app` into `data` (output discarded); stop
+/// it with [`terminate`].
+pub fn run_following(data: &Path, log: &Path) -> Child {
+    logwarden()
+        .arg("run")
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--source")
+        .arg(format!("app:pino={}", log.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// One backfilled copy of the demo's files (seed 11), built once and shared by every test that
 /// only reads it (loggrep's and the forensic tests).
 pub fn demo_index() -> &'static Path {
