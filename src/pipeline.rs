@@ -46,6 +46,7 @@ use crate::source::tail::{self, TailConfig, TailError};
 use crate::source::{Input, SourceSpec, stdin};
 use crate::store::incidents::{IncidentLog, IncidentLogError};
 use crate::store::index::{EventIndex, IndexError, IndexSink, RuleTag};
+use crate::store::snapshot::{SnapshotError, Snapshots};
 use crate::store::vocab::Vocab;
 
 /// Bound of the source → pipeline channel (in chunks of up to 256 KiB).
@@ -70,6 +71,8 @@ pub enum PipelineError {
     IncidentLog(#[from] IncidentLogError),
     #[error("checkpoint: {0}")]
     Checkpoint(#[from] DecodeError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
     #[error("commit payload: {0}")]
     Payload(#[from] serde_json::Error),
     #[error(transparent)]
@@ -213,16 +216,21 @@ pub fn load_rules(settings: &Settings) -> Result<(Arc<RuleSet>, Arc<Runbook>), P
 }
 
 /// What each index commit stores beside its events (tantivy's commit payload), all as of the same
-/// moment: the files' offsets, the incident log's last sequence number and the engine's state. A
-/// restart (after a clean stop or a `kill -9`) reads the files from those offsets, cuts the
-/// incident log back to that number and goes on from that engine state, so every line is indexed
-/// once and every match counted once, whenever the previous run stopped.
+/// moment: the files' offsets, the incident log's last sequence number and the engine's state (in
+/// the numbered snapshot the payload names, see `store::snapshot`). A restart (after a clean stop
+/// or a `kill -9`) reads the files from those offsets, cuts the incident log back to that number
+/// and goes on from that engine state, so every line is indexed once and every match counted
+/// once, whenever the previous run stopped.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Payload {
     #[serde(flatten)]
     checkpoints: Checkpoints,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     incident_seq: Option<u64>,
+    /// The engine state's snapshot number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    engine_snapshot: Option<u64>,
+    /// The engine state itself, as indexes written before snapshots stored it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     engine: Option<EngineState>,
 }
@@ -233,7 +241,7 @@ struct PayloadRef<'a> {
     #[serde(flatten)]
     checkpoints: &'a Checkpoints,
     incident_seq: Option<u64>,
-    engine: Option<EngineState>,
+    engine_snapshot: Option<u64>,
 }
 
 impl Payload {
@@ -242,6 +250,14 @@ impl Payload {
             Some(text) if !text.trim().is_empty() => serde_json::from_str(&text)?,
             _ => Payload::default(),
         })
+    }
+
+    /// The engine state the commit stands for: its snapshot, or the inline state of older indexes.
+    fn engine_state(&mut self, snapshots: &Snapshots) -> Result<Option<EngineState>, PipelineError> {
+        match self.engine_snapshot {
+            Some(seq) => Ok(Some(snapshots.read(seq)?)),
+            None => Ok(self.engine.take()),
+        }
     }
 }
 
@@ -273,6 +289,9 @@ struct Pipeline<'a> {
     sink: IndexSink,
     log: IncidentLog,
     checkpoints: Checkpoints,
+    /// Where commits put the engine's state, and the number of the last one committed.
+    snapshots: Snapshots,
+    engine_snapshot: u64,
     files: HashMap<u64, OpenFile>,
     max_ts: Timestamp,
     /// Live: the event time known to be reached (the newest read, or what the engine had reached
@@ -301,13 +320,15 @@ impl<'a> Pipeline<'a> {
         let matcher = Matcher::new(Arc::clone(&rules))?;
         let mut engine = Engine::new(rules, runbook, settings.engine.clone());
         let index = EventIndex::open_or_create(&settings.index_dir())?;
-        let payload = Payload::of(&index)?;
+        let mut payload = Payload::of(&index)?;
+        let snapshots = Snapshots::new(&settings.data_dir);
+        let engine_state = payload.engine_state(&snapshots)?;
         let checkpoints = payload.checkpoints;
         let sink = index.writer(settings.index_heap)?;
         // Incidents of earlier runs continue: same ids, counts, windows and deadlines.
         let (log, known) =
             IncidentLog::open_at_commit(&settings.incident_log(), payload.incident_seq)?;
-        let restored = match payload.engine {
+        let restored = match engine_state {
             Some(state) => engine.restore_state(state),
             // An index written before engine states were stored: the log's snapshots.
             None => engine.restore(&known),
@@ -322,6 +343,8 @@ impl<'a> Pipeline<'a> {
             sink,
             log,
             checkpoints: checkpoints.clone(),
+            snapshots,
+            engine_snapshot: payload.engine_snapshot.unwrap_or(0),
             files: HashMap::new(),
             max_ts: Timestamp::default(),
             clock: (reached, Instant::now()),
@@ -580,12 +603,16 @@ impl<'a> Pipeline<'a> {
         for fp in fingerprints {
             self.record_checkpoint(fp);
         }
+        let snapshot = self.engine_snapshot + 1;
+        self.snapshots.write(snapshot, &self.engine.state())?;
         let payload = serde_json::to_string(&PayloadRef {
             checkpoints: &self.checkpoints,
             incident_seq: Some(self.log.last_seq()),
-            engine: Some(self.engine.state()),
+            engine_snapshot: Some(snapshot),
         })?;
         self.sink.commit(&payload)?;
+        self.engine_snapshot = snapshot;
+        self.snapshots.prune(snapshot);
         self.summary.commits += 1;
         self.uncommitted = false;
         self.last_commit = Instant::now();
@@ -1063,7 +1090,8 @@ pub fn demo_sources(data_dir: &Path) -> Vec<SourceSpec> {
 /// Write the seeded timeline live into `<data-dir>/logs` while following those files as `run`
 /// does; return once the timeline is written and everything read (or `stop` is set).
 ///
-/// The demo owns its data dir: the previous demo's logs, index and incident log are removed first.
+/// The demo owns its data dir: the previous demo's logs, index, state snapshots and incident log
+/// are removed first.
 pub fn demo(
     settings: &Settings,
     opts: &DemoOptions,
@@ -1072,7 +1100,11 @@ pub fn demo(
 ) -> Result<(Summary, demo::Timeline), PipelineError> {
     let data_dir = &settings.data_dir;
     let logs = data_dir.join("logs");
-    for stale in [logs.clone(), settings.index_dir()] {
+    for stale in [
+        logs.clone(),
+        settings.index_dir(),
+        data_dir.join(crate::store::snapshot::DIR),
+    ] {
         match std::fs::remove_dir_all(&stale) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -1,9 +1,11 @@
 //! Durable state: the tantivy event index (with checkpoints in the same commit), the incident log,
-//! and the per-segment vocabularies the query planner searches.
+//! the engine's state snapshots the commits name, and the per-segment vocabularies the query
+//! planner searches.
 pub mod incidents;
 pub mod index;
 pub mod retention;
 pub mod schema;
+pub mod snapshot;
 pub mod vocab;
 
 pub use index::{EventIndex, IndexError, IndexSink};
