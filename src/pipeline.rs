@@ -253,7 +253,10 @@ impl Payload {
     }
 
     /// The engine state the commit stands for: its snapshot, or the inline state of older indexes.
-    fn engine_state(&mut self, snapshots: &Snapshots) -> Result<Option<EngineState>, PipelineError> {
+    fn engine_state(
+        &mut self,
+        snapshots: &Snapshots,
+    ) -> Result<Option<EngineState>, PipelineError> {
         match self.engine_snapshot {
             Some(seq) => Ok(Some(snapshots.read(seq)?)),
             None => Ok(self.engine.take()),

@@ -244,17 +244,25 @@ fn main() -> ExitCode {
             match outcome.cut {
                 Some(query::Cut {
                     shown,
-                    of,
+                    of: Some(of),
                     what: query::CutWhat::Events,
                 }) => eprintln!(
                     "loggrep: showing the newest {shown} of {of} matching events; use --limit 0 for all (or --since, a narrower query)"
                 ),
                 Some(query::Cut {
                     shown,
+                    of: None,
+                    what: query::CutWhat::Events,
+                }) => eprintln!(
+                    "loggrep: showing the newest {shown} matching events; more match: use --limit 0 for all, --count for how many"
+                ),
+                Some(query::Cut {
+                    shown,
                     of,
                     what: query::CutWhat::Values,
                 }) => eprintln!(
-                    "loggrep: showing the top {shown} of {of} values; leave out --top for all"
+                    "loggrep: showing the top {shown} of {} values; leave out --top for all",
+                    of.unwrap_or(shown)
                 ),
                 None if outcome.truncated && args.forensic.incident.is_none() => eprintln!(
                     "loggrep: showing the newest {} matching events; use --limit 0 for all",

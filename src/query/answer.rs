@@ -60,7 +60,7 @@ pub(super) fn list(
     let truncated = !req.count && (found.hits.len() as u64) < found.matched;
     let cut = truncated.then_some(Cut {
         shown: found.hits.len() as u64,
-        of: found.matched,
+        of: found.exact.then_some(found.matched),
         what: CutWhat::Events,
     });
     let outcome = Outcome {
@@ -191,7 +191,7 @@ pub(super) fn count_by(
     tally::write_counts(out, field, &rows, style)?;
     let cut = (rows.len() < counts.len()).then_some(Cut {
         shown: rows.len() as u64,
-        of: counts.len() as u64,
+        of: Some(counts.len() as u64),
         what: CutWhat::Values,
     });
     Ok(Outcome {

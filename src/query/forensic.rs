@@ -34,7 +34,7 @@ use crate::incident::Incident;
 use crate::incident::group::GroupKey;
 use crate::query::incidents::{self as views, Style};
 use crate::query::search::{self, Hit, Keep};
-use crate::query::{Outcome, QueryError, Request, lang, narrowed, output, plan, ts_range};
+use crate::query::{Outcome, QueryError, Request, lang, narrowed, output, plan, timerange};
 use crate::store::incidents::IncidentLogError;
 use crate::store::index::EventIndex;
 use crate::store::schema::Fields;
@@ -297,7 +297,7 @@ fn marks(
         (Occur::Must, plan::filter_services(&inc.services, fields)),
         (
             Occur::Must,
-            Box::new(ts_range(
+            Box::new(timerange::TimeRange::new(
                 fields,
                 Bound::Included(inc.first_seen),
                 Bound::Included(end),

@@ -26,13 +26,14 @@ pub mod plan;
 pub mod search;
 pub mod tally;
 pub mod time;
+pub mod timerange;
 
 use std::io::Write;
 use std::ops::Bound;
 use std::path::PathBuf;
 
-use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery};
-use tantivy::{DateTime, Searcher, Term};
+use tantivy::Searcher;
+use tantivy::query::{BooleanQuery, Occur, Query};
 
 use crate::event::{Level, Timestamp};
 use crate::source::checkpoint::Checkpoints;
@@ -131,7 +132,8 @@ pub struct View {
 /// What a run found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
-    /// Number of matching events (all of them, not only the printed ones).
+    /// Number of matching events (all of them, not only the printed ones), or at least this many
+    /// when a listing's cut says `of: None`.
     pub matched: u64,
     /// True when `limit` cut the listing.
     pub truncated: bool,
@@ -143,7 +145,8 @@ pub struct Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cut {
     pub shown: u64,
-    pub of: u64,
+    /// Out of how many, when known (a listing cut by `--limit` may stop before knowing).
+    pub of: Option<u64>,
     pub what: CutWhat,
 }
 
@@ -218,18 +221,6 @@ impl QueryError {
     }
 }
 
-/// Answer `req`, writing the result to `out`.
-pub(crate) fn ts_range(
-    fields: crate::store::schema::Fields,
-    lo: Bound<Timestamp>,
-    hi: Bound<Timestamp>,
-) -> RangeQuery {
-    let term = |t: Timestamp| {
-        Term::from_field_date(fields.ts, DateTime::from_timestamp_micros(t.as_micros()))
-    };
-    RangeQuery::new(lo.map(term), hi.map(term))
-}
-
 /// The request's query, `--service` and `--level` filters and the time range `[lo, hi]`, as one
 /// tantivy query (the range is part of it, so the index reads nothing outside it) and the plan.
 pub(crate) fn narrowed(
@@ -258,7 +249,10 @@ pub(crate) fn narrowed(
         clauses.push((Occur::Must, plan::filter_levels(&req.levels, fields)));
     }
     if lo != Bound::Unbounded || hi != Bound::Unbounded {
-        clauses.push((Occur::Must, Box::new(ts_range(fields, lo, hi))));
+        clauses.push((
+            Occur::Must,
+            Box::new(timerange::TimeRange::new(fields, lo, hi)),
+        ));
     }
     Ok((Box::new(BooleanQuery::new(clauses)), planned))
 }

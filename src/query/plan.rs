@@ -645,21 +645,14 @@ fn narrow(pred: &Pred, ctx: &Context<'_>, spare: bool) -> (Box<dyn Query>, bool)
             term_query(Term::from_field_text(f.classes, class.as_str())),
             true,
         ),
-        Pred::During { from, to } => {
-            let term = |t: Timestamp| {
-                Term::from_field_date(
-                    f.ts,
-                    tantivy::DateTime::from_timestamp_micros(t.as_micros()),
-                )
-            };
-            (
-                Box::new(RangeQuery::new(
-                    Bound::Included(term(*from)),
-                    Bound::Included(term(*to)),
-                )),
-                true,
-            )
-        }
+        Pred::During { from, to } => (
+            Box::new(crate::query::timerange::TimeRange::new(
+                f,
+                Bound::Included(*from),
+                Bound::Included(*to),
+            )),
+            true,
+        ),
         Pred::Sources(fps) => (
             Box::new(TermSetQuery::new(
                 fps.iter()

@@ -13,7 +13,7 @@
 //! the limit); an inexact plan holds every candidate's key (~32 bytes) to decide them in order.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap};
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, ColumnType, DynamicColumn, StrColumn};
@@ -49,8 +49,11 @@ pub struct Hit {
 /// The answer of a search.
 #[derive(Debug, Default)]
 pub struct Found {
-    /// Number of events that match.
+    /// Number of events that match; when not [`Found::exact`], a lower bound (the kept hits and
+    /// one more: a listing stops deciding candidates once it knows the limit cut it).
     pub matched: u64,
+    /// Whether `matched` is the exact number of matches.
+    pub exact: bool,
     /// The newest `limit` matches in time order (empty when only counting).
     pub hits: Vec<Hit>,
 }
@@ -88,15 +91,22 @@ pub fn search(
         for c in &newest[skip..] {
             hits.push(load(searcher, fields, c.address)?);
         }
-        return Ok(Found { matched, hits });
+        return Ok(Found {
+            matched,
+            exact: true,
+            hits,
+        });
     }
 
     let mut candidates = searcher.search(query, &SortKeys)?;
     candidates.sort_unstable_by_key(Candidate::key);
 
+    // Counting decides every candidate. A listing decides them newest first and stops at the
+    // first match past the limit: it then knows the limit cut, which is all it says, and a
+    // common word's listing reads `limit + 1` matches' documents, not every candidate's.
     let mut matched = 0u64;
-    let mut kept: VecDeque<Hit> = VecDeque::new();
-    for c in &candidates {
+    let mut hits = Vec::new();
+    for c in candidates.iter().rev() {
         let hit = load(searcher, fields, c.address)?;
         if !plan.pred.eval(&hit) {
             continue;
@@ -105,14 +115,21 @@ pub fn search(
         if limit == 0 {
             continue;
         }
-        if kept.len() == limit {
-            kept.pop_front();
+        if hits.len() == limit {
+            hits.reverse();
+            return Ok(Found {
+                matched,
+                exact: false,
+                hits,
+            });
         }
-        kept.push_back(hit);
+        hits.push(hit);
     }
+    hits.reverse();
     Ok(Found {
         matched,
-        hits: kept.into(),
+        exact: true,
+        hits,
     })
 }
 

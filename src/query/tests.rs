@@ -212,7 +212,8 @@ fn results_come_in_time_order_and_count_agrees() {
         out[0]
     );
 
-    // the limit keeps the newest, still printed in time order, and says it cut
+    // the limit keeps the newest, still printed in time order, and says it cut; a literal is
+    // decided on the stored text newest first, so the listing stops once it knows it cut
     let mut limited = req.clone();
     limited.limit = Some(2);
     let (outcome, _) = lines(&limited);
@@ -220,15 +221,20 @@ fn results_come_in_time_order_and_count_agrees() {
     assert_eq!(
         outcome,
         Outcome {
-            matched: 4,
+            matched: 3,
             truncated: true,
             cut: Some(Cut {
                 shown: 2,
-                of: 4,
+                of: None,
                 what: CutWhat::Events
             })
         }
     );
+    assert_eq!(count(&limited), 4);
+    // decided by the index alone, the total is known
+    let mut by_level = request(dir.path(), "level:info");
+    by_level.limit = Some(2);
+    assert_eq!(lines(&by_level).0.cut.and_then(|c| c.of), Some(4));
 }
 
 #[test]
@@ -791,7 +797,7 @@ fn count_by_ranks_values_by_count_then_value() {
         outcome.cut,
         Some(Cut {
             shown: 2,
-            of: 3,
+            of: Some(3),
             what: CutWhat::Values
         })
     );
@@ -1055,7 +1061,17 @@ fn a_limited_listing_keeps_the_newest_across_segments() {
             let mut req = all.clone();
             req.limit = Some(limit);
             let (outcome, got) = lines(&req);
-            assert_eq!(outcome.matched, total, "`{query}` limit {limit}");
+            let cut = outcome.cut.map(|c| c.of);
+            if limit >= total as usize {
+                assert_eq!((outcome.matched, cut), (total, None), "`{query}` {limit}");
+            } else if query.is_empty() {
+                // the index decides: the total is known
+                assert_eq!(cut, Some(Some(total)), "`{query}` limit {limit}");
+            } else {
+                // decided on the stored text, newest first, until one past the limit
+                assert_eq!(outcome.matched, limit as u64 + 1, "`{query}` limit {limit}");
+                assert_eq!(cut, Some(None), "`{query}` limit {limit}");
+            }
             let want = &every[every.len().saturating_sub(limit)..];
             assert_eq!(got, want, "`{query}` limit {limit}");
         }
