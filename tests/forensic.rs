@@ -340,6 +340,19 @@ fn collect(mut child_out: impl Read + Send + 'static) -> Arc<Mutex<String>> {
     text
 }
 
+/// The `message` of each NDJSON line the follower printed.
+fn messages(printed: &Mutex<String>) -> Vec<String> {
+    printed
+        .lock()
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["message"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
 fn append(log: &Path, lines: &[String]) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -386,17 +399,7 @@ fn follow_prints_each_new_match_once_as_run_indexes_it() {
         .spawn()
         .unwrap();
     let printed = collect(follower.stdout.take().unwrap());
-    let msgs = || -> Vec<String> {
-        printed
-            .lock()
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v["message"].as_str().unwrap().to_string()
-            })
-            .collect()
-    };
+    let msgs = || messages(&printed);
     let mut expected = Vec::new();
     for round in 0..3u64 {
         let base = 10 + round * 10;
@@ -425,6 +428,98 @@ fn follow_prints_each_new_match_once_as_run_indexes_it() {
     terminate(runner);
     terminate(follower);
     assert_eq!(msgs(), expected);
+}
+
+/// `loggrep --follow` started before the index exists waits for it, as `tail -F` waits for a
+/// file: one note on stderr, then it prints what `logwarden run` indexes once it starts. SIGTERM
+/// ends it, also while it waits (exit 1: nothing matched). Without `--follow` a missing index is
+/// still an error (exit 2).
+#[test]
+fn follow_waits_for_the_index_to_appear() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let data = dir.path().join("data");
+    let note = format!(
+        "loggrep: waiting for the index at {} to appear…",
+        data.join("index").display()
+    );
+
+    let out = run(loggrep().arg("--data-dir").arg(&data).arg("followmark"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no index in") && stderr(&out).contains("backfill first"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut follower = loggrep()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--follow", "--json", "followmark"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let printed = collect(follower.stdout.take().unwrap());
+    let notes = collect(follower.stderr.take().unwrap());
+    assert!(
+        wait_until(30, || notes.lock().unwrap().contains(&note)),
+        "stderr: {}",
+        notes.lock().unwrap()
+    );
+    assert!(follower.try_wait().unwrap().is_none(), "it waits");
+
+    append(
+        &log,
+        &[
+            pino(0, "followmark first"),
+            pino(1, "other"),
+            pino(2, "followmark second"),
+        ],
+    );
+    let runner = start_run(&data, &log);
+    let expected = ["followmark first 0", "followmark second 2"];
+    assert!(
+        wait_until(30, || messages(&printed) == expected),
+        "{:?}",
+        messages(&printed)
+    );
+    append(&log, &[pino(3, "followmark third")]);
+    let expected = [
+        "followmark first 0",
+        "followmark second 2",
+        "followmark third 3",
+    ];
+    assert!(
+        wait_until(30, || messages(&printed) == expected),
+        "{:?}",
+        messages(&printed)
+    );
+    terminate(runner);
+    terminate(follower);
+    assert_eq!(messages(&printed), expected);
+    assert_eq!(notes.lock().unwrap().as_str(), format!("{note}\n"));
+
+    // Stopped while it waits.
+    let elsewhere = dir.path().join("elsewhere");
+    let mut waiting = loggrep()
+        .arg("--data-dir")
+        .arg(&elsewhere)
+        .args(["--follow", "x"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let notes = collect(waiting.stderr.take().unwrap());
+    assert!(wait_until(30, || notes
+        .lock()
+        .unwrap()
+        .contains("waiting for the index")));
+    let out = run(std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(waiting.id().to_string()));
+    assert!(out.status.success());
+    assert_eq!(waiting.wait().unwrap().code(), Some(1));
 }
 
 /// The follower ends by itself when the index is removed.
