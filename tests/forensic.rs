@@ -37,9 +37,14 @@ fn ms(rfc3339: &str) -> i64 {
 }
 
 fn timeline_json(id: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+    timeline_json_in(indexed(), id, extra)
+}
+
+/// `loggrep --incident ID --json --limit 0` over the index in `data`, one value per event.
+fn timeline_json_in(data: &Path, id: &str, extra: &[&str]) -> Vec<serde_json::Value> {
     let out = run(loggrep()
         .arg("--data-dir")
-        .arg(indexed())
+        .arg(data)
         .args(["--incident", id, "--json", "--limit", "0"])
         .args(extra));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -219,6 +224,104 @@ fn export_writes_the_timeline_and_the_incident_for_a_post_mortem() {
     );
 }
 
+/// The marks are the incident groups indexing stored, so they follow the rules the run used: a
+/// rule from a `--patterns` folder (not in the embedded pack) opens one incident per address, and
+/// each incident's timeline marks every match of its own address (more than its capped evidence)
+/// and none of the other address's, which lie in the same window.
+#[test]
+fn marks_are_the_events_indexing_sent_to_the_incident_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("gate.toml"),
+        r#"
+[[rule]]
+id = "test-gate-fault"
+class = "security"
+severity = "warning"
+title = "Gate faults from one address"
+literals = ["gatefault"]
+group_by = ["ip"]
+resolve_after = "1h"
+runbook = ["log-analysis"]
+examples = ['{"level":40,"time":1796220000000,"ip":"192.0.2.1","msg":"gatefault"}']
+"#,
+    )
+    .unwrap();
+    let log = dir.path().join("app.log");
+    let data = dir.path().join("data");
+    let line = |i: u64, ip: &str, msg: &str| {
+        format!(
+            "{{\"level\":40,\"time\":{},\"ip\":\"{ip}\",\"msg\":\"{msg} {i}\"}}",
+            1_796_220_000_000u64 + i * 1000
+        )
+    };
+    let addresses = ["192.0.2.1", "192.0.2.2"];
+    let mut lines = Vec::new();
+    for i in 0..30u64 {
+        for (k, ip) in addresses.iter().enumerate() {
+            lines.push(line(2 * i + k as u64, ip, "gatefault"));
+        }
+        lines.push(line(2 * i, addresses[0], "unrelated"));
+    }
+    append(&log, &lines);
+    let out = run(logwarden()
+        .arg("backfill")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--patterns")
+        .arg(&rules)
+        .arg("--source")
+        .arg(format!("app:pino={}", log.display())));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let incidents = logwarden::query::incidents::load(&data).unwrap();
+    assert_eq!(incidents.len(), 2, "{incidents:?}");
+    for inc in &incidents {
+        assert_eq!(inc.rule, "test-gate-fault");
+        let own = addresses
+            .iter()
+            .find(|ip| inc.group.ends_with(&format!("ip={ip}")))
+            .unwrap_or_else(|| panic!("group {}", inc.group));
+        assert_eq!(inc.count, 30);
+        assert!(
+            (inc.evidence.len() as u64) < inc.count,
+            "evidence is capped"
+        );
+
+        let events = timeline_json_in(&data, &inc.id.0, &[]);
+        let ip_of = |e: &serde_json::Value| e["fields"]["ip"].as_str().unwrap().to_string();
+        let marked: Vec<&serde_json::Value> =
+            events.iter().filter(|e| e["marked"] == true).collect();
+        assert_eq!(
+            marked.len(),
+            30,
+            "every match of {own}, not only the evidence"
+        );
+        for e in &marked {
+            assert_eq!(ip_of(e), *own);
+            assert!(e["message"].as_str().unwrap().starts_with("gatefault "));
+        }
+        let others = events
+            .iter()
+            .filter(|e| e["marked"] == false)
+            .filter(|e| {
+                ip_of(e) != *own && e["message"].as_str().unwrap().starts_with("gatefault ")
+            })
+            .count();
+        assert!(
+            others > 0,
+            "the other address's matches are in the window, unmarked"
+        );
+        let unrelated = events
+            .iter()
+            .filter(|e| e["message"].as_str().unwrap().starts_with("unrelated "))
+            .collect::<Vec<_>>();
+        assert!(!unrelated.is_empty() && unrelated.iter().all(|e| e["marked"] == false));
+    }
+}
+
 /// A writer the follower's stdout is copied into, readable while it runs.
 fn collect(mut child_out: impl Read + Send + 'static) -> Arc<Mutex<String>> {
     let text = Arc::new(Mutex::new(String::new()));
@@ -235,6 +338,19 @@ fn collect(mut child_out: impl Read + Send + 'static) -> Arc<Mutex<String>> {
         }
     });
     text
+}
+
+/// The `message` of each NDJSON line the follower printed.
+fn messages(printed: &Mutex<String>) -> Vec<String> {
+    printed
+        .lock()
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["message"].as_str().unwrap().to_string()
+        })
+        .collect()
 }
 
 fn append(log: &Path, lines: &[String]) {
@@ -283,17 +399,7 @@ fn follow_prints_each_new_match_once_as_run_indexes_it() {
         .spawn()
         .unwrap();
     let printed = collect(follower.stdout.take().unwrap());
-    let msgs = || -> Vec<String> {
-        printed
-            .lock()
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v["message"].as_str().unwrap().to_string()
-            })
-            .collect()
-    };
+    let msgs = || messages(&printed);
     let mut expected = Vec::new();
     for round in 0..3u64 {
         let base = 10 + round * 10;
@@ -322,6 +428,98 @@ fn follow_prints_each_new_match_once_as_run_indexes_it() {
     terminate(runner);
     terminate(follower);
     assert_eq!(msgs(), expected);
+}
+
+/// `loggrep --follow` started before the index exists waits for it, as `tail -F` waits for a
+/// file: one note on stderr, then it prints what `logwarden run` indexes once it starts. SIGTERM
+/// ends it, also while it waits (exit 1: nothing matched). Without `--follow` a missing index is
+/// still an error (exit 2).
+#[test]
+fn follow_waits_for_the_index_to_appear() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let data = dir.path().join("data");
+    let note = format!(
+        "loggrep: waiting for the index at {} to appear…",
+        data.join("index").display()
+    );
+
+    let out = run(loggrep().arg("--data-dir").arg(&data).arg("followmark"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no index in") && stderr(&out).contains("backfill first"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut follower = loggrep()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--follow", "--json", "followmark"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let printed = collect(follower.stdout.take().unwrap());
+    let notes = collect(follower.stderr.take().unwrap());
+    assert!(
+        wait_until(30, || notes.lock().unwrap().contains(&note)),
+        "stderr: {}",
+        notes.lock().unwrap()
+    );
+    assert!(follower.try_wait().unwrap().is_none(), "it waits");
+
+    append(
+        &log,
+        &[
+            pino(0, "followmark first"),
+            pino(1, "other"),
+            pino(2, "followmark second"),
+        ],
+    );
+    let runner = start_run(&data, &log);
+    let expected = ["followmark first 0", "followmark second 2"];
+    assert!(
+        wait_until(30, || messages(&printed) == expected),
+        "{:?}",
+        messages(&printed)
+    );
+    append(&log, &[pino(3, "followmark third")]);
+    let expected = [
+        "followmark first 0",
+        "followmark second 2",
+        "followmark third 3",
+    ];
+    assert!(
+        wait_until(30, || messages(&printed) == expected),
+        "{:?}",
+        messages(&printed)
+    );
+    terminate(runner);
+    terminate(follower);
+    assert_eq!(messages(&printed), expected);
+    assert_eq!(notes.lock().unwrap().as_str(), format!("{note}\n"));
+
+    // Stopped while it waits.
+    let elsewhere = dir.path().join("elsewhere");
+    let mut waiting = loggrep()
+        .arg("--data-dir")
+        .arg(&elsewhere)
+        .args(["--follow", "x"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let notes = collect(waiting.stderr.take().unwrap());
+    assert!(wait_until(30, || notes
+        .lock()
+        .unwrap()
+        .contains("waiting for the index")));
+    let out = run(std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(waiting.id().to_string()));
+    assert!(out.status.success());
+    assert_eq!(waiting.wait().unwrap().code(), Some(1));
 }
 
 /// The follower ends by itself when the index is removed.

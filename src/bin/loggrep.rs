@@ -115,7 +115,7 @@ struct Forensic {
     #[arg(long, value_name = "DIR", requires = "incident")]
     export: Option<PathBuf>,
     /// Keep printing new matching events as `logwarden run` indexes them (Ctrl-C to stop); with
-    /// --since, first the matches since then
+    /// --since, first the matches since then. Waits for an index that does not exist yet
     #[arg(long, short = 'f', conflicts_with_all = ["until", "count"])]
     follow: bool,
 }
@@ -141,6 +141,7 @@ impl Forensic {
         Ok(Some(query::follow::Follow {
             stop,
             poll: query::follow::DEFAULT_POLL,
+            note: |note| eprintln!("loggrep: {note}"),
         }))
     }
 }

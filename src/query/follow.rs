@@ -1,8 +1,16 @@
 //! `loggrep --follow`: keep printing new matching events as a running `logwarden run` commits
 //! them, until stopped (SIGINT/SIGTERM set the stop flag) or the index is gone.
 //!
-//! Owns: polling the index for new commits, finding the events that are new since the last poll,
-//! printing each matching one exactly once. Must not: write the index, or decide exit codes.
+//! Owns: waiting for an index that does not exist yet, polling the index for new commits, finding
+//! the events that are new since the last poll, printing each matching one exactly once. Must
+//! not: write the index, write to stderr itself (the caller's [`Follow::note`] does), or decide
+//! exit codes.
+//!
+//! An index that does not exist yet (the follow started before `logwarden run` created it) is
+//! waited for, as `tail -F` waits for a file: one note, then a look at every poll until it can be
+//! opened or the stop flag is set. Nothing in it was there when the follow started, so every
+//! matching event it holds when it appears is new and prints (held to `--since`), then it is
+//! followed as any other.
 //!
 //! Why it is shaped this way: tantivy segments are immutable, so a poll only evaluates the query
 //! on segments it has not seen; but a background merge makes a new segment out of old ones, so
@@ -19,6 +27,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::ops::Bound;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -28,10 +37,11 @@ use tantivy::query::{EnableScoring, Query};
 use tantivy::{DocAddress, Searcher};
 
 use crate::event::Timestamp;
+use crate::query::lang::Expr;
 use crate::query::search::{self, Hit, Keep};
 use crate::query::{Outcome, QueryError, Request, output, plan, time};
 use crate::query::{lang, narrowed};
-use crate::store::index::EventIndex;
+use crate::store::index::{EventIndex, IndexError};
 use crate::store::schema;
 
 /// Default pause between two polls of the index.
@@ -44,13 +54,17 @@ pub struct Follow {
     pub stop: Arc<AtomicBool>,
     /// Pause between two polls.
     pub poll: Duration,
+    /// Tells the user something that is not output (`loggrep` writes it on stderr): that the
+    /// index does not exist yet and the follow waits for it.
+    pub note: fn(&str),
 }
 
 /// Highest offset indexed per source fingerprint.
 type Marks = HashMap<u64, u64>;
 
 /// Print the matches from `--since` (if given, newest `limit`), then every new match as it is
-/// committed, until stopped or the index is gone.
+/// committed, until stopped or the index is gone. A missing index is waited for (see the module
+/// doc); stopped while waiting, nothing matched.
 pub fn run(req: &Request, f: &Follow, out: &mut dyn Write) -> Result<Outcome, QueryError> {
     let since = req
         .since
@@ -61,21 +75,42 @@ pub fn run(req: &Request, f: &Follow, out: &mut dyn Write) -> Result<Outcome, Qu
             flag: "--since",
             source,
         })?;
-    let index = EventIndex::open_existing(&req.data_dir.join("index"))?;
+    // A query that cannot parse fails now, not once the index appears.
+    let expr = lang::parse(&req.query)?;
+    let dir = req.data_dir.join("index");
+    let (index, appeared) = match EventIndex::open_existing(&dir) {
+        Ok(index) => (index, false),
+        Err(IndexError::Missing { .. }) => match wait_for(&dir, f)? {
+            Some(index) => (index, true),
+            None => {
+                return Ok(Outcome {
+                    matched: 0,
+                    truncated: false,
+                    cut: None,
+                });
+            }
+        },
+        Err(e) => return Err(e.into()),
+    };
     let fields = index.fields();
     let meta = index.dir().join("meta.json");
 
     let mut searcher = index.searcher()?;
-    let mut seen: HashSet<SegmentId> = segment_ids(&searcher);
+    // An index that appeared while waiting holds only new events: no segment is seen yet.
+    let mut seen: HashSet<SegmentId> = if appeared {
+        HashSet::new()
+    } else {
+        segment_ids(&searcher)
+    };
     let mut marks = Marks::new();
     advance(&searcher, &seen, &mut marks)?;
 
     let mut matched = 0u64;
     let mut truncated = false;
-    if let Some(since) = since {
+    if let Some(since) = since.filter(|_| !appeared) {
         let (query, planned) = narrowed(
             req,
-            lang::parse(&req.query)?.as_ref(),
+            expr.as_ref(),
             &index,
             &searcher,
             Bound::Included(since),
@@ -105,7 +140,8 @@ pub fn run(req: &Request, f: &Follow, out: &mut dyn Write) -> Result<Outcome, Qu
         let current = segment_ids(&searcher);
         let fresh: HashSet<SegmentId> = current.difference(&seen).copied().collect();
         if !fresh.is_empty() {
-            let (hits, planned) = new_matches(req, &index, &searcher, since, &fresh, &marks)?;
+            let (hits, planned) =
+                new_matches(req, expr.as_ref(), &index, &searcher, since, &fresh, &marks)?;
             advance(&searcher, &fresh, &mut marks)?;
             matched += hits.len() as u64;
             print(req, &planned, &hits, out)?;
@@ -117,6 +153,23 @@ pub fn run(req: &Request, f: &Follow, out: &mut dyn Write) -> Result<Outcome, Qu
         truncated,
         cut: None,
     })
+}
+
+/// Wait for the index in `dir` to appear: one note, then a look every poll. `None`: stopped first.
+fn wait_for(dir: &Path, f: &Follow) -> Result<Option<EventIndex>, QueryError> {
+    (f.note)(&format!(
+        "waiting for the index at {} to appear…",
+        dir.display()
+    ));
+    while !f.stop.load(Ordering::SeqCst) {
+        pause(f.poll);
+        match EventIndex::open_existing(dir) {
+            Ok(index) => return Ok(Some(index)),
+            Err(IndexError::Missing { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(None)
 }
 
 /// Sleep between polls (real pacing, not a test waiting on a condition).
@@ -161,6 +214,7 @@ fn advance(
 /// in event-time order.
 fn new_matches(
     req: &Request,
+    expr: Option<&Expr>,
     index: &EventIndex,
     searcher: &Searcher,
     since: Option<Timestamp>,
@@ -170,14 +224,7 @@ fn new_matches(
     // Planned against this searcher: the plan may read the term dictionaries of new segments.
     let lo = since.map_or(Bound::Unbounded, Bound::Included);
     let fields = index.fields();
-    let (query, planned) = narrowed(
-        req,
-        lang::parse(&req.query)?.as_ref(),
-        index,
-        searcher,
-        lo,
-        Bound::Unbounded,
-    )?;
+    let (query, planned) = narrowed(req, expr, index, searcher, lo, Bound::Unbounded)?;
     let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
     let mut addresses = Vec::new();
     for (ord, reader) in searcher.segment_readers().iter().enumerate() {
@@ -314,6 +361,7 @@ mod tests {
         let follow = Follow {
             stop: Arc::clone(&stop),
             poll: Duration::from_millis(20),
+            note: |_| {},
         };
         let req = request(dir.path());
         let mut writer = out.clone();
@@ -360,5 +408,73 @@ mod tests {
         let outcome = follower.join().unwrap().unwrap();
         assert_eq!(outcome.matched, 3);
         assert_eq!(out.messages(), ["new hit 2", "new hit 1", "late hit"]);
+    }
+
+    /// Notes given by the follower of the test below (the only one counting them).
+    static NOTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    fn count_note(note: &str) {
+        assert!(note.starts_with("waiting for the index at "), "{note}");
+        NOTES.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Started before the index exists, the follower says so once and waits; the index then
+    /// appears with events already committed (built beside it and moved into place): they were
+    /// all indexed after the follow started, so its matches print, and later commits too.
+    #[test]
+    fn a_follow_started_before_the_index_prints_what_it_holds_when_it_appears() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let out = Shared::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let follow = Follow {
+            stop: Arc::clone(&stop),
+            poll: Duration::from_millis(20),
+            note: count_note,
+        };
+        let req = Request {
+            json: true,
+            ..Request::plain(&data, "hit", Timestamp::from_secs(0))
+        };
+        let mut writer = out.clone();
+        let follower = std::thread::spawn(move || run(&req, &follow, &mut writer));
+        assert!(wait(10, || NOTES.load(Ordering::SeqCst) == 1));
+
+        let staged = dir.path().join("staged");
+        {
+            let index = EventIndex::open_or_create(&staged).unwrap();
+            let mut sink = index.writer(15_000_000).unwrap();
+            sink.add(&Events::new(vec![
+                event(1, 10, 2000, "app", "first hit"),
+                event(1, 20, 1000, "app", "a miss"),
+                event(2, 10, 1500, "app", "second hit"),
+            ]))
+            .unwrap();
+            sink.commit("1").unwrap();
+        }
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::rename(&staged, data.join("index")).unwrap();
+        assert!(
+            wait(10, || out.messages().len() == 2),
+            "{:?}",
+            out.messages()
+        );
+        assert_eq!(out.messages(), ["second hit", "first hit"]);
+
+        let index = EventIndex::open_existing(&data.join("index")).unwrap();
+        let mut sink = index.writer(15_000_000).unwrap();
+        sink.add(&Events::new(vec![event(1, 30, 3000, "app", "third hit")]))
+            .unwrap();
+        sink.commit("2").unwrap();
+        assert!(
+            wait(10, || out.messages().len() == 3),
+            "{:?}",
+            out.messages()
+        );
+        stop.store(true, Ordering::SeqCst);
+        let outcome = follower.join().unwrap().unwrap();
+        assert_eq!(outcome.matched, 3);
+        assert_eq!(out.messages(), ["second hit", "first hit", "third hit"]);
+        assert_eq!(NOTES.load(Ordering::SeqCst), 1);
     }
 }

@@ -13,31 +13,24 @@
 //! Must not: change the incident log or the index, or decide exit codes.
 //!
 //! Which events are "the incident's": its evidence events, and every event in the incident's
-//! lifetime (first seen to last seen) that its rule matches *in its group* (same rule, service
-//! and `group_by` values), found by running the rule pack's matcher over the window's events of
-//! the incident's services. When the rule is not in the embedded pack (the incident came from a
-//! user `--patterns` folder) only the evidence is marked.
+//! lifetime (first match to resolution) whose matches went *to its group* (same rule, service and
+//! `group_by` values), read from the `groups` field indexing stored with each event: exactly what
+//! `incident:ID` finds ([`plan::incident_events`]). So the rules of the run that indexed the events
+//! decide (the embedded pack or a `--patterns` folder), and no rule is matched again here.
 
 use std::collections::HashSet;
 use std::io::Write;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use tantivy::Searcher;
-use tantivy::query::{AllQuery, BooleanQuery, Occur};
-
-use crate::detect::matcher::Matcher;
 use crate::detect::pack;
-use crate::event::{Event, EventId, Events, Timestamp};
+use crate::event::{EventId, Timestamp};
 use crate::incident::Incident;
-use crate::incident::group::GroupKey;
 use crate::query::incidents::{self as views, Style};
 use crate::query::search::{self, Hit, Keep};
-use crate::query::{Outcome, QueryError, Request, lang, narrowed, output, plan, timerange};
+use crate::query::{Outcome, QueryError, Request, lang, narrowed, output, plan};
 use crate::store::incidents::IncidentLogError;
 use crate::store::index::EventIndex;
-use crate::store::schema::Fields;
 
 /// Default lead time before the incident's first event (`--lead`).
 pub const DEFAULT_LEAD_SECS: i64 = 600;
@@ -66,8 +59,6 @@ pub enum ForensicError {
     UnknownIncident { id: String, dir: PathBuf },
     #[error("reading the incident log: {0}")]
     Log(#[from] IncidentLogError),
-    #[error("the rule pack: {0}")]
-    Rules(String),
     #[error("writing the export {path}: {source}")]
     Export {
         path: PathBuf,
@@ -99,8 +90,25 @@ pub struct Entry {
     pub marked: bool,
 }
 
-/// Events marked per batch handed to the rule matcher.
-const MARK_BATCH: usize = 1024;
+/// Which events are the incident's own (see the module doc).
+struct Own {
+    evidence: HashSet<EventId>,
+    /// Its group's events during its lifetime.
+    events: plan::Pred,
+}
+
+impl Own {
+    fn of(inc: &Incident) -> Own {
+        Own {
+            evidence: inc.evidence.iter().map(|e| e.event).collect(),
+            events: plan::incident_events(inc),
+        }
+    }
+
+    fn contains(&self, hit: &Hit) -> bool {
+        self.evidence.contains(&hit.id) || self.events.eval(hit)
+    }
+}
 
 /// The incident `t.id` names in the data dir, or [`ForensicError::UnknownIncident`].
 pub fn find(req: &Request, t: &IncidentTimeline) -> Result<Incident, ForensicError> {
@@ -115,7 +123,7 @@ pub fn find(req: &Request, t: &IncidentTimeline) -> Result<Incident, ForensicErr
 
 /// Read the timeline from its start, handing each event (marked or not) to `each` until it
 /// returns `false`; the total number of events in the window comes back. Memory holds sort keys
-/// and the marked ids, never the whole timeline.
+/// and the evidence ids, never the whole timeline.
 pub fn read(
     req: &Request,
     inc: &Incident,
@@ -134,7 +142,7 @@ pub fn read(
         Bound::Included(window.from),
         upper,
     )?;
-    let marked = marks(inc, &searcher, fields)?;
+    let own = Own::of(inc);
     // Counted apart: `each` may stop the reading early (from the fast fields alone when the
     // index decides the query).
     let count = Keep {
@@ -143,7 +151,7 @@ pub fn read(
     };
     let total = search::search(&searcher, fields, query.as_ref(), &planned, count)?.matched;
     search::each_in_order(&searcher, fields, query.as_ref(), &planned, |hit| {
-        let marked = marked.contains(&hit.id);
+        let marked = own.contains(&hit);
         each(Entry { hit, marked }, &planned)
     })?;
     Ok(total)
@@ -266,82 +274,12 @@ pub fn write_json(out: &mut dyn Write, e: &Entry) -> std::io::Result<()> {
     writeln!(out, "\"marked\":{}}}", e.marked)
 }
 
-/// The ids of the incident's own events: its evidence, and every event of its services in its
-/// lifetime that its rule matches in its group (read in batches, whatever the user's query).
-fn marks(
-    inc: &Incident,
-    searcher: &Searcher,
-    fields: Fields,
-) -> Result<HashSet<EventId>, QueryError> {
-    let mut marked: HashSet<EventId> = inc.evidence.iter().map(|e| e.event).collect();
-    let rules = pack::default_rules().map_err(|e| ForensicError::Rules(e.to_string()))?;
-    if rules.get(&inc.rule).is_none() {
-        return Ok(marked);
-    }
-    let rules = Arc::new(rules);
-    let matcher =
-        Matcher::new(Arc::clone(&rules)).map_err(|e| ForensicError::Rules(e.to_string()))?;
-    let scan = |batch: Vec<Event>, marked: &mut HashSet<EventId>| {
-        for m in matcher.scan(&Events::new(batch)) {
-            let Some(rule) = rules.rules.get(m.rule) else {
-                continue;
-            };
-            if rule.id == inc.rule && GroupKey::of(rule, &m).render() == inc.group {
-                marked.insert(m.event);
-            }
-        }
-    };
-
-    let end = inc.resolved_at.unwrap_or(inc.last_seen).max(inc.last_seen);
-    let lifetime = BooleanQuery::new(vec![
-        (Occur::Must, plan::filter_services(&inc.services, fields)),
-        (
-            Occur::Must,
-            Box::new(timerange::TimeRange::new(
-                fields,
-                Bound::Included(inc.first_seen),
-                Bound::Included(end),
-            )),
-        ),
-    ]);
-    let every = plan::Plan {
-        query: Box::new(AllQuery),
-        exact: true,
-        pred: plan::Pred::All,
-    };
-    let mut batch = Vec::with_capacity(MARK_BATCH);
-    search::each_in_order::<QueryError>(searcher, fields, &lifetime, &every, |hit| {
-        batch.push(event_of(&hit));
-        if batch.len() == MARK_BATCH {
-            scan(std::mem::take(&mut batch), &mut marked);
-        }
-        Ok(true)
-    })?;
-    scan(batch, &mut marked);
-    Ok(marked)
-}
-
-/// A stored event back as a pipeline event (what the matcher takes).
-fn event_of(hit: &Hit) -> Event {
-    Event {
-        id: hit.id,
-        ts: hit.ts,
-        service: hit.service.clone(),
-        level: hit.level,
-        message: hit.message.clone(),
-        raw: hit.raw.clone(),
-        fields: hit.fields.clone(),
-        flags: hit.flags,
-        len: u32::try_from(hit.raw.len() + 1).unwrap_or(u32::MAX),
-        lines: u32::try_from(hit.raw.lines().count().max(1)).unwrap_or(u32::MAX),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use tantivy::collector::Count;
 
     use super::*;
+    use crate::event::Events;
     use crate::store::index::tests::event;
 
     fn request(dir: &Path, query: &str) -> Request {

@@ -575,18 +575,25 @@ fn incident_predicate(id: &str, ctx: &Context<'_>) -> Result<Pred, String> {
             None => format!("no incident `{id}` (logwarden incidents lists them)"),
         });
     };
+    Ok(incident_events(incident))
+}
+
+/// The predicate of an incident's events: their matches went to its group (the `groups` field
+/// indexing stored, [`crate::incident::group::GroupKey::render`] as the incident records it) and
+/// they lie between its first match and its resolution (its last match while it is open).
+/// `incident:ID` and the marks of `loggrep --incident` both mean this.
+pub fn incident_events(incident: &crate::incident::Incident) -> Pred {
     let to = incident
         .resolved_at
         .unwrap_or(incident.last_seen)
         .max(incident.last_seen);
-    let all = vec![
+    Pred::And(vec![
         Pred::Group(incident.group.clone()),
         Pred::During {
             from: incident.first_seen,
             to,
         },
-    ];
-    Ok(Pred::And(all))
+    ])
 }
 
 fn unknown_field(name: &str, column: usize, ctx: &Context<'_>) -> PlanError {
