@@ -579,12 +579,25 @@ fn count_by_and_histogram_add_up_to_count() {
 
 #[test]
 fn limit_says_on_stderr_what_it_cut() {
+    // a literal is decided on the stored text, newest first: the listing stops once it knows
+    // the limit cut, and says so without a total
     let out = lg(&["--limit", "2", "ECONNREFUSED"]);
     assert_eq!(stdout(&out).lines().count(), 2);
     let total = count("ECONNREFUSED");
+    assert!(total > 2);
     let note = stderr(&out);
     assert!(
-        note.contains(&format!("showing the newest 2 of {total}")) && note.contains("--limit 0"),
+        note.contains("showing the newest 2 matching events; more match")
+            && note.contains("--limit 0")
+            && note.contains("--count"),
+        "{note}"
+    );
+    // the index decides a level alone, and counts every match while listing
+    let out = lg(&["--limit", "2", "level:error"]);
+    let errors = count("level:error");
+    let note = stderr(&out);
+    assert!(
+        note.contains(&format!("showing the newest 2 of {errors}")) && note.contains("--limit 0"),
         "{note}"
     );
     let out = lg(&["--limit", "0", "ECONNREFUSED"]);

@@ -9,15 +9,18 @@
 //! Cost model: collecting candidates reads three fast-field values per candidate; deciding an
 //! inexact plan loads each candidate's stored document (one doc-store block each), so narrow
 //! queries are fast and a query the index cannot narrow (`NOT "text"` alone) reads everything.
-//! Memory: a listing the index decides alone keeps the newest `limit` keys per segment (it follows
-//! the limit); an inexact plan holds every candidate's key (~32 bytes) to decide them in order.
+//! A listing decides newest first and stops one match past its limit; counting and the tallies
+//! read each segment's candidates in document order (each store block decompressed once).
+//! Memory: a listing the index decides alone keeps the newest `limit` keys per segment; an
+//! inexact listing and an ordered walk (timelines, exports) keep at most one round of candidates'
+//! keys ([`ROUND_MAX`], ~32 MiB); counting keeps none.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, ColumnType, DynamicColumn, StrColumn};
-use tantivy::query::Query;
+use tantivy::query::{EnableScoring, Query};
 use tantivy::schema::{OwnedValue, Value};
 use tantivy::{
     DateTime, DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument,
@@ -84,11 +87,14 @@ pub fn search(
     if plan.exact {
         // The index decides: count every match, keep only the newest `limit` keys per segment,
         // so memory follows the limit, not the number of matches.
-        let (matched, mut newest) = searcher.search(query, &NewestKeys { keep: limit })?;
-        newest.sort_unstable_by_key(Candidate::key);
-        let skip = newest.len().saturating_sub(limit);
-        let mut hits = Vec::with_capacity(newest.len() - skip);
-        for c in &newest[skip..] {
+        let edge = Edge {
+            keep: limit,
+            newest: true,
+            beyond: None,
+        };
+        let (matched, newest) = searcher.search(query, &edge)?;
+        let mut hits = Vec::with_capacity(newest.len());
+        for c in newest.iter().rev() {
             hits.push(load(searcher, fields, c.address)?);
         }
         return Ok(Found {
@@ -98,45 +104,41 @@ pub fn search(
         });
     }
 
-    let mut candidates = searcher.search(query, &SortKeys)?;
-    candidates.sort_unstable_by_key(Candidate::key);
+    if limit == 0 {
+        // Counting decides every candidate, in document order (any order counts the same).
+        let matched = each_match(searcher, fields, query, plan, false, &mut |_, _| {})?;
+        return Ok(Found {
+            matched,
+            exact: true,
+            hits: Vec::new(),
+        });
+    }
 
-    // Counting decides every candidate. A listing decides them newest first and stops at the
-    // first match past the limit: it then knows the limit cut, which is all it says, and a
-    // common word's listing reads `limit + 1` matches' documents, not every candidate's.
-    let mut matched = 0u64;
+    // A listing decides the candidates newest first and stops at the first match past the limit:
+    // it then knows the limit cut, which is all it says, so a common word's listing reads
+    // `limit + 1` matches' documents, not every candidate's.
     let mut hits = Vec::new();
-    for c in candidates.iter().rev() {
-        let hit = load(searcher, fields, c.address)?;
-        if !plan.pred.eval(&hit) {
-            continue;
-        }
-        matched += 1;
-        if limit == 0 {
-            continue;
-        }
+    let mut more = false;
+    walk::<tantivy::TantivyError>(searcher, fields, query, plan, true, &mut |hit| {
         if hits.len() == limit {
-            hits.reverse();
-            return Ok(Found {
-                matched,
-                exact: false,
-                hits,
-            });
+            more = true;
+            return Ok(false);
         }
         hits.push(hit);
-    }
+        Ok(true)
+    })?;
     hits.reverse();
     Ok(Found {
-        matched,
-        exact: true,
+        matched: hits.len() as u64 + u64::from(more),
+        exact: !more,
         hits,
     })
 }
 
 /// Every match of `query` (decided by `plan`) in event-time order, loaded one at a time and handed
-/// to `each` until it returns `false`. Memory holds the candidates' sort keys (a few words each),
-/// never all the hits: for streaming an export, or reading a timeline from its start. Returns the
-/// number of matches handed over.
+/// to `each` until it returns `false`: for streaming an export, or reading a timeline from its
+/// start. Memory is bounded (see [`walk`]), never all the hits. Returns the number of matches
+/// handed over.
 pub fn each_in_order<E: From<tantivy::TantivyError>>(
     searcher: &Searcher,
     fields: Fields,
@@ -144,25 +146,67 @@ pub fn each_in_order<E: From<tantivy::TantivyError>>(
     plan: &Plan,
     mut each: impl FnMut(Hit) -> Result<bool, E>,
 ) -> Result<u64, E> {
-    let mut candidates = searcher.search(query, &SortKeys)?;
-    candidates.sort_unstable_by_key(Candidate::key);
     let mut handed = 0;
-    for c in &candidates {
-        let hit = load(searcher, fields, c.address)?;
-        if !plan.exact && !plan.pred.eval(&hit) {
-            continue;
-        }
+    walk(searcher, fields, query, plan, false, &mut |hit| {
         handed += 1;
-        if !each(hit)? {
-            break;
-        }
-    }
+        each(hit)
+    })?;
     Ok(handed)
+}
+
+/// Candidates fetched by the first round of a [`walk`]; each further round doubles it, up to
+/// [`ROUND_MAX`].
+const ROUND_FIRST: usize = 1024;
+/// The most candidates' keys a round holds (~32 bytes each: 32 MiB).
+const ROUND_MAX: usize = 1 << 20;
+
+/// Hand the matches of `query` (decided by `plan`) to `each` in event-time order, newest first
+/// when `newest`, until it returns `false` or none are left. Memory stays bounded whatever the
+/// number of candidates: a round keeps only the next [`ROUND_FIRST`] (doubling up to
+/// [`ROUND_MAX`]) candidates' keys beyond the last one handed over, decides them in order, and
+/// the next round starts past the last.
+fn walk<E: From<tantivy::TantivyError>>(
+    searcher: &Searcher,
+    fields: Fields,
+    query: &dyn Query,
+    plan: &Plan,
+    newest: bool,
+    each: &mut dyn FnMut(Hit) -> Result<bool, E>,
+) -> Result<(), E> {
+    let mut round = ROUND_FIRST;
+    let mut beyond = None;
+    loop {
+        let edge = Edge {
+            keep: round,
+            newest,
+            beyond,
+        };
+        let (_, batch) = searcher.search(query, &edge)?;
+        for c in &batch {
+            let hit = load(searcher, fields, c.address)?;
+            if !plan.exact && !plan.pred.eval(&hit) {
+                continue;
+            }
+            if !each(hit)? {
+                return Ok(());
+            }
+        }
+        match batch.last() {
+            Some(last) if batch.len() == round => beyond = Some(last.key()),
+            _ => return Ok(()),
+        }
+        round = (round * 2).min(ROUND_MAX);
+    }
 }
 
 /// Read a stored event back.
 pub fn load(searcher: &Searcher, f: Fields, address: DocAddress) -> tantivy::Result<Hit> {
     let doc: TantivyDocument = searcher.doc(address)?;
+    Ok(hit_of(&doc, f))
+}
+
+/// A stored document as a [`Hit`].
+fn hit_of(doc: &TantivyDocument, f: Fields) -> Hit {
     let text = |field| {
         doc.get_first(field)
             .and_then(|v| v.as_str().map(str::to_string))
@@ -196,7 +240,7 @@ pub fn load(searcher: &Searcher, f: Fields, address: DocAddress) -> tantivy::Res
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect::<Vec<String>>()
     };
-    Ok(Hit {
+    Hit {
         rules: all_text(f.rules),
         classes: all_text(f.classes),
         groups: all_text(f.groups),
@@ -208,7 +252,7 @@ pub fn load(searcher: &Searcher, f: Fields, address: DocAddress) -> tantivy::Res
         raw: text(f.raw),
         fields,
         flags,
-    })
+    }
 }
 
 /// A candidate and its sort key.
@@ -227,35 +271,55 @@ impl Candidate {
     }
 }
 
-/// Counts every matching document and keeps the `keep` newest (by [`Candidate::key`]) of each
-/// segment; the merge keeps the newest `keep` of those.
-struct NewestKeys {
-    keep: usize,
+/// A key as an unsigned triple ordered so that the walk's next candidate is the *largest*:
+/// time (sign bit flipped, so the order holds across 1970), fingerprint, offset; complemented
+/// when walking oldest first.
+fn walk_order(key: (i64, u64, u64), newest: bool) -> (u64, u64, u64) {
+    let t = (key.0 as u64) ^ (1 << 63);
+    if newest {
+        (t, key.1, key.2)
+    } else {
+        (!t, !key.1, !key.2)
+    }
 }
 
-/// A kept candidate of one segment: its key and document.
-type Kept = ((i64, u64, u64), DocId);
-
-struct NewestKeysSegment {
-    keys: SortKeysSegment,
+/// Counts every matching document and keeps the next `keep` candidates of a walk (the newest,
+/// or the oldest), only those `beyond` the given key; the merge keeps the next `keep` of the
+/// segments', in walk order.
+struct Edge {
     keep: usize,
+    newest: bool,
+    /// Only candidates past this key in walk order (older when walking newest first).
+    beyond: Option<(i64, u64, u64)>,
+}
+
+/// A kept candidate of one segment: its key in walk order and document.
+type Kept = ((u64, u64, u64), DocId);
+
+struct EdgeSegment {
+    keys: KeyColumns,
+    keep: usize,
+    newest: bool,
+    beyond: Option<(u64, u64, u64)>,
     count: u64,
-    /// A min-heap on the key: the oldest kept candidate is the first to go.
+    /// A min-heap on the walk-order key: the last candidate in walk order goes first.
     heap: BinaryHeap<Reverse<Kept>>,
 }
 
-impl Collector for NewestKeys {
+impl Collector for Edge {
     type Fruit = (u64, Vec<Candidate>);
-    type Child = NewestKeysSegment;
+    type Child = EdgeSegment;
 
     fn for_segment(
         &self,
         segment: SegmentOrdinal,
         reader: &SegmentReader,
-    ) -> tantivy::Result<NewestKeysSegment> {
-        Ok(NewestKeysSegment {
-            keys: SortKeys.for_segment(segment, reader)?,
+    ) -> tantivy::Result<EdgeSegment> {
+        Ok(EdgeSegment {
+            keys: KeyColumns::open(segment, reader)?,
             keep: self.keep,
+            newest: self.newest,
+            beyond: self.beyond.map(|k| walk_order(k, self.newest)),
             count: 0,
             heap: BinaryHeap::new(),
         })
@@ -275,14 +339,13 @@ impl Collector for NewestKeys {
             count += n;
             all.extend(candidates);
         }
-        all.sort_unstable_by_key(Candidate::key);
-        let skip = all.len().saturating_sub(self.keep);
-        all.drain(..skip);
+        all.sort_unstable_by_key(|c| Reverse(walk_order(c.key(), self.newest)));
+        all.truncate(self.keep);
         Ok((count, all))
     }
 }
 
-impl SegmentCollector for NewestKeysSegment {
+impl SegmentCollector for EdgeSegment {
     type Fruit = (u64, Vec<Candidate>);
 
     fn collect(&mut self, doc: DocId, _score: Score) {
@@ -290,75 +353,50 @@ impl SegmentCollector for NewestKeysSegment {
         if self.keep == 0 {
             return;
         }
-        let c = self.keys.candidate(doc);
-        let entry = Reverse((c.key(), doc));
+        let key = walk_order(self.keys.candidate(doc).key(), self.newest);
+        if self.beyond.is_some_and(|b| key >= b) {
+            return;
+        }
+        let entry = Reverse((key, doc));
         if self.heap.len() < self.keep {
             self.heap.push(entry);
-        } else if self.heap.peek().is_some_and(|oldest| entry < *oldest) {
-            // `Reverse`: smaller means newer than the oldest kept one.
+        } else if self.heap.peek().is_some_and(|last| entry < *last) {
+            // `Reverse`: smaller means earlier in the walk than the last kept one.
             self.heap.pop();
             self.heap.push(entry);
         }
     }
 
     fn harvest(self) -> (u64, Vec<Candidate>) {
-        let segment = self.keys.segment;
+        let keys = &self.keys;
         let kept = self
             .heap
             .into_iter()
-            .map(
-                |std::cmp::Reverse(((ts, fingerprint, offset), doc))| Candidate {
-                    ts,
-                    fingerprint,
-                    offset,
-                    address: DocAddress::new(segment, doc),
-                },
-            )
+            .map(|Reverse((_, doc))| keys.candidate(doc))
             .collect();
         (self.count, kept)
     }
 }
 
-/// Collects every matching document with its (ts, fingerprint, offset) from the fast fields.
-struct SortKeys;
-
-struct SortKeysSegment {
+/// The fast columns of a segment that give a document its sort key.
+struct KeyColumns {
     segment: SegmentOrdinal,
     ts: Column<DateTime>,
     fingerprint: Column<u64>,
     offset: Column<u64>,
-    out: Vec<Candidate>,
 }
 
-impl Collector for SortKeys {
-    type Fruit = Vec<Candidate>;
-    type Child = SortKeysSegment;
-
-    fn for_segment(
-        &self,
-        segment: SegmentOrdinal,
-        reader: &SegmentReader,
-    ) -> tantivy::Result<SortKeysSegment> {
+impl KeyColumns {
+    fn open(segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<KeyColumns> {
         let ff = reader.fast_fields();
-        Ok(SortKeysSegment {
+        Ok(KeyColumns {
             segment,
             ts: ff.date(schema::TS)?,
             fingerprint: ff.u64(schema::FINGERPRINT)?,
             offset: ff.u64(schema::OFFSET)?,
-            out: Vec::new(),
         })
     }
 
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(&self, fruits: Vec<Vec<Candidate>>) -> tantivy::Result<Vec<Candidate>> {
-        Ok(fruits.into_iter().flatten().collect())
-    }
-}
-
-impl SortKeysSegment {
     fn candidate(&self, doc: DocId) -> Candidate {
         Candidate {
             ts: self.ts.first(doc).map_or(0, |d| d.into_timestamp_micros()),
@@ -369,23 +407,12 @@ impl SortKeysSegment {
     }
 }
 
-impl SegmentCollector for SortKeysSegment {
-    type Fruit = Vec<Candidate>;
-
-    fn collect(&mut self, doc: DocId, _score: Score) {
-        let c = self.candidate(doc);
-        self.out.push(c);
-    }
-
-    fn harvest(self) -> Vec<Candidate> {
-        self.out
-    }
-}
-
 /// Every match of `plan` (any order), handed to `visit` with its time and, when `need_doc` (or
 /// when the plan must read the document to decide anyway), the loaded hit. Returns the number of
-/// matches. Used by the tallies (`--count-by`, `--histogram`), which need no order and keep
-/// only their counters, so memory stays bounded by the candidates' sort keys.
+/// matches. Used by counting and the tallies (`--count-by`, `--histogram`), which need no order
+/// and keep only their counters: each segment's candidates are visited in document order, so
+/// memory stays flat and the stored documents are read block after block, each block
+/// decompressed once.
 pub fn each_match(
     searcher: &Searcher,
     fields: Fields,
@@ -394,20 +421,46 @@ pub fn each_match(
     need_doc: bool,
     visit: &mut dyn FnMut(Timestamp, Option<&Hit>),
 ) -> tantivy::Result<u64> {
-    let candidates = searcher.search(query, &SortKeys)?;
+    let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
+    let read_doc = need_doc || !plan.exact;
     let mut matched = 0u64;
-    for c in &candidates {
-        if plan.exact && !need_doc {
-            matched += 1;
-            visit(Timestamp(c.ts), None);
-            continue;
+    for reader in searcher.segment_readers() {
+        let ts = reader.fast_fields().date(schema::TS)?;
+        let store = if read_doc {
+            Some(reader.get_store_reader(1)?)
+        } else {
+            None
+        };
+        let alive = reader.alive_bitset();
+        let mut failed = None;
+        weight.for_each_no_score(reader, &mut |docs| {
+            for &doc in docs {
+                if failed.is_some() || alive.is_some_and(|a| a.is_deleted(doc)) {
+                    continue;
+                }
+                let Some(store) = &store else {
+                    matched += 1;
+                    let micros = ts.first(doc).map_or(0, |d| d.into_timestamp_micros());
+                    visit(Timestamp(micros), None);
+                    continue;
+                };
+                let hit = match store.get::<TantivyDocument>(doc) {
+                    Ok(d) => hit_of(&d, fields),
+                    Err(e) => {
+                        failed = Some(e);
+                        continue;
+                    }
+                };
+                if !plan.exact && !plan.pred.eval(&hit) {
+                    continue;
+                }
+                matched += 1;
+                visit(hit.ts, Some(&hit));
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
         }
-        let hit = load(searcher, fields, c.address)?;
-        if !plan.exact && !plan.pred.eval(&hit) {
-            continue;
-        }
-        matched += 1;
-        visit(hit.ts, Some(&hit));
     }
     Ok(matched)
 }

@@ -1077,3 +1077,42 @@ fn a_limited_listing_keeps_the_newest_across_segments() {
         }
     }
 }
+
+/// A literal whose candidates mostly fail the stored-text check walks them in bounded rounds
+/// (1024, then 2048 keys): every match comes back, in time order, across the rounds' seams, for
+/// a listing without limit, a limited one and the count.
+#[test]
+fn a_listing_walks_the_candidates_in_bounded_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut want = Vec::new();
+    for segment in 0..3i64 {
+        let events = (0..1100i64)
+            .map(|i| {
+                let n = i * 3 + segment;
+                // smart case: `ECONNREFUSED` matches only the upper-case ones, but every event
+                // holds the (folded) term, so all 3300 are candidates
+                let raw = if n % 10 == 0 {
+                    format!("connect ECONNREFUSED {n}")
+                } else {
+                    format!("connect econnrefused {n}")
+                };
+                if n % 10 == 0 {
+                    want.push((n, raw.clone()));
+                }
+                ev(n as u64 * 100, T0 + n * 1000, "app", Level::Error, &raw)
+            })
+            .collect();
+        build(dir.path(), events);
+    }
+    want.sort();
+    let want: Vec<String> = want.into_iter().map(|(_, raw)| raw).collect();
+    let mut all = request(dir.path(), "ECONNREFUSED");
+    all.limit = None;
+    assert_eq!(raws(&all), want);
+    assert_eq!(count(&all), want.len() as u64);
+    let mut limited = all.clone();
+    limited.limit = Some(250);
+    assert_eq!(raws(&limited), want[want.len() - 250..]);
+    let (outcome, _) = lines(&limited);
+    assert_eq!(outcome.cut.map(|c| c.of), Some(None));
+}
