@@ -12,6 +12,10 @@
 //!   checked on the stored text, with smart case: a literal with an uppercase letter is
 //!   case-sensitive, an all-lowercase one is not (Unicode simple case folding, like ripgrep).
 //!   In case-insensitive mode only ASCII tokens narrow; the others are left to the check.
+//!   One exception needs no check: a lowercase literal of ASCII letters and digits (`timeout`,
+//!   `econnrefused`) is decided by the index alone when the terms containing it are all ASCII
+//!   and no event holds a too-long token ([`TextParts::query_deciding`]): counts and limited
+//!   listings of the most common grep then read no stored document.
 //! * regex terms narrow through their required literals (regex-syntax's prefix, else suffix,
 //!   literal extraction, folded like tokens and planned as literals); with none, every event is
 //!   a candidate. The regex decides on each line of the stored text. Prefix terms `stem*` need a
@@ -617,10 +621,7 @@ fn narrow(pred: &Pred, ctx: &Context<'_>, spare: bool) -> (Box<dyn Query>, bool)
     let f = ctx.fields;
     match pred {
         Pred::All => (Box::new(AllQuery), true),
-        Pred::Raw(lit) => (
-            text_parts(lit, Target::Text(f.raw), ctx).query(spare, ctx),
-            false,
-        ),
+        Pred::Raw(lit) => text_parts(lit, Target::Text(f.raw), ctx).query_deciding(spare, ctx),
         Pred::Message(lit) => (
             text_parts(lit, Target::Text(f.message), ctx).query(spare, ctx),
             false,
@@ -868,6 +869,10 @@ struct TextParts<'a> {
     /// The fewest documents one cheap clause matches: a bound on the candidates (`u64::MAX` for
     /// attributes, whose partial tokens do not narrow).
     fewest: u64,
+    /// The literal is one case-insensitive token of ASCII letters and digits, and no event holds
+    /// a token too long to index: the terms that contain it are exactly the events that do (see
+    /// [`TextParts::query_deciding`]).
+    decidable: bool,
 }
 
 /// Where a literal's terms live.
@@ -900,6 +905,7 @@ fn text_parts<'a>(lit: &Literal, target: Target<'a>, ctx: &Context<'_>) -> TextP
         costly: Vec::new(),
         target,
         fewest: u64::MAX,
+        decidable: false,
     };
     let mut tokenizer = SimpleTokenizer::default();
     let mut stream = tokenizer.token_stream(text);
@@ -927,6 +933,10 @@ fn text_parts<'a>(lit: &Literal, target: Target<'a>, ctx: &Context<'_>) -> TextP
         parts.fewest = parts.fewest.min(doc_freq(&target.term(tok)));
     }
     let long_tokens = doc_freq(&target.term(schema::LONG_TOKEN_MARK));
+    parts.decidable = lit.case_insensitive
+        && !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_alphanumeric())
+        && long_tokens == 0;
     for tok in &parts.prefixes {
         let cap = parts.fewest.min(CHEAP_ENOUGH.saturating_add(1));
         let prefixed = prefix_doc_freq(ctx.searcher, field, tok, cap);
@@ -950,6 +960,7 @@ fn prefix_parts<'a>(stem: &str, field: tantivy::schema::Field, ctx: &Context<'_>
         costly: Vec::new(),
         target,
         fewest: prefixed.saturating_add(long_tokens),
+        decidable: false,
     }
 }
 
@@ -957,6 +968,19 @@ impl TextParts<'_> {
     /// The narrowing query; `spare`: leave the costly clauses out even when this literal alone
     /// does not bound the candidates.
     fn query(&self, spare: bool, ctx: &Context<'_>) -> Box<dyn Query> {
+        self.query_deciding(spare, ctx).0
+    }
+
+    /// The narrowing query, and whether it decides alone. It does for a [`decidable`] literal
+    /// whose containing terms the vocabulary lists, all ASCII: a term is a maximal run of
+    /// alphanumerics folded char by char, so an event holds such a term exactly when its text
+    /// holds the literal in any case, as the stored-text check (Unicode simple case folding, like
+    /// ripgrep) would say. (A non-ASCII term may have been folded otherwise than the check folds,
+    /// `İ` → `i̇`; those, and a list cut short, leave the check to decide.)
+    ///
+    /// [`decidable`]: TextParts::decidable
+    fn query_deciding(&self, spare: bool, ctx: &Context<'_>) -> (Box<dyn Query>, bool) {
+        let mut decided = false;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = self
             .whole
             .iter()
@@ -985,6 +1009,11 @@ impl TextParts<'_> {
                     .vocab
                     .filter(|_| field == ctx.fields.raw)
                     .and_then(|v| v.terms_with(ctx.searcher, tok, *suffix, VOCAB_TERMS));
+                decided = self.decidable
+                    && self.costly.len() == 1
+                    && listed
+                        .as_ref()
+                        .is_some_and(|terms| terms.iter().all(|t| t.is_ascii()));
                 let terms = match listed {
                     Some(terms) => Some(Box::new(TermSetQuery::new(
                         terms.iter().map(|t| Term::from_field_text(field, t)),
@@ -996,9 +1025,9 @@ impl TextParts<'_> {
             }
         }
         if clauses.is_empty() {
-            return Box::new(AllQuery);
+            return (Box::new(AllQuery), false);
         }
-        Box::new(BooleanQuery::new(clauses))
+        (Box::new(BooleanQuery::new(clauses)), decided)
     }
 }
 

@@ -212,12 +212,30 @@ fn results_come_in_time_order_and_count_agrees() {
         out[0]
     );
 
-    // the limit keeps the newest, still printed in time order, and says it cut; a literal is
-    // decided on the stored text newest first, so the listing stops once it knows it cut
+    // the limit keeps the newest, still printed in time order, and says it cut; a lowercase
+    // word is decided by the index alone, so the total is known
     let mut limited = req.clone();
     limited.limit = Some(2);
     let (outcome, _) = lines(&limited);
     assert_eq!(raws(&limited), ["error b2", "error c"]);
+    assert_eq!(
+        outcome,
+        Outcome {
+            matched: 4,
+            truncated: true,
+            cut: Some(Cut {
+                shown: 2,
+                of: Some(4),
+                what: CutWhat::Events
+            })
+        }
+    );
+    // a literal checked on the stored text is decided newest first: the listing stops once it
+    // knows the limit cut, and says so without a total
+    let mut checked = request(dir.path(), "\"error \"");
+    checked.limit = Some(2);
+    let (outcome, _) = lines(&checked);
+    assert_eq!(raws(&checked), ["error b2", "error c"]);
     assert_eq!(
         outcome,
         Outcome {
@@ -230,11 +248,7 @@ fn results_come_in_time_order_and_count_agrees() {
             })
         }
     );
-    assert_eq!(count(&limited), 4);
-    // decided by the index alone, the total is known
-    let mut by_level = request(dir.path(), "level:info");
-    by_level.limit = Some(2);
-    assert_eq!(lines(&by_level).0.cut.and_then(|c| c.of), Some(4));
+    assert_eq!(count(&checked), 4);
 }
 
 #[test]
@@ -1052,8 +1066,9 @@ fn a_limited_listing_keeps_the_newest_across_segments() {
             .collect();
         build(dir.path(), events);
     }
-    // Every event (decided by the index alone), and a literal.
-    for (query, total) in [("", 120), ("econnrefused", 60)] {
+    // Every event and a lowercase word (decided by the index alone), and a literal checked on the
+    // stored text (smart case: upper case is case-sensitive).
+    for (query, total) in [("", 120), ("econnrefused", 60), ("ECONNREFUSED", 60)] {
         let all = request(dir.path(), query);
         let (whole, every) = lines(&all);
         assert_eq!(whole.matched, total, "`{query}`");
@@ -1064,7 +1079,7 @@ fn a_limited_listing_keeps_the_newest_across_segments() {
             let cut = outcome.cut.map(|c| c.of);
             if limit >= total as usize {
                 assert_eq!((outcome.matched, cut), (total, None), "`{query}` {limit}");
-            } else if query.is_empty() {
+            } else if query != "ECONNREFUSED" {
                 // the index decides: the total is known
                 assert_eq!(cut, Some(Some(total)), "`{query}` limit {limit}");
             } else {
@@ -1115,4 +1130,31 @@ fn a_listing_walks_the_candidates_in_bounded_rounds() {
     assert_eq!(raws(&limited), want[want.len() - 250..]);
     let (outcome, _) = lines(&limited);
     assert_eq!(outcome.cut.map(|c| c.of), Some(None));
+}
+
+/// A lowercase word is decided by the index only when the terms holding it are ASCII: `İ` folds
+/// (lowercases) to `i` + U+0307, a term that holds `i` where the stored-text check (simple case
+/// folding, as ripgrep's) finds none.
+#[test]
+fn a_word_in_a_non_ascii_term_is_left_to_the_check() {
+    let dir = TempDir::new().unwrap();
+    build(
+        dir.path(),
+        vec![
+            ev(10, T0 + 1000, "app", Level::Info, "İnfo here"),
+            ev(20, T0 + 2000, "app", Level::Info, "plain text"),
+            ev(30, T0 + 3000, "app", Level::Info, "INFO upper"),
+        ],
+    );
+    assert_eq!(
+        raws(&request(dir.path(), "i")),
+        ["plain text", "INFO upper"]
+    );
+    assert_eq!(count(&request(dir.path(), "i")), 2);
+    // all-ASCII terms: decided by the index, same answer as the check would give
+    assert_eq!(raws(&request(dir.path(), "info")), ["INFO upper"]);
+    assert_eq!(
+        raws(&request(dir.path(), "nfo")),
+        ["İnfo here", "INFO upper"]
+    );
 }
