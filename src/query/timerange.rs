@@ -6,9 +6,11 @@
 //! and further as the intersection seeks: a one-hour window in a segment spanning days reads
 //! millions of values (on 10 M events, 20 ms of a 25 ms query). The inverted index instead reads
 //! the terms of the window and their postings: work in proportion to the events *in* the range,
-//! but a term lookup each, so it loses on wide windows. Per segment, this query estimates the
-//! events in range from a sample of the column and takes the inverted index under
-//! [`INVERTED_MAX_EVENTS`], the column scan above. The index holds times to the second, so the
+//! but a term lookup each, so it loses on wide windows. Per segment, this query samples
+//! [`SAMPLES`] documents of the column, evenly spread: when none falls in range, the range holds
+//! a few percent of the segment at most and the inverted index answers; else the column scan
+//! does (a segment's `min`/`max` say little: merges mix far-apart times, and one odd timestamp
+//! stretches them). The index holds times to the second, so the
 //! inverted way reads the whole seconds the bounds fall in and the column cuts them exactly.
 //!
 //! Must not: decide anything but which tantivy weight answers a segment.
@@ -25,13 +27,13 @@ use tantivy::{DateTime, DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
 use crate::event::Timestamp;
 use crate::store::schema::{self, Fields};
 
-/// Above this many estimated events in a segment's part of the range, the column scan is
-/// cheaper than a term lookup per event (measured on the 10 M-event compare index, see
-/// benches/README.md).
-pub const INVERTED_MAX_EVENTS: u64 = 30_000;
+/// Documents of a segment sampled to choose: each costs a column lookup (a page fault in a fresh
+/// process), so few; the choice only has to be right about ranges that are a small part of
+/// the segment, which a sample of 32 misses with certainty 1 − (1 − f)³².
+pub const SAMPLES: u64 = 32;
 
-/// Documents of a segment sampled for the estimate.
-const SAMPLES: u64 = 128;
+/// Segments this small are scanned: a few microseconds either way.
+const SMALL_SEGMENT: u32 = 4096;
 
 /// Events with `lo ≤ ts < hi` (or as the bounds say).
 #[derive(Clone, Debug)]
@@ -40,8 +42,8 @@ pub struct TimeRange {
     hi: Bound<Timestamp>,
     fast: RangeQuery,
     inverted: InvertedIndexRangeQuery,
-    /// [`INVERTED_MAX_EVENTS`], but for the tests of both ways.
-    inverted_max: u64,
+    /// Tests force one way: `Some(true)` the inverted index, `Some(false)` the scan.
+    force: Option<bool>,
 }
 
 impl TimeRange {
@@ -56,7 +58,7 @@ impl TimeRange {
             // The index holds whole seconds: the terms give the seconds the bounds fall in,
             // and the column decides those two seconds' events exactly.
             inverted: InvertedIndexRangeQuery::new(widened(fields.ts, lo), widened(fields.ts, hi)),
-            inverted_max: INVERTED_MAX_EVENTS,
+            force: None,
         }
     }
 }
@@ -79,7 +81,7 @@ impl Query for TimeRange {
             return AllQuery.weight(scoring);
         }
         Ok(Box::new(TimeRangeWeight {
-            inverted_max: self.inverted_max,
+            force: self.force,
             lo: self.lo,
             hi: self.hi,
             fast: self.fast.weight(scoring)?,
@@ -89,7 +91,7 @@ impl Query for TimeRange {
 }
 
 struct TimeRangeWeight {
-    inverted_max: u64,
+    force: Option<bool>,
     lo: Bound<Timestamp>,
     hi: Bound<Timestamp>,
     fast: Box<dyn Weight>,
@@ -97,34 +99,27 @@ struct TimeRangeWeight {
 }
 
 impl TimeRangeWeight {
-    /// Whether the inverted index answers `reader` cheaper than the column scan.
+    /// Whether the inverted index answers `reader` cheaper than the column scan: no sampled
+    /// document is in range.
     fn inverted_for(&self, reader: &SegmentReader) -> bool {
-        self.estimate(reader) <= self.inverted_max
-    }
-
-    /// Events of the segment in range, estimated from [`SAMPLES`] documents spread evenly over
-    /// it (a segment's time span says little: merges mix far-apart times, and one odd timestamp
-    /// stretches it). One column lookup each, microseconds in all.
-    fn estimate(&self, reader: &SegmentReader) -> u64 {
-        let Ok(column) = reader.fast_fields().date(schema::TS) else {
-            return u64::MAX;
-        };
-        let docs = reader.max_doc();
-        if docs == 0 {
-            return 0;
+        if let Some(force) = self.force {
+            return force;
         }
+        let docs = reader.max_doc();
+        if docs <= SMALL_SEGMENT {
+            return false;
+        }
+        let Ok(column) = reader.fast_fields().date(schema::TS) else {
+            return false;
+        };
         let range = (self.lo, self.hi);
-        let inside = (0..SAMPLES)
-            .filter(|i| {
-                let doc = (u64::from(docs) * i / SAMPLES) as DocId;
-                column.first(doc).is_some_and(|ts| {
-                    let ts = Timestamp(ts.into_timestamp_micros());
-                    std::ops::RangeBounds::contains(&range, &ts)
-                })
+        !(0..SAMPLES).any(|i| {
+            let doc = (u64::from(docs) * i / SAMPLES) as DocId;
+            column.first(doc).is_some_and(|ts| {
+                let ts = Timestamp(ts.into_timestamp_micros());
+                std::ops::RangeBounds::contains(&range, &ts)
             })
-            .count() as u64;
-        // One more than seen: a range between the samples may still hold events.
-        (inside + 1) * u64::from(docs) / SAMPLES
+        })
     }
 }
 
@@ -261,11 +256,11 @@ mod tests {
         for lo in bounds {
             for hi in bounds {
                 let expected = stamps.iter().filter(|ms| inside(**ms, lo, hi)).count();
-                for inverted_max in [0, u64::MAX] {
+                for force in [Some(true), Some(false), None] {
                     let mut q = TimeRange::new(index.fields(), lo, hi);
-                    q.inverted_max = inverted_max;
+                    q.force = force;
                     let got = searcher.search(&q, &Count).unwrap();
-                    assert_eq!(got, expected, "{lo:?}..{hi:?} inverted_max {inverted_max}");
+                    assert_eq!(got, expected, "{lo:?}..{hi:?} forced {force:?}");
                 }
             }
         }
