@@ -56,6 +56,9 @@ const IDLE_TICK: Duration = Duration::from_millis(500);
 /// tantivy writer memory budget, by default.
 pub const INDEX_HEAP: usize = 128 * 1024 * 1024;
 
+/// Documents per segment a backfill compacts to (~220 MB of index for logs like the demo's).
+pub const COMPACT_DOCS: u32 = 2_000_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
@@ -328,6 +331,9 @@ impl<'a> Pipeline<'a> {
         let engine_state = payload.engine_state(&snapshots)?;
         let checkpoints = payload.checkpoints;
         let sink = index.writer(settings.index_heap)?;
+        if !live {
+            sink.merge_only_when_told();
+        }
         // Incidents of earlier runs continue: same ids, counts, windows and deadlines.
         let (log, known) =
             IncidentLog::open_at_commit(&settings.incident_log(), payload.incident_seq)?;
@@ -808,8 +814,19 @@ fn drive_from(
     read?;
     pipeline.summary.elapsed = started.elapsed();
     let (settings, summary) = (pipeline.settings, std::mem::take(&mut pipeline.summary));
-    // The writer goes first (merges in flight stop), so the segments below are the last commit's.
-    drop(pipeline);
+    // Everything but the writer goes now (the engine's memory is free for the merges below).
+    let (live, sink) = {
+        let p = pipeline;
+        (p.live, p.sink)
+    };
+    if live {
+        // A stopping run does not wait: merges in flight stop, the last commit's segments stay.
+        drop(sink);
+    } else {
+        // A backfill ends compacted: fewer, larger segments make every later query open, plan
+        // and tear down less (tantivy keeps the commit's payload across a merge).
+        sink.compact(COMPACT_DOCS)?;
+    }
     refresh_vocab(settings);
     Ok(summary)
 }

@@ -13,6 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use tantivy::directory::MmapDirectory;
+use tantivy::index::SegmentId;
+use tantivy::indexer::NoMergePolicy;
 use tantivy::schema::OwnedValue;
 use tantivy::{DateTime, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
 
@@ -241,6 +243,37 @@ impl IndexSink {
         Ok(())
     }
 
+    /// Leave merging to [`IndexSink::compact`] (a backfill, which commits once at its end and
+    /// then compacts); by default tantivy's log merge policy merges after each commit.
+    pub fn merge_only_when_told(&self) {
+        self.writer.set_merge_policy(Box::new(NoMergePolicy));
+    }
+
+    /// Merge the committed segments into as few as hold about `per_segment` documents each, wait
+    /// for it, and let the writer go. A merge keeps the commit's payload. Fewer segments make
+    /// every later query open, plan, sample and tear down less.
+    pub fn compact(mut self, per_segment: u32) -> Result<(), IndexError> {
+        let mut metas = self.writer.index().searchable_segment_metas()?;
+        metas.sort_by_key(|m| m.num_docs());
+        let mut groups: Vec<(Vec<SegmentId>, u32)> = Vec::new();
+        for meta in metas {
+            match groups.last_mut() {
+                Some((ids, docs)) if docs.saturating_add(meta.num_docs()) <= per_segment => {
+                    ids.push(meta.id());
+                    *docs += meta.num_docs();
+                }
+                _ => groups.push((vec![meta.id()], meta.num_docs())),
+            }
+        }
+        // One merge at a time: a merge holds much of its output in memory, and a backfill's
+        // peak memory should stay the pipeline's, not twice a merge's.
+        for (ids, _) in groups.into_iter().filter(|(ids, _)| ids.len() > 1) {
+            self.writer.merge(&ids).wait()?;
+        }
+        self.writer.wait_merging_threads()?;
+        Ok(())
+    }
+
     /// Start merging every committed segment that holds deleted events, in the background, so
     /// their space is given back (tantivy collects the old files once the merge is committed).
     /// Returns the number of segments merged.
@@ -331,6 +364,35 @@ pub(crate) mod tests {
             len: raw.len() as u32 + 1,
             lines: 1,
         }
+    }
+
+    /// Five commits of 4 events (five segments) compacted to segments of at most 8: the two
+    /// smallest groups merge, every event and the payload stay.
+    #[test]
+    fn compaction_merges_segments_and_keeps_events_and_payload() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let index = EventIndex::open_or_create(dir.path()).unwrap();
+        let mut sink = index.writer(15_000_000).unwrap();
+        sink.merge_only_when_told();
+        for commit in 0..5u64 {
+            let events = (0..4u64)
+                .map(|i| event(1, commit * 10 + i, (commit * 10 + i) as i64, "app", "x"))
+                .collect();
+            sink.add(&Events::new(events)).unwrap();
+            sink.commit(&format!("p{commit}")).unwrap();
+        }
+        assert_eq!(index.searcher().unwrap().segment_readers().len(), 5);
+        sink.compact(8).unwrap();
+        let index = EventIndex::open_existing(dir.path()).unwrap();
+        let searcher = index.searcher().unwrap();
+        let mut sizes: Vec<u32> = searcher
+            .segment_readers()
+            .iter()
+            .map(|r| r.num_docs())
+            .collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes, [4, 8, 8]);
+        assert_eq!(index.last_payload().unwrap().as_deref(), Some("p4"));
     }
 
     #[test]
