@@ -36,9 +36,9 @@ impl std::fmt::Debug for Token {
 impl Token {
     /// Read the token from a file: its content without surrounding whitespace, not empty.
     pub fn from_file(path: &Path) -> Result<Token, ServeError> {
-        let text = std::fs::read(path).map_err(|source| ServeError::TokenFile {
+        let text = std::fs::read(path).map_err(|error| ServeError::TokenFile {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let token = text.trim_ascii();
         if token.is_empty() {

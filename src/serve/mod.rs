@@ -55,20 +55,21 @@ pub const CLIENT_BUFFER: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot listen on {addr}: {source}")]
+    // The I/O errors are part of the message, not a `source`: anyhow's `{:#}` would say them twice.
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "refusing to listen on {addr} without an API token: a non-loopback address needs \
          --token-file FILE (or listen on 127.0.0.1)"
     )]
     NeedsToken { addr: SocketAddr },
-    #[error("token file {path}: {source}")]
+    #[error("token file {path}: {error}")]
     TokenFile {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("token file {path} holds no token")]
     EmptyToken { path: PathBuf },
@@ -167,9 +168,9 @@ impl std::fmt::Debug for Server {
 /// before this returns, so a taken port is an error here, not later.
 pub fn start(config: Config) -> Result<Server, ServeError> {
     auth::check_listen(config.listen, config.token.as_ref())?;
-    let bind_err = |source| ServeError::Bind {
+    let bind_err = |error| ServeError::Bind {
         addr: config.listen,
-        source,
+        error,
     };
     let listener = std::net::TcpListener::bind(config.listen).map_err(bind_err)?;
     listener.set_nonblocking(true).map_err(bind_err)?;
