@@ -5,7 +5,7 @@
 //! durable) and goes to each client whose [`Filter`] admits it, as one event: `id:` the change's
 //! sequence number in the incident log, `event:` its kind (`opened`, `updated`, `escalated`,
 //! `resolved`, `reopened`), `data:` the change as JSON (`seq`, `kind`, `at`, and the `incident` as
-//! `logwarden incident --json` shows it). A comment (`:heartbeat`) is sent when the feed has been
+//! `logwarden incident --json` shows it). A comment (`: heartbeat`) is sent when the feed has been
 //! silent for the heartbeat interval.
 //!
 //! Replay: a client that sends `Last-Event-ID: N` (browsers do on reconnecting; `?last_event_id=N`
