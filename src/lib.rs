@@ -20,6 +20,7 @@ pub mod detect;
 pub mod incident;
 pub mod parse;
 pub mod query;
+pub mod serve;
 pub mod source;
 pub mod store;
 

@@ -17,6 +17,7 @@ use logwarden::incident::{Change, State};
 use logwarden::parse::Format;
 use logwarden::pipeline::{self, DemoOptions, Settings};
 use logwarden::query::incidents::{self as views, Style};
+use logwarden::serve;
 use logwarden::source::tail::TailConfig;
 use logwarden::source::{self, SourceSpec, checkpoint};
 use logwarden::store::index::EventIndex;
@@ -65,6 +66,35 @@ struct Sources {
     index_memory: u64,
 }
 
+/// The HTTP API and live feed of `run` and `demo`.
+#[derive(Args, Debug, Clone)]
+struct Http {
+    /// Serve the HTTP API and the live incident feed on ADDR (IP:PORT, localhost:PORT), or `off`
+    /// for no server. An address other than loopback needs --token-file.
+    #[arg(long, value_name = "ADDR|off", env = "LOGWARDEN_LISTEN", default_value = serve::DEFAULT_LISTEN)]
+    listen: serve::Listen,
+    /// A file holding the API token: every /api request must then send
+    /// `Authorization: Bearer TOKEN`.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Longest silence on the feed before a heartbeat comment (15s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "15s",
+          value_parser = parse_heartbeat)]
+    heartbeat: u64,
+    /// Changes a feed client may have waiting before it is dropped as not reading.
+    #[arg(long, value_name = "N", default_value_t = serve::CLIENT_BUFFER as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    feed_buffer: u64,
+}
+
+fn parse_heartbeat(text: &str) -> Result<u64, String> {
+    let secs = logwarden::detect::rules::parse_duration(text)?;
+    u64::try_from(secs)
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or_else(|| format!("`{text}`: the heartbeat must be at least 1s"))
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 enum FromArg {
     Beginning,
@@ -89,6 +119,8 @@ enum Command {
         /// Keep following the files after the timeline is written (Ctrl-C to stop).
         #[arg(long)]
         stay: bool,
+        #[command(flatten)]
+        http: Http,
         /// Only write SIZE (1G, 200M, …) of the stack's logs to --out, as fast as possible, and
         /// exit: `docker-compose logs`-shaped, deterministic for a seed (benchmarks, sizing).
         #[arg(long, value_name = "SIZE", value_parser = config::parse_size, requires = "out")]
@@ -119,6 +151,8 @@ enum Command {
         /// also when the logs go silent and the wall clock moves event time on.
         #[arg(long, value_name = "DURATION", value_parser = logwarden::detect::rules::parse_duration)]
         lateness: Option<i64>,
+        #[command(flatten)]
+        http: Http,
     },
     /// Ingest existing files once (rotated .gz included) and raise their incidents.
     Backfill {
@@ -253,6 +287,40 @@ fn print_change(change: &Change) {
     let _ = out.flush();
 }
 
+/// Start the HTTP server `http` asks for (none with `--listen off`) and say where it listens.
+fn start_server(data_dir: &Path, http: &Http) -> Result<Option<serve::Server>> {
+    let serve::Listen::At(addr) = http.listen else {
+        return Ok(None);
+    };
+    let mut config = serve::Config::new(addr, data_dir.to_path_buf());
+    config.token = http
+        .token_file
+        .as_deref()
+        .map(serve::Token::from_file)
+        .transpose()?;
+    config.heartbeat = std::time::Duration::from_secs(http.heartbeat);
+    config.client_buffer = usize::try_from(http.feed_buffer).unwrap_or(usize::MAX);
+    let server = serve::start(config).context(
+        "starting the HTTP server (--listen ADDR for another address, --listen off for none)",
+    )?;
+    eprintln!(
+        "logwarden: serving http://{} (incidents, live feed: /api/v1/)",
+        server.addr()
+    );
+    Ok(Some(server))
+}
+
+/// What `run` and `demo` do with each incident change: print it, and publish it to the feed.
+fn on_change(server: Option<&serve::Server>) -> impl FnMut(&Change) {
+    let feed = server.map(|s| s.feed().clone());
+    move |change| {
+        print_change(change);
+        if let Some(feed) = &feed {
+            feed.publish(change);
+        }
+    }
+}
+
 fn settings_for(data: &DataDir, sources: &Sources) -> Result<Settings> {
     let mut specs = Vec::new();
     let mut retention = None;
@@ -316,6 +384,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             seed,
             start,
             stay,
+            http,
             generate,
             out,
             split,
@@ -349,7 +418,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 if stay { " (Ctrl-C to stop)" } else { "" }
             );
             let stop = stop_flag()?;
-            let (summary, timeline) = pipeline::demo(&settings, &opts, stop, &mut print_change)?;
+            let server = start_server(&data.data_dir, &http)?;
+            let (summary, timeline) =
+                pipeline::demo(&settings, &opts, stop, &mut on_change(server.as_ref()))?;
+            if let Some(server) = server {
+                server.shutdown();
+            }
             println!("\n{summary}");
             let incidents = views::load(&data.data_dir)?;
             println!(
@@ -373,6 +447,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             from: _,
             stdin: true,
             lateness,
+            http,
         } => {
             let mut settings = stdin_settings(&data, &sources)?;
             if let Some(secs) = lateness {
@@ -380,7 +455,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             let idle_after = TailConfig::default().idle_after;
             let stop = stop_flag()?;
-            let summary = pipeline::run_stdin(&settings, idle_after, stop, &mut print_change)?;
+            let server = start_server(&data.data_dir, &http)?;
+            let summary =
+                pipeline::run_stdin(&settings, idle_after, stop, &mut on_change(server.as_ref()))?;
+            if let Some(server) = server {
+                server.shutdown();
+            }
             eprintln!("{summary}");
             Ok(ExitCode::SUCCESS)
         }
@@ -390,6 +470,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             from,
             stdin: false,
             lateness,
+            http,
         } => {
             let mut settings = settings_for(&data, &sources)?;
             if let Some(secs) = lateness {
@@ -403,7 +484,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 ..TailConfig::default()
             };
             let stop = stop_flag()?;
-            let summary = pipeline::run(&settings, tail, stop, &mut print_change)?;
+            let server = start_server(&data.data_dir, &http)?;
+            let summary = pipeline::run(&settings, tail, stop, &mut on_change(server.as_ref()))?;
+            if let Some(server) = server {
+                server.shutdown();
+            }
             eprintln!("{summary}");
             Ok(ExitCode::SUCCESS)
         }

@@ -89,6 +89,7 @@ fn a_compose_pipe_on_stdin_is_ingested_like_the_file() {
     let data = dir.path().join("data");
     let mut child = logwarden()
         .arg("run")
+        .args(["--listen", "off"])
         .arg("--stdin")
         .arg("--source")
         .arg("auto")

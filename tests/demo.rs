@@ -39,10 +39,18 @@ fn demo_raises_every_class_outside_the_baseline_and_backfill_agrees() {
             &SEED.to_string(),
             "--start",
             START,
+            "--listen",
+            "127.0.0.1:0",
         ])
         .arg("--data-dir")
         .arg(&live));
     assert!(out.status.success(), "demo failed: {}", stderr(&out));
+    // The demo serves the API and feed too (issue 7), here on a port of its own.
+    assert!(
+        stderr(&out).contains("serving http://127.0.0.1:"),
+        "{}",
+        stderr(&out)
+    );
     let printed = stdout(&out);
     assert!(printed.contains("OPEN"), "{printed}");
     assert!(printed.contains("RESOLVED"), "{printed}");

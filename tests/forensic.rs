@@ -655,6 +655,7 @@ fn run_applies_the_profile_retention() {
     let start = || {
         logwarden()
             .arg("run")
+            .args(["--listen", "off"])
             .arg("--data-dir")
             .arg(&data)
             .arg("--profile")

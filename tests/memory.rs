@@ -34,6 +34,7 @@ fn a_reader_far_behind_the_indexer_keeps_memory_bounded() {
     let data = dir.path().join("data");
     let mut child = logwarden()
         .arg("run")
+        .args(["--listen", "off"])
         .arg("--data-dir")
         .arg(&data)
         .args(["--index-memory", "16"])

@@ -868,6 +868,7 @@ impl Follower {
         let err = std::fs::File::create(&stderr).unwrap();
         let child = logwarden()
             .arg("run")
+            .args(["--listen", "off"])
             .arg("--data-dir")
             .arg(&data)
             .arg("--patterns")

@@ -38,7 +38,8 @@ impl Daemon {
             .open(&self.stderr)
             .unwrap();
         let mut cmd = logwarden();
-        cmd.arg("run").arg("--data-dir").arg(&self.data);
+        cmd.args(["run", "--listen", "off", "--data-dir"])
+            .arg(&self.data);
         for source in &self.sources {
             cmd.arg("--source").arg(source);
         }

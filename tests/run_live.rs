@@ -105,6 +105,7 @@ fn from_end_skips_what_was_there_and_a_restart_resumes() {
     let from_end = || {
         logwarden()
             .arg("run")
+            .args(["--listen", "off"])
             .arg("--data-dir")
             .arg(&data)
             .args(["--from", "end", "--source"])
@@ -180,6 +181,7 @@ examples = ['{"level":50,"time":1796220000000,"msg":"quietfault happened"}']
     let start = || {
         logwarden()
             .arg("run")
+            .args(["--listen", "off"])
             .arg("--data-dir")
             .arg(&data)
             .arg("--patterns")

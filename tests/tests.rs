@@ -16,4 +16,5 @@ mod rotation;
 mod rules;
 mod run_live;
 mod scan;
+mod serve;
 mod storm;

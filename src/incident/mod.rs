@@ -109,6 +109,19 @@ pub enum ChangeKind {
     Reopened,
 }
 
+impl ChangeKind {
+    /// The kind's name as the incident log and the feed spell it (`opened`, `updated`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Opened => "opened",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Escalated => "escalated",
+            ChangeKind::Resolved => "resolved",
+            ChangeKind::Reopened => "reopened",
+        }
+    }
+}
+
 /// A change to an incident, with the incident as it stands after it. `seq` is assigned by the
 /// incident log when the change is stored (0 until then).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

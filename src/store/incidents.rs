@@ -8,6 +8,8 @@
 //! else is an error naming the file and the line, because it means the log was damaged, not
 //! interrupted. [`current`] folds the changes into the latest snapshot of each incident, which is
 //! what `logwarden incidents` lists and what the engine's open incidents are restored from.
+//! [`IncidentLog::read_after`] is the feed's replay: the changes after a sequence number, read
+//! while a run may be appending (an unfinished last line is a write in progress, not damage).
 //!
 //! This module must not decide anything about incidents; it stores and replays what it is given.
 
@@ -70,7 +72,23 @@ struct Replay {
     torn: bool,
 }
 
-fn replay(path: &Path) -> Result<Replay, IncidentLogError> {
+/// How [`replay`] reads: which changes it keeps, and what an unfinished last line means.
+#[derive(Clone, Copy)]
+struct ReplayMode {
+    /// Keep only the changes with a greater sequence number (0: all).
+    after: u64,
+    /// The log may be being appended to: an unfinished last line is expected, not worth a warning.
+    live: bool,
+}
+
+impl ReplayMode {
+    const ALL: ReplayMode = ReplayMode {
+        after: 0,
+        live: false,
+    };
+}
+
+fn replay(path: &Path, mode: ReplayMode) -> Result<Replay, IncidentLogError> {
     let read_err = |source| IncidentLogError::Read {
         path: path.to_path_buf(),
         source,
@@ -93,6 +111,7 @@ fn replay(path: &Path) -> Result<Replay, IncidentLogError> {
     let mut buf = Vec::new();
     let mut complete_len = 0u64;
     let mut line = 0usize;
+    let mut previous = 0u64;
     loop {
         buf.clear();
         let n = reader.read_until(b'\n', &mut buf).map_err(read_err)?;
@@ -106,13 +125,18 @@ fn replay(path: &Path) -> Result<Replay, IncidentLogError> {
         }
         line += 1;
         if buf.last() != Some(&b'\n') {
-            // The last line, without its newline: the write was interrupted.
-            tracing::warn!(
-                path = %path.display(),
-                line,
-                bytes = buf.len(),
-                "ignoring a torn last entry in the incident log"
-            );
+            if mode.live {
+                // Being written by the run: the next read sees it whole.
+                tracing::debug!(path = %path.display(), line, "incident log entry being written");
+            } else {
+                // The last line, without its newline: the write was interrupted.
+                tracing::warn!(
+                    path = %path.display(),
+                    line,
+                    bytes = buf.len(),
+                    "ignoring a torn last entry in the incident log"
+                );
+            }
             return Ok(Replay {
                 changes,
                 ends,
@@ -131,7 +155,6 @@ fn replay(path: &Path) -> Result<Replay, IncidentLogError> {
                 line,
                 source,
             })?;
-        let previous = changes.last().map_or(0, |c| c.seq);
         if change.seq <= previous {
             return Err(IncidentLogError::Sequence {
                 path: path.to_path_buf(),
@@ -140,8 +163,11 @@ fn replay(path: &Path) -> Result<Replay, IncidentLogError> {
                 previous,
             });
         }
-        changes.push(change);
-        ends.push(complete_len);
+        previous = change.seq;
+        if change.seq > mode.after {
+            changes.push(change);
+            ends.push(complete_len);
+        }
     }
 }
 
@@ -180,7 +206,7 @@ impl IncidentLog {
             .create(true)
             .open(path)
             .map_err(open_err)?;
-        let mut found = replay(path)?;
+        let mut found = replay(path, ReplayMode::ALL)?;
         let keep = committed.map_or(found.changes.len(), |seq| {
             found.changes.partition_point(|c| c.seq <= seq)
         });
@@ -243,7 +269,14 @@ impl IncidentLog {
     /// Every stored change, in sequence order. A torn last line is ignored with a warning; a
     /// missing file is an empty log.
     pub fn read_all(path: &Path) -> Result<Vec<Change>, IncidentLogError> {
-        Ok(replay(path)?.changes)
+        Ok(replay(path, ReplayMode::ALL)?.changes)
+    }
+
+    /// The stored changes with a sequence number greater than `after`, in order, read while a run
+    /// may be appending: a last line still being written is left for the next read (the feed gets
+    /// that change live). Only those changes are kept in memory.
+    pub fn read_after(path: &Path, after: u64) -> Result<Vec<Change>, IncidentLogError> {
+        Ok(replay(path, ReplayMode { after, live: true })?.changes)
     }
 
     pub fn last_seq(&self) -> u64 {
@@ -412,6 +445,27 @@ mod tests {
         // Nothing past the commit: nothing cut.
         let (log, _) = IncidentLog::open_at_commit(&path, Some(3)).unwrap();
         assert_eq!(log.last_seq(), 3);
+    }
+
+    #[test]
+    fn read_after_gives_the_changes_past_a_sequence_number_and_leaves_a_line_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = three_changes(dir.path());
+        let seqs = |after| -> Vec<u64> {
+            IncidentLog::read_after(&path, after)
+                .unwrap()
+                .iter()
+                .map(|c| c.seq)
+                .collect()
+        };
+        assert_eq!(seqs(0), [1, 2, 3]);
+        assert_eq!(seqs(1), [2, 3]);
+        assert_eq!(seqs(3), [] as [u64; 0]);
+        assert_eq!(seqs(99), [] as [u64; 0]);
+        // An append in progress: the complete entries only.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"seq":4,"kind":"upd"#).unwrap();
+        assert_eq!(seqs(2), [3]);
     }
 
     #[test]

@@ -84,6 +84,7 @@ pub fn backfill_demo(data_dir: &Path, logs: &Path) {
 pub fn run_following(data: &Path, log: &Path) -> Child {
     logwarden()
         .arg("run")
+        .args(["--listen", "off"])
         .arg("--data-dir")
         .arg(data)
         .arg("--source")

@@ -1,0 +1,157 @@
+//! Who may talk to the server: the listen policy and the API token.
+//!
+//! Owns two decisions. Where the server may listen: a loopback address needs nothing, any other
+//! address (`0.0.0.0` included) is refused unless a token is configured ([`check_listen`]), so the
+//! incident data is never an open door on the network by accident. And which requests pass: with a
+//! token, every request under `/api/` must carry `Authorization: Bearer <token>`, compared in
+//! constant time (`subtle`), else 401 with `WWW-Authenticate: Bearer` ([`require_token`]).
+//!
+//! The token is read from a file (`--token-file`), never from the command line where `ps` shows
+//! it; surrounding whitespace (the file's newline) is not part of it. It is never logged or
+//! printed: its `Debug` shows only its length.
+//!
+//! This module must not decide anything else about a request (caps, routes: `serve`).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+
+use super::{ServeError, Shared, api::ApiError};
+
+/// The API token.
+#[derive(Clone)]
+pub struct Token(Vec<u8>);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token({} bytes)", self.0.len())
+    }
+}
+
+impl Token {
+    /// Read the token from a file: its content without surrounding whitespace, not empty.
+    pub fn from_file(path: &Path) -> Result<Token, ServeError> {
+        let text = std::fs::read(path).map_err(|error| ServeError::TokenFile {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        let token = text.trim_ascii();
+        if token.is_empty() {
+            return Err(ServeError::EmptyToken {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(Token(token.to_vec()))
+    }
+
+    /// Whether an `Authorization` header carries this token as `Bearer <token>`. The token bytes
+    /// are compared in constant time (only the length can show through timing).
+    pub fn admits(&self, authorization: Option<&HeaderValue>) -> bool {
+        let Some(value) = authorization else {
+            return false;
+        };
+        let bytes = value.as_bytes();
+        let Some(scheme_end) = bytes.iter().position(|b| *b == b' ') else {
+            return false;
+        };
+        let (scheme, rest) = bytes.split_at(scheme_end);
+        if !scheme.eq_ignore_ascii_case(b"bearer") {
+            return false;
+        }
+        let given = rest.trim_ascii();
+        bool::from(given.ct_eq(self.0.as_slice()))
+    }
+}
+
+/// Refuse a non-loopback address unless there is a token.
+pub fn check_listen(addr: SocketAddr, token: Option<&Token>) -> Result<(), ServeError> {
+    if addr.ip().is_loopback() || token.is_some() {
+        Ok(())
+    } else {
+        Err(ServeError::NeedsToken { addr })
+    }
+}
+
+/// Middleware: with a token configured, a request under `/api/` without it gets 401.
+pub(crate) async fn require_token(
+    State(shared): State<Shared>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = &shared.token else {
+        return next.run(request).await;
+    };
+    if !request.uri().path().starts_with("/api/")
+        || token.admits(request.headers().get(header::AUTHORIZATION))
+    {
+        return next.run(request).await;
+    }
+    let mut response = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "this server needs `Authorization: Bearer <token>` (the content of its --token-file)",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(text: &str) -> Token {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, text).unwrap();
+        Token::from_file(&path).unwrap()
+    }
+
+    #[test]
+    fn the_token_is_the_file_without_its_newline_and_a_bearer_must_match_it() {
+        let t = token("s3cret-token\n");
+        let header = |v: &str| HeaderValue::from_str(v).unwrap();
+        assert!(t.admits(Some(&header("Bearer s3cret-token"))));
+        assert!(t.admits(Some(&header("bearer  s3cret-token"))));
+        assert!(!t.admits(None));
+        assert!(!t.admits(Some(&header("Bearer s3cret-toke"))));
+        assert!(!t.admits(Some(&header("Bearer s3cret-token2"))));
+        assert!(!t.admits(Some(&header("Basic s3cret-token"))));
+        assert!(!t.admits(Some(&header("s3cret-token"))));
+        assert!(!format!("{t:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn an_empty_or_missing_token_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, " \n").unwrap();
+        assert!(matches!(
+            Token::from_file(&empty),
+            Err(ServeError::EmptyToken { .. })
+        ));
+        assert!(matches!(
+            Token::from_file(&dir.path().join("none")),
+            Err(ServeError::TokenFile { .. })
+        ));
+    }
+
+    #[test]
+    fn only_loopback_may_listen_without_a_token() {
+        let t = token("x");
+        for ok in ["127.0.0.1:7878", "[::1]:7878", "127.0.0.2:1"] {
+            assert!(check_listen(ok.parse().unwrap(), None).is_ok(), "{ok}");
+        }
+        for open in ["0.0.0.0:7878", "[::]:7878", "192.0.2.1:80"] {
+            let err = check_listen(open.parse().unwrap(), None).unwrap_err();
+            assert!(err.to_string().contains("--token-file"), "{err}");
+            assert!(check_listen(open.parse().unwrap(), Some(&t)).is_ok());
+        }
+    }
+}

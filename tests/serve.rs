@@ -1,0 +1,703 @@
+//! Issue 7, first slice: the HTTP face of `logwarden run` — the incident API, the SSE feed (replay
+//! after a reconnect, 200 clients, a client that never reads) and the token — against the real
+//! server process on an ephemeral loopback port, with real HTTP clients (reqwest; a raw socket
+//! for the client that never reads).
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use logwarden::incident::{Change, ChangeKind};
+use logwarden::store::incidents::IncidentLog;
+use serde_json::Value;
+
+use crate::support::{logwarden, run, stderr, stdout, terminate, wait_until};
+
+/// The one rule of these tests: every `feedfault` line opens an incident of its own `key`.
+const RULE: &str = r#"
+[[rule]]
+id = "test-feed-fault"
+class = "db-connection"
+severity = "error"
+title = "A fault for the feed"
+literals = ["feedfault"]
+group_by = ["key"]
+resolve_after = "1h"
+runbook = ["database-connection-issues"]
+examples = ['{"level":50,"time":1796220000000,"msg":"feedfault","key":"k1"}']
+"#;
+
+/// A `logwarden run` following one pino file, serving on an ephemeral port.
+struct Served {
+    child: Option<Child>,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+    data: PathBuf,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    fn start(extra: &[&str]) -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules");
+        std::fs::create_dir(&rules).unwrap();
+        std::fs::write(rules.join("feed.toml"), RULE).unwrap();
+        let log = dir.path().join("app.log");
+        let data = dir.path().join("data");
+        std::fs::write(
+            &log,
+            format!(
+                "{{\"level\":30,\"time\":{},\"msg\":\"started\"}}\n",
+                logwarden::event::Timestamp::now().as_millis()
+            ),
+        )
+        .unwrap();
+        let mut child = logwarden()
+            .arg("run")
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--patterns")
+            .arg(&rules)
+            .args(["--listen", "127.0.0.1:0", "--heartbeat", "1s", "--source"])
+            .arg(format!("app:pino={}", log.display()))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let said = || stderr.lock().unwrap().clone();
+        assert!(
+            wait_until(30, || said().contains("serving http://")),
+            "no `serving` line: {}",
+            said()
+        );
+        let text = said();
+        let addr = text
+            .split("serving http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {text}"));
+        Served {
+            child: Some(child),
+            addr,
+            stderr,
+            data,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Append one fault line for each key number, in one write.
+    fn inject(&self, keys: std::ops::Range<u32>) {
+        let now = logwarden::event::Timestamp::now().as_millis();
+        let mut text = String::new();
+        for k in keys {
+            text.push_str(&format!(
+                "{{\"level\":50,\"time\":{now},\"msg\":\"feedfault in the test\",\"key\":\"k{k}\"}}\n"
+            ));
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// Every change the incident log holds (complete lines only: it may be being written).
+    fn changes(&self) -> Vec<Change> {
+        IncidentLog::read_after(&self.data.join("incidents.jsonl"), 0).unwrap()
+    }
+
+    fn opened(&self) -> usize {
+        self.changes()
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Opened)
+            .count()
+    }
+
+    /// Wait until `n` incidents have opened; the log's sequence numbers then.
+    fn wait_opened(&self, n: usize) -> Vec<u64> {
+        assert!(
+            wait_until(30, || self.opened() >= n),
+            "{} of {n} incidents opened; stderr: {}",
+            self.opened(),
+            self.stderr()
+        );
+        self.changes().iter().map(|c| c.seq).collect()
+    }
+
+    fn stop(mut self) {
+        terminate(self.child.take().unwrap());
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// One server-sent event (comments are not events).
+#[derive(Debug, Clone)]
+struct SseEvent {
+    id: u64,
+    event: String,
+    data: String,
+}
+
+/// What an SSE stream gave next.
+#[derive(Debug)]
+enum Frame {
+    Event(SseEvent),
+    Comment(String),
+}
+
+/// A minimal text/event-stream reader over a reqwest response.
+struct Sse {
+    response: reqwest::Response,
+    buf: Vec<u8>,
+}
+
+impl Sse {
+    async fn connect(http: &reqwest::Client, url: &str, last_event_id: Option<u64>) -> Sse {
+        let mut request = http.get(url);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{url}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/event-stream",
+            "{url}"
+        );
+        Sse {
+            response,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next frame, or None when the stream ends or the deadline passes.
+    async fn next(&mut self, deadline: Instant) -> Option<Frame> {
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
+                let text = String::from_utf8(block).unwrap();
+                return Some(parse_block(text.trim_end()));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.response.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.buf.extend_from_slice(&bytes),
+                Ok(Ok(None) | Err(_)) | Err(_) => return None,
+            }
+        }
+    }
+
+    async fn next_event(&mut self, deadline: Instant) -> Option<SseEvent> {
+        loop {
+            match self.next(deadline).await? {
+                Frame::Event(e) => return Some(e),
+                Frame::Comment(_) => {}
+            }
+        }
+    }
+}
+
+fn parse_block(text: &str) -> Frame {
+    let mut fields: HashMap<&str, String> = HashMap::new();
+    let mut comment = None;
+    for line in text.lines() {
+        if let Some(c) = line.strip_prefix(':') {
+            comment = Some(c.trim().to_string());
+            continue;
+        }
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        fields.entry(name).or_default().push_str(value);
+    }
+    match (comment, fields.is_empty()) {
+        (Some(c), true) => Frame::Comment(c),
+        _ => Frame::Event(SseEvent {
+            id: fields["id"].parse().unwrap(),
+            event: fields["event"].clone(),
+            data: fields["data"].clone(),
+        }),
+    }
+}
+
+/// Each event is the logged change: its id is the change's sequence number, its name the kind,
+/// its data the change as the log holds it.
+fn assert_events_are_the_log(events: &[SseEvent], log: &[Change]) {
+    let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
+    let seqs: Vec<u64> = log.iter().map(|c| c.seq).collect();
+    assert_eq!(ids, seqs, "every change exactly once, in order");
+    for (event, change) in events.iter().zip(log) {
+        assert_eq!(event.event, change.kind.as_str());
+        let data: Value = serde_json::from_str(&event.data).unwrap();
+        assert_eq!(data, serde_json::to_value(change).unwrap());
+    }
+}
+
+async fn feed_clients(http: &reqwest::Client, served: &Served) -> u64 {
+    let health: Value = serde_json::from_str(
+        &http
+            .get(served.url("/api/v1/health"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(health["status"], "ok");
+    health["feed_clients"].as_u64().unwrap()
+}
+
+/// Poll an async condition until it holds or `secs` pass.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    secs: u64,
+    mut cond: impl FnMut() -> F,
+) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cond().await
+}
+
+/// A client killed mid-stream reconnects with Last-Event-ID and gets every change it missed from
+/// the log, then the live ones: the union is the incident log, each change once, in order.
+#[test]
+fn feed_replay_after_a_reconnect_misses_nothing_and_repeats_nothing() {
+    let served = Served::start(&[]);
+    let rt = runtime();
+    let http = http();
+    let feed = served.url("/api/v1/feed");
+    rt.block_on(async {
+        let deadline = || Instant::now() + Duration::from_secs(30);
+        let mut first = Sse::connect(&http, &feed, None).await;
+        served.inject(0..4);
+        // Take two of the four changes, then die with the rest possibly unread in the socket.
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            seen.push(first.next_event(deadline()).await.expect("live events"));
+        }
+        drop(first);
+        assert!(
+            eventually(10, || async { feed_clients(&http, &served).await == 0 }).await,
+            "the server keeps a client that went away"
+        );
+
+        served.inject(4..8);
+        let stored = served.wait_opened(8);
+        let last_seen = seen.last().unwrap().id;
+        let mut again = Sse::connect(&http, &feed, Some(last_seen)).await;
+        // Replayed from the log, then live: two more after the reconnect.
+        served.inject(8..10);
+        let stored_end = *served.wait_opened(10).last().unwrap();
+        assert!(stored_end > *stored.last().unwrap());
+        while seen.last().unwrap().id < stored_end {
+            seen.push(
+                again
+                    .next_event(deadline())
+                    .await
+                    .expect("replay, then live"),
+            );
+        }
+        let log: Vec<Change> = served
+            .changes()
+            .into_iter()
+            .filter(|c| c.seq <= stored_end)
+            .collect();
+        assert_events_are_the_log(&seen, &log);
+    });
+    served.stop();
+}
+
+/// 200 clients on the feed at once all get every change.
+#[test]
+fn two_hundred_feed_clients_all_get_every_change() {
+    const CLIENTS: usize = 200;
+    let served = Served::start(&[]);
+    let rt = runtime();
+    let http = http();
+    let feed = served.url("/api/v1/feed");
+    let clients: Vec<Sse> = rt.block_on(async {
+        let connects: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let (http, feed) = (http.clone(), feed.clone());
+                tokio::spawn(async move { Sse::connect(&http, &feed, None).await })
+            })
+            .collect();
+        let mut clients = Vec::new();
+        for c in connects {
+            clients.push(c.await.unwrap());
+        }
+        assert_eq!(feed_clients(&http, &served).await, CLIENTS as u64);
+        clients
+    });
+    served.inject(0..5);
+    let stored = served.wait_opened(5);
+    let last = *stored.last().unwrap();
+    let received: Vec<Vec<SseEvent>> = rt.block_on(async {
+        let readers: Vec<_> = clients
+            .into_iter()
+            .map(|mut client| {
+                tokio::spawn(async move {
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    let mut got: Vec<SseEvent> = Vec::new();
+                    while got.last().is_none_or(|e| e.id < last) {
+                        match client.next_event(deadline).await {
+                            Some(e) => got.push(e),
+                            None => break,
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for r in readers {
+            all.push(r.await.unwrap());
+        }
+        all
+    });
+    let log = served.changes();
+    let log = &log[..log.iter().position(|c| c.seq == last).unwrap() + 1];
+    for got in &received {
+        assert_events_are_the_log(got, log);
+    }
+    served.stop();
+}
+
+/// A client that never reads fills its socket and then its queue; it is dropped, with the reason
+/// logged, and its connection cut, while the clients that read get every change in time.
+#[test]
+fn a_feed_client_that_never_reads_is_dropped_and_delays_no_one() {
+    let served = Served::start(&["--feed-buffer", "16"]);
+    let rt = runtime();
+    let http = http();
+    let feed = served.url("/api/v1/feed");
+
+    // The client that never reads: a raw socket with a small receive window.
+    let sleeper = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sleeper.set_recv_buffer_size(4096).unwrap();
+    sleeper.connect(&served.addr.into()).unwrap();
+    let mut sleeper = std::net::TcpStream::from(sleeper);
+    let sleeper_port = sleeper.local_addr().unwrap().port();
+    write!(
+        sleeper,
+        "GET /api/v1/feed HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+        served.addr
+    )
+    .unwrap();
+
+    // Three clients that read, each collecting what it gets.
+    let got: Vec<Arc<Mutex<Vec<u64>>>> = (0..3).map(|_| Arc::default()).collect();
+    for sink in &got {
+        let sink = Arc::clone(sink);
+        let (http, feed) = (http.clone(), feed.clone());
+        let mut client = rt.block_on(async move { Sse::connect(&http, &feed, None).await });
+        rt.spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while let Some(e) = client.next_event(deadline).await {
+                sink.lock().unwrap().push(e.id);
+            }
+        });
+    }
+    assert!(rt.block_on(eventually(10, || async {
+        feed_clients(&http, &served).await == 4
+    })));
+
+    // Batches of ten incidents, each waited for by the readers within the deadline, until the
+    // sleeper's socket and queue are full and it is dropped.
+    let dropped = |s: &Served| s.stderr().contains("feed client dropped");
+    let mut next = 0;
+    while !dropped(&served) {
+        assert!(next < 1000, "never dropped: {}", served.stderr());
+        served.inject(next..next + 10);
+        next += 10;
+        let stored = served.wait_opened(next as usize);
+        let all_there = || got.iter().all(|g| g.lock().unwrap().starts_with(&stored));
+        assert!(
+            wait_until(10, all_there),
+            "a reading client fell behind at {next} incidents"
+        );
+    }
+    let said = served.stderr();
+    let line = said
+        .lines()
+        .find(|l| l.contains("feed client dropped"))
+        .unwrap();
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains(&format!(":{sleeper_port}")), "{line}");
+    assert!(line.contains("has not read its last 16 changes"), "{line}");
+    assert!(rt.block_on(eventually(10, || async {
+        feed_clients(&http, &served).await == 3
+    })));
+
+    // Its connection is cut: reading it now ends (what was in flight, then a reset or EOF).
+    sleeper
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut sink = [0u8; 65536];
+    loop {
+        match sleeper.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the dropped client's connection is still open: {e}"),
+        }
+    }
+
+    // The readers go on: one more batch reaches them.
+    served.inject(next..next + 3);
+    let stored = served.wait_opened(next as usize + 3);
+    assert!(wait_until(10, || got
+        .iter()
+        .all(|g| g.lock().unwrap().starts_with(&stored))));
+    served.stop();
+}
+
+/// Only loopback without a token; a taken port is named; with a token, /api needs the bearer.
+#[test]
+fn the_listen_policy_and_the_bearer_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let refused = |listen: &str| {
+        let out = run(logwarden()
+            .args(["run", "--listen", listen, "--data-dir"])
+            .arg(dir.path().join("data"))
+            .arg("--source")
+            .arg(format!("app:pino={}", log.display())));
+        assert_eq!(out.status.code(), Some(2), "{listen}: {}", stderr(&out));
+        stderr(&out)
+    };
+    let said = refused("0.0.0.0:0");
+    assert!(
+        said.contains("refusing to listen on 0.0.0.0:0 without an API token")
+            && said.contains("--token-file"),
+        "{said}"
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let said = refused(&addr);
+    assert!(said.contains(&format!("cannot listen on {addr}")), "{said}");
+
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "feed-me-a-long-random-token\n").unwrap();
+    let served = Served::start(&["--token-file", token_file.to_str().unwrap()]);
+    let rt = runtime();
+    let http = http();
+    rt.block_on(async {
+        for path in ["/api/v1/health", "/api/v1/incidents", "/api/v1/feed"] {
+            let url = served.url(path);
+            let none = http.get(&url).send().await.unwrap();
+            assert_eq!(none.status(), 401, "{path}");
+            assert_eq!(none.headers()["www-authenticate"], "Bearer");
+            let body: Value = serde_json::from_str(&none.text().await.unwrap()).unwrap();
+            assert!(body["error"].as_str().unwrap().contains("Bearer"));
+            let wrong = http.get(&url).bearer_auth("feed-me-a-long-random-tokem");
+            assert_eq!(wrong.send().await.unwrap().status(), 401, "{path}");
+            let right = http.get(&url).bearer_auth("feed-me-a-long-random-token");
+            assert_eq!(right.send().await.unwrap().status(), 200, "{path}");
+        }
+    });
+    served.stop();
+}
+
+/// `/api/v1/incidents` and `/api/v1/incidents/{id}` give the incidents as `logwarden incidents
+/// --json` and `logwarden incident ID --json` do, with the contract's fields; filters, errors and
+/// caps answer as documented.
+#[test]
+fn the_incident_api_gives_the_incident_json_of_the_cli() {
+    let served = Served::start(&[]);
+    served.inject(0..3);
+    let stored = served.wait_opened(3);
+    let rt = runtime();
+    let http = http();
+    let cli = |args: &[&str]| -> String {
+        let out = run(logwarden().args(args).arg("--data-dir").arg(&served.data));
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    rt.block_on(async {
+        let get = |path: &str| {
+            let request = http.get(served.url(path));
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                let cors = response
+                    .headers()
+                    .get("access-control-allow-origin")
+                    .cloned();
+                assert_eq!(cors, None, "no CORS");
+                let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+                (status, body)
+            }
+        };
+        let (status, list) = get("/api/v1/incidents").await;
+        assert_eq!(status, 200);
+        assert_eq!(list["seq"], *stored.last().unwrap());
+        let listed: Vec<Value> = cli(&["incidents", "--json"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(list["incidents"], Value::Array(listed.clone()));
+        assert_eq!(listed.len(), 3);
+
+        let id = listed[0]["id"].as_str().unwrap();
+        let (status, one) = get(&format!("/api/v1/incidents/{id}")).await;
+        assert_eq!(status, 200);
+        let printed: Value = serde_json::from_str(&cli(&["incident", id, "--json"])).unwrap();
+        assert_eq!(one, printed);
+        for field in [
+            "id",
+            "class",
+            "severity",
+            "state",
+            "services",
+            "first_seen",
+            "last_seen",
+            "count",
+            "escalation_level",
+            "caused_by",
+            "runbook",
+            "evidence",
+        ] {
+            assert!(one.get(field).is_some(), "no `{field}` in {one}");
+        }
+        assert_eq!(one["class"], "db-connection");
+        assert!(one["first_seen"].as_str().unwrap().ends_with('Z'), "{one}");
+        let steps = one["runbook"]["steps"].as_array().unwrap();
+        assert!(
+            !steps.is_empty() && steps[0]["text"].is_string() && steps[0]["commands"].is_array()
+        );
+        assert!(one["runbook"]["title"].is_string() && one["runbook"]["anchor"].is_string());
+        assert!(
+            one["evidence"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("feedfault")
+        );
+        // A unique prefix works as on the command line.
+        let (_, by_prefix) = get(&format!("/api/v1/incidents/{}", &id[..12])).await;
+        assert_eq!(by_prefix["id"], id);
+
+        let count = |v: &Value| v["incidents"].as_array().unwrap().len();
+        assert_eq!(count(&get("/api/v1/incidents?open=true").await.1), 3);
+        assert_eq!(
+            count(
+                &get("/api/v1/incidents?class=db-connection,security&service=app")
+                    .await
+                    .1
+            ),
+            3
+        );
+        assert_eq!(
+            count(&get("/api/v1/incidents?severity=critical").await.1),
+            0
+        );
+
+        for (path, status, says) in [
+            ("/api/v1/incidents/inc-ffffffffffffffff", 404, "no incident"),
+            ("/api/v1/incidents?class=db-conection", 400, "db-connection"),
+            ("/api/v1/incidents?opne=true", 400, "opne"),
+            ("/api/v1/feed?last_event_id=x", 400, "sequence number"),
+            ("/api/v2/incidents", 404, "/api/v1/incidents"),
+        ] {
+            let (got, body) = get(path).await;
+            assert_eq!(got, status, "{path}: {body}");
+            assert!(
+                body["error"].as_str().unwrap().contains(says),
+                "{path}: {body}"
+            );
+        }
+        let long = format!("/api/v1/incidents?service={}", "a".repeat(5000));
+        assert_eq!(get(&long).await.0, 414);
+        // A body over the cap is refused on its Content-Length, before a byte of it is read (a
+        // raw request: an HTTP client sending the 2 MiB could meet the closed connection first).
+        let mut raw = std::net::TcpStream::connect(served.addr).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            raw,
+            "POST /api/v1/incidents HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+            served.addr,
+            2 << 20
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        raw.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 413");
+
+        // A first connection replays from `?last_event_id=`; a filter that admits nothing still
+        // gets the heartbeat.
+        let deadline = || Instant::now() + Duration::from_secs(10);
+        let mut replay =
+            Sse::connect(&http, &served.url("/api/v1/feed?last_event_id=0"), None).await;
+        let mut events = Vec::new();
+        while events.len() < stored.len() {
+            events.push(replay.next_event(deadline()).await.expect("replayed"));
+        }
+        assert_events_are_the_log(&events, &served.changes()[..stored.len()]);
+        let mut none = Sse::connect(
+            &http,
+            &served.url("/api/v1/feed?last_event_id=0&service=nothere"),
+            None,
+        )
+        .await;
+        match none.next(deadline()).await {
+            Some(Frame::Comment(c)) => assert_eq!(c, "heartbeat"),
+            other => panic!("expected a heartbeat, got {other:?}"),
+        }
+    });
+    served.stop();
+}
