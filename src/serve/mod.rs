@@ -15,6 +15,7 @@
 //! - [`api`]: `/api/v1/incidents`, `/api/v1/incidents/{id}`, `/api/v1/health`, and the JSON errors.
 //! - [`feed`]: `/api/v1/feed`, server-sent events of incident changes with replay.
 //! - [`auth`]: the bearer token and the listen policy.
+//! - [`page`]: the live incident board at `/`, served from the binary without a token.
 //!
 //! This module must not parse logs, match rules or change incidents: it serves what the store holds
 //! and what the pipeline publishes.
@@ -22,6 +23,7 @@
 pub mod api;
 pub mod auth;
 pub mod feed;
+pub mod page;
 
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
@@ -241,6 +243,7 @@ fn router(shared: Shared) -> Router {
         .route("/api/v1/incidents", get(api::incidents))
         .route("/api/v1/incidents/{id}", get(api::incident))
         .route("/api/v1/feed", get(feed::sse))
+        .merge(page::routes())
         .fallback(api::not_found)
         // Layers run from the last added to the first: caps, then the token, then the route.
         .layer(middleware::from_fn_with_state(
