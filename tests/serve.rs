@@ -31,8 +31,9 @@ runbook = ["database-connection-issues"]
 examples = ['{"level":50,"time":1796220000000,"msg":"feedfault","key":"k1"}']
 "#;
 
-/// A `logwarden run` following one pino file, serving on an ephemeral port.
-struct Served {
+/// A `logwarden run` following one pino file, serving on an ephemeral port (also the server of
+/// `board.rs`, the browser test).
+pub(crate) struct Served {
     child: Option<Child>,
     addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
@@ -42,7 +43,7 @@ struct Served {
 }
 
 impl Served {
-    fn start(extra: &[&str]) -> Served {
+    pub(crate) fn start(extra: &[&str]) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let rules = dir.path().join("rules");
         std::fs::create_dir(&rules).unwrap();
@@ -107,16 +108,16 @@ impl Served {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
     /// Append one fault line for each key number, in one write.
-    fn inject(&self, keys: std::ops::Range<u32>) {
+    pub(crate) fn inject(&self, keys: std::ops::Range<u32>) {
         let now = logwarden::event::Timestamp::now().as_millis();
         let mut text = String::new();
         for k in keys {
@@ -132,7 +133,7 @@ impl Served {
     }
 
     /// Every change the incident log holds (complete lines only: it may be being written).
-    fn changes(&self) -> Vec<Change> {
+    pub(crate) fn changes(&self) -> Vec<Change> {
         IncidentLog::read_after(&self.data.join("incidents.jsonl"), 0).unwrap()
     }
 
@@ -144,7 +145,7 @@ impl Served {
     }
 
     /// Wait until `n` incidents have opened; the log's sequence numbers then.
-    fn wait_opened(&self, n: usize) -> Vec<u64> {
+    pub(crate) fn wait_opened(&self, n: usize) -> Vec<u64> {
         assert!(
             wait_until(30, || self.opened() >= n),
             "{} of {n} incidents opened; stderr: {}",
@@ -154,7 +155,7 @@ impl Served {
         self.changes().iter().map(|c| c.seq).collect()
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         terminate(self.child.take().unwrap());
     }
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod bad_input;
+mod board;
 mod compose;
 mod corpora;
 mod demo;
