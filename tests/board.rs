@@ -283,6 +283,27 @@ fn the_board_shows_a_new_incident_within_five_seconds() {
         assert!(text.contains("A fault for the feed"), "{text}");
         page.screenshot("board.png").await;
 
+        // On a phone-sized screen: nothing wider than the screen.
+        page.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}),
+        )
+        .await;
+        let fits = page
+            .wait_for(
+                "innerWidth === 390 && document.documentElement.scrollWidth <= innerWidth",
+                Duration::from_secs(5),
+            )
+            .await;
+        page.screenshot("board-phone.png").await;
+        assert!(
+            fits.is_some(),
+            "the board is wider than a phone: {}",
+            page.eval("[document.documentElement.scrollWidth, [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > innerWidth).map(e => e.tagName + '.' + e.className + ' ' + e.getBoundingClientRect().right).join('; ')]").await
+        );
+        page.call("Emulation.clearDeviceMetricsOverride", json!({}))
+            .await;
+
         // The incident's page: its runbook checklist, its evidence and its timeline command.
         page.eval(&format!("location.hash = '#/incidents/{id}'"))
             .await;
