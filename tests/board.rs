@@ -8,6 +8,7 @@
 //! itself (JSON over tokio-tungstenite; a CDP crate would add minutes of build for three calls).
 //! The screenshots are saved in `target/test-output/` and their paths printed.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -281,6 +282,36 @@ fn the_board_shows_a_new_incident_within_five_seconds() {
         );
         let text = found[2].as_str().unwrap();
         assert!(text.contains("A fault for the feed"), "{text}");
+
+        // Log text is text on the page, never markup: a key that is an HTML tag shows as written.
+        let markup = "<img src=x id=injected onerror=alert(1)>";
+        let now = logwarden::event::Timestamp::now().as_millis();
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&served.log)
+            .unwrap();
+        writeln!(
+            log,
+            "{{\"level\":50,\"time\":{now},\"msg\":\"feedfault\",\"key\":\"{markup}\"}}"
+        )
+        .unwrap();
+        let shown = page
+            .wait_for(
+                "document.querySelectorAll('#board .card').length === 2 && \
+                 [...document.querySelectorAll('#board .card .title')].map(t => t.textContent)",
+                CARD_DEADLINE,
+            )
+            .await
+            .expect("no card for the second incident");
+        assert!(
+            shown.as_array().unwrap().iter().any(|t| t.as_str().unwrap().contains(markup)),
+            "{shown}"
+        );
+        assert_eq!(
+            page.eval("document.getElementById('injected') === null && document.querySelectorAll('#board img').length").await,
+            json!(0),
+            "the key became an element"
+        );
         page.screenshot("board.png").await;
 
         // On a phone-sized screen: nothing wider than the screen.

@@ -38,7 +38,7 @@ pub(crate) struct Served {
     addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
     data: PathBuf,
-    log: PathBuf,
+    pub(crate) log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
