@@ -1046,3 +1046,50 @@ fn ingest_needs_the_token_when_one_is_set_and_caps_the_body() {
     assert_eq!(&head, b"HTTP/1.1 413");
     served.stop();
 }
+
+/// Many clients pushing to the same source at once: every accepted line is indexed once (the
+/// batches are handed over one at a time, at growing offsets of the source's stream).
+#[test]
+fn concurrent_pushes_to_one_source_are_each_indexed_once() {
+    let served = Served::start(&[]);
+    let rt = runtime();
+    let http = http();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for client in 0..16 {
+            let http = http.clone();
+            let url = served.url("/api/v1/ingest?source=many&format=plain");
+            tasks.push(tokio::spawn(async move {
+                let body: String = (0..50)
+                    .map(|i| format!("2026-11-29T10:00:00Z INFO crowdline c{client} n{i}\n"))
+                    .collect();
+                let response = http.post(url).body(body).send().await.unwrap();
+                assert_eq!(response.status(), 202);
+                let v: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+                v["lines"].as_u64().unwrap()
+            }));
+        }
+        let mut accepted = 0;
+        for task in tasks {
+            accepted += task.await.unwrap();
+        }
+        assert_eq!(accepted, 800);
+        let count = || async {
+            get_json(&http, &served, "/api/v1/count?q=crowdline")
+                .await
+                .1["count"]
+                .as_u64()
+                .unwrap()
+        };
+        assert!(
+            eventually(30, || async { count().await >= 800 }).await,
+            "{} of 800 indexed; stderr: {}",
+            count().await,
+            served.stderr()
+        );
+        assert_eq!(count().await, 800);
+        let (_, one) = get_json(&http, &served, "/api/v1/count?q=c7%20n49").await;
+        assert_eq!(one["count"], 1);
+    });
+    served.stop();
+}
