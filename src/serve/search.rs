@@ -8,8 +8,9 @@
 //!
 //! Errors: a query, time or option the query layer refuses is a 400 with the message loggrep
 //! prints (and the query column when there is one); no index yet is a 503; anything else a 500.
-//! `limit` is at most [`MAX_LIMIT`] (the body is built in memory); the query string is capped
-//! with every other (4 KiB, see `serve`).
+//! `limit` is at most [`MAX_LIMIT`] (the body is built in memory), at most [`MAX_RUNNING`]
+//! questions run at once (the others wait their turn), and the query string is capped with every
+//! other (4 KiB, see `serve`).
 //!
 //! This module must not plan, search or render events itself: `query` does.
 
@@ -30,6 +31,11 @@ use crate::store::index::IndexError;
 pub const MAX_LIMIT: usize = 10_000;
 /// Hits a search returns when `limit` is not given (as loggrep's `--limit`).
 pub const DEFAULT_LIMIT: usize = 1000;
+/// Searches and counts running at once, in this process; more wait for a turn. Each may hold
+/// up to [`MAX_LIMIT`] hits in memory and keeps a core busy.
+pub const MAX_RUNNING: usize = 4;
+
+static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_RUNNING);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,7 +185,13 @@ fn request(
 /// Run `req` on a blocking thread: its outcome and what it wrote.
 async fn answer(req: Request) -> Result<(query::Outcome, Vec<u8>), ApiError> {
     let text = req.query.clone();
+    let turn = RUNNING
+        .acquire()
+        .await
+        .map_err(|error| ApiError::internal("the search queue is closed", error))?;
     let ran = tokio::task::spawn_blocking(move || {
+        // The turn ends with the work, also when the client has gone away meanwhile.
+        let _turn = turn;
         let mut out = Vec::new();
         query::run(&req, &mut out).map(|outcome| (outcome, out))
     })
