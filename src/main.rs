@@ -402,7 +402,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                         .with_context(|| format!("--start `{s}` is not an RFC 3339 time"))
                 })
                 .transpose()?;
-            let settings = Settings::new(
+            let mut settings = Settings::new(
                 data.data_dir.clone(),
                 pipeline::demo_sources(&data.data_dir),
             );
@@ -419,6 +419,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             );
             let stop = stop_flag()?;
             let server = start_server(&data.data_dir, &http)?;
+            settings.push = server.as_ref().map(|s| s.push().clone());
             let (summary, timeline) =
                 pipeline::demo(&settings, &opts, stop, &mut on_change(server.as_ref()))?;
             if let Some(server) = server {
@@ -456,6 +457,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let idle_after = TailConfig::default().idle_after;
             let stop = stop_flag()?;
             let server = start_server(&data.data_dir, &http)?;
+            settings.push = server.as_ref().map(|s| s.push().clone());
             let summary =
                 pipeline::run_stdin(&settings, idle_after, stop, &mut on_change(server.as_ref()))?;
             if let Some(server) = server {
@@ -485,6 +487,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             };
             let stop = stop_flag()?;
             let server = start_server(&data.data_dir, &http)?;
+            settings.push = server.as_ref().map(|s| s.push().clone());
             let summary = pipeline::run(&settings, tail, stop, &mut on_change(server.as_ref()))?;
             if let Some(server) = server {
                 server.shutdown();

@@ -41,6 +41,7 @@ use crate::parse::{ParseError, Parser};
 use crate::runbook::Runbook;
 use crate::source::blocks::Blocks;
 use crate::source::checkpoint::{Checkpoints, DecodeError};
+use crate::source::push::Push;
 use crate::source::replay::{self, ReplayError};
 use crate::source::tail::{self, TailConfig, TailError};
 use crate::source::{Input, SourceSpec, stdin};
@@ -113,6 +114,8 @@ pub struct Settings {
     pub scan_block: usize,
     /// Live runs: delete old events periodically (a profile's `[retention]`).
     pub retention: Option<crate::store::retention::Policy>,
+    /// Live runs: take pushed lines (`POST /api/v1/ingest`) from this handle as further sources.
+    pub push: Option<Push>,
 }
 
 impl Settings {
@@ -128,6 +131,7 @@ impl Settings {
             progress: false,
             scan_block: SCAN_BLOCK,
             retention: None,
+            push: None,
         }
     }
     pub fn index_dir(&self) -> PathBuf {
@@ -278,7 +282,8 @@ pub fn stored_checkpoints(index: &EventIndex) -> Result<Checkpoints, PipelineErr
 /// Per-file state while it is read.
 struct OpenFile {
     parser: Parser,
-    source: usize,
+    /// The configured source it belongs to; `None`: a pushed stream (never checkpointed).
+    source: Option<usize>,
     path: PathBuf,
     size: u64,
     last_event: Option<Timestamp>,
@@ -389,7 +394,31 @@ impl<'a> Pipeline<'a> {
             }
             self.maybe_commit()?;
         }
+        self.close_push(rx)?;
         self.finish()
+    }
+
+    /// Live runs taking pushes: stop taking them, and apply every pushed input already handed
+    /// over (each was acknowledged to its client, so each must be indexed). A push in the middle of
+    /// handing a batch over may be waiting for room in `rx`: keep reading until it is through.
+    fn close_push(&mut self, rx: &Receiver<Input>) -> Result<(), PipelineError> {
+        let Some(push) = self.settings.push.clone().filter(|_| self.live) else {
+            return Ok(());
+        };
+        while !push.close() {
+            match rx.recv_timeout(Duration::from_millis(10)) {
+                Ok(input) => {
+                    self.handle(input)?;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        // Anything after the source's `Done` is a push's (a second `Done` changes nothing).
+        while let Ok(input) = rx.try_recv() {
+            self.handle(input)?;
+        }
+        Ok(())
     }
 
     /// Apply one input; true when it was `Done`.
@@ -408,7 +437,7 @@ impl<'a> Pipeline<'a> {
                     info.fingerprint,
                     OpenFile {
                         parser,
-                        source: info.source,
+                        source: Some(info.source),
                         path: info.path,
                         size: info.start,
                         last_event: None,
@@ -420,6 +449,27 @@ impl<'a> Pipeline<'a> {
                 if self.live {
                     self.commit()?;
                 }
+            }
+            Input::Pushed { fingerprint, spec } => {
+                let parser = Parser::new(&spec.service, spec.format.clone(), fingerprint).map_err(
+                    |source| PipelineError::Parse {
+                        service: spec.service.clone(),
+                        source,
+                    },
+                )?;
+                tracing::info!(source = %spec.service, format = %spec.format, "pushed source opened");
+                self.summary.files += 1;
+                self.files.insert(
+                    fingerprint,
+                    OpenFile {
+                        parser,
+                        source: None,
+                        path: spec.path,
+                        size: 0,
+                        last_event: None,
+                        idle: false,
+                    },
+                );
             }
             Input::Chunk(chunk) => {
                 let Some(file) = self.files.get_mut(&chunk.fingerprint) else {
@@ -592,10 +642,13 @@ impl<'a> Pipeline<'a> {
 
     fn record_checkpoint(&mut self, fingerprint: u64) {
         if let Some(file) = self.files.get(&fingerprint) {
+            let Some(source) = file.source else {
+                return; // a pushed stream cannot be resumed: nothing to remember
+            };
             if file.path.as_os_str() == stdin::STDIN_PATH {
                 return; // a pipe cannot be resumed: nothing to remember
             }
-            let spec = &self.settings.sources[file.source];
+            let spec = &self.settings.sources[source];
             self.checkpoints.advance(
                 fingerprint,
                 file.path.clone(),
@@ -796,9 +849,19 @@ fn drive_from(
 ) -> Result<Summary, PipelineError> {
     let (tx, rx) = sync_channel(CHANNEL_BOUND);
     let stop_reader = Arc::clone(&stop);
+    // Pushes hold a sender too, so the channel does not disconnect when the reader ends: a reader
+    // that ends without `Done` (an error, a panic) says it on its way out.
+    let push = pipeline.settings.push.clone().filter(|_| pipeline.live);
+    let done_on_exit = push.as_ref().map(|_| DoneOnDrop(tx.clone()));
+    if let Some(push) = &push {
+        push.connect(tx.clone());
+    }
     let reader = std::thread::Builder::new()
         .name(name.into())
-        .spawn(move || read(checkpoints, tx, stop_reader))
+        .spawn(move || {
+            let _done = done_on_exit;
+            read(checkpoints, tx, stop_reader)
+        })
         .map_err(|source| PipelineError::Io {
             path: format!("{name} thread"),
             source,
@@ -829,6 +892,15 @@ fn drive_from(
     }
     refresh_vocab(settings);
     Ok(summary)
+}
+
+/// Sends `Done` when dropped (a second `Done` is harmless; a pipeline gone is ignored).
+struct DoneOnDrop(SyncSender<Input>);
+
+impl Drop for DoneOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(Input::Done);
+    }
 }
 
 /// Write the query vocabularies of the index's segments and remove stale ones, so that the first

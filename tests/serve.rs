@@ -1,7 +1,8 @@
 //! Issue 7, first slice: the HTTP face of `logwarden run` — the incident API, the SSE feed (replay
 //! after a reconnect, 200 clients, a client that never reads) and the token — against the real
 //! server process on an ephemeral loopback port, with real HTTP clients (reqwest; a raw socket
-//! for the client that never reads).
+//! for the client that never reads). Second slice: search and count against the `loggrep`
+//! binary's answers on the same data dir, and pushed lines (token, body cap, redaction, incidents).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -699,6 +700,397 @@ fn the_incident_api_gives_the_incident_json_of_the_cli() {
             Some(Frame::Comment(c)) => assert_eq!(c, "heartbeat"),
             other => panic!("expected a heartbeat, got {other:?}"),
         }
+    });
+    served.stop();
+}
+
+/// A query parameter's value, percent-encoded (every byte but letters and digits).
+fn enc(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// GET `path`: the status and the body as JSON.
+async fn get_json(http: &reqwest::Client, served: &Served, path: &str) -> (u16, Value) {
+    let response = http.get(served.url(path)).send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
+    (status, body)
+}
+
+/// POST `body` to `/api/v1/ingest?{query}`, with the bearer when given: status and JSON body.
+async fn push(
+    http: &reqwest::Client,
+    served: &Served,
+    query: &str,
+    body: &str,
+    bearer: Option<&str>,
+) -> (u16, Value) {
+    let mut request = http
+        .post(served.url(&format!("/api/v1/ingest?{query}")))
+        .body(body.to_string());
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{query}: {e}: {text}"));
+    (status, body)
+}
+
+/// What the `loggrep` binary says on the same data dir: exit code, stdout, stderr.
+fn loggrep_says(data: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = run(crate::support::loggrep()
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--color", "never"])
+        .args(args));
+    (out.status.code(), stdout(&out), stderr(&out))
+}
+
+/// `/api/v1/search` gives the events `loggrep --json` prints (the same objects, same order, same
+/// cut) and `/api/v1/count` the number `loggrep --count` prints, for the same query, filters and
+/// times; a bad query is a 400 with loggrep's message and the column; limits are checked.
+#[test]
+fn search_and_count_answer_as_loggrep_does() {
+    let served = Served::start(&[]);
+    served.inject(0..7);
+    assert!(
+        wait_until(30, || crate::support::loggrep_count(
+            &served.data,
+            "feedfault"
+        ) == 7),
+        "the faults were not indexed; stderr: {}",
+        served.stderr()
+    );
+    let rt = runtime();
+    let http = http();
+    rt.block_on(async {
+        // (query, filter parameters and the same as loggrep flags, limit)
+        let cases: [(&str, &str, &[&str], Option<usize>); 9] = [
+            ("feedfault", "", &[], None),
+            ("feedfault", "", &[], Some(3)),
+            ("", "", &[], Some(2)),
+            ("key:k3 OR key:k5", "", &[], None),
+            ("/feed\\w+ in/", "&service=app", &["--service", "app"], None),
+            ("", "&level=error", &["--level", "error"], None),
+            ("feedfault", "&since=1h", &["--since", "1h"], None),
+            ("feedfault", "&until=1h", &["--until", "1h"], None),
+            ("nothing-like-this", "", &[], None),
+        ];
+        for (q, params, flags, limit) in cases {
+            let limited = limit.map_or(String::new(), |n| format!("&limit={n}"));
+            let path = format!("/api/v1/search?q={}{params}{limited}", enc(q));
+            let (status, body) = get_json(&http, &served, &path).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            let limit_flag = limit.map(|n| n.to_string());
+            let mut args = vec!["--json"];
+            if let Some(n) = &limit_flag {
+                args.extend(["--limit", n.as_str()]);
+            }
+            args.extend_from_slice(flags);
+            args.extend(["--", q]);
+            let (code, printed, said) = loggrep_says(&served.data, &args);
+            assert!(matches!(code, Some(0 | 1)), "{args:?}: {said}");
+            let expected: Vec<Value> = printed
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            assert_eq!(body["hits"], Value::Array(expected), "{path}");
+            assert_eq!(
+                body["truncated"].as_bool().unwrap(),
+                said.contains("showing the newest"),
+                "{path}: {said}"
+            );
+
+            let count_path = format!("/api/v1/count?q={}{params}", enc(q));
+            let (status, counted) = get_json(&http, &served, &count_path).await;
+            assert_eq!(status, 200, "{count_path}: {counted}");
+            let mut args = vec!["--count"];
+            args.extend_from_slice(flags);
+            args.extend(["--", q]);
+            let (_, printed, said) = loggrep_says(&served.data, &args);
+            let n: u64 = printed.trim().parse().unwrap_or_else(|_| panic!("{said}"));
+            assert_eq!(counted, serde_json::json!({ "count": n }), "{count_path}");
+            if !body["truncated"].as_bool().unwrap() {
+                assert_eq!(body["matched"], n, "{path}");
+                assert_eq!(body["exact"], true, "{path}");
+                assert_eq!(body["hits"].as_array().unwrap().len() as u64, n, "{path}");
+            }
+        }
+        // The cases above are not all alike: some find the faults, one nothing, two are cut.
+        let (_, cut) = get_json(&http, &served, "/api/v1/search?q=feedfault&limit=3").await;
+        assert_eq!(cut["truncated"], true);
+        assert_eq!(cut["hits"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            get_json(&http, &served, "/api/v1/count?q=feedfault")
+                .await
+                .1["count"],
+            7
+        );
+
+        // A bad query: 400, loggrep's own message, the column.
+        let bad = "feedfault AND (key:k1";
+        let (status, body) =
+            get_json(&http, &served, &format!("/api/v1/search?q={}", enc(bad))).await;
+        assert_eq!(status, 400, "{body}");
+        let (code, _, said) = loggrep_says(&served.data, &["--", bad]);
+        assert_eq!(code, Some(2));
+        let message = body["error"].as_str().unwrap();
+        let first = message.lines().next().unwrap();
+        assert!(first.contains("column"), "{message}");
+        assert!(
+            said.contains(first),
+            "loggrep says {said}, the API {message}"
+        );
+        let column = body["column"].as_u64().unwrap();
+        assert!(first.contains(&format!("column {column}")), "{message}");
+        let (status, body) =
+            get_json(&http, &served, &format!("/api/v1/count?q={}", enc(bad))).await;
+        assert_eq!((status, body["column"].as_u64()), (400, Some(column)));
+
+        for (path, says) in [
+            ("/api/v1/search?q=x&limit=0", "limit"),
+            ("/api/v1/search?q=x&limit=10001", "10000"),
+            ("/api/v1/search?q=x&since=yesterdayish", "--since"),
+            ("/api/v1/search?q=x&level=loud", "level"),
+            ("/api/v1/search?query=x", "query"),
+            ("/api/v1/count?q=x&limit=3", "limit"),
+        ] {
+            let (status, body) = get_json(&http, &served, path).await;
+            assert_eq!(status, 400, "{path}: {body}");
+            assert!(
+                body["error"].as_str().unwrap().contains(says),
+                "{path}: {body}"
+            );
+        }
+        let long = format!("/api/v1/search?q={}", "a".repeat(5000));
+        assert_eq!(
+            http.get(served.url(&long)).send().await.unwrap().status(),
+            414
+        );
+    });
+    served.stop();
+}
+
+/// Lines pushed to `/api/v1/ingest` go through the pipeline as a source of their own: indexed
+/// once each (a second batch continues the stream), redacted before anything stores them, and
+/// matched, so a pushed fault opens an incident of the pushed service.
+#[test]
+fn pushed_lines_are_indexed_once_redacted_and_raise_incidents() {
+    let served = Served::start(&[]);
+    let rt = runtime();
+    let http = http();
+    let now = logwarden::event::Timestamp::now().as_millis();
+    let batch = format!(
+        "{{\"level\":50,\"time\":{now},\"msg\":\"feedfault pushed from the edge\",\"key\":\"edge1\"}}\n\
+         {{\"level\":40,\"time\":{now},\"msg\":\"connect postgres://user:s3cret@host/db failed\"}}\n\
+         {{\"level\":30,\"time\":{now},\"msg\":\"hello from the edge\"}}"
+    );
+    rt.block_on(async {
+        let (status, body) = push(&http, &served, "source=edge&format=pino", &batch, None).await;
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(body["lines"], 3, "{body}");
+        assert_eq!(body["source"], "edge");
+
+        let count = |q: &'static str| {
+            let http = http.clone();
+            let url = served.url(&format!("/api/v1/count?q={}", enc(q)));
+            async move {
+                let v: Value = serde_json::from_str(
+                    &http.get(url).send().await.unwrap().text().await.unwrap(),
+                )
+                .unwrap();
+                v["count"].as_u64().unwrap()
+            }
+        };
+        assert!(
+            eventually(30, || async { count("service:edge").await >= 3 }).await,
+            "pushed lines never searchable; stderr: {}",
+            served.stderr()
+        );
+        assert!(
+            eventually(30, || async {
+                let (_, list) = get_json(&http, &served, "/api/v1/incidents?service=edge").await;
+                list["incidents"].as_array().unwrap().len() == 1
+            })
+            .await,
+            "no incident of the pushed fault; stderr: {}",
+            served.stderr()
+        );
+        let (_, list) = get_json(&http, &served, "/api/v1/incidents?service=edge").await;
+        assert_eq!(list["incidents"][0]["class"], "db-connection");
+
+        // The secret was scrubbed before indexing: no search finds it or shows it.
+        assert_eq!(count("s3cret").await, 0);
+        let response = http
+            .get(served.url("/api/v1/search?q=service%3Aedge"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!response.contains("s3cret"), "{response}");
+        assert!(
+            response.contains("postgres://user:***@host/db"),
+            "{response}"
+        );
+
+        // A second batch continues the stream: nothing of the first is indexed again.
+        let more = format!("{{\"level\":30,\"time\":{now},\"msg\":\"second batch\"}}\n");
+        let (status, body) = push(&http, &served, "source=edge&format=pino", &more, None).await;
+        assert_eq!((status, body["lines"].as_u64()), (202, Some(1)), "{body}");
+        assert!(eventually(30, || async { count("service:edge").await >= 4 }).await);
+        assert_eq!(count("service:edge").await, 4);
+        assert_eq!(count("\"hello from the edge\"").await, 1);
+
+        // Another format for the same source in the same run is a conflict; a plain push of
+        // another source is fine.
+        let (status, _) = push(&http, &served, "source=edge&format=plain", "x\n", None).await;
+        assert_eq!(status, 409);
+        let (status, _) = push(&http, &served, "source=box.1", "plain words\n", None).await;
+        assert_eq!(status, 202);
+        assert!(eventually(30, || async { count("service:box.1").await == 1 }).await);
+    });
+    // After a clean stop (the data dir is still there), the index holds every pushed line once.
+    let mut served = served;
+    terminate(served.child.take().unwrap());
+    assert_eq!(
+        crate::support::loggrep_count(&served.data, "service:edge"),
+        4
+    );
+}
+
+/// With a token, a push needs the bearer (401 without); bodies over 1 MiB get 413; bad
+/// parameters are named.
+#[test]
+fn ingest_needs_the_token_when_one_is_set_and_caps_the_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    let token = "push-me-a-long-random-token";
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let served = Served::start(&["--token-file", token_file.to_str().unwrap()]);
+    let rt = runtime();
+    let http = http();
+    rt.block_on(async {
+        let line = "tokenised line\n";
+        let (status, body) = push(&http, &served, "source=edge", line, None).await;
+        assert_eq!(status, 401, "{body}");
+        let (status, _) = push(
+            &http,
+            &served,
+            "source=edge",
+            line,
+            Some("push-me-a-wrong-token"),
+        )
+        .await;
+        assert_eq!(status, 401);
+        let (status, body) = push(&http, &served, "source=edge", line, Some(token)).await;
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(body["lines"], 1);
+
+        for (query, status, says) in [
+            ("format=pino", 400, "source"),
+            ("source=a/b", 400, "source name"),
+            ("source=edge2&format=nonsense", 400, "format"),
+            ("source=edge&fromat=pino", 400, "fromat"),
+        ] {
+            let (got, body) = push(&http, &served, query, line, Some(token)).await;
+            assert_eq!(got, status, "{query}: {body}");
+            assert!(
+                body["error"].as_str().unwrap().contains(says),
+                "{query}: {body}"
+            );
+        }
+
+        // Only the accepted line was indexed (the refused pushes took nothing).
+        let count = || async {
+            let (_, v) = {
+                let response = http
+                    .get(served.url("/api/v1/count?q=tokenised"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap();
+                (response.status(), response.text().await.unwrap())
+            };
+            serde_json::from_str::<Value>(&v).unwrap()["count"]
+                .as_u64()
+                .unwrap()
+        };
+        assert!(eventually(30, || async { count().await >= 1 }).await);
+        assert_eq!(count().await, 1);
+    });
+    // Over the cap: refused on its Content-Length (a raw request, as in the incident test).
+    let mut raw = std::net::TcpStream::connect(served.addr).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        raw,
+        "POST /api/v1/ingest?source=edge HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: {}\r\n\r\n",
+        served.addr,
+        (1 << 20) + 1
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    raw.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 413");
+    served.stop();
+}
+
+/// Many clients pushing to the same source at once: every accepted line is indexed once (the
+/// batches are handed over one at a time, at growing offsets of the source's stream).
+#[test]
+fn concurrent_pushes_to_one_source_are_each_indexed_once() {
+    let served = Served::start(&[]);
+    let rt = runtime();
+    let http = http();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for client in 0..16 {
+            let http = http.clone();
+            let url = served.url("/api/v1/ingest?source=many&format=plain");
+            tasks.push(tokio::spawn(async move {
+                let body: String = (0..50)
+                    .map(|i| format!("2026-11-29T10:00:00Z INFO crowdline c{client} n{i}\n"))
+                    .collect();
+                let response = http.post(url).body(body).send().await.unwrap();
+                assert_eq!(response.status(), 202);
+                let v: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+                v["lines"].as_u64().unwrap()
+            }));
+        }
+        let mut accepted = 0;
+        for task in tasks {
+            accepted += task.await.unwrap();
+        }
+        assert_eq!(accepted, 800);
+        let count = || async {
+            get_json(&http, &served, "/api/v1/count?q=crowdline")
+                .await
+                .1["count"]
+                .as_u64()
+                .unwrap()
+        };
+        assert!(
+            eventually(30, || async { count().await >= 800 }).await,
+            "{} of 800 indexed; stderr: {}",
+            count().await,
+            served.stderr()
+        );
+        assert_eq!(count().await, 800);
+        let (_, one) = get_json(&http, &served, "/api/v1/count?q=c7%20n49").await;
+        assert_eq!(one["count"], 1);
     });
     served.stop();
 }

@@ -160,17 +160,6 @@ enum Color {
     Never,
 }
 
-/// Every level at least as severe as the least severe one given (none given: no filter).
-fn at_least(given: &[Level]) -> Vec<Level> {
-    let Some(min) = given.iter().copied().filter(|l| *l != Level::Unknown).min() else {
-        return given.to_vec();
-    };
-    Level::ALL
-        .into_iter()
-        .filter(|l| *l != Level::Unknown && *l >= min)
-        .collect()
-}
-
 /// `-A`/`-B` override `-C` for their side, as in grep; none given: no context.
 fn context_lines(args: &Args) -> Option<query::context::ContextLines> {
     if args.after_context.is_none() && args.before_context.is_none() && args.context.is_none() {
@@ -222,7 +211,7 @@ fn main() -> ExitCode {
         since: args.since,
         until: args.until,
         services: args.service,
-        levels: at_least(&args.level),
+        levels: query::at_least(&args.level),
         json: args.json || args.format == Some(Format::Json),
         count: args.count,
         limit: (args.limit > 0).then_some(args.limit),

@@ -312,6 +312,18 @@ pub fn run(req: &Request, out: &mut dyn Write) -> Result<Outcome, QueryError> {
     Ok(outcome)
 }
 
+/// Every level at least as severe as the least severe one given (none given: no filter): what
+/// loggrep's `--level` (and the API's `level`) ask for.
+pub fn at_least(given: &[Level]) -> Vec<Level> {
+    let Some(min) = given.iter().copied().filter(|l| *l != Level::Unknown).min() else {
+        return given.to_vec();
+    };
+    Level::ALL
+        .into_iter()
+        .filter(|l| *l != Level::Unknown && *l >= min)
+        .collect()
+}
+
 /// `since`/`until`, narrowed by `around` (T − W included, T + W included).
 fn time_range(req: &Request) -> Result<(Option<Timestamp>, Option<Timestamp>), QueryError> {
     let at = |flag: &'static str, text: Option<&str>| {

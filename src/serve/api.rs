@@ -1,5 +1,6 @@
-//! The `/api/v1` answers other than the feed: incidents, one incident, health; and the JSON shape
-//! of every error (`{"error": "…"}` with the status).
+//! The `/api/v1` answers other than the feed, search and ingest: incidents, one incident, health;
+//! and the JSON shape of every error (`{"error": "…"}` with the status, and `column` when the error
+//! is at a column of a query).
 //!
 //! Owns the request side of the incident API: query parameters (unknown ones are a 400 naming
 //! them, so a typo is not silently ignored), the class/severity/service [`Filter`] the feed shares,
@@ -29,6 +30,8 @@ use crate::store::incidents::{self, IncidentLog};
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    /// The 1-based column of a query the error is about.
+    column: Option<usize>,
 }
 
 impl ApiError {
@@ -36,7 +39,17 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            column: None,
         }
+    }
+
+    /// An error at `column` of the query `text`: the message goes on as loggrep prints it, the
+    /// query and a caret under the column, and the body says the column.
+    pub(crate) fn at_column(mut self, column: usize, text: &str) -> ApiError {
+        let caret = " ".repeat(column.saturating_sub(1));
+        self.message = format!("{}\n  {text}\n  {caret}^", self.message);
+        self.column = Some(column);
+        self
     }
 
     fn bad_request(message: impl Into<String>) -> ApiError {
@@ -48,7 +61,7 @@ impl ApiError {
     }
 
     /// The server's own failure (the log unreadable): logged, and told to the client.
-    fn internal(what: &str, error: impl std::fmt::Display) -> ApiError {
+    pub(crate) fn internal(what: &str, error: impl std::fmt::Display) -> ApiError {
         tracing::error!(%error, "{what}");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -62,11 +75,14 @@ impl IntoResponse for ApiError {
         #[derive(Serialize)]
         struct Body {
             error: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            column: Option<usize>,
         }
         (
             self.status,
             Json(Body {
                 error: self.message,
+                column: self.column,
             }),
         )
             .into_response()
@@ -198,7 +214,7 @@ pub(crate) async fn not_found(uri: Uri) -> ApiError {
         StatusCode::NOT_FOUND,
         format!(
             "no such endpoint `{}`: the API is /api/v1/incidents, /api/v1/incidents/{{id}}, \
-             /api/v1/feed and /api/v1/health",
+             /api/v1/feed, /api/v1/search, /api/v1/count, /api/v1/ingest and /api/v1/health",
             uri.path()
         ),
     )

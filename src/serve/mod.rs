@@ -14,16 +14,20 @@
 //!
 //! - [`api`]: `/api/v1/incidents`, `/api/v1/incidents/{id}`, `/api/v1/health`, and the JSON errors.
 //! - [`feed`]: `/api/v1/feed`, server-sent events of incident changes with replay.
+//! - [`search`]: `/api/v1/search` and `/api/v1/count`, loggrep's questions over the index.
+//! - [`ingest`]: `/api/v1/ingest`, lines pushed into the pipeline through its [`Push`] handle.
 //! - [`auth`]: the bearer token and the listen policy.
 //! - [`page`]: the live incident board at `/`, served from the binary without a token.
 //!
 //! This module must not parse logs, match rules or change incidents: it serves what the store holds
-//! and what the pipeline publishes.
+//! and what the pipeline publishes, and hands pushed lines to the pipeline, which owns ingestion.
 
 pub mod api;
 pub mod auth;
 pub mod feed;
+pub mod ingest;
 pub mod page;
+pub mod search;
 
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
@@ -36,12 +40,14 @@ use axum::extract::connect_info::Connected;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::serve::IncomingStream;
 use tower_http::limit::RequestBodyLimitLayer;
 
 pub use auth::Token;
 pub use feed::Feed;
+
+use crate::source::push::Push;
 
 /// The address `run` and `demo` serve on unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -145,6 +151,8 @@ pub(crate) struct Shared {
     pub(crate) feed: Feed,
     pub(crate) token: Option<Arc<Token>>,
     pub(crate) heartbeat: Duration,
+    /// Where `/api/v1/ingest` hands lines to the pipeline.
+    pub(crate) push: Push,
 }
 
 impl Shared {
@@ -157,6 +165,7 @@ impl Shared {
 pub struct Server {
     addr: SocketAddr,
     feed: Feed,
+    push: Push,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -188,7 +197,9 @@ pub fn start(config: Config) -> Result<Server, ServeError> {
         tokio::net::TcpListener::from_std(listener).map_err(bind_err)?
     };
     let feed = Feed::new(config.client_buffer);
+    let push = Push::new();
     let shared = Shared {
+        push: push.clone(),
         data_dir: config.data_dir,
         feed: feed.clone(),
         token: config.token.map(Arc::new),
@@ -204,6 +215,7 @@ pub fn start(config: Config) -> Result<Server, ServeError> {
     Ok(Server {
         addr,
         feed,
+        push,
         runtime: Some(runtime),
     })
 }
@@ -217,6 +229,12 @@ impl Server {
     /// Where the pipeline publishes incident changes.
     pub fn feed(&self) -> &Feed {
         &self.feed
+    }
+
+    /// Where a live pipeline takes the lines pushed to `/api/v1/ingest` (`Settings::push`); until
+    /// one is connected, a push is answered 503.
+    pub fn push(&self) -> &Push {
+        &self.push
     }
 
     /// Stop serving: open connections (feeds included) are closed.
@@ -243,6 +261,9 @@ fn router(shared: Shared) -> Router {
         .route("/api/v1/incidents", get(api::incidents))
         .route("/api/v1/incidents/{id}", get(api::incident))
         .route("/api/v1/feed", get(feed::sse))
+        .route("/api/v1/search", get(search::search))
+        .route("/api/v1/count", get(search::count))
+        .route("/api/v1/ingest", post(ingest::ingest))
         .merge(page::routes())
         .fallback(api::not_found)
         // Layers run from the last added to the first: caps, then the token, then the route.

@@ -1,4 +1,4 @@
-//! Where bytes come from: files followed by fingerprint, rotated archives, stdin.
+//! Where bytes come from: files followed by fingerprint, rotated archives, stdin, pushes.
 //!
 //! A source hands the pipeline [`Chunk`]s: large reads (≥ 64 KiB when the data is there) tagged with
 //! the file's fingerprint and the byte range they cover. It must not frame lines or look inside the
@@ -9,6 +9,7 @@ pub mod blocks;
 pub mod checkpoint;
 pub mod discover;
 pub mod fingerprint;
+pub mod push;
 pub mod replay;
 pub mod stdin;
 pub mod tail;
@@ -57,6 +58,12 @@ pub struct FileInfo {
 pub enum Input {
     /// A file is being read from `start`; chunks of its fingerprint follow.
     Opened(FileInfo),
+    /// A pushed stream (see [`push`]) starts: not one of the configured sources, so it names its
+    /// own service and format; read from 0 and never checkpointed. Chunks of its fingerprint follow.
+    Pushed {
+        fingerprint: u64,
+        spec: SourceSpec,
+    },
     Chunk(Chunk),
     /// The file has had no new bytes for a while: entries held open may be emitted.
     Idle {
