@@ -11,7 +11,9 @@
 #   3. query:  loggrep on an index of >= 10 M events (QUERY_SIZE, default 2G) vs rg on its file:
 #              a rare term, a rare word, a phrase, PostgreSQL errors of one hour (newest 100
 #              hits each), and matches per service (`loggrep --count-by service` vs rg printing
-#              each line's compose prefix, counted with awk);
+#              each line's compose prefix, counted with awk); loggrep twice: asking a running
+#              agent over the index (`logwarden run`, as beside a live agent) and alone
+#              (`--no-server`, reading the index files); the two outputs must be equal;
 #   4. parse:  the PostgreSQL parser alone (benches/parse.rs) vs pgBadger, on the same
 #              PostgreSQL stderr log (PG_SAMPLE bytes of the split corpus, default 64M).
 # Peers: the newest ripgrep (installed with `cargo install ripgrep` into target/compare/peers when
@@ -147,17 +149,33 @@ cat "$QCORPUS" >/dev/null
 hour=$(grep -m1 -oE 'postgres-1 +\| [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}' "$QCORPUS" | grep -oE '[0-9]{4}-[0-9-]+ [0-9]{2}$')
 since="$hour:00"
 until=$(date -u -d "$since UTC + 1 hour" '+%Y-%m-%d %H:%M')
+# A running agent over the query index (`logwarden run`, its sources already indexed to the end):
+# loggrep finds it through the data dir's serve.addr and asks it (query::remote), as a user's
+# loggrep does beside a live agent. `--no-server` is loggrep reading the index files itself.
+"$LW" run --data-dir "$QDIR" --listen 127.0.0.1:0 --source "auto=$QCORPUS" >/dev/null 2>"$WORK/agent.err" &
+AGENT=$!
+trap 'kill "$AGENT" 2>/dev/null || true' EXIT
+for _ in $(seq 600); do [ -s "$QDIR/serve.addr" ] && break; sleep 0.1; done
+[ -s "$QDIR/serve.addr" ] || { cat "$WORK/agent.err" >&2; echo "the agent did not start" >&2; exit 1; }
+# Both ways must print the same lines.
+same() { # loggrep args...
+  "$LG" --data-dir "$QDIR" "$@" >"$WORK/agent.out"
+  "$LG" --data-dir "$QDIR" --no-server "$@" >"$WORK/alone.out"
+  cmp -s "$WORK/agent.out" "$WORK/alone.out" || { echo "agent and index files disagree on: $*" >&2; exit 1; }
+}
 query_pair() { # label, loggrep args..., --, rg args...
   local label="$1"; shift
   local lg=() rg=()
   while [ "$1" != "--" ]; do lg+=("$1"); shift; done; shift
   rg=("$@")
-  local t_lg t_rgq
+  local t_lg t_alone t_rgq
+  same --limit 100 --color never "${lg[@]}"
   t_lg=$(timed 5 "$LG" --data-dir "$QDIR" --limit 100 --color never "${lg[@]}")
   local n_lg; n_lg=$(wc -l <"$WORK/last.out")
+  t_alone=$(timed 5 "$LG" --data-dir "$QDIR" --no-server --limit 100 --color never "${lg[@]}")
   t_rgq=$(timed 5 sh -c '"$0" "$@" | tail -100' "$RG" "${rg[@]}" "$QCORPUS")
-  row "query ($qevents events): $label" "$(ms "$t_lg") ms ($n_lg lines)" \
-    "rg | tail -100: $(ms "$t_rgq") ms ($(wc -l <"$WORK/last.out") lines)" "$(ratio "$t_rgq" "$t_lg")"
+  row "query ($qevents events): $label" "$(ms "$t_lg") ms via the agent, $(ms "$t_alone") ms alone ($n_lg lines)" \
+    "rg | tail -100: $(ms "$t_rgq") ms ($(wc -l <"$WORK/last.out") lines)" "$(ratio "$t_rgq" "$t_lg") ($(ratio "$t_rgq" "$t_alone") alone)"
 }
 query_pair "rare term" oom-killer -- oom-killer
 query_pair "rare word (an infix of any term)" Killed -- Killed
@@ -167,12 +185,16 @@ query_pair "field + 1 h range" --service newsletter-postgres --level error --sin
 # Every event per service: loggrep counts the `service` fast column; the grep user's way is to cut
 # each line's compose prefix (the container) and count it. rg counts lines, so a multi-line
 # PostgreSQL entry counts once per line there: the two tallies differ by the continuation lines.
+same --count-by service
 t_lg=$(timed 5 "$LG" --data-dir "$QDIR" --count-by service)
 n_lg=$(wc -l <"$WORK/last.out")
+t_alone=$(timed 5 "$LG" --data-dir "$QDIR" --no-server --count-by service)
 t_rgq=$(timed 5 sh -c '"$0" --no-filename -o "^[a-z0-9-]+" "$1" | awk "{ c[\$1]++ } END { for (k in c) print c[k], k }"' \
   "$RG" "$QCORPUS")
-row "query ($qevents events): --count-by service" "$(ms "$t_lg") ms ($n_lg services)" \
-  "rg -o prefix \| awk: $(ms "$t_rgq") ms ($(wc -l <"$WORK/last.out") services)" "$(ratio "$t_rgq" "$t_lg")"
+row "query ($qevents events): --count-by service" "$(ms "$t_lg") ms via the agent, $(ms "$t_alone") ms alone ($n_lg services)" \
+  "rg -o prefix \| awk: $(ms "$t_rgq") ms ($(wc -l <"$WORK/last.out") services)" "$(ratio "$t_rgq" "$t_lg") ($(ratio "$t_rgq" "$t_alone") alone)"
+kill "$AGENT" 2>/dev/null || true
+wait "$AGENT" 2>/dev/null || true
 
 # --- 4. parse ------------------------------------------------------------------------------------
 SPLIT="$WORK/split-$SIZE"

@@ -656,3 +656,175 @@ fn every_output_mode_keeps_grep_exit_status() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("backfill"), "{}", stderr(&out));
 }
+
+// A running agent answers loggrep's questions (query::remote): the same bytes, faster.
+
+/// A `logwarden run` over a copy of the demo's index, serving HTTP on a free port; its address
+/// and the copy. Killed when dropped.
+struct Agent {
+    child: std::process::Child,
+    url: String,
+    data: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn agent() -> Agent {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let copied = run(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(indexed())
+        .arg(&data));
+    assert!(copied.status.success(), "{}", stderr(&copied));
+    let _ = std::fs::remove_file(data.join(logwarden::query::remote::ADDR_FILE));
+    let quiet = dir.path().join("quiet.log");
+    std::fs::write(&quiet, "").unwrap();
+    let child = crate::support::logwarden()
+        .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("--source")
+        .arg(format!("app:pino={}", quiet.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr_file = data.join(logwarden::query::remote::ADDR_FILE);
+    let mut agent = Agent {
+        child,
+        url: String::new(),
+        data,
+        _dir: dir,
+    };
+    assert!(
+        crate::support::wait_until(60, || addr_file.try_exists().unwrap_or(false)),
+        "the agent wrote no {}",
+        addr_file.display()
+    );
+    agent.url = logwarden::query::remote::discover(&agent.data).unwrap();
+    agent
+}
+
+#[test]
+fn a_running_agent_answers_loggrep_byte_for_byte_as_the_index_files_do() {
+    let agent = agent();
+    let first = lg(&["--json", "--limit", "1", "ECONNREFUSED"]);
+    let v: serde_json::Value = serde_json::from_str(stdout(&first).trim()).unwrap();
+    let t = v["ts"].as_str().unwrap().to_string();
+    let questions: Vec<Vec<&str>> = vec![
+        vec!["ECONNREFUSED"],
+        vec!["\"connection refused\" OR /timeout after \\d+ms/"],
+        vec!["--json", "service:postgres level:>=error"],
+        vec!["--count", "level:error"],
+        vec!["--count-by", "service"],
+        vec![
+            "--count-by",
+            "req.url",
+            "--top",
+            "2",
+            "res.statusCode:>=500",
+        ],
+        vec!["--histogram", "1h", "ECONNREFUSED"],
+        vec!["-C", "2", "--limit", "5", "ECONNREFUSED"],
+        vec!["--fields", "ts,service,raw", "--format", "csv", "timeout"],
+        vec!["--reverse", "--limit", "3", "error"],
+        vec!["--around", &t, "--window", "1m"],
+        vec!["--limit", "2", "level:error"],
+        vec!["--limit", "2", "ECONNREFUSED"],
+        vec!["--color", "always", "--limit", "20", "refused"],
+        vec!["no-such-text-anywhere-4711"],
+        vec!["--count-by", "service", "(unbalanced"],
+        vec!["nosuchfield:x"],
+        vec!["--since", "the day after tomorrow", "x"],
+    ];
+    let ask = |how: &[&str], data: &Path, q: &[&str]| {
+        run(loggrep()
+            .env_remove("LOGWARDEN_SERVER")
+            .env_remove("RUST_LOG")
+            .arg("--data-dir")
+            .arg(data)
+            .args(how)
+            .args(q))
+    };
+    for q in &questions {
+        let local = ask(&["--no-server"], &agent.data, q);
+        let found = ask(&[], &agent.data, q);
+        let named = ask(&["--server", &agent.url], &agent.data, q);
+        for (how, out) in [("found", &found), ("--server", &named)] {
+            assert_eq!(
+                out.status.code(),
+                local.status.code(),
+                "{how} {q:?}: {}",
+                stderr(out)
+            );
+            assert_eq!(stdout(out), stdout(&local), "{how} {q:?}");
+            assert_eq!(stderr(out), stderr(&local), "{how} {q:?}");
+        }
+    }
+
+    // The answers came from the agent: it says so in loggrep's log, and one named with
+    // --server answers about its data whatever --data-dir says.
+    let logged = run(loggrep()
+        .env("RUST_LOG", "info")
+        .arg("--data-dir")
+        .arg(&agent.data)
+        .args(["--count", "ECONNREFUSED"]));
+    assert!(
+        stderr(&logged).contains(&format!("answered by the agent at {}", agent.url)),
+        "{}",
+        stderr(&logged)
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let named = ask(
+        &["--server", &agent.url],
+        elsewhere.path(),
+        &["--count", "ECONNREFUSED"],
+    );
+    assert_eq!(stdout(&named), stdout(&logged));
+    // An address file copied into another data dir does not make that agent answer for it.
+    std::fs::copy(
+        agent.data.join(logwarden::query::remote::ADDR_FILE),
+        elsewhere.path().join(logwarden::query::remote::ADDR_FILE),
+    )
+    .unwrap();
+    let other = ask(&[], elsewhere.path(), &["--count", "ECONNREFUSED"]);
+    assert_eq!(other.status.code(), Some(2), "{}", stdout(&other));
+    assert!(stderr(&other).contains("backfill"), "{}", stderr(&other));
+
+    // A dead agent (killed: its address file stays): found through that file, the index files
+    // answer; named with --server, it is an error.
+    let mut agent = agent;
+    agent.kill();
+    assert!(
+        agent
+            .data
+            .join(logwarden::query::remote::ADDR_FILE)
+            .try_exists()
+            .unwrap()
+    );
+    for q in &questions[..4] {
+        let local = ask(&["--no-server"], &agent.data, q);
+        let found = ask(&[], &agent.data, q);
+        assert_eq!(found.status.code(), local.status.code(), "{q:?}");
+        assert_eq!(stdout(&found), stdout(&local), "{q:?}");
+    }
+    let named = ask(&["--server", &agent.url], &agent.data, &["x"]);
+    assert_eq!(named.status.code(), Some(2));
+    assert!(
+        stderr(&named).contains("no logwarden agent answers at"),
+        "{}",
+        stderr(&named)
+    );
+}

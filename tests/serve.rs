@@ -556,6 +556,40 @@ fn the_listen_policy_and_the_bearer_token() {
     served.stop();
 }
 
+/// Without a token, a request whose Host is not this machine is refused: a page of another site
+/// that points its name at 127.0.0.1 (DNS rebinding) cannot read the board or the API.
+#[test]
+fn requests_for_another_host_name_are_refused_without_a_token() {
+    let served = Served::start(&[]);
+    let status = |host: &str, path: &str| {
+        let mut raw = std::net::TcpStream::connect(served.addr).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            raw,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        raw.read_exact(&mut head).unwrap();
+        String::from_utf8_lossy(&head[9..12]).into_owned()
+    };
+    let port = served.addr.port();
+    for path in ["/", "/api/v1/incidents", "/api/v1/health"] {
+        assert_eq!(
+            status(&format!("evil.example:{port}"), path),
+            "403",
+            "{path}"
+        );
+        assert_eq!(
+            status(&format!("localhost.evil.example:{port}"), path),
+            "403"
+        );
+        assert_eq!(status(&format!("localhost:{port}"), path), "200", "{path}");
+        assert_eq!(status(&served.addr.to_string(), path), "200", "{path}");
+    }
+    served.stop();
+}
+
 /// `/api/v1/incidents` and `/api/v1/incidents/{id}` give the incidents as `logwarden incidents
 /// --json` and `logwarden incident ID --json` do, with the contract's fields; filters, errors and
 /// caps answer as documented.

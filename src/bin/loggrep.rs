@@ -2,7 +2,8 @@
 //!
 //! Flags become a [`query::Request`] here and go no further; exit codes are decided in one
 //! place ([`main`]): 0 when something matched, 1 when nothing did, 2 on error. A closed stdout
-//! (`loggrep … | head`) ends the run quietly.
+//! (`loggrep … | head`) ends the run quietly. The question is answered by a running agent when
+//! one serves the data dir (`query::remote`; the same bytes, faster), else from the index files.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use clap::{Parser, ValueEnum};
 
 use logwarden::event::{Level, Timestamp};
 use logwarden::query;
+use logwarden::query::remote::{self, RemoteError};
 
 /// Search the events logwarden indexed, in event-time order.
 ///
@@ -97,6 +99,110 @@ struct Args {
     histogram: Option<String>,
     #[command(flatten)]
     forensic: Forensic,
+    #[command(flatten)]
+    agent: Agent,
+}
+
+/// Asking a running agent (`logwarden run`) instead of reading the index files.
+#[derive(clap::Args, Debug)]
+struct Agent {
+    /// Ask the agent at URL (`http://127.0.0.1:7878`) about its data; an agent that cannot be
+    /// asked is an error. Without it, loggrep asks the agent that serves --data-dir when one
+    /// runs (it writes `serve.addr` there) and reads the index itself otherwise. --incident and
+    /// --follow always read the index here
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "LOGWARDEN_SERVER",
+        conflicts_with = "no_server"
+    )]
+    server: Option<String>,
+    /// Read the index files here, never asking a running agent
+    #[arg(long)]
+    no_server: bool,
+    /// The agent's API token (as its --token-file)
+    #[arg(long, value_name = "FILE", env = "LOGWARDEN_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+}
+
+/// Why loggrep stopped: one message (and the query column it points at) from either side.
+struct Failure {
+    message: String,
+    column: Option<usize>,
+    broken_pipe: bool,
+}
+
+impl From<query::QueryError> for Failure {
+    fn from(e: query::QueryError) -> Failure {
+        Failure {
+            message: e.to_string(),
+            column: e.column(),
+            broken_pipe: e.is_broken_pipe(),
+        }
+    }
+}
+
+impl From<RemoteError> for Failure {
+    fn from(e: RemoteError) -> Failure {
+        Failure {
+            message: e.to_string(),
+            column: e.column(),
+            broken_pipe: e.is_broken_pipe(),
+        }
+    }
+}
+
+/// Answer `req`: from the agent `--server` names or the data dir advertises, else from the index.
+fn answer(
+    agent: &Agent,
+    req: &query::Request,
+    out: &mut dyn Write,
+) -> Result<query::Outcome, Failure> {
+    let asked = if agent.no_server {
+        None
+    } else if let Some(url) = &agent.server {
+        Some((url.clone(), true))
+    } else {
+        remote::discover(&req.data_dir).map(|url| (url, false))
+    };
+    let question = remote::Question::of(req);
+    let (Some((url, named)), Some(mut question)) = (asked, question) else {
+        return Ok(query::run(req, out)?);
+    };
+    let token = match &agent.token_file {
+        Some(path) => Some(read_token(path).map_err(|message| Failure {
+            message,
+            column: None,
+            broken_pipe: false,
+        })?),
+        None => None,
+    };
+    if !named {
+        question.data_dir = Some(req.data_dir.clone());
+    }
+    match remote::ask(&url, token.as_deref(), &question, out) {
+        Err(e) if !named && e.try_locally() => {
+            // A stale address file, an agent without this route or wanting a token: the index
+            // files answer the same question.
+            tracing::info!("not asking the agent: {e}; reading the index files");
+            Ok(query::run(req, out)?)
+        }
+        Ok(outcome) => {
+            tracing::info!("answered by the agent at {url}");
+            Ok(outcome)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn read_token(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--token-file {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!("--token-file {}: holds no token", path.display()));
+    }
+    Ok(token.to_string())
 }
 
 /// Forensic flags (issue 6): one incident's timeline, its export, following the index.
@@ -177,6 +283,13 @@ fn parse_level(s: &str) -> Result<Level, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // loggrep's own log (which agent answered, why it was not asked) only when RUST_LOG asks.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let stdout = std::io::stdout();
     let color = match args.color {
         Color::Always => true,
@@ -223,7 +336,7 @@ fn main() -> ExitCode {
         view,
     };
     let mut out = std::io::BufWriter::new(stdout.lock());
-    match query::run(&req, &mut out) {
+    match answer(&args.agent, &req, &mut out) {
         Ok(outcome) => {
             if outcome.truncated && args.forensic.incident.is_some() {
                 eprintln!(
@@ -266,12 +379,12 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) if e.broken_pipe => ExitCode::SUCCESS,
         Err(e) => {
             // Drop what was buffered only after reporting; a flush error here changes nothing.
             let _ = out.flush();
-            eprintln!("loggrep: {e}");
-            if let Some(column) = e.column() {
+            eprintln!("loggrep: {}", e.message);
+            if let Some(column) = e.column {
                 eprintln!("  {}", args.query);
                 eprintln!("  {}^", " ".repeat(column.saturating_sub(1)));
             }

@@ -42,7 +42,7 @@ pub enum ContextError {
 }
 
 /// How many events to print before and after each hit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContextLines {
     pub before: usize,
     pub after: usize,

@@ -23,6 +23,7 @@ pub mod lang;
 pub mod output;
 pub mod pattern;
 pub mod plan;
+pub mod remote;
 pub mod search;
 pub mod tally;
 pub mod time;
@@ -32,6 +33,7 @@ use std::io::Write;
 use std::ops::Bound;
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
 use tantivy::Searcher;
 use tantivy::query::{BooleanQuery, Occur, Query};
 
@@ -100,7 +102,7 @@ impl Request {
 }
 
 /// A time and the half-width of the window around it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Around {
     /// Same forms as `since`.
     pub time: String,
@@ -109,7 +111,7 @@ pub struct Around {
 }
 
 /// How to present the matches. `Default` is the plain listing in time order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct View {
     /// Newest first (the same newest `limit` events, printed in reverse).
     pub reverse: bool,
@@ -130,7 +132,7 @@ pub struct View {
 }
 
 /// What a run found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     /// Number of matching events (all of them, not only the printed ones), or at least this many
     /// when a listing's cut says `of: None`.
@@ -142,7 +144,7 @@ pub struct Outcome {
 }
 
 /// The output shows `shown` of `of` things.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cut {
     pub shown: u64,
     /// Out of how many, when known (a listing cut by `--limit` may stop before knowing).
@@ -150,7 +152,7 @@ pub struct Cut {
     pub what: CutWhat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CutWhat {
     /// `--limit` kept the newest events.
     Events,
@@ -264,16 +266,37 @@ pub fn run(req: &Request, out: &mut dyn Write) -> Result<Outcome, QueryError> {
     if let Some(f) = &req.follow {
         return follow::run(req, f, out);
     }
+    // The question is checked before the index is opened: a bad query is exit 2 with its column
+    // also where there is no index yet.
+    check(req)?;
+    let index = EventIndex::open_existing(&req.data_dir.join("index"))?;
+    run_on(req, &index, out)
+}
+
+/// The query, times and view of `req`, checked without touching the index: a bad question is
+/// refused as such also where there is no index yet.
+pub fn check(req: &Request) -> Result<(), QueryError> {
+    lang::parse(&req.query)?;
+    time_range(req)?;
+    answer::check_view(&req.view)
+}
+
+/// [`run`] on an index that is already open (a long-lived server keeps one; its files stay
+/// mapped from one question to the next). `req.incident` and `req.follow` are not for this.
+pub fn run_on(
+    req: &Request,
+    index: &EventIndex,
+    out: &mut dyn Write,
+) -> Result<Outcome, QueryError> {
     let expr = lang::parse(&req.query)?;
     let (since, until) = time_range(req)?;
     answer::check_view(&req.view)?;
 
-    let index = EventIndex::open_existing(&req.data_dir.join("index"))?;
     let searcher = index.searcher()?;
     let fields = index.fields();
     let lo = since.map_or(Bound::Unbounded, Bound::Included);
     let hi = until.map_or(Bound::Unbounded, Bound::Excluded);
-    let (query, planned) = narrowed(req, expr.as_ref(), &index, &searcher, lo, hi)?;
+    let (query, planned) = narrowed(req, expr.as_ref(), index, &searcher, lo, hi)?;
 
     let style = if req.json {
         tally::Style::Json

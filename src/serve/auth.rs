@@ -10,6 +10,9 @@
 //! it; surrounding whitespace (the file's newline) is not part of it. It is never logged or
 //! printed: its `Debug` shows only its length.
 //!
+//! Without a token, a third check: the `Host` header must name this machine
+//! ([`require_local_host`]), so a web page cannot reach a loopback server through DNS rebinding.
+//!
 //! This module must not decide anything else about a request (caps, routes: `serve`).
 
 use std::net::SocketAddr;
@@ -102,6 +105,54 @@ pub(crate) async fn require_token(
     response
 }
 
+/// Middleware: without a token, a request must name this machine in its `Host` header
+/// (`localhost`, a loopback address), else 403. A page of another site can make a browser send
+/// requests here by pointing its own name at 127.0.0.1 (DNS rebinding) and then read the answers
+/// as its own; such requests carry that site's name as their Host. With a token, the token guards
+/// (such a page cannot know it). A request without Host (HTTP/1.0; never a browser's) passes.
+pub(crate) async fn require_local_host(
+    State(shared): State<Shared>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if shared.token.is_some() {
+        return next.run(request).await;
+    }
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    match host {
+        Some(host) if !is_local_host(&host) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "Host `{host}` is not this machine: without --token-file this server answers \
+                 only requests for localhost or a loopback address"
+            ),
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+/// Whether a Host header (`name[:port]`, `[v6]:port`) names this machine: `localhost` (any case,
+/// a trailing dot allowed) or a loopback IP address.
+fn is_local_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((inside, after)) if after.is_empty() || after.starts_with(':') => inside,
+            _ => return false,
+        }
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _port)| name)
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +191,33 @@ mod tests {
             Token::from_file(&dir.path().join("none")),
             Err(ServeError::TokenFile { .. })
         ));
+    }
+
+    #[test]
+    fn only_this_machines_names_pass_as_host() {
+        for ok in [
+            "localhost",
+            "localhost:7878",
+            "LOCALHOST.:80",
+            "127.0.0.1:7878",
+            "127.0.0.2",
+            "[::1]:7878",
+            "[::1]",
+        ] {
+            assert!(is_local_host(ok), "{ok}");
+        }
+        for not in [
+            "evil.example:7878",
+            "localhost.evil.example",
+            "evil.localhost.example",
+            "192.0.2.1:7878",
+            "[2001:db8::1]:7878",
+            "[::1]x",
+            "",
+            "0.0.0.0:7878",
+        ] {
+            assert!(!is_local_host(not), "{not}");
+        }
     }
 
     #[test]

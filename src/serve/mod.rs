@@ -15,6 +15,9 @@
 //! - [`api`]: `/api/v1/incidents`, `/api/v1/incidents/{id}`, `/api/v1/health`, and the JSON errors.
 //! - [`feed`]: `/api/v1/feed`, server-sent events of incident changes with replay.
 //! - [`search`]: `/api/v1/search` and `/api/v1/count`, loggrep's questions over the index.
+//! - [`loggrep`]: `/api/v1/loggrep`, a `loggrep` process's question answered from the index the
+//!   server keeps open; the server writes its address in the data dir (`serve.addr`) so that
+//!   `loggrep` finds it (see `query::remote`).
 //! - [`ingest`]: `/api/v1/ingest`, lines pushed into the pipeline through its [`Push`] handle.
 //! - [`auth`]: the bearer token and the listen policy.
 //! - [`page`]: the live incident board at `/`, served from the binary without a token.
@@ -26,6 +29,7 @@ pub mod api;
 pub mod auth;
 pub mod feed;
 pub mod ingest;
+pub mod loggrep;
 pub mod page;
 pub mod search;
 
@@ -153,6 +157,8 @@ pub(crate) struct Shared {
     pub(crate) heartbeat: Duration,
     /// Where `/api/v1/ingest` hands lines to the pipeline.
     pub(crate) push: Push,
+    /// The event index, kept open between questions.
+    pub(crate) index: loggrep::OpenIndex,
 }
 
 impl Shared {
@@ -167,6 +173,8 @@ pub struct Server {
     feed: Feed,
     push: Push,
     runtime: Option<tokio::runtime::Runtime>,
+    /// `serve.addr`, removed when the server stops.
+    addr_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Server {
@@ -198,8 +206,10 @@ pub fn start(config: Config) -> Result<Server, ServeError> {
     };
     let feed = Feed::new(config.client_buffer);
     let push = Push::new();
+    let addr_file = advertise(&config.data_dir, addr);
     let shared = Shared {
         push: push.clone(),
+        index: loggrep::OpenIndex::default(),
         data_dir: config.data_dir,
         feed: feed.clone(),
         token: config.token.map(Arc::new),
@@ -217,7 +227,25 @@ pub fn start(config: Config) -> Result<Server, ServeError> {
         feed,
         push,
         runtime: Some(runtime),
+        addr_file,
     })
+}
+
+/// Write `addr` to the data dir's `serve.addr` (for `loggrep` to find this server); the file's
+/// path when written. A data dir that cannot take it only costs loggrep the shortcut.
+fn advertise(data_dir: &std::path::Path, addr: SocketAddr) -> Option<PathBuf> {
+    let path = data_dir.join(crate::query::remote::ADDR_FILE);
+    let temp = data_dir.join(format!("{}.tmp", crate::query::remote::ADDR_FILE));
+    let written = std::fs::create_dir_all(data_dir)
+        .and_then(|()| std::fs::write(&temp, format!("{addr}\n")))
+        .and_then(|()| std::fs::rename(&temp, &path));
+    match written {
+        Ok(()) => Some(path),
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot write the server's address for loggrep");
+            None
+        }
+    }
 }
 
 impl Server {
@@ -243,6 +271,14 @@ impl Server {
     }
 
     fn stop(&mut self) {
+        if let Some(path) = self.addr_file.take() {
+            // Only this server's address: another one may have taken the data dir since.
+            let ours = std::fs::read_to_string(&path)
+                .is_ok_and(|text| text.trim() == self.addr.to_string());
+            if ours && let Err(error) = std::fs::remove_file(&path) {
+                tracing::debug!(path = %path.display(), %error, "cannot remove the server's address file");
+            }
+        }
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_timeout(Duration::from_secs(1));
         }
@@ -264,12 +300,17 @@ fn router(shared: Shared) -> Router {
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/count", get(search::count))
         .route("/api/v1/ingest", post(ingest::ingest))
+        .route(crate::query::remote::PATH, post(loggrep::loggrep))
         .merge(page::routes())
         .fallback(api::not_found)
         // Layers run from the last added to the first: caps, then the token, then the route.
         .layer(middleware::from_fn_with_state(
             shared.clone(),
             auth::require_token,
+        ))
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            auth::require_local_host,
         ))
         .layer(middleware::from_fn(cap_query))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

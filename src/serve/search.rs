@@ -8,8 +8,9 @@
 //!
 //! Errors: a query, time or option the query layer refuses is a 400 with the message loggrep
 //! prints (and the query column when there is one); no index yet is a 503; anything else a 500.
-//! `limit` is at most [`MAX_LIMIT`] (the body is built in memory), at most [`MAX_RUNNING`]
-//! questions run at once (the others wait their turn), and the query string is capped with every
+//! The index is the one the server keeps open (`loggrep::OpenIndex`): its files stay mapped
+//! between questions. `limit` is at most [`MAX_LIMIT`] (the body is built in memory), at most
+//! [`MAX_RUNNING`] questions run at once (the others wait their turn), and the query string is capped with every
 //! other (4 KiB, see `serve`).
 //!
 //! This module must not plan, search or render events itself: `query` does.
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Shared;
 use super::api::ApiError;
+use super::loggrep::OpenIndex;
 use crate::event::{Level, Timestamp};
 use crate::query::{self, QueryError, Request};
 use crate::store::index::IndexError;
@@ -92,7 +94,7 @@ pub(crate) async fn search(
     let mut req = request(&shared.data_dir, query.q, query.since, query.until, filters);
     req.json = true;
     req.limit = Some(limit);
-    let (outcome, ndjson) = answer(req).await?;
+    let (outcome, ndjson) = answer(shared.index.clone(), req).await?;
     let exact = !matches!(outcome.cut, Some(query::Cut { of: None, .. }));
     let head = Head {
         matched: outcome.matched,
@@ -118,7 +120,7 @@ pub(crate) async fn count(
     let filters = Filters::parse(query.service.as_deref(), query.level.as_deref())?;
     let mut req = request(&shared.data_dir, query.q, query.since, query.until, filters);
     req.count = true;
-    let (outcome, _) = answer(req).await?;
+    let (outcome, _) = answer(shared.index.clone(), req).await?;
     Ok(axum::Json(serde_json::json!({ "count": outcome.matched })).into_response())
 }
 
@@ -182,18 +184,24 @@ fn request(
     }
 }
 
-/// Run `req` on a blocking thread: its outcome and what it wrote.
-async fn answer(req: Request) -> Result<(query::Outcome, Vec<u8>), ApiError> {
-    let text = req.query.clone();
-    let turn = RUNNING
+/// A turn to run a question: at most [`MAX_RUNNING`] run at once (searches, counts and
+/// loggrep's questions together); the turn ends when the permit is dropped.
+pub(crate) async fn turn() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
+    RUNNING
         .acquire()
         .await
-        .map_err(|error| ApiError::internal("the search queue is closed", error))?;
+        .map_err(|error| ApiError::internal("the search queue is closed", error))
+}
+
+/// Run `req` on a blocking thread over the server's open index: its outcome and what it wrote.
+async fn answer(index: OpenIndex, req: Request) -> Result<(query::Outcome, Vec<u8>), ApiError> {
+    let text = req.query.clone();
+    let turn = turn().await?;
     let ran = tokio::task::spawn_blocking(move || {
         // The turn ends with the work, also when the client has gone away meanwhile.
         let _turn = turn;
         let mut out = Vec::new();
-        query::run(&req, &mut out).map(|outcome| (outcome, out))
+        index.run(&req, &mut out).map(|outcome| (outcome, out))
     })
     .await;
     match ran {
