@@ -17,7 +17,8 @@
 #   4. parse:  the PostgreSQL parser alone (benches/parse.rs) vs pgBadger, on the same
 #              PostgreSQL stderr log (PG_SAMPLE bytes of the split corpus, default 64M).
 # Peers: the newest ripgrep (installed with `cargo install ripgrep` into target/compare/peers when
-# missing; RG=... to choose one) and pgBadger (apt-get). Run after `tests/run` on a quiet machine:
+# missing; RG=... to choose one) and pgBadger (apt-get); PARTS="query parse" runs only those pairs.
+# Run after `tests/run` on a quiet machine:
 # the figures are noisy (10-30 %), ratios taken in the same run are what to compare.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,9 @@ SIZE="${1:-1G}"
 RUNS="${RUNS:-3}"
 QUERY_SIZE="${QUERY_SIZE:-2G}"
 PG_SAMPLE="${PG_SAMPLE:-64M}"
+# Which pairs to run (all by default): PARTS="query" benches/compare.sh runs only the queries.
+PARTS="${PARTS:-match index query parse}"
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 WORK="${COMPARE_DIR:-target/compare}"
 mkdir -p "$WORK"
 WORK="$(cd "$WORK" && pwd)"
@@ -99,10 +103,14 @@ TABLE="$WORK/latest.md"
 } >"$TABLE"
 row() { echo "| $1 | $2 | $3 | $4 |" | tee -a "$TABLE" >&2; }
 
+BYTES=0
+if part match || part index; then
 CORPUS="$(corpus "$SIZE")"
 BYTES=$(stat -c %s "$CORPUS")
 say "corpus: $CORPUS ($BYTES bytes, $(wc -l <"$CORPUS") lines); $RUNS runs each, medians"
+fi
 
+if part match; then
 # --- 1. match ------------------------------------------------------------------------------------
 "$LW" rules export --rg >"$WORK/patterns.rg" 2>/dev/null
 cat "$CORPUS" >/dev/null # warm the page cache for both
@@ -115,6 +123,9 @@ fi
 row "match: lines matching the pack ($n_lw)" "$(secs "$t_lw") s ($(gbps "$BYTES" "$t_lw") GB/s)" \
   "rg -c -f: $(secs "$t_rg") s ($(gbps "$BYTES" "$t_rg") GB/s)" "$(ratio "$t_rg" "$t_lw")"
 
+fi
+
+if part index; then
 # --- 2. index ------------------------------------------------------------------------------------
 backfill_once() {
   rm -rf "$WORK/index-run"
@@ -129,6 +140,9 @@ bf_eps=$(awk -v e="$events" -v t="$t_bf" 'BEGIN { printf "%.0f", e / t }')
 row "index: backfill, $events events" "$(secs "$t_bf") s, $bf_eps events/s, RSS $rss_mb MB" \
   "tantivy alone: $floor_eps events/s" "$(awk -v o="$bf_eps" -v f="$floor_eps" 'BEGIN { printf "%.0f", 100 * o / f }') % of the floor"
 
+fi
+
+if part query; then
 # --- 3. query ------------------------------------------------------------------------------------
 QCORPUS="$(corpus "$QUERY_SIZE")"
 QDIR="$WORK/index-$QUERY_SIZE"
@@ -196,6 +210,9 @@ row "query ($qevents events): --count-by service" "$(ms "$t_lg") ms via the agen
 kill "$AGENT" 2>/dev/null || true
 wait "$AGENT" 2>/dev/null || true
 
+fi
+
+if part parse; then
 # --- 4. parse ------------------------------------------------------------------------------------
 SPLIT="$WORK/split-$SIZE"
 [ -s "$SPLIT/postgresql.log" ] || "$LW" demo --generate "$SIZE" --split --out "$SPLIT" >&2
@@ -209,6 +226,8 @@ t_pgb=$(timed 1 pgbadger --quiet -j 1 -f stderr --prefix '%m [%p] %q%u@%d ' -o "
 pgb=$(awk -v b="$PGBYTES" -v t="$t_pgb" 'BEGIN { printf "%.1f", b / t / 1e6 }')
 row "parse: PostgreSQL stderr, one core ($PGBYTES bytes)" "$ours MB/s, $allocs allocations/line" \
   "pgBadger -j 1: $pgb MB/s" "$(ratio "$ours" "$pgb")"
+
+fi
 
 {
   echo
