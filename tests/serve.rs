@@ -3,6 +3,7 @@
 //! server process on an ephemeral loopback port, with real HTTP clients (reqwest; a raw socket
 //! for the client that never reads). Second slice: search and count against the `loggrep`
 //! binary's answers on the same data dir, and pushed lines (token, body cap, redaction, incidents).
+//! Third slice: the WebSocket feed (replay, filter, token, a client that never reads).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -1092,5 +1093,298 @@ fn concurrent_pushes_to_one_source_are_each_indexed_once() {
         let (_, one) = get_json(&http, &served, "/api/v1/count?q=c7%20n49").await;
         assert_eq!(one["count"], 1);
     });
+    served.stop();
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Open the WebSocket feed at `path` (with its query), with extra request headers.
+async fn ws_connect(
+    served: &Served,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<
+    (
+        Ws,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}{path}", served.addr)
+        .into_client_request()
+        .unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    tokio_tungstenite::connect_async(request).await
+}
+
+/// What a WebSocket feed gave next.
+#[derive(Debug)]
+enum WsFrame {
+    Change(SseEvent),
+    Ping,
+}
+
+/// The next frame of the feed, or None when it ends or the deadline passes. A change frame is
+/// read into the SSE event's shape (`data` re-serialised from the frame's `data` object).
+async fn ws_next(socket: &mut Ws, deadline: Instant) -> Option<WsFrame> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(frame.as_object().unwrap().len(), 3, "{frame}");
+                assert!(frame["data"].is_object(), "{frame}");
+                return Some(WsFrame::Change(SseEvent {
+                    id: frame["id"].as_u64().unwrap(),
+                    event: frame["event"].as_str().unwrap().to_string(),
+                    data: frame["data"].to_string(),
+                }));
+            }
+            Ok(Some(Ok(Message::Ping(_)))) => return Some(WsFrame::Ping),
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) | Err(_) => return None,
+        }
+    }
+}
+
+async fn ws_next_change(socket: &mut Ws, deadline: Instant) -> Option<SseEvent> {
+    loop {
+        match ws_next(socket, deadline).await? {
+            WsFrame::Change(event) => return Some(event),
+            WsFrame::Ping => {}
+        }
+    }
+}
+
+/// The WebSocket feed: a client killed mid-stream reconnects with `?last_event_id=` and gets
+/// every change it missed, then the live ones — the union is the incident log, each change once;
+/// a silent feed pings.
+#[test]
+fn ws_feed_replay_after_a_reconnect_misses_nothing() {
+    let served = Served::start(&[]);
+    let rt = runtime();
+    let http = http();
+    rt.block_on(async {
+        let deadline = || Instant::now() + Duration::from_secs(30);
+        let (mut first, response) = ws_connect(
+            &served,
+            "/api/v1/feed/ws",
+            &[("sec-websocket-protocol", "logwarden-feed")],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "logwarden-feed"
+        );
+        // Quiet: a ping comes within the heartbeat (1 s here).
+        assert!(matches!(
+            ws_next(&mut first, deadline()).await,
+            Some(WsFrame::Ping)
+        ));
+        served.inject(0..4);
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            seen.push(
+                ws_next_change(&mut first, deadline())
+                    .await
+                    .expect("live changes"),
+            );
+        }
+        drop(first);
+        assert!(
+            eventually(10, || async { feed_clients(&http, &served).await == 0 }).await,
+            "the server keeps a WebSocket client that went away"
+        );
+
+        served.inject(4..8);
+        let stored = served.wait_opened(8);
+        let last_seen = seen.last().unwrap().id;
+        let (mut again, _) = ws_connect(
+            &served,
+            &format!("/api/v1/feed/ws?last_event_id={last_seen}"),
+            &[],
+        )
+        .await
+        .unwrap();
+        served.inject(8..10);
+        let stored_end = *served.wait_opened(10).last().unwrap();
+        assert!(stored_end > *stored.last().unwrap());
+        while seen.last().unwrap().id < stored_end {
+            seen.push(
+                ws_next_change(&mut again, deadline())
+                    .await
+                    .expect("replay, then live"),
+            );
+        }
+        let log: Vec<Change> = served
+            .changes()
+            .into_iter()
+            .filter(|c| c.seq <= stored_end)
+            .collect();
+        assert_events_are_the_log(&seen, &log);
+    });
+    served.stop();
+}
+
+/// The WebSocket feed takes the SSE feed's filters (a bad one is a 400 before any upgrade) and,
+/// with a token set, needs it: as `Authorization: Bearer` or as the subprotocol `bearer.TOKEN`.
+#[test]
+fn ws_feed_filters_and_needs_the_token() {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    const TOKEN: &str = "ws-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let served = Served::start(&["--token-file", token_file.to_str().unwrap()]);
+    let rt = runtime();
+    rt.block_on(async {
+        let deadline = || Instant::now() + Duration::from_secs(30);
+        let bearer = format!("Bearer {TOKEN}");
+        let offered = format!("logwarden-feed, bearer.{TOKEN}");
+        let status = |result: Result<_, WsError>| match result {
+            Ok(_) => 101,
+            Err(WsError::Http(response)) => response.status().as_u16(),
+            Err(other) => panic!("{other}"),
+        };
+        let path = "/api/v1/feed/ws";
+        assert_eq!(status(ws_connect(&served, path, &[]).await), 401);
+        let wrong = format!("logwarden-feed, bearer.{TOKEN}x");
+        assert_eq!(
+            status(ws_connect(&served, path, &[("sec-websocket-protocol", &wrong)]).await),
+            401
+        );
+        // The subprotocol carries the token only on this route.
+        let response = http()
+            .get(served.url("/api/v1/incidents"))
+            .header("sec-websocket-protocol", &offered)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            status(
+                ws_connect(
+                    &served,
+                    "/api/v1/feed/ws?class=db-conection",
+                    &[("authorization", &bearer)]
+                )
+                .await
+            ),
+            400
+        );
+
+        let (mut wanted, response) = ws_connect(
+            &served,
+            "/api/v1/feed/ws?class=db-connection&service=app",
+            &[("authorization", &bearer)],
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 101);
+        let (mut elsewhere, response) = ws_connect(
+            &served,
+            "/api/v1/feed/ws?class=security",
+            &[("sec-websocket-protocol", &offered)],
+        )
+        .await
+        .unwrap();
+        // The token is never echoed: the feed's protocol is selected.
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "logwarden-feed"
+        );
+
+        served.inject(0..3);
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            got.push(
+                ws_next_change(&mut wanted, deadline())
+                    .await
+                    .expect("changes"),
+            );
+        }
+        assert!(got.iter().all(|e| e.event == "opened"));
+        // Each change was queued to every client at once; the filtered-out client's next frame
+        // is its heartbeat, nothing before it.
+        match ws_next(&mut elsewhere, deadline()).await {
+            Some(WsFrame::Ping) => {}
+            other => panic!("the security-only client got {other:?}"),
+        }
+    });
+    served.stop();
+}
+
+/// A WebSocket client that never reads is dropped as an SSE one is (the same queue, the same
+/// logged reason, naming the transport), while a WebSocket client that reads gets every change.
+#[test]
+fn a_ws_feed_client_that_never_reads_is_dropped() {
+    let served = Served::start(&["--feed-buffer", "16"]);
+    let rt = runtime();
+    let http = http();
+
+    let sleeper = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sleeper.set_recv_buffer_size(4096).unwrap();
+    sleeper.connect(&served.addr.into()).unwrap();
+    let mut sleeper = std::net::TcpStream::from(sleeper);
+    let sleeper_port = sleeper.local_addr().unwrap().port();
+    write!(
+        sleeper,
+        "GET /api/v1/feed/ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        served.addr
+    )
+    .unwrap();
+
+    let got: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let (mut reader, _) = rt
+        .block_on(ws_connect(&served, "/api/v1/feed/ws", &[]))
+        .unwrap();
+    let sink = Arc::clone(&got);
+    rt.spawn(async move {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while let Some(e) = ws_next_change(&mut reader, deadline).await {
+            sink.lock().unwrap().push(e.id);
+        }
+    });
+    assert!(rt.block_on(eventually(10, || async {
+        feed_clients(&http, &served).await == 2
+    })));
+
+    let dropped = |s: &Served| s.stderr().contains("feed client dropped");
+    let mut next = 0;
+    while !dropped(&served) {
+        assert!(next < 1000, "never dropped: {}", served.stderr());
+        served.inject(next..next + 10);
+        next += 10;
+        let stored = served.wait_opened(next as usize);
+        assert!(
+            wait_until(10, || got.lock().unwrap().starts_with(&stored)),
+            "the reading client fell behind at {next} incidents"
+        );
+    }
+    let said = served.stderr();
+    let line = said
+        .lines()
+        .find(|l| l.contains("feed client dropped"))
+        .unwrap();
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains(&format!(":{sleeper_port}")), "{line}");
+    assert!(line.contains("transport") && line.contains("ws"), "{line}");
+    assert!(rt.block_on(eventually(10, || async {
+        feed_clients(&http, &served).await == 1
+    })));
+    served.inject(next..next + 3);
+    let stored = served.wait_opened(next as usize + 3);
+    assert!(wait_until(10, || got.lock().unwrap().starts_with(&stored)));
     served.stop();
 }

@@ -214,7 +214,8 @@ pub(crate) async fn not_found(uri: Uri) -> ApiError {
         StatusCode::NOT_FOUND,
         format!(
             "no such endpoint `{}`: the API is /api/v1/incidents, /api/v1/incidents/{{id}}, \
-             /api/v1/feed, /api/v1/search, /api/v1/count, /api/v1/ingest and /api/v1/health",
+             /api/v1/feed, /api/v1/feed/ws, /api/v1/search, /api/v1/count, /api/v1/ingest and \
+             /api/v1/health",
             uri.path()
         ),
     )

@@ -13,7 +13,8 @@
 //! the API says what a restart would say, and a feed client that reconnects misses nothing.
 //!
 //! - [`api`]: `/api/v1/incidents`, `/api/v1/incidents/{id}`, `/api/v1/health`, and the JSON errors.
-//! - [`feed`]: `/api/v1/feed`, server-sent events of incident changes with replay.
+//! - [`feed`]: `/api/v1/feed` and `/api/v1/feed/ws`, incident changes with replay, as server-sent
+//!   events or WebSocket messages.
 //! - [`search`]: `/api/v1/search` and `/api/v1/count`, loggrep's questions over the index.
 //! - [`ingest`]: `/api/v1/ingest`, lines pushed into the pipeline through its [`Push`] handle.
 //! - [`auth`]: the bearer token and the listen policy.
@@ -261,6 +262,7 @@ fn router(shared: Shared) -> Router {
         .route("/api/v1/incidents", get(api::incidents))
         .route("/api/v1/incidents/{id}", get(api::incident))
         .route("/api/v1/feed", get(feed::sse))
+        .route("/api/v1/feed/ws", get(feed::ws))
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/count", get(search::count))
         .route("/api/v1/ingest", post(ingest::ingest))
