@@ -3,7 +3,8 @@
 //! server process on an ephemeral loopback port, with real HTTP clients (reqwest; a raw socket
 //! for the client that never reads). Second slice: search and count against the `loggrep`
 //! binary's answers on the same data dir, and pushed lines (token, body cap, redaction, incidents).
-//! Third slice: the WebSocket feed (replay, filter, token, a client that never reads).
+//! Third slice: the WebSocket feed (replay, filter, token), `/metrics` against a file of known
+//! content, and `/api/v1/health`'s readiness.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -541,7 +542,12 @@ fn the_listen_policy_and_the_bearer_token() {
     let rt = runtime();
     let http = http();
     rt.block_on(async {
-        for path in ["/api/v1/health", "/api/v1/incidents", "/api/v1/feed"] {
+        for path in [
+            "/api/v1/health",
+            "/api/v1/incidents",
+            "/api/v1/feed",
+            "/metrics",
+        ] {
             let url = served.url(path);
             let none = http.get(&url).send().await.unwrap();
             assert_eq!(none.status(), 401, "{path}");
@@ -1165,9 +1171,84 @@ async fn ws_next_change(socket: &mut Ws, deadline: Instant) -> Option<SseEvent> 
     }
 }
 
+async fn metrics_text(http: &reqwest::Client, served: &Served) -> String {
+    let response = http.get(served.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+        "{:?}",
+        response.headers()
+    );
+    response.text().await.unwrap()
+}
+
+/// The value of the sample line `series` (name and labels exactly as rendered), if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.parse().unwrap())
+}
+
+/// Every line is a `# HELP`/`# TYPE`/`# UNIT` comment, a sample (`name{label="value",…} number`)
+/// or the final `# EOF`.
+fn assert_exposition_format(text: &str) {
+    fn is_name(name: &str) -> bool {
+        let mut chars = name.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.last(), Some(&"# EOF"), "{text}");
+    for line in &lines[..lines.len() - 1] {
+        if let Some(comment) = line.strip_prefix("# ") {
+            let mut words = comment.splitn(3, ' ');
+            let kind = words.next().unwrap();
+            let name = words.next().unwrap_or_default();
+            assert!(
+                ["HELP", "TYPE", "UNIT"].contains(&kind) && is_name(name),
+                "comment line: {line}"
+            );
+            if kind == "TYPE" {
+                let t = words.next().unwrap_or_default();
+                assert!(["counter", "gauge", "histogram"].contains(&t), "{line}");
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        assert!(
+            value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
+            "value of {line}"
+        );
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => (
+                name,
+                Some(rest.strip_suffix('}').unwrap_or_else(|| panic!("{line}"))),
+            ),
+            None => (series, None),
+        };
+        assert!(is_name(name), "name of {line}");
+        if let Some(labels) = labels {
+            // label="value" pairs; values here hold no quotes or commas.
+            for pair in labels.split(',') {
+                let (label, value) = pair.split_once('=').unwrap_or_else(|| panic!("{line}"));
+                assert!(is_name(label), "label of {line}");
+                assert!(
+                    value.len() >= 2 && value.starts_with('"') && value.ends_with('"'),
+                    "label value of {line}"
+                );
+            }
+        }
+    }
+}
+
 /// The WebSocket feed: a client killed mid-stream reconnects with `?last_event_id=` and gets
 /// every change it missed, then the live ones — the union is the incident log, each change once;
-/// a silent feed pings.
+/// a silent feed pings; `/metrics` counts the WebSocket client.
 #[test]
 fn ws_feed_replay_after_a_reconnect_misses_nothing() {
     let served = Served::start(&[]);
@@ -1185,6 +1266,16 @@ fn ws_feed_replay_after_a_reconnect_misses_nothing() {
         assert_eq!(
             response.headers()["sec-websocket-protocol"],
             "logwarden-feed"
+        );
+        assert!(
+            eventually(10, || async {
+                sample(
+                    &metrics_text(&http, &served).await,
+                    "logwarden_feed_clients{transport=\"ws\"}",
+                ) == Some(1.0)
+            })
+            .await,
+            "the metrics do not count the WebSocket client"
         );
         // Quiet: a ping comes within the heartbeat (1 s here).
         assert!(matches!(
@@ -1320,6 +1411,146 @@ fn ws_feed_filters_and_needs_the_token() {
             Some(WsFrame::Ping) => {}
             other => panic!("the security-only client got {other:?}"),
         }
+    });
+    served.stop();
+}
+
+/// `/metrics` after following a file of known content: that source's exact event and byte
+/// counts, the rule's matches, open incidents, a request latency histogram; and every line is
+/// exposition text.
+#[test]
+fn metrics_count_a_known_file_exactly() {
+    const LINES: u64 = 37;
+    const FAULTS: u64 = 5;
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("known.log");
+    let now = logwarden::event::Timestamp::now().as_millis();
+    let mut text = String::new();
+    for i in 0..LINES {
+        if i % 7 == 3 {
+            text.push_str(&format!(
+                "{{\"level\":50,\"time\":{now},\"msg\":\"feedfault known\",\"key\":\"known{i}\"}}\n"
+            ));
+        } else {
+            text.push_str(&format!(
+                "{{\"level\":30,\"time\":{now},\"msg\":\"line {i}\"}}\n"
+            ));
+        }
+    }
+    assert_eq!(text.matches("feedfault").count() as u64, FAULTS);
+    std::fs::write(&known, &text).unwrap();
+    let source = format!("known:pino={}", known.display());
+    let served = Served::start(&["--source", &source]);
+    let rt = runtime();
+    let http = http();
+    rt.block_on(async {
+        let events = "logwarden_events_total{source=\"known\"}";
+        assert!(
+            eventually(30, || async {
+                sample(&metrics_text(&http, &served).await, events) == Some(LINES as f64)
+            })
+            .await,
+            "{}",
+            metrics_text(&http, &served).await
+        );
+        served.wait_opened(FAULTS as usize);
+        // The incidents are open once the log holds them; the gauge follows the same batch.
+        assert!(
+            eventually(10, || async {
+                sample(
+                    &metrics_text(&http, &served).await,
+                    "logwarden_incidents_open{class=\"db-connection\",severity=\"error\"}",
+                ) == Some(FAULTS as f64)
+            })
+            .await
+        );
+        // Lag is measured about once a second: the file read to its end shows as 0.
+        assert!(
+            eventually(10, || async {
+                sample(
+                    &metrics_text(&http, &served).await,
+                    "logwarden_source_lag_bytes{source=\"known\"}",
+                ) == Some(0.0)
+            })
+            .await
+        );
+        let _ = get_json(&http, &served, "/api/v1/health").await;
+        let text = metrics_text(&http, &served).await;
+        assert_exposition_format(&text);
+        assert_eq!(sample(&text, events), Some(LINES as f64), "{text}");
+        assert_eq!(
+            sample(&text, "logwarden_read_bytes_total{source=\"known\"}"),
+            Some(text_len(&known) as f64)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "logwarden_rule_matches_total{rule=\"test-feed-fault\"}"
+            ),
+            Some(FAULTS as f64),
+            "{text}"
+        );
+        assert!(
+            sample(&text, "logwarden_index_commit_duration_seconds_count").unwrap() >= 1.0,
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l.starts_with(
+                "logwarden_http_request_duration_seconds_count{route=\"/api/v1/health\"}"
+            )),
+            "{text}"
+        );
+    });
+    served.stop();
+}
+
+fn text_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
+}
+
+/// `/api/v1/health` is ready (200) while the index can be written, not ready (503, with the
+/// reason) while it cannot, and ready again once it can.
+#[test]
+fn health_is_not_ready_while_the_index_is_not_writable() {
+    let served = Served::start(&[]);
+    let rt = runtime();
+    let http = http();
+    let index = served.data.join("index");
+    let away = served.data.join("index.away");
+    rt.block_on(async {
+        // Ready once the index exists and the lag was measured (at most a second apart).
+        assert!(
+            eventually(30, || async {
+                let (status, body) = get_json(&http, &served, "/api/v1/health").await;
+                status == 200 && body["lag_bytes"]["app"] == 0
+            })
+            .await,
+            "{:?}",
+            get_json(&http, &served, "/api/v1/health").await
+        );
+        let (_, ready) = get_json(&http, &served, "/api/v1/health").await;
+        assert_eq!(ready["ready"], true, "{ready}");
+        assert_eq!(ready["status"], "ok");
+        assert_eq!(ready["reasons"], serde_json::json!([]));
+        assert_eq!(ready["lag_bytes"]["app"], 0, "{ready}");
+
+        // Nothing is written to the log meanwhile, so the pipeline does not commit.
+        std::fs::rename(&index, &away).unwrap();
+        std::fs::write(&index, "not a folder").unwrap();
+        let (status, unready) = get_json(&http, &served, "/api/v1/health").await;
+        std::fs::remove_file(&index).unwrap();
+        std::fs::rename(&away, &index).unwrap();
+        assert_eq!(status, 503, "{unready}");
+        assert_eq!(unready["ready"], false);
+        assert_eq!(unready["status"], "ok", "alive, not ready");
+        let reasons = unready["reasons"].as_array().unwrap();
+        assert!(
+            reasons.len() == 1 && reasons[0].as_str().unwrap().contains("is not writable"),
+            "{unready}"
+        );
+
+        let (status, again) = get_json(&http, &served, "/api/v1/health").await;
+        assert_eq!(status, 200, "{again}");
     });
     served.stop();
 }

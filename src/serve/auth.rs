@@ -3,8 +3,9 @@
 //! Owns two decisions. Where the server may listen: a loopback address needs nothing, any other
 //! address (`0.0.0.0` included) is refused unless a token is configured ([`check_listen`]), so the
 //! incident data is never an open door on the network by accident. And which requests pass: with a
-//! token, every request under `/api/` must carry `Authorization: Bearer <token>`, compared in
-//! constant time (`subtle`), else 401 with `WWW-Authenticate: Bearer` ([`require_token`]).
+//! token, every request under `/api/` and to `/metrics` must carry `Authorization: Bearer <token>`,
+//! compared in constant time (`subtle`), else 401 with `WWW-Authenticate: Bearer`
+//! ([`require_token`]).
 //!
 //! A browser cannot set headers on a WebSocket, so the WebSocket feed (`/api/v1/feed/ws`, and only
 //! it) also takes the token as a `Sec-WebSocket-Protocol` value `bearer.<token>`, compared the same
@@ -108,7 +109,8 @@ pub fn check_listen(addr: SocketAddr, token: Option<&Token>) -> Result<(), Serve
     }
 }
 
-/// Middleware: with a token configured, a request under `/api/` without it gets 401.
+/// Middleware: with a token configured, a request under `/api/` or to `/metrics` without it gets
+/// 401.
 pub(crate) async fn require_token(
     State(shared): State<Shared>,
     request: Request,
@@ -118,7 +120,7 @@ pub(crate) async fn require_token(
         return next.run(request).await;
     };
     let path = request.uri().path();
-    let guarded = path.starts_with("/api/");
+    let guarded = path.starts_with("/api/") || path == "/metrics";
     let headers = request.headers();
     if !guarded
         || token.admits(headers.get(header::AUTHORIZATION))

@@ -15,6 +15,8 @@
 //! - [`api`]: `/api/v1/incidents`, `/api/v1/incidents/{id}`, `/api/v1/health`, and the JSON errors.
 //! - [`feed`]: `/api/v1/feed` and `/api/v1/feed/ws`, incident changes with replay, as server-sent
 //!   events or WebSocket messages.
+//! - [`metrics`]: `/metrics`, the run's counters as Prometheus text; the [`Metrics`] the pipeline
+//!   adds to (through `Settings::metrics`) and which `/api/v1/health` judges readiness by.
 //! - [`search`]: `/api/v1/search` and `/api/v1/count`, loggrep's questions over the index.
 //! - [`ingest`]: `/api/v1/ingest`, lines pushed into the pipeline through its [`Push`] handle.
 //! - [`auth`]: the bearer token and the listen policy.
@@ -27,6 +29,7 @@ pub mod api;
 pub mod auth;
 pub mod feed;
 pub mod ingest;
+pub mod metrics;
 pub mod page;
 pub mod search;
 
@@ -47,6 +50,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 pub use auth::Token;
 pub use feed::Feed;
+pub use metrics::Metrics;
 
 use crate::source::push::Push;
 
@@ -61,6 +65,8 @@ pub const QUERY_LIMIT: usize = 4 << 10;
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 /// How many changes a feed client may have waiting before it is dropped as not reading.
 pub const CLIENT_BUFFER: usize = 4096;
+/// A source more bytes than this behind the end of its files makes the run not ready.
+pub const MAX_LAG: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -131,6 +137,8 @@ pub struct Config {
     pub heartbeat: Duration,
     /// Changes a feed client may have waiting before it is dropped.
     pub client_buffer: usize,
+    /// `/api/v1/health` says not ready while a source is more bytes than this behind.
+    pub max_lag: u64,
 }
 
 impl Config {
@@ -141,6 +149,7 @@ impl Config {
             data_dir,
             heartbeat: HEARTBEAT,
             client_buffer: CLIENT_BUFFER,
+            max_lag: MAX_LAG,
         }
     }
 }
@@ -154,6 +163,10 @@ pub(crate) struct Shared {
     pub(crate) heartbeat: Duration,
     /// Where `/api/v1/ingest` hands lines to the pipeline.
     pub(crate) push: Push,
+    /// What `/metrics` renders and readiness is judged by.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Readiness: the most bytes a source may be behind.
+    pub(crate) max_lag: u64,
 }
 
 impl Shared {
@@ -167,6 +180,7 @@ pub struct Server {
     addr: SocketAddr,
     feed: Feed,
     push: Push,
+    metrics: Arc<Metrics>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -199,7 +213,10 @@ pub fn start(config: Config) -> Result<Server, ServeError> {
     };
     let feed = Feed::new(config.client_buffer);
     let push = Push::new();
+    let metrics = Arc::new(Metrics::new());
     let shared = Shared {
+        metrics: Arc::clone(&metrics),
+        max_lag: config.max_lag,
         push: push.clone(),
         data_dir: config.data_dir,
         feed: feed.clone(),
@@ -217,6 +234,7 @@ pub fn start(config: Config) -> Result<Server, ServeError> {
         addr,
         feed,
         push,
+        metrics,
         runtime: Some(runtime),
     })
 }
@@ -236,6 +254,11 @@ impl Server {
     /// one is connected, a push is answered 503.
     pub fn push(&self) -> &Push {
         &self.push
+    }
+
+    /// The counters `/metrics` shows: the pipeline adds to them (`Settings::metrics`).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Stop serving: open connections (feeds included) are closed.
@@ -266,7 +289,12 @@ fn router(shared: Shared) -> Router {
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/count", get(search::count))
         .route("/api/v1/ingest", post(ingest::ingest))
+        .route("/metrics", get(metrics::metrics))
         .merge(page::routes())
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            metrics::time_request,
+        ))
         .fallback(api::not_found)
         // Layers run from the last added to the first: caps, then the token, then the route.
         .layer(middleware::from_fn_with_state(
