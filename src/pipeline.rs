@@ -372,7 +372,7 @@ impl<'a> Pipeline<'a> {
             None => Vec::new(),
         };
         if let Some(metrics) = &settings.metrics {
-            metrics.set_open(&engine.open_incidents());
+            metrics.set_open(engine.open_kinds());
         }
         let pipeline = Pipeline {
             settings,
@@ -690,7 +690,7 @@ impl<'a> Pipeline<'a> {
             }
         }
         if let Some(metrics) = &self.settings.metrics {
-            metrics.set_open(&self.engine.open_incidents());
+            metrics.set_open(self.engine.open_kinds());
         }
         Ok(())
     }

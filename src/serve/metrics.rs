@@ -40,7 +40,6 @@ use prometheus_client::registry::{Registry, Unit};
 use super::Shared;
 use super::feed::Transport;
 use crate::detect::{Class, Severity};
-use crate::incident::Incident;
 
 /// The content type of the exposition (Prometheus scrapes OpenMetrics text).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -263,12 +262,13 @@ impl Metrics {
         self.health().lag = lag;
     }
 
-    /// The open incidents now (every class × severity is set, absent ones to 0).
-    pub fn set_open(&self, open: &[Incident]) {
+    /// The class and severity of every incident open now (every class × severity is set,
+    /// absent ones to 0).
+    pub fn set_open(&self, open: impl IntoIterator<Item = (Class, Severity)>) {
         let mut counts: BTreeMap<(&'static str, &'static str), i64> = BTreeMap::new();
-        for incident in open {
+        for (class, severity) in open {
             *counts
-                .entry((incident.class.as_str(), incident.severity.as_str()))
+                .entry((class.as_str(), severity.as_str()))
                 .or_default() += 1;
         }
         for class in Class::ALL {
@@ -401,6 +401,7 @@ mod tests {
         app.events(4);
         app.bytes(100);
         metrics.rule("pg-too-many-clients").inc();
+        metrics.set_open([(Class::DbDown, Severity::Critical); 2]);
         metrics.committed(Duration::from_millis(5), None);
         metrics.request("/api/v1/health", Duration::from_millis(1));
         let text = metrics.render().unwrap();
@@ -408,7 +409,8 @@ mod tests {
             "logwarden_events_total{source=\"app\"} 7",
             "logwarden_read_bytes_total{source=\"app\"} 100",
             "logwarden_rule_matches_total{rule=\"pg-too-many-clients\"} 1",
-            "logwarden_incidents_open{class=\"db-down\",severity=\"critical\"} 0",
+            "logwarden_incidents_open{class=\"db-down\",severity=\"critical\"} 2",
+            "logwarden_incidents_open{class=\"db-down\",severity=\"error\"} 0",
             "logwarden_feed_clients{transport=\"ws\"} 0",
             "logwarden_index_commit_duration_seconds_count 1",
             "logwarden_index_commit_failures_total 0",
