@@ -1329,6 +1329,7 @@ fn ws_feed_replay_after_a_reconnect_misses_nothing() {
 
 /// The WebSocket feed takes the SSE feed's filters (a bad one is a 400 before any upgrade) and,
 /// with a token set, needs it: as `Authorization: Bearer` or as the subprotocol `bearer.TOKEN`.
+/// A client that sends more than a small message is cut off.
 #[test]
 fn ws_feed_filters_and_needs_the_token() {
     use tokio_tungstenite::tungstenite::Error as WsError;
@@ -1411,6 +1412,16 @@ fn ws_feed_filters_and_needs_the_token() {
             Some(WsFrame::Ping) => {}
             other => panic!("the security-only client got {other:?}"),
         }
+
+        // A client has nothing to say but pongs and its close: a big message ends its feed.
+        use futures_util::SinkExt;
+        let big = tokio_tungstenite::tungstenite::Message::text("x".repeat(64 << 10));
+        let _ = wanted.send(big).await;
+        let until = deadline();
+        while let Some(frame) = ws_next(&mut wanted, until).await {
+            assert!(matches!(frame, WsFrame::Ping), "{frame:?}");
+        }
+        assert!(Instant::now() < until, "the feed stayed open");
     });
     served.stop();
 }

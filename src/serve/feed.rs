@@ -55,6 +55,10 @@ use crate::incident::Change;
 /// reading shows as a full queue soon (and costs little memory meanwhile).
 const SEND_BUFFER: usize = 64 << 10;
 
+/// The largest message a WebSocket feed client may send: it has nothing to say but pongs and its
+/// close, so anything bigger is refused rather than buffered.
+const WS_CLIENT_MESSAGE: usize = 4 << 10;
+
 /// The WebSocket subprotocol the feed speaks (selected when the client offers it).
 pub const WS_PROTOCOL: &str = "logwarden-feed";
 
@@ -359,6 +363,8 @@ pub(crate) async fn ws(
     let items = open(&shared, conn.clone(), request, Transport::Ws).await?;
     let heartbeat = shared.heartbeat;
     Ok(upgrade
+        .max_message_size(WS_CLIENT_MESSAGE)
+        .max_frame_size(WS_CLIENT_MESSAGE)
         .protocols([WS_PROTOCOL])
         .on_upgrade(move |socket| send_ws(socket, items, heartbeat, conn)))
 }
