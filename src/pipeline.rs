@@ -479,6 +479,8 @@ impl<'a> Pipeline<'a> {
                         counters,
                     },
                 );
+                // A file just found is measured at once: its whole unread length is its lag.
+                self.lag_measured = None;
                 // Record the file at once: if it is rotated away and logwarden is killed before
                 // the next periodic commit, a restart still knows it and reads its rotated copy.
                 if self.live {
@@ -697,9 +699,9 @@ impl<'a> Pipeline<'a> {
 
     /// Live runs with metrics: at most every [`LAG_EVERY`], how many bytes of each source's files
     /// are on disk but not read yet (the file's length now less the offset read). A file rotated
-    /// away or truncated is shorter than what was read and counts as nothing behind; a file the
-    /// source has found but not opened yet is not counted. Pushed streams and stdin have no end
-    /// to measure against.
+    /// away or truncated is shorter than what was read and counts as nothing behind. A source
+    /// none of whose files is open yet is not measured (absent, not 0: nothing is known of it).
+    /// Pushed streams and stdin have no end to measure against.
     fn maybe_measure_lag(&mut self) {
         let Some(metrics) = self.settings.metrics.as_ref().filter(|_| self.live) else {
             return;
@@ -708,13 +710,7 @@ impl<'a> Pipeline<'a> {
             return;
         }
         self.lag_measured = Some(Instant::now());
-        let mut lag: BTreeMap<String, u64> = self
-            .settings
-            .sources
-            .iter()
-            .filter(|s| s.path.as_os_str() != stdin::STDIN_PATH)
-            .map(|s| (s.service.clone(), 0))
-            .collect();
+        let mut lag: BTreeMap<String, u64> = BTreeMap::new();
         for file in self.files.values() {
             let Some(source) = file.source else {
                 continue;

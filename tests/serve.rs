@@ -1630,3 +1630,62 @@ fn a_ws_feed_client_that_never_reads_is_dropped() {
     assert!(wait_until(10, || got.lock().unwrap().starts_with(&stored)));
     served.stop();
 }
+
+/// `/api/v1/health` is not ready (503, naming the source) while a source is more than
+/// `--ready-max-lag` bytes behind the end of its file, and ready once it has caught up. The file
+/// (~16 MB) is measured as soon as it is opened, all of it unread, and not again for a second:
+/// for at least that second, and as long as reading it takes, health says so.
+#[test]
+fn health_is_not_ready_while_a_source_lags() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.log");
+    let now = logwarden::event::Timestamp::now().as_millis();
+    let mut text = String::with_capacity(17 << 20);
+    let mut i = 0u64;
+    while text.len() < 16 << 20 {
+        text.push_str(&format!(
+            "{{\"level\":30,\"time\":{now},\"msg\":\"bulk line {i} of the lagging source\"}}\n"
+        ));
+        i += 1;
+    }
+    std::fs::write(&big, &text).unwrap();
+    let source = format!("big:pino={}", big.display());
+    let served = Served::start(&["--ready-max-lag", "4096", "--source", &source]);
+    let rt = runtime();
+    let http = http();
+    rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (status, body) = loop {
+            let (status, body) = get_json(&http, &served, "/api/v1/health").await;
+            if status == 503 && body["lag_bytes"]["big"].as_u64().unwrap_or(0) > 4096 {
+                break (status, body);
+            }
+            assert!(
+                body["lag_bytes"]["big"] != 0 || status != 200,
+                "ready before the lag was seen: {body}"
+            );
+            assert!(Instant::now() < deadline, "never lagging: {body}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(status, 503);
+        assert_eq!(body["ready"], false);
+        let reasons = body["reasons"].as_array().unwrap();
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.as_str().unwrap().starts_with("source big is ")),
+            "{body}"
+        );
+        // Caught up: ready, and (measured again about a second later) nothing behind.
+        assert!(
+            eventually(120, || async {
+                let (status, body) = get_json(&http, &served, "/api/v1/health").await;
+                status == 200 && body["lag_bytes"]["big"] == 0
+            })
+            .await,
+            "{:?}",
+            get_json(&http, &served, "/api/v1/health").await
+        );
+    });
+    served.stop();
+}

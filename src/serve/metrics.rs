@@ -250,8 +250,17 @@ impl Metrics {
         })
     }
 
-    /// The bytes each source is behind, measured now: replaces the previous measurement.
+    /// The bytes each source is behind, measured now: replaces the previous measurement (a
+    /// source no longer measured shows 0 lag).
     pub fn set_lag(&self, lag: BTreeMap<String, u64>) {
+        let mut health = self.health();
+        for gone in health.lag.keys().filter(|s| !lag.contains_key(*s)) {
+            self.lag
+                .get_or_create(&SourceLabel {
+                    source: gone.clone(),
+                })
+                .set(0);
+        }
         for (source, bytes) in &lag {
             self.lag
                 .get_or_create(&SourceLabel {
@@ -259,7 +268,7 @@ impl Metrics {
                 })
                 .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
         }
-        self.health().lag = lag;
+        health.lag = lag;
     }
 
     /// The class and severity of every incident open now (every class × severity is set,
