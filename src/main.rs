@@ -85,6 +85,10 @@ struct Http {
     #[arg(long, value_name = "N", default_value_t = serve::CLIENT_BUFFER as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     feed_buffer: u64,
+    /// /api/v1/health answers 503 (not ready) while a source is more than this many bytes behind
+    /// the end of its files.
+    #[arg(long, value_name = "BYTES", default_value_t = serve::MAX_LAG)]
+    ready_max_lag: u64,
 }
 
 fn parse_heartbeat(text: &str) -> Result<u64, String> {
@@ -300,6 +304,7 @@ fn start_server(data_dir: &Path, http: &Http) -> Result<Option<serve::Server>> {
         .transpose()?;
     config.heartbeat = std::time::Duration::from_secs(http.heartbeat);
     config.client_buffer = usize::try_from(http.feed_buffer).unwrap_or(usize::MAX);
+    config.max_lag = http.ready_max_lag;
     let server = serve::start(config).context(
         "starting the HTTP server (--listen ADDR for another address, --listen off for none)",
     )?;
@@ -420,6 +425,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let stop = stop_flag()?;
             let server = start_server(&data.data_dir, &http)?;
             settings.push = server.as_ref().map(|s| s.push().clone());
+            settings.metrics = server.as_ref().map(|s| std::sync::Arc::clone(s.metrics()));
             let (summary, timeline) =
                 pipeline::demo(&settings, &opts, stop, &mut on_change(server.as_ref()))?;
             if let Some(server) = server {
@@ -458,6 +464,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let stop = stop_flag()?;
             let server = start_server(&data.data_dir, &http)?;
             settings.push = server.as_ref().map(|s| s.push().clone());
+            settings.metrics = server.as_ref().map(|s| std::sync::Arc::clone(s.metrics()));
             let summary =
                 pipeline::run_stdin(&settings, idle_after, stop, &mut on_change(server.as_ref()))?;
             if let Some(server) = server {
@@ -488,6 +495,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let stop = stop_flag()?;
             let server = start_server(&data.data_dir, &http)?;
             settings.push = server.as_ref().map(|s| s.push().clone());
+            settings.metrics = server.as_ref().map(|s| std::sync::Arc::clone(s.metrics()));
             let summary = pipeline::run(&settings, tail, stop, &mut on_change(server.as_ref()))?;
             if let Some(server) = server {
                 server.shutdown();

@@ -17,7 +17,7 @@
 //! does it: its incidents depend on the files alone. Changes it makes are logged and committed at
 //! once, with the engine state, so a restart neither loses nor repeats them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,6 +39,7 @@ use crate::incident::group::GroupKey;
 use crate::incident::{Change, ChangeKind};
 use crate::parse::{ParseError, Parser};
 use crate::runbook::Runbook;
+use crate::serve::metrics::{Metrics, SourceCounters};
 use crate::source::blocks::Blocks;
 use crate::source::checkpoint::{Checkpoints, DecodeError};
 use crate::source::push::Push;
@@ -54,6 +55,8 @@ use crate::store::vocab::Vocab;
 const CHANNEL_BOUND: usize = 64;
 /// Live: how often, at most, an idle pipeline looks at the wall clock (see [`Pipeline::pass_idle_time`]).
 const IDLE_TICK: Duration = Duration::from_millis(500);
+/// Live: how often, at most, the sources' lag is measured (a `stat` per file followed).
+const LAG_EVERY: Duration = Duration::from_secs(1);
 /// tantivy writer memory budget, by default.
 pub const INDEX_HEAP: usize = 128 * 1024 * 1024;
 
@@ -116,6 +119,9 @@ pub struct Settings {
     pub retention: Option<crate::store::retention::Policy>,
     /// Live runs: take pushed lines (`POST /api/v1/ingest`) from this handle as further sources.
     pub push: Option<Push>,
+    /// Live runs: the counters `/metrics` shows (events, bytes and lag per source, matches per
+    /// rule, open incidents, commit latency), added to per batch.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Settings {
@@ -132,6 +138,7 @@ impl Settings {
             scan_block: SCAN_BLOCK,
             retention: None,
             push: None,
+            metrics: None,
         }
     }
     pub fn index_dir(&self) -> PathBuf {
@@ -289,6 +296,8 @@ struct OpenFile {
     last_event: Option<Timestamp>,
     /// The source said the file has no new bytes: it does not hold the watermark back.
     idle: bool,
+    /// Its source's counters, when the run keeps metrics.
+    counters: Option<SourceCounters>,
 }
 
 /// The stages wired together, fed one [`Input`] at a time.
@@ -315,6 +324,10 @@ struct Pipeline<'a> {
     last_retention: Option<Instant>,
     on_change: &'a mut dyn FnMut(&Change),
     progress: Option<ProgressBar>,
+    /// The match counter of each rule, by rule index (empty without metrics).
+    rule_matches: Vec<prometheus_client::metrics::counter::Counter>,
+    /// When the lag was last measured.
+    lag_measured: Option<Instant>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -349,6 +362,18 @@ impl<'a> Pipeline<'a> {
         };
         tracing::debug!(restored, "incident groups taken back");
         let reached = engine.time_reached().unwrap_or_default();
+        let rule_matches = match &settings.metrics {
+            Some(metrics) => matcher
+                .rules()
+                .rules
+                .iter()
+                .map(|rule| metrics.rule(&rule.id))
+                .collect(),
+            None => Vec::new(),
+        };
+        if let Some(metrics) = &settings.metrics {
+            metrics.set_open(engine.open_kinds());
+        }
         let pipeline = Pipeline {
             settings,
             live,
@@ -368,6 +393,8 @@ impl<'a> Pipeline<'a> {
             last_retention: None,
             on_change,
             progress: None,
+            rule_matches,
+            lag_measured: None,
         };
         Ok((pipeline, checkpoints))
     }
@@ -385,6 +412,7 @@ impl<'a> Pipeline<'a> {
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     self.pass_idle_time()?;
                     self.maybe_commit()?;
+                    self.maybe_measure_lag();
                     continue;
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
@@ -393,6 +421,7 @@ impl<'a> Pipeline<'a> {
                 break;
             }
             self.maybe_commit()?;
+            self.maybe_measure_lag();
         }
         self.close_push(rx)?;
         self.finish()
@@ -433,6 +462,11 @@ impl<'a> Pipeline<'a> {
                     })?
                     .starting_at(info.start);
                 self.summary.files += 1;
+                let counters = self
+                    .settings
+                    .metrics
+                    .as_ref()
+                    .map(|m| m.source(&spec.service));
                 self.files.insert(
                     info.fingerprint,
                     OpenFile {
@@ -442,8 +476,11 @@ impl<'a> Pipeline<'a> {
                         size: info.start,
                         last_event: None,
                         idle: false,
+                        counters,
                     },
                 );
+                // A file just found is measured at once: its whole unread length is its lag.
+                self.lag_measured = None;
                 // Record the file at once: if it is rotated away and logwarden is killed before
                 // the next periodic commit, a restart still knows it and reads its rotated copy.
                 if self.live {
@@ -459,6 +496,11 @@ impl<'a> Pipeline<'a> {
                 )?;
                 tracing::info!(source = %spec.service, format = %spec.format, "pushed source opened");
                 self.summary.files += 1;
+                let counters = self
+                    .settings
+                    .metrics
+                    .as_ref()
+                    .map(|m| m.source(&spec.service));
                 self.files.insert(
                     fingerprint,
                     OpenFile {
@@ -468,6 +510,7 @@ impl<'a> Pipeline<'a> {
                         size: 0,
                         last_event: None,
                         idle: false,
+                        counters,
                     },
                 );
             }
@@ -482,6 +525,9 @@ impl<'a> Pipeline<'a> {
                 file.size = file.size.max(chunk.end());
                 file.idle = false;
                 self.summary.bytes += chunk.bytes.len() as u64;
+                if let Some(counters) = &file.counters {
+                    counters.bytes(chunk.bytes.len());
+                }
                 if let Some(bar) = &self.progress {
                     bar.inc(chunk.bytes.len() as u64);
                 }
@@ -532,6 +578,11 @@ impl<'a> Pipeline<'a> {
         }
         let matches = self.matcher.scan(&events);
         self.summary.matches += matches.len() as u64;
+        for m in &matches {
+            if let Some(counter) = self.rule_matches.get(m.rule) {
+                counter.inc();
+            }
+        }
         let rules = &self.matcher.rules().rules;
         let tags: Vec<RuleTag> = matches
             .iter()
@@ -560,6 +611,9 @@ impl<'a> Pipeline<'a> {
         if let Some(file) = self.files.get_mut(&fingerprint) {
             let newest = events.iter().map(|e| e.ts).max();
             file.last_event = newest.max(file.last_event);
+            if let Some(counters) = &file.counters {
+                counters.events(events.len());
+            }
         }
         self.summary.events += events.len() as u64;
         self.sink.add_tagged(&events, &tags)?;
@@ -637,7 +691,44 @@ impl<'a> Pipeline<'a> {
                 (self.on_change)(change);
             }
         }
+        if let Some(metrics) = &self.settings.metrics {
+            metrics.set_open(self.engine.open_kinds());
+        }
         Ok(())
+    }
+
+    /// Live runs with metrics: at most every [`LAG_EVERY`], how many bytes of each source's files
+    /// are on disk but not read yet (the file's length now less the offset read). A file rotated
+    /// away or truncated is shorter than what was read and counts as nothing behind. A source
+    /// none of whose files is open yet is not measured (absent, not 0: nothing is known of it).
+    /// Pushed streams and stdin have no end to measure against.
+    fn maybe_measure_lag(&mut self) {
+        let Some(metrics) = self.settings.metrics.as_ref().filter(|_| self.live) else {
+            return;
+        };
+        if self.lag_measured.is_some_and(|at| at.elapsed() < LAG_EVERY) {
+            return;
+        }
+        self.lag_measured = Some(Instant::now());
+        let mut lag: BTreeMap<String, u64> = BTreeMap::new();
+        for file in self.files.values() {
+            let Some(source) = file.source else {
+                continue;
+            };
+            if file.path.as_os_str() == stdin::STDIN_PATH {
+                continue;
+            }
+            let on_disk = match std::fs::metadata(&file.path) {
+                Ok(meta) => meta.len(),
+                Err(error) => {
+                    tracing::debug!(path = %file.path.display(), %error, "lag not measured");
+                    continue;
+                }
+            };
+            let service = &self.settings.sources[source].service;
+            *lag.entry(service.clone()).or_default() += on_disk.saturating_sub(file.size);
+        }
+        metrics.set_lag(lag);
     }
 
     fn record_checkpoint(&mut self, fingerprint: u64) {
@@ -672,7 +763,13 @@ impl<'a> Pipeline<'a> {
             incident_seq: Some(self.log.last_seq()),
             engine_snapshot: Some(snapshot),
         })?;
-        self.sink.commit(&payload)?;
+        let started = Instant::now();
+        let committed = self.sink.commit(&payload);
+        if let Some(metrics) = &self.settings.metrics {
+            let error = committed.as_ref().err().map(ToString::to_string);
+            metrics.committed(started.elapsed(), error);
+        }
+        committed?;
         self.engine_snapshot = snapshot;
         self.snapshots.prune(snapshot);
         self.summary.commits += 1;

@@ -3,6 +3,8 @@
 //! server process on an ephemeral loopback port, with real HTTP clients (reqwest; a raw socket
 //! for the client that never reads). Second slice: search and count against the `loggrep`
 //! binary's answers on the same data dir, and pushed lines (token, body cap, redaction, incidents).
+//! Third slice: the WebSocket feed (replay, filter, token), `/metrics` against a file of known
+//! content, and `/api/v1/health`'s readiness.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -540,7 +542,12 @@ fn the_listen_policy_and_the_bearer_token() {
     let rt = runtime();
     let http = http();
     rt.block_on(async {
-        for path in ["/api/v1/health", "/api/v1/incidents", "/api/v1/feed"] {
+        for path in [
+            "/api/v1/health",
+            "/api/v1/incidents",
+            "/api/v1/feed",
+            "/metrics",
+        ] {
             let url = served.url(path);
             let none = http.get(&url).send().await.unwrap();
             assert_eq!(none.status(), 401, "{path}");
@@ -1125,6 +1132,594 @@ fn concurrent_pushes_to_one_source_are_each_indexed_once() {
         assert_eq!(count().await, 800);
         let (_, one) = get_json(&http, &served, "/api/v1/count?q=c7%20n49").await;
         assert_eq!(one["count"], 1);
+    });
+    served.stop();
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Open the WebSocket feed at `path` (with its query), with extra request headers.
+async fn ws_connect(
+    served: &Served,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<
+    (
+        Ws,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}{path}", served.addr)
+        .into_client_request()
+        .unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    tokio_tungstenite::connect_async(request).await
+}
+
+/// What a WebSocket feed gave next.
+#[derive(Debug)]
+enum WsFrame {
+    Change(SseEvent),
+    Ping,
+}
+
+/// The next frame of the feed, or None when it ends or the deadline passes. A change frame is
+/// read into the SSE event's shape (`data` re-serialised from the frame's `data` object).
+async fn ws_next(socket: &mut Ws, deadline: Instant) -> Option<WsFrame> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(frame.as_object().unwrap().len(), 3, "{frame}");
+                assert!(frame["data"].is_object(), "{frame}");
+                return Some(WsFrame::Change(SseEvent {
+                    id: frame["id"].as_u64().unwrap(),
+                    event: frame["event"].as_str().unwrap().to_string(),
+                    data: frame["data"].to_string(),
+                }));
+            }
+            Ok(Some(Ok(Message::Ping(_)))) => return Some(WsFrame::Ping),
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) | Err(_) => return None,
+        }
+    }
+}
+
+async fn ws_next_change(socket: &mut Ws, deadline: Instant) -> Option<SseEvent> {
+    loop {
+        match ws_next(socket, deadline).await? {
+            WsFrame::Change(event) => return Some(event),
+            WsFrame::Ping => {}
+        }
+    }
+}
+
+async fn metrics_text(http: &reqwest::Client, served: &Served) -> String {
+    let response = http.get(served.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+        "{:?}",
+        response.headers()
+    );
+    response.text().await.unwrap()
+}
+
+/// The value of the sample line `series` (name and labels exactly as rendered), if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.parse().unwrap())
+}
+
+/// Every line is a `# HELP`/`# TYPE`/`# UNIT` comment, a sample (`name{label="value",…} number`)
+/// or the final `# EOF`.
+fn assert_exposition_format(text: &str) {
+    fn is_name(name: &str) -> bool {
+        let mut chars = name.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.last(), Some(&"# EOF"), "{text}");
+    for line in &lines[..lines.len() - 1] {
+        if let Some(comment) = line.strip_prefix("# ") {
+            let mut words = comment.splitn(3, ' ');
+            let kind = words.next().unwrap();
+            let name = words.next().unwrap_or_default();
+            assert!(
+                ["HELP", "TYPE", "UNIT"].contains(&kind) && is_name(name),
+                "comment line: {line}"
+            );
+            if kind == "TYPE" {
+                let t = words.next().unwrap_or_default();
+                assert!(["counter", "gauge", "histogram"].contains(&t), "{line}");
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        assert!(
+            value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
+            "value of {line}"
+        );
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => (
+                name,
+                Some(rest.strip_suffix('}').unwrap_or_else(|| panic!("{line}"))),
+            ),
+            None => (series, None),
+        };
+        assert!(is_name(name), "name of {line}");
+        if let Some(labels) = labels {
+            // label="value" pairs; values here hold no quotes or commas.
+            for pair in labels.split(',') {
+                let (label, value) = pair.split_once('=').unwrap_or_else(|| panic!("{line}"));
+                assert!(is_name(label), "label of {line}");
+                assert!(
+                    value.len() >= 2 && value.starts_with('"') && value.ends_with('"'),
+                    "label value of {line}"
+                );
+            }
+        }
+    }
+}
+
+/// The WebSocket feed: a client killed mid-stream reconnects with `?last_event_id=` and gets
+/// every change it missed, then the live ones — the union is the incident log, each change once;
+/// a silent feed pings; `/metrics` counts the WebSocket client.
+#[test]
+fn ws_feed_replay_after_a_reconnect_misses_nothing() {
+    let served = Served::start(&[]);
+    let rt = runtime();
+    let http = http();
+    rt.block_on(async {
+        let deadline = || Instant::now() + Duration::from_secs(30);
+        let (mut first, response) = ws_connect(
+            &served,
+            "/api/v1/feed/ws",
+            &[("sec-websocket-protocol", "logwarden-feed")],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "logwarden-feed"
+        );
+        assert!(
+            eventually(10, || async {
+                sample(
+                    &metrics_text(&http, &served).await,
+                    "logwarden_feed_clients{transport=\"ws\"}",
+                ) == Some(1.0)
+            })
+            .await,
+            "the metrics do not count the WebSocket client"
+        );
+        // Quiet: a ping comes within the heartbeat (1 s here).
+        assert!(matches!(
+            ws_next(&mut first, deadline()).await,
+            Some(WsFrame::Ping)
+        ));
+        served.inject(0..4);
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            seen.push(
+                ws_next_change(&mut first, deadline())
+                    .await
+                    .expect("live changes"),
+            );
+        }
+        drop(first);
+        assert!(
+            eventually(10, || async { feed_clients(&http, &served).await == 0 }).await,
+            "the server keeps a WebSocket client that went away"
+        );
+
+        served.inject(4..8);
+        let stored = served.wait_opened(8);
+        let last_seen = seen.last().unwrap().id;
+        let (mut again, _) = ws_connect(
+            &served,
+            &format!("/api/v1/feed/ws?last_event_id={last_seen}"),
+            &[],
+        )
+        .await
+        .unwrap();
+        served.inject(8..10);
+        let stored_end = *served.wait_opened(10).last().unwrap();
+        assert!(stored_end > *stored.last().unwrap());
+        while seen.last().unwrap().id < stored_end {
+            seen.push(
+                ws_next_change(&mut again, deadline())
+                    .await
+                    .expect("replay, then live"),
+            );
+        }
+        let log: Vec<Change> = served
+            .changes()
+            .into_iter()
+            .filter(|c| c.seq <= stored_end)
+            .collect();
+        assert_events_are_the_log(&seen, &log);
+    });
+    served.stop();
+}
+
+/// The WebSocket feed takes the SSE feed's filters (a bad one is a 400 before any upgrade) and,
+/// with a token set, needs it: as `Authorization: Bearer` or as the subprotocol `bearer.TOKEN`.
+/// A client that sends more than a small message is cut off.
+#[test]
+fn ws_feed_filters_and_needs_the_token() {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    const TOKEN: &str = "ws-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let served = Served::start(&["--token-file", token_file.to_str().unwrap()]);
+    let rt = runtime();
+    rt.block_on(async {
+        let deadline = || Instant::now() + Duration::from_secs(30);
+        let bearer = format!("Bearer {TOKEN}");
+        let offered = format!("logwarden-feed, bearer.{TOKEN}");
+        let status = |result: Result<_, WsError>| match result {
+            Ok(_) => 101,
+            Err(WsError::Http(response)) => response.status().as_u16(),
+            Err(other) => panic!("{other}"),
+        };
+        let path = "/api/v1/feed/ws";
+        assert_eq!(status(ws_connect(&served, path, &[]).await), 401);
+        let wrong = format!("logwarden-feed, bearer.{TOKEN}x");
+        assert_eq!(
+            status(ws_connect(&served, path, &[("sec-websocket-protocol", &wrong)]).await),
+            401
+        );
+        // The subprotocol carries the token only on this route.
+        let response = http()
+            .get(served.url("/api/v1/incidents"))
+            .header("sec-websocket-protocol", &offered)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            status(
+                ws_connect(
+                    &served,
+                    "/api/v1/feed/ws?class=db-conection",
+                    &[("authorization", &bearer)]
+                )
+                .await
+            ),
+            400
+        );
+
+        let (mut wanted, response) = ws_connect(
+            &served,
+            "/api/v1/feed/ws?class=db-connection&service=app",
+            &[("authorization", &bearer)],
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 101);
+        let (mut elsewhere, response) = ws_connect(
+            &served,
+            "/api/v1/feed/ws?class=security",
+            &[("sec-websocket-protocol", &offered)],
+        )
+        .await
+        .unwrap();
+        // The token is never echoed: the feed's protocol is selected.
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "logwarden-feed"
+        );
+
+        served.inject(0..3);
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            got.push(
+                ws_next_change(&mut wanted, deadline())
+                    .await
+                    .expect("changes"),
+            );
+        }
+        assert!(got.iter().all(|e| e.event == "opened"));
+        // Each change was queued to every client at once; the filtered-out client's next frame
+        // is its heartbeat, nothing before it.
+        match ws_next(&mut elsewhere, deadline()).await {
+            Some(WsFrame::Ping) => {}
+            other => panic!("the security-only client got {other:?}"),
+        }
+
+        // A client has nothing to say but pongs and its close: a big message ends its feed.
+        use futures_util::SinkExt;
+        let big = tokio_tungstenite::tungstenite::Message::text("x".repeat(64 << 10));
+        let _ = wanted.send(big).await;
+        let until = deadline();
+        while let Some(frame) = ws_next(&mut wanted, until).await {
+            assert!(matches!(frame, WsFrame::Ping), "{frame:?}");
+        }
+        assert!(Instant::now() < until, "the feed stayed open");
+    });
+    served.stop();
+}
+
+/// `/metrics` after following a file of known content: that source's exact event and byte
+/// counts, the rule's matches, open incidents, a request latency histogram; and every line is
+/// exposition text.
+#[test]
+fn metrics_count_a_known_file_exactly() {
+    const LINES: u64 = 37;
+    const FAULTS: u64 = 5;
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("known.log");
+    let now = logwarden::event::Timestamp::now().as_millis();
+    let mut text = String::new();
+    for i in 0..LINES {
+        if i % 7 == 3 {
+            text.push_str(&format!(
+                "{{\"level\":50,\"time\":{now},\"msg\":\"feedfault known\",\"key\":\"known{i}\"}}\n"
+            ));
+        } else {
+            text.push_str(&format!(
+                "{{\"level\":30,\"time\":{now},\"msg\":\"line {i}\"}}\n"
+            ));
+        }
+    }
+    assert_eq!(text.matches("feedfault").count() as u64, FAULTS);
+    std::fs::write(&known, &text).unwrap();
+    let source = format!("known:pino={}", known.display());
+    let served = Served::start(&["--source", &source]);
+    let rt = runtime();
+    let http = http();
+    rt.block_on(async {
+        let events = "logwarden_events_total{source=\"known\"}";
+        assert!(
+            eventually(30, || async {
+                sample(&metrics_text(&http, &served).await, events) == Some(LINES as f64)
+            })
+            .await,
+            "{}",
+            metrics_text(&http, &served).await
+        );
+        served.wait_opened(FAULTS as usize);
+        // The incidents are open once the log holds them; the gauge follows the same batch.
+        assert!(
+            eventually(10, || async {
+                sample(
+                    &metrics_text(&http, &served).await,
+                    "logwarden_incidents_open{class=\"db-connection\",severity=\"error\"}",
+                ) == Some(FAULTS as f64)
+            })
+            .await
+        );
+        // Lag is measured about once a second: the file read to its end shows as 0.
+        assert!(
+            eventually(10, || async {
+                sample(
+                    &metrics_text(&http, &served).await,
+                    "logwarden_source_lag_bytes{source=\"known\"}",
+                ) == Some(0.0)
+            })
+            .await
+        );
+        let _ = get_json(&http, &served, "/api/v1/health").await;
+        let text = metrics_text(&http, &served).await;
+        assert_exposition_format(&text);
+        assert_eq!(sample(&text, events), Some(LINES as f64), "{text}");
+        assert_eq!(
+            sample(&text, "logwarden_read_bytes_total{source=\"known\"}"),
+            Some(text_len(&known) as f64)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "logwarden_rule_matches_total{rule=\"test-feed-fault\"}"
+            ),
+            Some(FAULTS as f64),
+            "{text}"
+        );
+        assert!(
+            sample(&text, "logwarden_index_commit_duration_seconds_count").unwrap() >= 1.0,
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l.starts_with(
+                "logwarden_http_request_duration_seconds_count{route=\"/api/v1/health\"}"
+            )),
+            "{text}"
+        );
+    });
+    served.stop();
+}
+
+fn text_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
+}
+
+/// `/api/v1/health` is ready (200) while the index can be written, not ready (503, with the
+/// reason) while it cannot, and ready again once it can.
+#[test]
+fn health_is_not_ready_while_the_index_is_not_writable() {
+    let served = Served::start(&[]);
+    let rt = runtime();
+    let http = http();
+    let index = served.data.join("index");
+    let away = served.data.join("index.away");
+    rt.block_on(async {
+        // Ready once the index exists and the lag was measured (at most a second apart).
+        assert!(
+            eventually(30, || async {
+                let (status, body) = get_json(&http, &served, "/api/v1/health").await;
+                status == 200 && body["lag_bytes"]["app"] == 0
+            })
+            .await,
+            "{:?}",
+            get_json(&http, &served, "/api/v1/health").await
+        );
+        let (_, ready) = get_json(&http, &served, "/api/v1/health").await;
+        assert_eq!(ready["ready"], true, "{ready}");
+        assert_eq!(ready["status"], "ok");
+        assert_eq!(ready["reasons"], serde_json::json!([]));
+        assert_eq!(ready["lag_bytes"]["app"], 0, "{ready}");
+
+        // Nothing is written to the log meanwhile, so the pipeline does not commit.
+        std::fs::rename(&index, &away).unwrap();
+        std::fs::write(&index, "not a folder").unwrap();
+        let (status, unready) = get_json(&http, &served, "/api/v1/health").await;
+        std::fs::remove_file(&index).unwrap();
+        std::fs::rename(&away, &index).unwrap();
+        assert_eq!(status, 503, "{unready}");
+        assert_eq!(unready["ready"], false);
+        assert_eq!(unready["status"], "ok", "alive, not ready");
+        let reasons = unready["reasons"].as_array().unwrap();
+        assert!(
+            reasons.len() == 1 && reasons[0].as_str().unwrap().contains("is not writable"),
+            "{unready}"
+        );
+
+        let (status, again) = get_json(&http, &served, "/api/v1/health").await;
+        assert_eq!(status, 200, "{again}");
+    });
+    served.stop();
+}
+
+/// A WebSocket client that never reads is dropped as an SSE one is (the same queue, the same
+/// logged reason, naming the transport), while a WebSocket client that reads gets every change.
+#[test]
+fn a_ws_feed_client_that_never_reads_is_dropped() {
+    let served = Served::start(&["--feed-buffer", "16"]);
+    let rt = runtime();
+    let http = http();
+
+    let sleeper = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sleeper.set_recv_buffer_size(4096).unwrap();
+    sleeper.connect(&served.addr.into()).unwrap();
+    let mut sleeper = std::net::TcpStream::from(sleeper);
+    let sleeper_port = sleeper.local_addr().unwrap().port();
+    write!(
+        sleeper,
+        "GET /api/v1/feed/ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        served.addr
+    )
+    .unwrap();
+
+    let got: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let (mut reader, _) = rt
+        .block_on(ws_connect(&served, "/api/v1/feed/ws", &[]))
+        .unwrap();
+    let sink = Arc::clone(&got);
+    rt.spawn(async move {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while let Some(e) = ws_next_change(&mut reader, deadline).await {
+            sink.lock().unwrap().push(e.id);
+        }
+    });
+    assert!(rt.block_on(eventually(10, || async {
+        feed_clients(&http, &served).await == 2
+    })));
+
+    let dropped = |s: &Served| s.stderr().contains("feed client dropped");
+    let mut next = 0;
+    while !dropped(&served) {
+        assert!(next < 1000, "never dropped: {}", served.stderr());
+        served.inject(next..next + 10);
+        next += 10;
+        let stored = served.wait_opened(next as usize);
+        assert!(
+            wait_until(10, || got.lock().unwrap().starts_with(&stored)),
+            "the reading client fell behind at {next} incidents"
+        );
+    }
+    let said = served.stderr();
+    let line = said
+        .lines()
+        .find(|l| l.contains("feed client dropped"))
+        .unwrap();
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains(&format!(":{sleeper_port}")), "{line}");
+    assert!(line.contains("transport") && line.contains("ws"), "{line}");
+    assert!(rt.block_on(eventually(10, || async {
+        feed_clients(&http, &served).await == 1
+    })));
+    served.inject(next..next + 3);
+    let stored = served.wait_opened(next as usize + 3);
+    assert!(wait_until(10, || got.lock().unwrap().starts_with(&stored)));
+    served.stop();
+}
+
+/// `/api/v1/health` is not ready (503, naming the source) while a source is more than
+/// `--ready-max-lag` bytes behind the end of its file, and ready once it has caught up. The file
+/// (~16 MB) is measured as soon as it is opened, all of it unread, and not again for a second:
+/// for at least that second, and as long as reading it takes, health says so.
+#[test]
+fn health_is_not_ready_while_a_source_lags() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.log");
+    let now = logwarden::event::Timestamp::now().as_millis();
+    let mut text = String::with_capacity(17 << 20);
+    let mut i = 0u64;
+    while text.len() < 16 << 20 {
+        text.push_str(&format!(
+            "{{\"level\":30,\"time\":{now},\"msg\":\"bulk line {i} of the lagging source\"}}\n"
+        ));
+        i += 1;
+    }
+    std::fs::write(&big, &text).unwrap();
+    let source = format!("big:pino={}", big.display());
+    let served = Served::start(&["--ready-max-lag", "4096", "--source", &source]);
+    let rt = runtime();
+    let http = http();
+    rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (status, body) = loop {
+            let (status, body) = get_json(&http, &served, "/api/v1/health").await;
+            if status == 503 && body["lag_bytes"]["big"].as_u64().unwrap_or(0) > 4096 {
+                break (status, body);
+            }
+            assert!(
+                body["lag_bytes"]["big"] != 0 || status != 200,
+                "ready before the lag was seen: {body}"
+            );
+            assert!(Instant::now() < deadline, "never lagging: {body}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(status, 503);
+        assert_eq!(body["ready"], false);
+        let reasons = body["reasons"].as_array().unwrap();
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.as_str().unwrap().starts_with("source big is ")),
+            "{body}"
+        );
+        // Caught up: ready, and (measured again about a second later) nothing behind.
+        assert!(
+            eventually(120, || async {
+                let (status, body) = get_json(&http, &served, "/api/v1/health").await;
+                status == 200 && body["lag_bytes"]["big"] == 0
+            })
+            .await,
+            "{:?}",
+            get_json(&http, &served, "/api/v1/health").await
+        );
     });
     served.stop();
 }

@@ -442,6 +442,16 @@ impl Engine {
         open
     }
 
+    /// The class and severity of each open incident, without snapshotting them (cheap enough to
+    /// count after every batch of changes, as the metrics do).
+    pub fn open_kinds(&self) -> impl Iterator<Item = (crate::detect::Class, Severity)> + '_ {
+        self.groups
+            .values()
+            .filter_map(|g| g.last.as_ref())
+            .filter(|t| t.is_open())
+            .map(|t| (t.incident.class, t.incident.severity))
+    }
+
     pub fn stats(&self) -> &Stats {
         &self.stats
     }

@@ -1,4 +1,5 @@
-//! The `/api/v1` answers other than the feed, search and ingest: incidents, one incident, health;
+//! The `/api/v1` answers other than the feed, search and ingest: incidents, one incident, health
+//! (liveness and readiness);
 //! and the JSON shape of every error (`{"error": "…"}` with the status, and `column` when the error
 //! is at a column of a query).
 //!
@@ -8,7 +9,8 @@
 //! of it, serialised as `logwarden incident ID --json` prints it (the same serde types: there is
 //! one JSON rendering of an incident). The log is read on the runtime's blocking threads.
 //!
-//! This module must not write anything, nor keep incidents in memory between requests: the
+//! This module must not write anything (but health's probe file, created and removed at once in the
+//! index folder), nor keep incidents in memory between requests: the
 //! durable log is the one source, so the API agrees with the CLI and with a restart.
 
 use std::path::PathBuf;
@@ -139,13 +141,60 @@ impl Filter {
     }
 }
 
-/// `GET /api/v1/health`: the server answers (liveness).
-pub(crate) async fn health(State(shared): State<Shared>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
+/// `GET /api/v1/health`: liveness and readiness. The server answering at all is liveness
+/// (`status: ok`); ready is the index writable (a file can be created in the index folder, and
+/// the last commit did not fail) and no source more than `max_lag` bytes behind the end of its
+/// files. 200 when ready; 503 with the reasons when not (a load balancer or an orchestrator
+/// reads the status, a person the reasons).
+pub(crate) async fn health(State(shared): State<Shared>) -> Response {
+    let mut readiness = shared.metrics.readiness(shared.max_lag);
+    // The folder `pipeline::index_dir` names (serve does not depend on the pipeline).
+    let index = shared.data_dir.join("index");
+    let probe = tokio::task::spawn_blocking(move || index_writable(&index)).await;
+    match probe {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => readiness.reasons.insert(0, reason),
+        Err(error) => readiness
+            .reasons
+            .insert(0, format!("the index probe failed: {error}")),
+    }
+    let ready = readiness.reasons.is_empty();
+    let body = serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "feed_clients": shared.feed.clients(),
-    }))
+        "ready": ready,
+        "reasons": readiness.reasons,
+        "lag_bytes": readiness.lag,
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Whether a file can be created, written and removed in the index folder, as a commit does.
+fn index_writable(index: &std::path::Path) -> Result<(), String> {
+    use std::io::Write;
+    let probe = index.join(".logwarden-ready-probe");
+    let unwritable = |error: std::io::Error| {
+        format!("the index at {} is not writable: {error}", index.display())
+    };
+    let mut file = match std::fs::File::create(&probe) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "there is no index at {} yet (the pipeline has not opened it)",
+                index.display()
+            ));
+        }
+        Err(error) => return Err(unwritable(error)),
+    };
+    file.write_all(b"ready?\n").map_err(unwritable)?;
+    drop(file);
+    std::fs::remove_file(&probe).map_err(unwritable)
 }
 
 #[derive(Debug, Deserialize)]
@@ -214,7 +263,8 @@ pub(crate) async fn not_found(uri: Uri) -> ApiError {
         StatusCode::NOT_FOUND,
         format!(
             "no such endpoint `{}`: the API is /api/v1/incidents, /api/v1/incidents/{{id}}, \
-             /api/v1/feed, /api/v1/search, /api/v1/count, /api/v1/ingest and /api/v1/health",
+             /api/v1/feed, /api/v1/feed/ws, /api/v1/search, /api/v1/count, /api/v1/ingest, \
+             /api/v1/health and /metrics",
             uri.path()
         ),
     )

@@ -3,8 +3,15 @@
 //! Owns two decisions. Where the server may listen: a loopback address needs nothing, any other
 //! address (`0.0.0.0` included) is refused unless a token is configured ([`check_listen`]), so the
 //! incident data is never an open door on the network by accident. And which requests pass: with a
-//! token, every request under `/api/` must carry `Authorization: Bearer <token>`, compared in
-//! constant time (`subtle`), else 401 with `WWW-Authenticate: Bearer` ([`require_token`]).
+//! token, every request under `/api/` and to `/metrics` must carry `Authorization: Bearer <token>`,
+//! compared in constant time (`subtle`), else 401 with `WWW-Authenticate: Bearer`
+//! ([`require_token`]).
+//!
+//! A browser cannot set headers on a WebSocket, so the WebSocket feed (`/api/v1/feed/ws`, and only
+//! it) also takes the token as a `Sec-WebSocket-Protocol` value `bearer.<token>`, compared the same
+//! way ([`Token::admits_protocols`]); the client offers `logwarden-feed` beside it, which is the
+//! protocol the server selects (the token is never echoed). Such a token must consist of the
+//! characters a subprotocol may hold (letters, digits and `!#$%&'*+-.^_`|~`).
 //!
 //! The token is read from a file (`--token-file`), never from the command line where `ps` shows
 //! it; surrounding whitespace (the file's newline) is not part of it. It is never logged or
@@ -71,6 +78,31 @@ impl Token {
     }
 }
 
+/// What a WebSocket client offers as `Sec-WebSocket-Protocol` to carry the token.
+pub const BEARER_PROTOCOL: &str = "bearer.";
+
+impl Token {
+    /// Whether one of the `Sec-WebSocket-Protocol` values (each a comma-separated list) is
+    /// `bearer.<token>`. Every offered value is compared, in constant time, whatever matched before.
+    pub fn admits_protocols<'a>(&self, values: impl Iterator<Item = &'a HeaderValue>) -> bool {
+        let mut admitted = subtle::Choice::from(0);
+        for value in values {
+            for offered in value.as_bytes().split(|b| *b == b',') {
+                if let Some(given) = offered
+                    .trim_ascii()
+                    .strip_prefix(BEARER_PROTOCOL.as_bytes())
+                {
+                    admitted |= given.ct_eq(self.0.as_slice());
+                }
+            }
+        }
+        bool::from(admitted)
+    }
+}
+
+/// The one route that takes the token as a WebSocket subprotocol.
+const WS_FEED: &str = "/api/v1/feed/ws";
+
 /// Refuse a non-loopback address unless there is a token.
 pub fn check_listen(addr: SocketAddr, token: Option<&Token>) -> Result<(), ServeError> {
     if addr.ip().is_loopback() || token.is_some() {
@@ -80,7 +112,8 @@ pub fn check_listen(addr: SocketAddr, token: Option<&Token>) -> Result<(), Serve
     }
 }
 
-/// Middleware: with a token configured, a request under `/api/` without it gets 401.
+/// Middleware: with a token configured, a request under `/api/` or to `/metrics` without it gets
+/// 401.
 pub(crate) async fn require_token(
     State(shared): State<Shared>,
     request: Request,
@@ -89,8 +122,13 @@ pub(crate) async fn require_token(
     let Some(token) = &shared.token else {
         return next.run(request).await;
     };
-    if !request.uri().path().starts_with("/api/")
-        || token.admits(request.headers().get(header::AUTHORIZATION))
+    let path = request.uri().path();
+    let guarded = path.starts_with("/api/") || path == "/metrics";
+    let headers = request.headers();
+    if !guarded
+        || token.admits(headers.get(header::AUTHORIZATION))
+        || (path == WS_FEED
+            && token.admits_protocols(headers.get_all(header::SEC_WEBSOCKET_PROTOCOL).iter()))
     {
         return next.run(request).await;
     }
@@ -176,6 +214,24 @@ mod tests {
         assert!(!t.admits(Some(&header("Basic s3cret-token"))));
         assert!(!t.admits(Some(&header("s3cret-token"))));
         assert!(!format!("{t:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_websocket_may_offer_the_token_as_a_subprotocol() {
+        let t = token("s3cret-token\n");
+        let admits = |values: &[&str]| {
+            let values: Vec<HeaderValue> = values
+                .iter()
+                .map(|v| HeaderValue::from_str(v).unwrap())
+                .collect();
+            t.admits_protocols(values.iter())
+        };
+        assert!(admits(&["logwarden-feed, bearer.s3cret-token"]));
+        assert!(admits(&["logwarden-feed", "bearer.s3cret-token"]));
+        assert!(admits(&["bearer.wrong, bearer.s3cret-token"]));
+        assert!(!admits(&["logwarden-feed, bearer.s3cret-toke"]));
+        assert!(!admits(&["s3cret-token"]));
+        assert!(!admits(&[]));
     }
 
     #[test]

@@ -1,12 +1,21 @@
-//! `GET /api/v1/feed`: incident changes as server-sent events, live, with replay.
+//! `GET /api/v1/feed` and `GET /api/v1/feed/ws`: incident changes as server-sent events or
+//! WebSocket messages, live, with replay.
 //!
-//! Owns the live fan-out ([`Feed`]) and each client's stream. Every change the pipeline stores
+//! Owns the live fan-out ([`Feed`]) and each client's stream. Both transports share one request
+//! ([`FeedRequest`]: filter and replay point) and one stream of changes (`open`: subscribe, replay,
+//! live); only the framing differs. Every change the pipeline stores
 //! reaches [`Feed::publish`] (from its `on_change` callback, after the incident log made it
 //! durable) and goes to each client whose [`Filter`] admits it, as one event: `id:` the change's
 //! sequence number in the incident log, `event:` its kind (`opened`, `updated`, `escalated`,
 //! `resolved`, `reopened`), `data:` the change as JSON (`seq`, `kind`, `at`, and the `incident` as
 //! `logwarden incident --json` shows it). A comment (`: heartbeat`) is sent when the feed has been
 //! silent for the heartbeat interval.
+//!
+//! WebSocket: each change is one text frame, `{"id": N, "event": KIND, "data": CHANGE}` (the SSE
+//! event's three fields, `data` the same JSON object); a ping frame is the heartbeat. The client
+//! may offer the subprotocol [`WS_PROTOCOL`], which the server then selects (a browser, which
+//! cannot set `Authorization` on a WebSocket, offers it beside `bearer.TOKEN`: see `auth`).
+//! Replay is `?last_event_id=N` (or the `Last-Event-ID` header, which wins), as for SSE.
 //!
 //! Replay: a client that sends `Last-Event-ID: N` (browsers do on reconnecting; `?last_event_id=N`
 //! does the same for a first connection) first gets every change after N from the durable log, in
@@ -25,8 +34,11 @@
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -42,6 +54,31 @@ use crate::incident::Change;
 /// The kernel send buffer of a feed connection: a few events' worth, so that a client that stops
 /// reading shows as a full queue soon (and costs little memory meanwhile).
 const SEND_BUFFER: usize = 64 << 10;
+
+/// The largest message a WebSocket feed client may send: it has nothing to say but pongs and its
+/// close, so anything bigger is refused rather than buffered.
+const WS_CLIENT_MESSAGE: usize = 4 << 10;
+
+/// The WebSocket subprotocol the feed speaks (selected when the client offers it).
+pub const WS_PROTOCOL: &str = "logwarden-feed";
+
+/// How a client reads the feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Server-sent events, `GET /api/v1/feed`.
+    Sse,
+    /// WebSocket, `GET /api/v1/feed/ws`.
+    Ws,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Sse => "sse",
+            Transport::Ws => "ws",
+        }
+    }
+}
 
 /// One change, ready to send to every client that wants it.
 #[derive(Debug)]
@@ -65,6 +102,15 @@ impl Item {
             .id(self.seq.to_string())
             .event(self.kind)
             .data(&self.json)
+    }
+
+    /// The WebSocket frame: the SSE event's fields as one JSON object (`json` is JSON already,
+    /// `kind` a fixed lowercase word).
+    fn ws_text(&self) -> String {
+        format!(
+            r#"{{"id":{},"event":"{}","data":{}}}"#,
+            self.seq, self.kind, self.json
+        )
     }
 }
 
@@ -90,6 +136,7 @@ struct Clients {
 #[derive(Debug)]
 struct Client {
     id: u64,
+    transport: Transport,
     filter: Filter,
     tx: mpsc::Sender<Arc<Item>>,
     conn: Conn,
@@ -151,6 +198,7 @@ impl Feed {
                     tracing::warn!(
                         peer = %client.conn.peer,
                         client = client.id,
+                        transport = client.transport.as_str(),
                         seq = change.seq,
                         "feed client dropped: it has not read its last {buffer} changes \
                          (it can reconnect with Last-Event-ID and miss nothing)"
@@ -168,13 +216,24 @@ impl Feed {
         self.hub.clients().list.len()
     }
 
-    fn subscribe(&self, filter: Filter, conn: Conn) -> Subscription {
+    /// How many clients of one transport are connected.
+    pub fn clients_of(&self, transport: Transport) -> usize {
+        self.hub
+            .clients()
+            .list
+            .iter()
+            .filter(|c| c.transport == transport)
+            .count()
+    }
+
+    fn subscribe(&self, filter: Filter, conn: Conn, transport: Transport) -> Subscription {
         let (tx, rx) = mpsc::channel(self.hub.buffer);
         let mut clients = self.hub.clients();
         clients.next_id += 1;
         let id = clients.next_id;
         clients.list.push(Client {
             id,
+            transport,
             filter,
             tx,
             conn,
@@ -197,40 +256,59 @@ pub(crate) struct FeedQuery {
     last_event_id: Option<String>,
 }
 
-/// `GET /api/v1/feed[?class=&severity=&service=&last_event_id=]`.
-pub(crate) async fn sse(
-    State(shared): State<Shared>,
-    ConnectInfo(conn): ConnectInfo<Conn>,
-    headers: HeaderMap,
-    query: Result<Query<FeedQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(ApiError::from_query)?;
-    let filter = Filter::parse(
-        query.class.as_deref(),
-        query.severity.as_deref(),
-        query.service.as_deref(),
-    )
-    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
-    let last_event_id = match headers.get("last-event-id") {
-        Some(value) => Some(
-            value
-                .to_str()
-                .map_err(|_| bad_last_event_id("Last-Event-ID"))?
-                .to_string(),
-        ),
-        None => query.last_event_id,
-    };
-    let after = match last_event_id.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(text) => Some(
-            text.parse::<u64>()
-                .map_err(|_| bad_last_event_id("Last-Event-ID"))?,
-        ),
-    };
+/// What a feed client asks for, whatever the transport: which changes, and after which one.
+#[derive(Debug)]
+pub(crate) struct FeedRequest {
+    filter: Filter,
+    /// Replay the changes after this sequence number first.
+    after: Option<u64>,
+}
 
-    // Subscribe first, then read the log: nothing stored in between is missed.
+impl FeedRequest {
+    /// From `?class=&severity=&service=&last_event_id=` and the `Last-Event-ID` header (which
+    /// wins over the parameter).
+    fn parse(
+        headers: &HeaderMap,
+        query: Result<Query<FeedQuery>, QueryRejection>,
+    ) -> Result<FeedRequest, ApiError> {
+        let Query(query) = query.map_err(ApiError::from_query)?;
+        let filter = Filter::parse(
+            query.class.as_deref(),
+            query.severity.as_deref(),
+            query.service.as_deref(),
+        )
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+        let last_event_id = match headers.get("last-event-id") {
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .map_err(|_| bad_last_event_id("Last-Event-ID"))?
+                    .to_string(),
+            ),
+            None => query.last_event_id,
+        };
+        let after = match last_event_id.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(
+                text.parse::<u64>()
+                    .map_err(|_| bad_last_event_id("Last-Event-ID"))?,
+            ),
+        };
+        Ok(FeedRequest { filter, after })
+    }
+}
+
+/// A client's stream of changes: subscribed to the live feed first, then the log read for the
+/// replay: nothing stored in between is missed (see the module doc).
+async fn open(
+    shared: &Shared,
+    conn: Conn,
+    request: FeedRequest,
+    transport: Transport,
+) -> Result<impl futures_util::Stream<Item = Arc<Item>> + Send + 'static, ApiError> {
+    let FeedRequest { filter, after } = request;
     conn.limit_send_buffer(SEND_BUFFER);
-    let subscription = shared.feed.subscribe(filter.clone(), conn);
+    let subscription = shared.feed.subscribe(filter.clone(), conn, transport);
     let mut seam = 0;
     let mut replayed = Vec::new();
     if let Some(after) = after {
@@ -245,14 +323,88 @@ pub(crate) async fn sse(
             })?;
             replayed.push(Arc::new(item));
         }
-        tracing::debug!(after, replayed = replayed.len(), "feed replay");
+        tracing::debug!(
+            after,
+            replayed = replayed.len(),
+            transport = transport.as_str(),
+            "feed replay"
+        );
     }
-    let events = replay_then_live(replayed, seam, subscription)
-        .map(|item| Ok::<Event, Infallible>(item.event()));
+    Ok(replay_then_live(replayed, seam, subscription))
+}
+
+/// `GET /api/v1/feed[?class=&severity=&service=&last_event_id=]`.
+pub(crate) async fn sse(
+    State(shared): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    headers: HeaderMap,
+    query: Result<Query<FeedQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let request = FeedRequest::parse(&headers, query)?;
+    let items = open(&shared, conn, request, Transport::Sse).await?;
+    let events = items.map(|item| Ok::<Event, Infallible>(item.event()));
     let keep_alive = KeepAlive::new()
         .interval(shared.heartbeat)
         .text("heartbeat");
     Ok(Sse::new(events).keep_alive(keep_alive).into_response())
+}
+
+/// `GET /api/v1/feed/ws[?class=&severity=&service=&last_event_id=]`: the same stream over a
+/// WebSocket. The request is checked (and the client subscribed) before the upgrade, so a bad
+/// filter is a 400 like the SSE feed's, not a socket closed without a reason.
+pub(crate) async fn ws(
+    State(shared): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    headers: HeaderMap,
+    query: Result<Query<FeedQuery>, QueryRejection>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let request = FeedRequest::parse(&headers, query)?;
+    let items = open(&shared, conn.clone(), request, Transport::Ws).await?;
+    let heartbeat = shared.heartbeat;
+    Ok(upgrade
+        .max_message_size(WS_CLIENT_MESSAGE)
+        .max_frame_size(WS_CLIENT_MESSAGE)
+        .protocols([WS_PROTOCOL])
+        .on_upgrade(move |socket| send_ws(socket, items, heartbeat, conn)))
+}
+
+/// Write the stream to the socket, a ping after each silence of `heartbeat`, until either side
+/// ends. What the client sends is read (so its pongs and its close are seen) and otherwise ignored.
+async fn send_ws(
+    mut socket: WebSocket,
+    items: impl futures_util::Stream<Item = Arc<Item>> + Send + 'static,
+    heartbeat: Duration,
+    conn: Conn,
+) {
+    let mut items = std::pin::pin!(items);
+    let quiet = tokio::time::sleep(heartbeat);
+    let mut quiet = std::pin::pin!(quiet);
+    let why = loop {
+        tokio::select! {
+            item = items.next() => {
+                let Some(item) = item else {
+                    break "the feed ended";
+                };
+                if socket.send(Message::text(item.ws_text())).await.is_err() {
+                    break "the connection failed or was cut";
+                }
+                quiet.as_mut().reset(tokio::time::Instant::now() + heartbeat);
+            }
+            () = &mut quiet => {
+                if socket.send(Message::Ping(Bytes::new())).await.is_err() {
+                    break "the connection failed or was cut";
+                }
+                quiet.as_mut().reset(tokio::time::Instant::now() + heartbeat);
+            }
+            message = socket.recv() => match message {
+                None | Some(Err(_)) => break "the connection failed or was cut",
+                Some(Ok(Message::Close(_))) => break "the client closed it",
+                Some(Ok(_)) => {}
+            }
+        }
+    };
+    tracing::debug!(peer = %conn.peer, reason = why, "WebSocket feed client gone");
 }
 
 /// The replayed changes, then the live ones after `seam` (the last sequence number the replay
@@ -306,7 +458,7 @@ mod tests {
             .unwrap();
         let sent = |replayed: &[u64], seam: u64, live: &[u64]| -> Vec<u64> {
             let feed = Feed::new(16);
-            let subscription = feed.subscribe(Filter::default(), conn());
+            let subscription = feed.subscribe(Filter::default(), conn(), Transport::Sse);
             for &seq in live {
                 feed.hub.clients().list[0].tx.try_send(item(seq)).unwrap();
             }
@@ -334,16 +486,19 @@ mod tests {
             c.seq = seq;
             c
         };
-        let mut reader = feed.subscribe(Filter::default(), conn());
-        let _sleeper = feed.subscribe(Filter::default(), conn());
+        let mut reader = feed.subscribe(Filter::default(), conn(), Transport::Sse);
+        let _sleeper = feed.subscribe(Filter::default(), conn(), Transport::Ws);
         let other_class = Filter::parse(Some("security"), None, None).unwrap();
-        let _elsewhere = feed.subscribe(other_class, conn());
+        let _elsewhere = feed.subscribe(other_class, conn(), Transport::Sse);
+        assert_eq!(feed.clients_of(Transport::Ws), 1);
+        assert_eq!(feed.clients_of(Transport::Sse), 2);
         for seq in 1..=4 {
             feed.publish(&change(seq));
             assert_eq!(reader.rx.try_recv().unwrap().seq, seq);
         }
         // The sleeper had room for two; the client filtering them out was never full.
         assert_eq!(feed.clients(), 2);
+        assert_eq!(feed.clients_of(Transport::Ws), 0);
         drop(reader);
         assert_eq!(feed.clients(), 1);
     }

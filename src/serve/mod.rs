@@ -13,7 +13,10 @@
 //! the API says what a restart would say, and a feed client that reconnects misses nothing.
 //!
 //! - [`api`]: `/api/v1/incidents`, `/api/v1/incidents/{id}`, `/api/v1/health`, and the JSON errors.
-//! - [`feed`]: `/api/v1/feed`, server-sent events of incident changes with replay.
+//! - [`feed`]: `/api/v1/feed` and `/api/v1/feed/ws`, incident changes with replay, as server-sent
+//!   events or WebSocket messages.
+//! - [`metrics`]: `/metrics`, the run's counters as Prometheus text; the [`Metrics`] the pipeline
+//!   adds to (through `Settings::metrics`) and which `/api/v1/health` judges readiness by.
 //! - [`search`]: `/api/v1/search` and `/api/v1/count`, loggrep's questions over the index.
 //! - [`loggrep`]: `/api/v1/loggrep`, a `loggrep` process's question answered from the index the
 //!   server keeps open; the server writes its address in the data dir (`serve.addr`) so that
@@ -30,6 +33,7 @@ pub mod auth;
 pub mod feed;
 pub mod ingest;
 pub mod loggrep;
+pub mod metrics;
 pub mod page;
 pub mod search;
 
@@ -50,6 +54,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 pub use auth::Token;
 pub use feed::Feed;
+pub use metrics::Metrics;
 
 use crate::source::push::Push;
 
@@ -64,6 +69,8 @@ pub const QUERY_LIMIT: usize = 4 << 10;
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 /// How many changes a feed client may have waiting before it is dropped as not reading.
 pub const CLIENT_BUFFER: usize = 4096;
+/// A source more bytes than this behind the end of its files makes the run not ready.
+pub const MAX_LAG: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -134,6 +141,8 @@ pub struct Config {
     pub heartbeat: Duration,
     /// Changes a feed client may have waiting before it is dropped.
     pub client_buffer: usize,
+    /// `/api/v1/health` says not ready while a source is more bytes than this behind.
+    pub max_lag: u64,
 }
 
 impl Config {
@@ -144,6 +153,7 @@ impl Config {
             data_dir,
             heartbeat: HEARTBEAT,
             client_buffer: CLIENT_BUFFER,
+            max_lag: MAX_LAG,
         }
     }
 }
@@ -159,6 +169,10 @@ pub(crate) struct Shared {
     pub(crate) push: Push,
     /// The event index, kept open between questions.
     pub(crate) index: loggrep::OpenIndex,
+    /// What `/metrics` renders and readiness is judged by.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Readiness: the most bytes a source may be behind.
+    pub(crate) max_lag: u64,
 }
 
 impl Shared {
@@ -172,6 +186,7 @@ pub struct Server {
     addr: SocketAddr,
     feed: Feed,
     push: Push,
+    metrics: Arc<Metrics>,
     runtime: Option<tokio::runtime::Runtime>,
     /// `serve.addr`, removed when the server stops.
     addr_file: Option<PathBuf>,
@@ -207,7 +222,10 @@ pub fn start(config: Config) -> Result<Server, ServeError> {
     let feed = Feed::new(config.client_buffer);
     let push = Push::new();
     let addr_file = advertise(&config.data_dir, addr);
+    let metrics = Arc::new(Metrics::new());
     let shared = Shared {
+        metrics: Arc::clone(&metrics),
+        max_lag: config.max_lag,
         push: push.clone(),
         index: loggrep::OpenIndex::default(),
         data_dir: config.data_dir,
@@ -226,6 +244,7 @@ pub fn start(config: Config) -> Result<Server, ServeError> {
         addr,
         feed,
         push,
+        metrics,
         runtime: Some(runtime),
         addr_file,
     })
@@ -265,6 +284,11 @@ impl Server {
         &self.push
     }
 
+    /// The counters `/metrics` shows: the pipeline adds to them (`Settings::metrics`).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// Stop serving: open connections (feeds included) are closed.
     pub fn shutdown(mut self) {
         self.stop();
@@ -297,13 +321,20 @@ fn router(shared: Shared) -> Router {
         .route("/api/v1/incidents", get(api::incidents))
         .route("/api/v1/incidents/{id}", get(api::incident))
         .route("/api/v1/feed", get(feed::sse))
+        .route("/api/v1/feed/ws", get(feed::ws))
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/count", get(search::count))
         .route("/api/v1/ingest", post(ingest::ingest))
         .route(crate::query::remote::PATH, post(loggrep::loggrep))
+        .route("/metrics", get(metrics::metrics))
         .merge(page::routes())
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            metrics::time_request,
+        ))
         .fallback(api::not_found)
-        // Layers run from the last added to the first: caps, then the token, then the route.
+        // Layers run from the last added to the first: caps, then the Host, then the token, then
+        // the route.
         .layer(middleware::from_fn_with_state(
             shared.clone(),
             auth::require_token,
