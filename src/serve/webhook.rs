@@ -165,7 +165,8 @@ impl Webhooks {
             while Instant::now() < deadline
                 && self.done.iter().any(|d| d.load(Ordering::Acquire) < last)
             {
-                runtime.block_on(tokio::time::sleep(Duration::from_millis(20)));
+                // The sleep is made inside the runtime: its timer is the runtime's.
+                runtime.block_on(async { tokio::time::sleep(Duration::from_millis(20)).await });
             }
         }
         self.stop();
@@ -655,6 +656,32 @@ mod tests {
         assert_eq!(resume(&bare, &log).seq, 0);
         // An empty log: nothing to decide yet.
         assert_eq!(resume(&at2, &[]), at2);
+    }
+
+    /// A stop waits at most its grace for a webhook that is behind (its receiver is dead here).
+    #[test]
+    fn shutdown_waits_its_grace_at_most() {
+        let dir = tempfile::tempdir().unwrap();
+        let hook = Webhook {
+            name: "dead".into(),
+            url: "http://127.0.0.1:9/".into(),
+            kind: WebhookKind::Json,
+            classes: vec![],
+            severities: vec![],
+            services: vec![],
+            changes: vec![],
+            token: None,
+            timeout: Duration::from_secs(1),
+        };
+        let hooks = start(vec![hook], Options::new(dir.path().to_path_buf()))
+            .unwrap()
+            .unwrap();
+        hooks.publish(&change(1, "inc-a"));
+        let started = Instant::now();
+        hooks.shutdown(Duration::from_millis(200));
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(200), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
     }
 
     #[test]
