@@ -2,7 +2,8 @@
 //! process, recording every body) and the real `logwarden run` process. The receiver is down for a
 //! minute while incidents open and resolve, comes back on the same port, and then receives every
 //! change its filters admit, once each, in log order; a restart of logwarden sends nothing twice;
-//! the Alertmanager payload has Alertmanager's fields; a wrong table is an error naming its line.
+//! a webhook whose receiver never answers delays none of the others; the Alertmanager payload has
+//! Alertmanager's fields; a wrong table is an error naming its line.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use logwarden::incident::{Change, ChangeKind};
 use logwarden::store::incidents::IncidentLog;
 use serde_json::Value;
 
-use crate::support::{logwarden, run, stderr, terminate, wait_until};
+use crate::support::{logwarden, run, stderr, wait_until};
 
 /// Every `hookfault` line opens an incident of its own `key`, resolved after 2 s of quiet.
 const RULE: &str = r#"
@@ -35,9 +36,17 @@ runbook = ["database-connection-issues"]
 examples = ['{"level":50,"time":1796220000000,"msg":"hookfault","key":"k1"}']
 "#;
 
-/// What the receiver got: each body with the path and the Authorization header it came with.
+/// One request the receiver got.
+struct Delivery {
+    path: String,
+    /// The Authorization header.
+    auth: Option<String>,
+    body: Value,
+}
+
+/// What the receiver got, in the order it came.
 #[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<(String, Option<String>, Value)>>>);
+struct Received(Arc<Mutex<Vec<Delivery>>>);
 
 impl Received {
     fn on(&self, path: &str) -> Vec<Value> {
@@ -45,8 +54,8 @@ impl Received {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(p, _, _)| p == path)
-            .map(|(_, _, v)| v.clone())
+            .filter(|d| d.path == path)
+            .map(|d| d.body.clone())
             .collect()
     }
 
@@ -55,8 +64,8 @@ impl Received {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(p, _, _)| p == path)
-            .map(|(_, a, _)| a.clone())
+            .filter(|d| d.path == path)
+            .map(|d| d.auth.clone())
             .collect()
     }
 }
@@ -67,11 +76,11 @@ async fn record(path: &'static str, received: Received, headers: HeaderMap, body
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let value: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    received
-        .0
-        .lock()
-        .unwrap()
-        .push((path.to_string(), auth, value));
+    received.0.lock().unwrap().push(Delivery {
+        path: path.to_string(),
+        auth,
+        body: value,
+    });
 }
 
 /// Start the receiver on `addr` (the port it had before it went down).
@@ -93,6 +102,7 @@ fn receive(runtime: &tokio::runtime::Runtime, addr: SocketAddr, received: Receiv
                 },
             ),
         )
+        .route("/stuck", post(std::future::pending::<()>))
         .with_state(received);
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(addr))
@@ -138,6 +148,13 @@ timeout = "5s"
 name = "bot"
 url = "http://{receiver}/json"
 kind = "json"
+
+# Never answered: its attempts time out, and the others do not wait for it.
+[[webhook]]
+name = "stuck"
+url = "http://{receiver}/stuck"
+kind = "json"
+timeout = "1s"
 "#
             ),
         )
@@ -184,11 +201,9 @@ kind = "json"
         // Both webhooks have their cursor (at the log's end) before anything is injected.
         let cursors = self.data.join("webhooks");
         assert!(
-            wait_until(30, || ["pager", "bot"]
-                .iter()
-                .all(
-                    |n| std::fs::metadata(cursors.join(format!("{n}.cursor"))).is_ok()
-                )),
+            wait_until(30, || ["pager", "bot", "stuck"].iter().all(|n| {
+                std::fs::metadata(cursors.join(format!("{n}.cursor"))).is_ok()
+            })),
             "no webhook cursors; stderr: {}",
             said.lock().unwrap()
         );
@@ -251,6 +266,20 @@ fn assert_received_the_log(received: &Received, log: &[Change]) {
     assert_eq!(
         pager, wanted,
         "the alertmanager webhook: its filter, once each, in order"
+    );
+}
+
+/// SIGTERM `child`, which must exit 0 (its stderr in the message when not).
+fn stop(mut child: Child, said: &Mutex<String>) {
+    let out = run(std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string()));
+    assert!(out.status.success());
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "run did not exit 0 on SIGTERM: {status:?}; stderr: {}",
+        said.lock().unwrap()
     );
 }
 
@@ -326,6 +355,17 @@ fn a_receiver_down_for_a_minute_gets_every_change_once_in_order_and_a_restart_re
         received.auth("/alertmanager")
     );
     assert!(received.auth("/json").iter().all(Option::is_none));
+    // The stuck webhook is still on its first change, and says why.
+    assert!(
+        wait_until(30, || stderr_now().contains("timed out")),
+        "{}",
+        stderr_now()
+    );
+    assert!(
+        std::fs::read_to_string(setup.data.join("webhooks/stuck.cursor"))
+            .unwrap()
+            .contains("\"seq\":0")
+    );
 
     // The Alertmanager payload.
     let bodies = received.on("/alertmanager");
@@ -374,7 +414,7 @@ fn a_receiver_down_for_a_minute_gets_every_change_once_in_order_and_a_restart_re
 
     // Stopped between deliveries: faults written while it is stopped are sent after the restart,
     // and nothing delivered before is sent again.
-    terminate(child);
+    stop(child, &said);
     setup.inject(5..7);
     let (child, said) = setup.start();
     assert!(wait_until(30, || setup.count(ChangeKind::Opened) >= 7));
@@ -387,7 +427,7 @@ fn a_receiver_down_for_a_minute_gets_every_change_once_in_order_and_a_restart_re
         said.lock().unwrap()
     );
     assert!(wait_until(10, || received.on("/alertmanager").len() >= 14));
-    terminate(child);
+    stop(child, &said);
     assert_received_the_log(&received, &setup.changes());
 }
 
