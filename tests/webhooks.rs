@@ -455,3 +455,50 @@ fn a_wrong_webhook_table_is_an_error_naming_file_line_and_field() {
     assert!(msg.contains("did you mean `json`"), "{msg}");
     assert!(std::fs::metadata(setup.data.join("webhooks")).is_err());
 }
+
+/// The demo deletes its incident log and writes it anew: its webhooks' cursors go with it, so a
+/// second demo sends its whole new log again, once each, in order.
+#[test]
+fn each_demo_sends_its_own_log_once() {
+    let runtime = runtime();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let received = Received::default();
+    receive(&runtime, addr, received.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = dir.path().join("hooks.toml");
+    std::fs::write(
+        &hooks,
+        format!("[[webhook]]\nname = \"bot\"\nurl = \"http://{addr}/json\"\nkind = \"json\"\n"),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut sent = 0;
+    for round in 0..2 {
+        let out = run(logwarden()
+            .arg("demo")
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--webhooks")
+            .arg(&hooks)
+            .args(["--speed", "4000", "--listen", "off"]));
+        assert!(out.status.success(), "demo {round}: {}", stderr(&out));
+        let log: Vec<Value> = IncidentLog::read_all(&data.join("incidents.jsonl"))
+            .unwrap()
+            .iter()
+            .map(|c| serde_json::to_value(c).unwrap())
+            .collect();
+        assert!(!log.is_empty());
+        // The demo waits for its webhooks before it exits.
+        let got = received.on("/json");
+        assert_eq!(got.len(), sent + log.len(), "demo {round}");
+        assert_eq!(
+            got[sent..],
+            log[..],
+            "demo {round}: its log, once each, in order"
+        );
+        sent = got.len();
+    }
+}
