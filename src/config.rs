@@ -1,8 +1,10 @@
-//! Ingest profiles (`ingest/*.toml`): which files to read, as which service, in which format.
+//! Ingest profiles (`ingest/*.toml`): which files to read, as which service, in which format,
+//! how long to keep events (`[retention]`) and where to send incident changes (`[[webhook]]`).
 //!
 //! Owns the user-facing structs (serde, `deny_unknown_fields`), loading and validation. Every error
 //! names the file, the line and the field, and unknown names get a did-you-mean. [`Location`] is the
-//! shared way to say where in a data file something is. This module must not open log files.
+//! shared way to say where in a data file something is. This module must not open log files (it
+//! reads a webhook's `token_file`, so that a missing token is a profile error with its line).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::detect::{Class, Severity};
+use crate::incident::ChangeKind;
 use crate::parse::Format;
 use crate::source::SourceSpec;
 
@@ -142,6 +146,97 @@ pub struct Profile {
     pub sources: Vec<SourceSpec>,
     /// `[retention]`: how long `run` keeps events.
     pub retention: Option<crate::store::retention::Policy>,
+    /// `[[webhook]]`: where `run` sends incident changes.
+    pub webhooks: Vec<Webhook>,
+}
+
+/// How long a webhook waits for an answer unless its table says otherwise.
+pub const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One `[[webhook]]` of a profile, validated: where to POST which incident changes, in which shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// Unique in the profile; one word of letters, digits, `-` and `_` (it names the webhook's
+    /// cursor file in the data dir, and is the Alertmanager payload's `receiver`).
+    pub name: String,
+    /// An `http://` URL.
+    pub url: String,
+    pub kind: WebhookKind,
+    /// Only incidents of these classes (empty: all).
+    pub classes: Vec<Class>,
+    /// Only incidents of these severities (empty: all).
+    pub severities: Vec<Severity>,
+    /// Only incidents touching one of these services (empty: all).
+    pub services: Vec<String>,
+    /// Only these kinds of change (empty: all).
+    pub changes: Vec<ChangeKind>,
+    /// Sent as `Authorization: Bearer TOKEN` (read from `token_file`).
+    pub token: Option<WebhookToken>,
+    /// How long one attempt may take.
+    pub timeout: std::time::Duration,
+}
+
+/// The payload shape of a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookKind {
+    /// Alertmanager's webhook payload (version 4): anything that takes Alertmanager's webhooks.
+    Alertmanager,
+    /// The change object of the live feed (`seq`, `kind`, `at`, `incident`).
+    Json,
+}
+
+impl WebhookKind {
+    pub const NAMES: [&'static str; 2] = ["alertmanager", "json"];
+}
+
+/// A webhook's bearer token; `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookToken(pub String);
+
+impl fmt::Debug for WebhookToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebhookToken(…)")
+    }
+}
+
+impl Webhook {
+    /// Whether this webhook wants `change` (its filters; each empty one admits everything).
+    pub fn admits(&self, change: &crate::incident::Change) -> bool {
+        let incident = &change.incident;
+        (self.changes.is_empty() || self.changes.contains(&change.kind))
+            && (self.classes.is_empty() || self.classes.contains(&incident.class))
+            && (self.severities.is_empty() || self.severities.contains(&incident.severity))
+            && (self.services.is_empty()
+                || incident.services.iter().any(|s| self.services.contains(s)))
+    }
+}
+
+/// One `[[webhook]]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookEntry {
+    name: Spanned<String>,
+    url: Spanned<String>,
+    /// `alertmanager` or `json`.
+    kind: Spanned<String>,
+    /// A class or a list of classes.
+    #[serde(default)]
+    class: Option<Spanned<toml::Value>>,
+    /// A severity or a list of them.
+    #[serde(default)]
+    severity: Option<Spanned<toml::Value>>,
+    /// A service or a list of them.
+    #[serde(default)]
+    service: Option<Spanned<toml::Value>>,
+    /// Change kinds: `opened`, `updated`, `escalated`, `resolved`, `reopened`.
+    #[serde(default)]
+    changes: Option<Spanned<toml::Value>>,
+    /// A file holding the bearer token; relative to the profile's folder.
+    #[serde(default)]
+    token_file: Option<Spanned<String>>,
+    /// How long one attempt may take (`10s`, `1m`).
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
 }
 
 /// The `[retention]` table of a profile.
@@ -182,6 +277,8 @@ struct ProfileFile {
     source: Vec<SourceEntry>,
     #[serde(default)]
     retention: Option<RetentionEntry>,
+    #[serde(default)]
+    webhook: Vec<WebhookEntry>,
 }
 
 /// Read and validate a profile file.
@@ -281,11 +378,226 @@ pub fn parse_profile(file: &str, text: &str, base: &Path) -> Result<Profile, Con
             })
         }
     };
+    let webhooks = webhooks(&parsed.webhook, base, &invalid)?;
     Ok(Profile {
         file: PathBuf::from(file),
         sources,
         retention,
+        webhooks,
     })
+}
+
+/// Read the `[[webhook]]` tables of a file (a profile, whose other tables are checked but not
+/// needed, or a file of webhooks alone): what `logwarden demo --webhooks FILE` sends to.
+pub fn load_webhooks(path: &Path) -> Result<Vec<Webhook>, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: file.clone(),
+        source,
+    })?;
+    let parsed: ProfileFile = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+        location: Location::of_toml_error(&file, &text, &e),
+        message: toml_message(&e),
+    })?;
+    let invalid =
+        |span: std::ops::Range<usize>, field: &str, message: String| ConfigError::Invalid {
+            location: Location::at(&file, &text, span.start, Some(field)),
+            message,
+        };
+    let base = path.parent().unwrap_or(Path::new("."));
+    webhooks(&parsed.webhook, base, &invalid)
+}
+
+/// Validate the `[[webhook]]` tables; names are unique.
+fn webhooks(
+    entries: &[WebhookEntry],
+    base: &Path,
+    invalid: &dyn Fn(std::ops::Range<usize>, &str, String) -> ConfigError,
+) -> Result<Vec<Webhook>, ConfigError> {
+    let mut hooks: Vec<Webhook> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let hook = webhook(entry, base, invalid)?;
+        if hooks.iter().any(|w| w.name == hook.name) {
+            return Err(invalid(
+                entry.name.span(),
+                "name",
+                format!(
+                    "a second webhook named `{}`: names must be unique",
+                    hook.name
+                ),
+            ));
+        }
+        hooks.push(hook);
+    }
+    Ok(hooks)
+}
+
+/// Validate one `[[webhook]]` table.
+fn webhook(
+    entry: &WebhookEntry,
+    base: &Path,
+    invalid: &dyn Fn(std::ops::Range<usize>, &str, String) -> ConfigError,
+) -> Result<Webhook, ConfigError> {
+    let name = entry.name.get_ref().trim().to_string();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(invalid(
+            entry.name.span(),
+            "name",
+            format!("webhook name `{name}` must be one word of letters, digits, `-` and `_`"),
+        ));
+    }
+    let url = entry.url.get_ref().trim().to_string();
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return Err(invalid(
+            entry.url.span(),
+            "url",
+            format!(
+                "`{url}`: https is not built into logwarden's webhook client; \
+                 send to an http:// receiver or relay"
+            ),
+        ));
+    }
+    let parsed_url = reqwest::Url::parse(&url).map_err(|e| {
+        invalid(
+            entry.url.span(),
+            "url",
+            format!("`{url}` is not a URL: {e}"),
+        )
+    })?;
+    if parsed_url.scheme() != "http" || parsed_url.host_str().is_none() {
+        return Err(invalid(
+            entry.url.span(),
+            "url",
+            format!("`{url}` must be an http:// URL with a host"),
+        ));
+    }
+    let kind = match entry.kind.get_ref().trim() {
+        "alertmanager" => WebhookKind::Alertmanager,
+        "json" => WebhookKind::Json,
+        other => {
+            let hint = did_you_mean(other, WebhookKind::NAMES)
+                .map(|best| format!("; did you mean `{best}`?"))
+                .unwrap_or_default();
+            return Err(invalid(
+                entry.kind.span(),
+                "kind",
+                format!("unknown webhook kind `{other}` (alertmanager or json){hint}"),
+            ));
+        }
+    };
+    let classes = names(entry.class.as_ref(), "class", invalid, |n| {
+        n.parse::<Class>()
+            .map_err(|_| known(n, Class::ALL.iter().map(|c| c.as_str())))
+    })?;
+    let severities = names(entry.severity.as_ref(), "severity", invalid, |n| {
+        n.parse::<Severity>()
+            .map_err(|_| known(n, Severity::ALL.iter().map(|s| s.as_str())))
+    })?;
+    let services = names(entry.service.as_ref(), "service", invalid, |n| {
+        if n.contains(char::is_whitespace) {
+            Err(format!("service name `{n}` must be one word"))
+        } else {
+            Ok(n.to_string())
+        }
+    })?;
+    const KINDS: [ChangeKind; 5] = [
+        ChangeKind::Opened,
+        ChangeKind::Updated,
+        ChangeKind::Escalated,
+        ChangeKind::Resolved,
+        ChangeKind::Reopened,
+    ];
+    let changes = names(entry.changes.as_ref(), "changes", invalid, |n| {
+        KINDS
+            .into_iter()
+            .find(|k| k.as_str() == n)
+            .ok_or_else(|| known(n, KINDS.iter().map(|k| k.as_str())))
+    })?;
+    let token = match &entry.token_file {
+        None => None,
+        Some(f) => {
+            let path = base.join(f.get_ref());
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| invalid(f.span(), "token_file", format!("{}: {e}", path.display())))?;
+            let token = text.trim();
+            if token.is_empty() || token.contains(['\r', '\n']) {
+                return Err(invalid(
+                    f.span(),
+                    "token_file",
+                    format!("{} must hold one token on one line", path.display()),
+                ));
+            }
+            Some(WebhookToken(token.to_string()))
+        }
+    };
+    let timeout = match &entry.timeout {
+        None => WEBHOOK_TIMEOUT,
+        Some(t) => {
+            let secs = crate::detect::rules::parse_duration(t.get_ref())
+                .map_err(|message| invalid(t.span(), "timeout", message))?;
+            std::time::Duration::from_secs(secs.unsigned_abs())
+        }
+    };
+    Ok(Webhook {
+        name,
+        url,
+        kind,
+        classes,
+        severities,
+        services,
+        changes,
+        token,
+        timeout,
+    })
+}
+
+/// "unknown `x` (known: a, b, c); did you mean `y`?"
+fn known<'a>(name: &str, all: impl Iterator<Item = &'a str> + Clone) -> String {
+    let hint = did_you_mean(name, all.clone())
+        .map(|best| format!("; did you mean `{best}`?"))
+        .unwrap_or_default();
+    let list: Vec<&str> = all.collect();
+    format!("unknown `{name}` (known: {}){hint}", list.join(", "))
+}
+
+/// A filter field: a string or an array of strings, each read by `read`.
+fn names<T>(
+    value: Option<&Spanned<toml::Value>>,
+    field: &str,
+    invalid: &dyn Fn(std::ops::Range<usize>, &str, String) -> ConfigError,
+    read: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let wrong = || {
+        invalid(
+            value.span(),
+            field,
+            "expected a string or an array of strings".into(),
+        )
+    };
+    let texts: Vec<&str> = match value.get_ref() {
+        toml::Value::String(s) => vec![s.as_str()],
+        toml::Value::Array(items) => {
+            let mut texts = Vec::with_capacity(items.len());
+            for item in items {
+                texts.push(item.as_str().ok_or_else(wrong)?);
+            }
+            texts
+        }
+        _ => return Err(wrong()),
+    };
+    let mut out = Vec::with_capacity(texts.len());
+    for text in texts {
+        out.push(read(text.trim()).map_err(|message| invalid(value.span(), field, message))?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -386,6 +698,71 @@ path = "pg/*.log"
             .unwrap_err()
             .to_string();
         assert!(msg.starts_with("f.toml:4: field `prefix`"), "{msg}");
+    }
+
+    #[test]
+    fn webhooks_read_their_filters_token_and_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pager.token"), "s3cret\n").unwrap();
+        let text = format!(
+            "{GOOD}\n[[webhook]]\nname = \"pager\"\nurl = \"http://127.0.0.1:9093/hook\"\n\
+             kind = \"alertmanager\"\nseverity = [\"critical\", \"error\"]\n\
+             changes = [\"opened\", \"resolved\"]\nservice = \"postgres\"\n\
+             token_file = \"pager.token\"\ntimeout = \"3s\"\n\n\
+             [[webhook]]\nname = \"bot\"\nurl = \"http://localhost/x\"\nkind = \"json\"\n"
+        );
+        let p = parse_profile("p.toml", &text, dir.path()).unwrap();
+        assert_eq!(p.webhooks.len(), 2);
+        let pager = &p.webhooks[0];
+        assert_eq!(pager.kind, WebhookKind::Alertmanager);
+        assert_eq!(pager.severities, [Severity::Critical, Severity::Error]);
+        assert_eq!(pager.changes, [ChangeKind::Opened, ChangeKind::Resolved]);
+        assert_eq!(pager.services, ["postgres"]);
+        assert_eq!(pager.token, Some(WebhookToken("s3cret".into())));
+        assert_eq!(pager.timeout, std::time::Duration::from_secs(3));
+        assert!(!format!("{pager:?}").contains("s3cret"));
+        let bot = &p.webhooks[1];
+        assert_eq!(bot.kind, WebhookKind::Json);
+        assert!(bot.classes.is_empty() && bot.changes.is_empty() && bot.token.is_none());
+        assert_eq!(bot.timeout, WEBHOOK_TIMEOUT);
+    }
+
+    #[test]
+    fn a_wrong_webhook_names_file_line_and_field() {
+        let hook = |body: &str| format!("{GOOD}\n[[webhook]]\nname = \"pager\"\n{body}");
+        let err = |body: &str| {
+            parse_profile("p.toml", &hook(body), Path::new("/nonexistent"))
+                .unwrap_err()
+                .to_string()
+        };
+        // GOOD has 13 lines; the table starts on line 15, its name on 16.
+        let msg = err("url = \"http://x/\"\nkind = \"alertmanger\"\n");
+        assert!(msg.starts_with("p.toml:18: field `kind`"), "{msg}");
+        assert!(msg.contains("did you mean `alertmanager`"), "{msg}");
+        let msg = err("url = \"http://x/\"\nkind = \"json\"\nseverity = \"critcal\"\n");
+        assert!(msg.starts_with("p.toml:19: field `severity`"), "{msg}");
+        assert!(msg.contains("did you mean `critical`"), "{msg}");
+        let msg = err("url = \"http://x/\"\nkind = \"json\"\nchanges = [\"opened\", 3]\n");
+        assert!(msg.starts_with("p.toml:19: field `changes`"), "{msg}");
+        let msg = err("url = \"ftp://x/\"\nkind = \"json\"\n");
+        assert!(msg.starts_with("p.toml:17: field `url`"), "{msg}");
+        let msg = err("url = \"https://x/\"\nkind = \"json\"\n");
+        assert!(msg.contains("https"), "{msg}");
+        let msg = err("url = \"http://x/\"\nkind = \"json\"\ntoken_file = \"none\"\n");
+        assert!(msg.starts_with("p.toml:19: field `token_file`"), "{msg}");
+        let msg = err("url = \"http://x/\"\nkind = \"json\"\ntimout = \"5s\"\n");
+        assert!(msg.starts_with("p.toml:19"), "{msg}");
+        assert!(msg.contains("did you mean `timeout`"), "{msg}");
+        let msg = err("url = \"http://x/\"\nkind = \"json\"\ntimeout = \"5 s\"\n");
+        assert!(msg.starts_with("p.toml:19: field `timeout`"), "{msg}");
+        let twice = format!(
+            "{}\n[[webhook]]\nname = \"pager\"\nurl = \"http://y/\"\nkind = \"json\"\n",
+            hook("url = \"http://x/\"\nkind = \"json\"\n")
+        );
+        let msg = parse_profile("p.toml", &twice, Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("p.toml:21: field `name`"), "{msg}");
     }
 
     #[test]

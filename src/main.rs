@@ -123,6 +123,10 @@ enum Command {
         /// Keep following the files after the timeline is written (Ctrl-C to stop).
         #[arg(long)]
         stay: bool,
+        /// Send the incident changes to the `[[webhook]]` tables of FILE (a profile, or a file of
+        /// webhooks alone).
+        #[arg(long, value_name = "FILE")]
+        webhooks: Option<PathBuf>,
         #[command(flatten)]
         http: Http,
         /// Only write SIZE (1G, 200M, …) of the stack's logs to --out, as fast as possible, and
@@ -315,23 +319,55 @@ fn start_server(data_dir: &Path, http: &Http) -> Result<Option<serve::Server>> {
     Ok(Some(server))
 }
 
-/// What `run` and `demo` do with each incident change: print it, and publish it to the feed.
-fn on_change(server: Option<&serve::Server>) -> impl FnMut(&Change) {
+/// How long a stopping `run` or `demo` waits for its webhooks to deliver what is stored (the rest
+/// goes with the next run).
+const WEBHOOK_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Start the profile's webhooks (none without `[[webhook]]` tables).
+fn start_webhooks(
+    data_dir: &Path,
+    hooks: Vec<config::Webhook>,
+    server: Option<&serve::Server>,
+) -> Result<Option<serve::webhook::Webhooks>> {
+    let mut options = serve::webhook::Options::new(data_dir.to_path_buf());
+    if let Some(server) = server {
+        options.external_url = format!("http://{}", server.addr());
+    }
+    let count = hooks.len();
+    let webhooks = serve::webhook::start(hooks, options).context("starting the webhooks")?;
+    if webhooks.is_some() {
+        eprintln!("logwarden: sending incident changes to {count} webhook(s)");
+    }
+    Ok(webhooks)
+}
+
+/// What `run` and `demo` do with each incident change: print it, publish it to the feed, and wake
+/// the webhooks.
+fn on_change<'a>(
+    server: Option<&serve::Server>,
+    webhooks: Option<&'a serve::webhook::Webhooks>,
+) -> impl FnMut(&Change) + 'a {
     let feed = server.map(|s| s.feed().clone());
     move |change| {
         print_change(change);
         if let Some(feed) = &feed {
             feed.publish(change);
         }
+        if let Some(webhooks) = webhooks {
+            webhooks.publish(change);
+        }
     }
 }
 
-fn settings_for(data: &DataDir, sources: &Sources) -> Result<Settings> {
+/// The pipeline's settings, and the profile's webhooks.
+fn settings_for(data: &DataDir, sources: &Sources) -> Result<(Settings, Vec<config::Webhook>)> {
     let mut specs = Vec::new();
     let mut retention = None;
+    let mut webhooks = Vec::new();
     if let Some(profile) = &sources.profile {
         let profile = config::load_profile(profile)?;
         retention = profile.retention;
+        webhooks = profile.webhooks;
         specs.extend(profile.sources);
     }
     for s in &sources.sources {
@@ -345,7 +381,7 @@ fn settings_for(data: &DataDir, sources: &Sources) -> Result<Settings> {
     }
     let mut settings = finish_settings(data, sources, specs)?;
     settings.retention = retention;
-    Ok(settings)
+    Ok((settings, webhooks))
 }
 
 /// The settings of `run --stdin`: one source, read from the pipe.
@@ -389,6 +425,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             seed,
             start,
             stay,
+            webhooks,
             http,
             generate,
             out,
@@ -422,12 +459,26 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 data.data_dir.join("logs").display(),
                 if stay { " (Ctrl-C to stop)" } else { "" }
             );
+            let hooks = match &webhooks {
+                Some(file) => config::load_webhooks(file)?,
+                None => Vec::new(),
+            };
             let stop = stop_flag()?;
             let server = start_server(&data.data_dir, &http)?;
             settings.push = server.as_ref().map(|s| s.push().clone());
             settings.metrics = server.as_ref().map(|s| std::sync::Arc::clone(s.metrics()));
-            let (summary, timeline) =
-                pipeline::demo(&settings, &opts, stop, &mut on_change(server.as_ref()))?;
+            // The webhooks must not see the previous demo's incident log.
+            pipeline::clear_demo_data(&data.data_dir)?;
+            let webhooks = start_webhooks(&data.data_dir, hooks, server.as_ref())?;
+            let (summary, timeline) = pipeline::demo(
+                &settings,
+                &opts,
+                stop,
+                &mut on_change(server.as_ref(), webhooks.as_ref()),
+            )?;
+            if let Some(webhooks) = webhooks {
+                webhooks.shutdown(WEBHOOK_GRACE);
+            }
             if let Some(server) = server {
                 server.shutdown();
             }
@@ -465,8 +516,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let server = start_server(&data.data_dir, &http)?;
             settings.push = server.as_ref().map(|s| s.push().clone());
             settings.metrics = server.as_ref().map(|s| std::sync::Arc::clone(s.metrics()));
-            let summary =
-                pipeline::run_stdin(&settings, idle_after, stop, &mut on_change(server.as_ref()))?;
+            let summary = pipeline::run_stdin(
+                &settings,
+                idle_after,
+                stop,
+                &mut on_change(server.as_ref(), None),
+            )?;
             if let Some(server) = server {
                 server.shutdown();
             }
@@ -481,7 +536,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             lateness,
             http,
         } => {
-            let mut settings = settings_for(&data, &sources)?;
+            let (mut settings, hooks) = settings_for(&data, &sources)?;
             if let Some(secs) = lateness {
                 settings.engine.lateness_secs = secs;
             }
@@ -496,7 +551,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let server = start_server(&data.data_dir, &http)?;
             settings.push = server.as_ref().map(|s| s.push().clone());
             settings.metrics = server.as_ref().map(|s| std::sync::Arc::clone(s.metrics()));
-            let summary = pipeline::run(&settings, tail, stop, &mut on_change(server.as_ref()))?;
+            let webhooks = start_webhooks(&data.data_dir, hooks, server.as_ref())?;
+            let summary = pipeline::run(
+                &settings,
+                tail,
+                stop,
+                &mut on_change(server.as_ref(), webhooks.as_ref()),
+            )?;
+            if let Some(webhooks) = webhooks {
+                webhooks.shutdown(WEBHOOK_GRACE);
+            }
             if let Some(server) = server {
                 server.shutdown();
             }
@@ -504,7 +568,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Backfill { data, sources } => {
-            let mut settings = settings_for(&data, &sources)?;
+            let (mut settings, _webhooks) = settings_for(&data, &sources)?;
             settings.progress = true;
             let summary = pipeline::backfill(&settings, &mut print_change)?;
             eprintln!("{summary}");
@@ -519,7 +583,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let data = DataDir {
                 data_dir: PathBuf::from("."),
             };
-            let settings = settings_for(&data, &sources)?;
+            let (settings, _webhooks) = settings_for(&data, &sources)?;
             let rules = pack::rules_from(settings.rules_dir.as_deref())?;
             let out = std::cell::RefCell::new(std::io::BufWriter::new(std::io::stdout().lock()));
             let failed: std::cell::RefCell<Option<std::io::Error>> = Default::default();

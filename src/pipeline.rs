@@ -1263,6 +1263,38 @@ impl Default for DemoOptions {
     }
 }
 
+/// Remove what a previous demo left in `data_dir`: its logs, index, state snapshots, incident log
+/// and the webhooks' cursors (positions in that log). `demo` calls it first; `logwarden demo`
+/// also calls it before its webhooks start, so that they never read the old log.
+pub fn clear_demo_data(data_dir: &Path) -> Result<(), PipelineError> {
+    for stale in [
+        data_dir.join("logs"),
+        index_dir(data_dir),
+        data_dir.join(crate::store::snapshot::DIR),
+        data_dir.join(crate::serve::webhook::DIR),
+    ] {
+        match std::fs::remove_dir_all(&stale) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(PipelineError::Io {
+                    path: stale.display().to_string(),
+                    source,
+                });
+            }
+        }
+    }
+    let log = incident_log(data_dir);
+    match std::fs::remove_file(&log) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(PipelineError::Io {
+            path: log.display().to_string(),
+            source,
+        }),
+    }
+}
+
 /// The sources of the demo's files under `<data-dir>/logs`.
 pub fn demo_sources(data_dir: &Path) -> Vec<SourceSpec> {
     let logs = data_dir.join("logs");
@@ -1279,8 +1311,7 @@ pub fn demo_sources(data_dir: &Path) -> Vec<SourceSpec> {
 /// Write the seeded timeline live into `<data-dir>/logs` while following those files as `run`
 /// does; return once the timeline is written and everything read (or `stop` is set).
 ///
-/// The demo owns its data dir: the previous demo's logs, index, state snapshots and incident log
-/// are removed first.
+/// The demo owns its data dir: the previous demo's data is removed first ([`clear_demo_data`]).
 pub fn demo(
     settings: &Settings,
     opts: &DemoOptions,
@@ -1289,32 +1320,7 @@ pub fn demo(
 ) -> Result<(Summary, demo::Timeline), PipelineError> {
     let data_dir = &settings.data_dir;
     let logs = data_dir.join("logs");
-    for stale in [
-        logs.clone(),
-        settings.index_dir(),
-        data_dir.join(crate::store::snapshot::DIR),
-    ] {
-        match std::fs::remove_dir_all(&stale) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(PipelineError::Io {
-                    path: stale.display().to_string(),
-                    source,
-                });
-            }
-        }
-    }
-    match std::fs::remove_file(settings.incident_log()) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(PipelineError::Io {
-                path: settings.incident_log().display().to_string(),
-                source,
-            });
-        }
-    }
+    clear_demo_data(data_dir)?;
     std::fs::create_dir_all(&logs).map_err(|source| PipelineError::Io {
         path: logs.display().to_string(),
         source,

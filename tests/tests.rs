@@ -19,3 +19,4 @@ mod run_live;
 mod scan;
 mod serve;
 mod storm;
+mod webhooks;

@@ -24,6 +24,8 @@
 //! - [`ingest`]: `/api/v1/ingest`, lines pushed into the pipeline through its [`Push`] handle.
 //! - [`auth`]: the bearer token and the listen policy.
 //! - [`page`]: the live incident board at `/`, served from the binary without a token.
+//! - [`webhook`]: the profile's webhooks, sent from the incident log by tasks of their own (they
+//!   run without the server too).
 //!
 //! This module must not parse logs, match rules or change incidents: it serves what the store holds
 //! and what the pipeline publishes, and hands pushed lines to the pipeline, which owns ingestion.
@@ -36,6 +38,7 @@ pub mod loggrep;
 pub mod metrics;
 pub mod page;
 pub mod search;
+pub mod webhook;
 
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;

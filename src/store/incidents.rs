@@ -10,11 +10,13 @@
 //! what `logwarden incidents` lists and what the engine's open incidents are restored from.
 //! [`IncidentLog::read_after`] is the feed's replay: the changes after a sequence number, read
 //! while a run may be appending (an unfinished last line is a write in progress, not damage).
+//! [`IncidentLog::read_from`] is the same from a [`Position`] (a byte offset and the sequence
+//! number before it), so that a webhook that follows the log does not read it whole each time.
 //!
 //! This module must not decide anything about incidents; it stores and replays what it is given.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::incident::{Change, Incident};
@@ -79,13 +81,24 @@ struct ReplayMode {
     after: u64,
     /// The log may be being appended to: an unfinished last line is expected, not worth a warning.
     live: bool,
+    /// Start reading here: the byte offset just after the change with sequence number `seq`.
+    from: Position,
 }
 
 impl ReplayMode {
     const ALL: ReplayMode = ReplayMode {
         after: 0,
         live: false,
+        from: Position { offset: 0, seq: 0 },
     };
+}
+
+/// A place in the log: the byte offset just after the entry of sequence number `seq` (0, 0: the
+/// start).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Position {
+    pub offset: u64,
+    pub seq: u64,
 }
 
 fn replay(path: &Path, mode: ReplayMode) -> Result<Replay, IncidentLogError> {
@@ -106,12 +119,18 @@ fn replay(path: &Path, mode: ReplayMode) -> Result<Replay, IncidentLogError> {
         Err(e) => return Err(read_err(e)),
     };
     let mut reader = BufReader::new(file);
+    if mode.from.offset > 0 {
+        reader
+            .seek(SeekFrom::Start(mode.from.offset))
+            .map_err(read_err)?;
+    }
     let mut changes: Vec<Change> = Vec::new();
     let mut ends: Vec<u64> = Vec::new();
     let mut buf = Vec::new();
-    let mut complete_len = 0u64;
+    let mut complete_len = mode.from.offset;
+    // Lines are counted from the start position (the whole file when reading from its start).
     let mut line = 0usize;
-    let mut previous = 0u64;
+    let mut previous = mode.from.seq;
     loop {
         buf.clear();
         let n = reader.read_until(b'\n', &mut buf).map_err(read_err)?;
@@ -276,7 +295,66 @@ impl IncidentLog {
     /// may be appending: a last line still being written is left for the next read (the feed gets
     /// that change live). Only those changes are kept in memory.
     pub fn read_after(path: &Path, after: u64) -> Result<Vec<Change>, IncidentLogError> {
-        Ok(replay(path, ReplayMode { after, live: true })?.changes)
+        let mode = ReplayMode {
+            after,
+            live: true,
+            from: Position::default(),
+        };
+        Ok(replay(path, mode)?.changes)
+    }
+
+    /// The complete changes stored after `from`, read while a run may be appending, and the
+    /// position after the last of them (`from` when there are none). `None` when the log no
+    /// longer continues `from` (it is shorter, or what follows `from` is not the next sequence
+    /// number): it was cut back or replaced, and the caller should read it from the start.
+    pub fn read_from(
+        path: &Path,
+        from: Position,
+    ) -> Result<Option<(Vec<Change>, Position)>, IncidentLogError> {
+        if from.offset > 0 {
+            let len = match std::fs::metadata(path) {
+                Ok(meta) => meta.len(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(source) => {
+                    return Err(IncidentLogError::Read {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
+            };
+            if len < from.offset {
+                return Ok(None);
+            }
+        }
+        let mode = ReplayMode {
+            after: from.seq,
+            live: true,
+            from,
+        };
+        let found = match replay(path, mode) {
+            Ok(found) => found,
+            // From the middle of a replaced file: not a line boundary, or not the next number.
+            Err(IncidentLogError::Corrupt { .. } | IncidentLogError::Sequence { .. })
+                if from.offset > 0 =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        if from.offset > 0
+            && let Some(first) = found.changes.first()
+            && first.seq != from.seq + 1
+        {
+            return Ok(None);
+        }
+        let end = match (found.changes.last(), found.ends.last()) {
+            (Some(change), Some(&offset)) => Position {
+                offset,
+                seq: change.seq,
+            },
+            _ => from,
+        };
+        Ok(Some((found.changes, end)))
     }
 
     pub fn last_seq(&self) -> u64 {
@@ -466,6 +544,49 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(br#"{"seq":4,"kind":"upd"#).unwrap();
         assert_eq!(seqs(2), [3]);
+    }
+
+    #[test]
+    fn read_from_continues_a_position_and_notices_a_log_cut_back_or_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = three_changes(dir.path());
+        let (all, end) = IncidentLog::read_from(&path, Position::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(end.seq, 3);
+        assert_eq!(end.offset, std::fs::metadata(&path).unwrap().len());
+        let (none, same) = IncidentLog::read_from(&path, end).unwrap().unwrap();
+        assert!(none.is_empty());
+        assert_eq!(same, end);
+
+        let mut log = IncidentLog::open(&path).unwrap();
+        log.append(&mut [change("inc-0000000000000002", ChangeKind::Opened, 9, 1)])
+            .unwrap();
+        let (more, after) = IncidentLog::read_from(&path, end).unwrap().unwrap();
+        assert_eq!(more.iter().map(|c| c.seq).collect::<Vec<_>>(), [4]);
+        assert_eq!(after.seq, 4);
+        drop(log);
+
+        // Replaced by a shorter log: shorter than the position.
+        std::fs::remove_file(&path).unwrap();
+        let mut log = IncidentLog::open(&path).unwrap();
+        log.append(&mut [change("inc-0000000000000003", ChangeKind::Opened, 1, 1)])
+            .unwrap();
+        assert_eq!(IncidentLog::read_from(&path, after).unwrap(), None);
+        // Replaced by a longer one: the position is not the end of its entry `seq`.
+        log.append(&mut [
+            change("inc-0000000000000003", ChangeKind::Updated, 1, 2),
+            change("inc-0000000000000003", ChangeKind::Updated, 1, 3),
+            change("inc-0000000000000003", ChangeKind::Updated, 1, 4),
+            change("inc-0000000000000003", ChangeKind::Updated, 1, 5),
+        ])
+        .unwrap();
+        let moved = Position {
+            offset: after.offset,
+            seq: 1,
+        };
+        assert_eq!(IncidentLog::read_from(&path, moved).unwrap(), None);
     }
 
     #[test]
