@@ -231,7 +231,8 @@ fi
 
 {
   echo
-  echo "$(date -u '+%Y-%m-%d'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -m); corpus $SIZE ($BYTES bytes); $("$RG" --version | head -1); medians of $RUNS runs (queries: 5)."
+  corpus_note=""; [ "$BYTES" -gt 0 ] && corpus_note="corpus $SIZE ($BYTES bytes); "
+  echo "$(date -u '+%Y-%m-%d'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -m); $corpus_note$("$RG" --version | head -1); medians of $RUNS runs (queries: 5)."
 } | tee -a "$TABLE" >&2
 echo
 cat "$TABLE"
