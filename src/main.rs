@@ -89,6 +89,10 @@ struct Http {
     /// the end of its files.
     #[arg(long, value_name = "BYTES", default_value_t = serve::MAX_LAG)]
     ready_max_lag: u64,
+    /// Let pages of this web origin (https://dash.example[:port]) read the API (CORS;
+    /// repeatable). None by default: no page of another origin can.
+    #[arg(long, value_name = "ORIGIN")]
+    cors_origin: Vec<serve::auth::Origin>,
 }
 
 fn parse_heartbeat(text: &str) -> Result<u64, String> {
@@ -309,6 +313,7 @@ fn start_server(data_dir: &Path, http: &Http) -> Result<Option<serve::Server>> {
     config.heartbeat = std::time::Duration::from_secs(http.heartbeat);
     config.client_buffer = usize::try_from(http.feed_buffer).unwrap_or(usize::MAX);
     config.max_lag = http.ready_max_lag;
+    config.cors = http.cors_origin.clone();
     let server = serve::start(config).context(
         "starting the HTTP server (--listen ADDR for another address, --listen off for none)",
     )?;

@@ -597,6 +597,98 @@ fn requests_for_another_host_name_are_refused_without_a_token() {
     served.stop();
 }
 
+/// CORS: none by default; with `--cors-origin`, that origin's pages may read the API (the
+/// preflight is answered without a token), and other origins still get no CORS header.
+#[test]
+fn cors_headers_only_for_the_origins_named() {
+    let rt = runtime();
+    let http = http();
+    let allow = |r: &reqwest::Response| {
+        r.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let plain = Served::start(&[]);
+    rt.block_on(async {
+        let r = http
+            .get(plain.url("/api/v1/incidents"))
+            .header("Origin", "http://dash.example:3000")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(allow(&r), None);
+    });
+    plain.stop();
+
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "cors-token\n").unwrap();
+    let served = Served::start(&[
+        "--cors-origin",
+        "http://dash.example:3000",
+        "--token-file",
+        token_file.to_str().unwrap(),
+    ]);
+    rt.block_on(async {
+        let url = served.url("/api/v1/incidents");
+        let preflight = http
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("Origin", "http://dash.example:3000")
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", "authorization")
+            .send()
+            .await
+            .unwrap();
+        assert!(preflight.status().is_success(), "{}", preflight.status());
+        assert_eq!(
+            allow(&preflight).as_deref(),
+            Some("http://dash.example:3000")
+        );
+        let allowed = preflight.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(allowed.contains("authorization"), "{allowed}");
+        let read = http
+            .get(&url)
+            .header("Origin", "http://dash.example:3000")
+            .bearer_auth("cors-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), 200);
+        assert_eq!(allow(&read).as_deref(), Some("http://dash.example:3000"));
+        let other = http
+            .get(&url)
+            .header("Origin", "http://evil.example")
+            .bearer_auth("cors-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(allow(&other), None);
+    });
+    served.stop();
+
+    let out = run(logwarden()
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--cors-origin",
+            "http://dash.example/app",
+        ])
+        .args(["--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--source", "app:pino=/dev/null"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is not a web origin"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// `/api/v1/incidents` and `/api/v1/incidents/{id}` give the incidents as `logwarden incidents
 /// --json` and `logwarden incident ID --json` do, with the contract's fields; filters, errors and
 /// caps answer as documented.

@@ -17,6 +17,9 @@
 //! it; surrounding whitespace (the file's newline) is not part of it. It is never logged or
 //! printed: its `Debug` shows only its length.
 //!
+//! CORS only for the origins `--cors-origin` names ([`cors`]); by default none, so no page of
+//! another origin can read an answer.
+//!
 //! Without a token, a third check: the `Host` header must name this machine
 //! ([`require_local_host`]), so a web page cannot reach a loopback server through DNS rebinding.
 //!
@@ -191,6 +194,62 @@ fn is_local_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// A web origin allowed to read the API from its pages (`--cors-origin`): `scheme://host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin(String);
+
+impl std::str::FromStr for Origin {
+    type Err = String;
+
+    /// `http://host[:port]` or `https://…`, nothing after the authority but an optional `/`.
+    fn from_str(text: &str) -> Result<Origin, String> {
+        let wrong =
+            |why: &str| format!("`{text}` is not a web origin (scheme://host[:port]): {why}");
+        let url = reqwest::Url::parse(text.trim()).map_err(|e| wrong(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(wrong("the scheme must be http or https"));
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(wrong("an origin has no path, query or fragment"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(wrong("an origin has no user or password"));
+        }
+        Ok(Origin(url.origin().ascii_serialization()))
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// CORS for the given origins (none: no layer, so no CORS header is ever sent): pages of those
+/// origins may read the API (`GET`, `POST`, with `Authorization`, `Content-Type` and
+/// `Last-Event-ID`); every other origin gets no CORS header, so its pages still cannot.
+pub(crate) fn cors(origins: &[Origin]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, Method};
+    if origins.is_empty() {
+        return None;
+    }
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(&o.0).ok())
+        .collect();
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(allowed)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("last-event-id"),
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +306,25 @@ mod tests {
             Token::from_file(&dir.path().join("none")),
             Err(ServeError::TokenFile { .. })
         ));
+    }
+
+    #[test]
+    fn a_cors_origin_is_scheme_host_and_port_only() {
+        let ok = |t: &str| t.parse::<Origin>().unwrap().to_string();
+        assert_eq!(ok("https://dash.example"), "https://dash.example");
+        assert_eq!(ok("http://Dash.Example:3000/"), "http://dash.example:3000");
+        assert_eq!(ok("https://dash.example:443"), "https://dash.example");
+        for bad in [
+            "dash.example",
+            "ftp://dash.example",
+            "https://dash.example/app",
+            "https://dash.example?x=1",
+            "https://user:pw@dash.example",
+            "*",
+            "",
+        ] {
+            assert!(bad.parse::<Origin>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Owns the listening socket, the router, the state the handlers share and the limits every
 //! request meets: where it listens (loopback by default; any other address only with an API
 //! token, see [`auth`]), a 1 MiB cap on request bodies (413), a 4 KiB cap on query strings (414),
-//! and no CORS headers, so a page of another origin cannot read the API. Takes a [`Config`]; gives
+//! and no CORS headers unless `--cors-origin` names origins, so a page of another origin cannot
+//! read the API. Takes a [`Config`]; gives
 //! a running [`Server`] whose [`Feed`] the pipeline's `on_change` callback publishes every
 //! incident change to.
 //!
@@ -146,6 +147,8 @@ pub struct Config {
     pub client_buffer: usize,
     /// `/api/v1/health` says not ready while a source is more bytes than this behind.
     pub max_lag: u64,
+    /// Web origins whose pages may read the API (CORS); none by default.
+    pub cors: Vec<auth::Origin>,
 }
 
 impl Config {
@@ -157,6 +160,7 @@ impl Config {
             heartbeat: HEARTBEAT,
             client_buffer: CLIENT_BUFFER,
             max_lag: MAX_LAG,
+            cors: Vec::new(),
         }
     }
 }
@@ -236,7 +240,12 @@ pub fn start(config: Config) -> Result<Server, ServeError> {
         token: config.token.map(Arc::new),
         heartbeat: config.heartbeat,
     };
-    let app = router(shared).into_make_service_with_connect_info::<Conn>();
+    let mut app = router(shared);
+    if let Some(cors) = auth::cors(&config.cors) {
+        // Outermost: a preflight (no token, by the browser's rules) is answered here.
+        app = app.layer(cors);
+    }
+    let app = app.into_make_service_with_connect_info::<Conn>();
     runtime.spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(%error, "the HTTP server stopped");
