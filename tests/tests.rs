@@ -5,6 +5,7 @@ mod support;
 
 mod bad_input;
 mod board;
+mod clickhouse;
 mod compose;
 mod corpora;
 mod demo;

@@ -1,6 +1,7 @@
 //! Durable state: the tantivy event index (with checkpoints in the same commit), the incident log,
 //! the engine's state snapshots the commits name, and the per-segment vocabularies the query
 //! planner searches.
+pub mod clickhouse;
 pub mod incidents;
 pub mod index;
 pub mod retention;

@@ -141,3 +141,89 @@ pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
+
+/// A ClickHouse server of its own (Debian's `clickhouse-server`, installed by tests/run) in a
+/// temporary directory on free loopback ports, as ../shared/CLICKHOUSE.md starts it; stopped
+/// (SIGTERM, waited for) when dropped.
+pub struct ClickHouseServer {
+    child: Child,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ClickHouseServer {
+    pub fn start() -> ClickHouseServer {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let (http, tcp) = (free_port(), free_port());
+        let config = format!(
+            r#"<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{d}/server.log</log><errorlog>{d}/server.err.log</errorlog></logger>
+  <listen_host>127.0.0.1</listen_host>
+  <http_port>{http}</http_port>
+  <tcp_port>{tcp}</tcp_port>
+  <path>{d}/data/</path>
+  <tmp_path>{d}/data/tmp/</tmp_path>
+  <user_files_path>{d}/data/user_files/</user_files_path>
+  <mark_cache_size>268435456</mark_cache_size>
+  <timezone>UTC</timezone>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <profiles><default/></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default/></quotas>
+</yandex>
+"#
+        );
+        let config_file = dir.path().join("config.xml");
+        std::fs::write(&config_file, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
+        // Debian puts it in /usr/sbin, which a user's PATH may lack.
+        let binary = ["/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server"]
+            .into_iter()
+            .find(|p| Path::new(p).is_file())
+            .unwrap_or("clickhouse-server");
+        let mut child = Command::new(binary)
+            .arg(format!("--config-file={}", config_file.display()))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("the ClickHouse tests need Debian's clickhouse-server (tests/run installs it): {e}")
+            });
+        let url = format!("http://127.0.0.1:{http}");
+        let ping = format!("{url}/?query=SELECT%201");
+        let up = wait_until(60, || {
+            ureq::get(&ping)
+                .call()
+                .ok()
+                .and_then(|r| r.into_body().read_to_string().ok())
+                .is_some_and(|body| body.trim() == "1")
+                || child.try_wait().ok().flatten().is_some()
+        });
+        let exited = child.try_wait().unwrap();
+        if !up || exited.is_some() {
+            let said = std::fs::read_to_string(dir.path().join("stdout.log")).unwrap_or_default();
+            let err =
+                std::fs::read_to_string(dir.path().join("server.err.log")).unwrap_or_default();
+            let _ = child.kill();
+            panic!("clickhouse-server did not start ({exited:?}):\n{said}\n{err}");
+        }
+        ClickHouseServer {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for ClickHouseServer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
