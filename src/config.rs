@@ -4,7 +4,8 @@
 //! Owns the user-facing structs (serde, `deny_unknown_fields`), loading and validation. Every error
 //! names the file, the line and the field, and unknown names get a did-you-mean. [`Location`] is the
 //! shared way to say where in a data file something is. This module must not open log files (it
-//! reads a webhook's `token_file`, so that a missing token is a profile error with its line).
+//! reads a webhook's `token_file` and `ca_file`, so that a missing token or CA is a profile error
+//! with its line).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -159,7 +160,7 @@ pub struct Webhook {
     /// Unique in the profile; one word of letters, digits, `-` and `_` (it names the webhook's
     /// cursor file in the data dir, and is the Alertmanager payload's `receiver`).
     pub name: String,
-    /// An `http://` URL.
+    /// An `http://` or `https://` URL.
     pub url: String,
     pub kind: WebhookKind,
     /// Only incidents of these classes (empty: all).
@@ -174,6 +175,17 @@ pub struct Webhook {
     pub token: Option<WebhookToken>,
     /// How long one attempt may take.
     pub timeout: std::time::Duration,
+    /// `ca_file`, resolved: the extra CA certificates an https receiver's certificate may chain
+    /// to, besides the system's roots.
+    pub ca: Option<WebhookCa>,
+}
+
+/// A webhook's `ca_file`: where it is and the certificates it holds (DER, each checked to be
+/// usable as a trust anchor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookCa {
+    pub path: PathBuf,
+    pub certs: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 /// The payload shape of a webhook.
@@ -237,6 +249,10 @@ struct WebhookEntry {
     /// How long one attempt may take (`10s`, `1m`).
     #[serde(default)]
     timeout: Option<Spanned<String>>,
+    /// PEM file of extra CA certificates trusted for an https receiver; relative to the
+    /// profile's folder.
+    #[serde(default)]
+    ca_file: Option<Spanned<String>>,
 }
 
 /// The `[retention]` table of a profile.
@@ -451,17 +467,6 @@ fn webhook(
         ));
     }
     let url = entry.url.get_ref().trim().to_string();
-    let lower = url.to_ascii_lowercase();
-    if lower.starts_with("https://") {
-        return Err(invalid(
-            entry.url.span(),
-            "url",
-            format!(
-                "`{url}`: https is not built into logwarden's webhook client; \
-                 send to an http:// receiver or relay"
-            ),
-        ));
-    }
     let parsed_url = reqwest::Url::parse(&url).map_err(|e| {
         invalid(
             entry.url.span(),
@@ -469,11 +474,11 @@ fn webhook(
             format!("`{url}` is not a URL: {e}"),
         )
     })?;
-    if parsed_url.scheme() != "http" || parsed_url.host_str().is_none() {
+    if !matches!(parsed_url.scheme(), "http" | "https") || parsed_url.host_str().is_none() {
         return Err(invalid(
             entry.url.span(),
             "url",
-            format!("`{url}` must be an http:// URL with a host"),
+            format!("`{url}` must be an http:// or https:// URL with a host"),
         ));
     }
     let kind = match entry.kind.get_ref().trim() {
@@ -543,6 +548,15 @@ fn webhook(
             std::time::Duration::from_secs(secs.unsigned_abs())
         }
     };
+    let ca = match &entry.ca_file {
+        None => None,
+        Some(f) => {
+            let path = base.join(f.get_ref());
+            let certs =
+                read_ca_file(&path).map_err(|message| invalid(f.span(), "ca_file", message))?;
+            Some(WebhookCa { path, certs })
+        }
+    };
     Ok(Webhook {
         name,
         url,
@@ -553,7 +567,37 @@ fn webhook(
         changes,
         token,
         timeout,
+        ca,
     })
+}
+
+/// The CA certificates of a PEM file: at least one, each usable as a trust anchor.
+fn read_ca_file(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: not a PEM file of certificates: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    for (n, cert) in certs.iter().enumerate() {
+        rustls::RootCertStore::empty()
+            .add(cert.clone())
+            .map_err(|e| {
+                format!(
+                    "{}: certificate {} of {} is not usable as a CA: {e}",
+                    path.display(),
+                    n + 1,
+                    certs.len()
+                )
+            })?;
+    }
+    Ok(certs)
 }
 
 /// "unknown `x` (known: a, b, c); did you mean `y`?"
@@ -746,8 +790,9 @@ path = "pg/*.log"
         assert!(msg.starts_with("p.toml:19: field `changes`"), "{msg}");
         let msg = err("url = \"ftp://x/\"\nkind = \"json\"\n");
         assert!(msg.starts_with("p.toml:17: field `url`"), "{msg}");
-        let msg = err("url = \"https://x/\"\nkind = \"json\"\n");
-        assert!(msg.contains("https"), "{msg}");
+        let msg = err("url = \"http://x/\"\nkind = \"json\"\nca_file = \"none.pem\"\n");
+        assert!(msg.starts_with("p.toml:19: field `ca_file`"), "{msg}");
+        assert!(msg.contains("none.pem"), "{msg}");
         let msg = err("url = \"http://x/\"\nkind = \"json\"\ntoken_file = \"none\"\n");
         assert!(msg.starts_with("p.toml:19: field `token_file`"), "{msg}");
         let msg = err("url = \"http://x/\"\nkind = \"json\"\ntimout = \"5s\"\n");
@@ -763,6 +808,56 @@ path = "pg/*.log"
             .unwrap_err()
             .to_string();
         assert!(msg.starts_with("p.toml:21: field `name`"), "{msg}");
+    }
+
+    #[test]
+    fn an_https_webhook_reads_its_ca_file_and_a_wrong_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("empty.pem"), "no certificate here\n").unwrap();
+        std::fs::write(
+            dir.path().join("broken.pem"),
+            "-----BEGIN CERTIFICATE-----\nnot base64 !!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("junk.pem"),
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let hook = |ca: &str| {
+            format!(
+                "{GOOD}\n[[webhook]]\nname = \"pager\"\nurl = \"https://pager.example/hook\"\n\
+                 kind = \"json\"\n{ca}"
+            )
+        };
+        let p = parse_profile("p.toml", &hook(""), dir.path()).unwrap();
+        assert_eq!(p.webhooks[0].url, "https://pager.example/hook");
+        assert_eq!(p.webhooks[0].ca, None);
+        let p = parse_profile("p.toml", &hook("ca_file = \"ca.pem\"\n"), dir.path()).unwrap();
+        let got = p.webhooks[0].ca.as_ref().unwrap();
+        assert_eq!(got.path, dir.path().join("ca.pem"));
+        assert_eq!(got.certs, [ca.der().clone()]);
+        for (file, says) in [
+            ("missing.pem", "missing.pem"),
+            ("empty.pem", "no PEM certificate"),
+            ("broken.pem", "not a PEM file"),
+            ("junk.pem", "not usable as a CA"),
+        ] {
+            let msg = parse_profile(
+                "p.toml",
+                &hook(&format!("ca_file = \"{file}\"\n")),
+                dir.path(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(msg.starts_with("p.toml:19: field `ca_file`"), "{msg}");
+            assert!(msg.contains(file) && msg.contains(says), "{says}: {msg}");
+        }
     }
 
     #[test]

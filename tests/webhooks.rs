@@ -3,12 +3,15 @@
 //! minute while incidents open and resolve, comes back on the same port, and then receives every
 //! change its filters admit, once each, in log order; a restart of logwarden sends nothing twice;
 //! a webhook whose receiver never answers delays none of the others; the Alertmanager payload has
-//! Alertmanager's fields; a wrong table is an error naming its line.
+//! Alertmanager's fields; a wrong table is an error naming its line. An https receiver (rustls in
+//! this process, its certificate from a test CA) gets the changes when the webhook's `ca_file` is
+//! that CA, and nothing, with a logged reason and retries, when its certificate is not trusted.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -83,9 +86,9 @@ async fn record(path: &'static str, received: Received, headers: HeaderMap, body
     });
 }
 
-/// Start the receiver on `addr` (the port it had before it went down).
-fn receive(runtime: &tokio::runtime::Runtime, addr: SocketAddr, received: Received) {
-    let app = Router::new()
+/// The receiver's routes: `/alertmanager` and `/json` record, `/stuck` never answers.
+fn app(received: Received) -> Router {
+    Router::new()
         .route(
             "/alertmanager",
             post(
@@ -103,11 +106,116 @@ fn receive(runtime: &tokio::runtime::Runtime, addr: SocketAddr, received: Receiv
             ),
         )
         .route("/stuck", post(std::future::pending::<()>))
-        .with_state(received);
+        .with_state(received)
+}
+
+/// Start the receiver on `addr` (the port it had before it went down).
+fn receive(runtime: &tokio::runtime::Runtime, addr: SocketAddr, received: Received) {
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(addr))
         .unwrap_or_else(|e| panic!("the receiver cannot have its port {addr} back: {e}"));
-    runtime.spawn(async move { axum::serve(listener, app).await });
+    runtime.spawn(async move { axum::serve(listener, app(received)).await });
+}
+
+/// A TCP listener whose connections are TLS, for axum; counts the handshakes that failed.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    failed: Arc<AtomicUsize>,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            let handshake = self.acceptor.accept(tcp);
+            match tokio::time::timeout(Duration::from_secs(5), handshake).await {
+                Ok(Ok(tls)) => return (tls, addr),
+                _ => {
+                    self.failed.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// A certificate for 127.0.0.1 and localhost: signed by a new test CA (whose PEM comes back
+/// too), or self-signed.
+struct ServerCert {
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+    ca_pem: Option<String>,
+}
+
+impl ServerCert {
+    fn new(with_ca: bool) -> ServerCert {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair,
+        };
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "logwarden test receiver");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let (cert, ca_pem) = if with_ca {
+            let ca_key = KeyPair::generate().unwrap();
+            let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            ca_params
+                .distinguished_name
+                .push(DnType::CommonName, "logwarden test CA");
+            let ca = ca_params.self_signed(&ca_key).unwrap();
+            let issuer = Issuer::new(ca_params, ca_key);
+            (params.signed_by(&key, &issuer).unwrap(), Some(ca.pem()))
+        } else {
+            (params.self_signed(&key).unwrap(), None)
+        };
+        ServerCert {
+            chain: vec![cert.der().clone()],
+            key: rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            ca_pem,
+        }
+    }
+}
+
+/// Start an https receiver on a free port of 127.0.0.1 with `cert`: its address and the number
+/// of handshakes that failed.
+fn receive_tls(
+    runtime: &tokio::runtime::Runtime,
+    cert: &ServerCert,
+    received: Received,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(cert.chain.clone(), cert.key.clone_key())
+        .unwrap();
+    let tcp = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let failed = Arc::new(AtomicUsize::new(0));
+    let listener = TlsListener {
+        tcp,
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        failed: Arc::clone(&failed),
+    };
+    runtime.spawn(async move { axum::serve(listener, app(received)).await });
+    (addr, failed)
 }
 
 struct Setup {
@@ -120,23 +228,8 @@ struct Setup {
 
 impl Setup {
     fn new(receiver: SocketAddr) -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let rules = dir.path().join("rules");
-        std::fs::create_dir(&rules).unwrap();
-        std::fs::write(rules.join("hook.toml"), RULE).unwrap();
-        let log = dir.path().join("app.log");
-        std::fs::write(&log, "").unwrap();
-        std::fs::write(dir.path().join("pager.token"), "pager-s3cret\n").unwrap();
-        let profile = dir.path().join("profile.toml");
-        std::fs::write(
-            &profile,
-            format!(
-                r#"[[source]]
-service = "app"
-format = "pino"
-path = "app.log"
-
-[[webhook]]
+        Setup::with_webhooks(&format!(
+            r#"[[webhook]]
 name = "pager"
 url = "http://{receiver}/alertmanager"
 kind = "alertmanager"
@@ -156,6 +249,28 @@ url = "http://{receiver}/stuck"
 kind = "json"
 timeout = "1s"
 "#
+        ))
+    }
+
+    /// A profile reading `app.log`, with these `[[webhook]]` tables.
+    fn with_webhooks(webhooks: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules");
+        std::fs::create_dir(&rules).unwrap();
+        std::fs::write(rules.join("hook.toml"), RULE).unwrap();
+        let log = dir.path().join("app.log");
+        std::fs::write(&log, "").unwrap();
+        std::fs::write(dir.path().join("pager.token"), "pager-s3cret\n").unwrap();
+        let profile = dir.path().join("profile.toml");
+        std::fs::write(
+            &profile,
+            format!(
+                r#"[[source]]
+service = "app"
+format = "pino"
+path = "app.log"
+
+{webhooks}"#
             ),
         )
         .unwrap();
@@ -169,7 +284,16 @@ timeout = "1s"
         }
     }
 
+    fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     fn start(&self) -> (Child, Arc<Mutex<String>>) {
+        self.start_with(&["pager", "bot", "stuck"])
+    }
+
+    /// Start `run`; returns once the webhooks `names` have their cursors.
+    fn start_with(&self, names: &[&str]) -> (Child, Arc<Mutex<String>>) {
         let mut child = logwarden()
             .arg("run")
             .arg("--profile")
@@ -198,10 +322,10 @@ timeout = "1s"
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        // Both webhooks have their cursor (at the log's end) before anything is injected.
+        // The webhooks have their cursors (at the log's end) before anything is injected.
         let cursors = self.data.join("webhooks");
         assert!(
-            wait_until(30, || ["pager", "bot", "stuck"].iter().all(|n| {
+            wait_until(30, || names.iter().all(|n| {
                 std::fs::metadata(cursors.join(format!("{n}.cursor"))).is_ok()
             })),
             "no webhook cursors; stderr: {}",
@@ -501,4 +625,98 @@ fn each_demo_sends_its_own_log_once() {
         );
         sent = got.len();
     }
+}
+
+/// An https receiver whose certificate chains to the webhooks' `ca_file` (by IP address and by
+/// name) gets every change, as the plain http one does.
+#[test]
+fn an_https_receiver_trusted_through_ca_file_gets_every_change() {
+    let runtime = runtime();
+    let cert = ServerCert::new(true);
+    let received = Received::default();
+    let (addr, failed) = receive_tls(&runtime, &cert, received.clone());
+    let port = addr.port();
+    let setup = Setup::with_webhooks(&format!(
+        r#"[[webhook]]
+name = "pager"
+url = "https://localhost:{port}/alertmanager"
+kind = "alertmanager"
+changes = ["opened", "resolved"]
+ca_file = "ca.pem"
+
+[[webhook]]
+name = "bot"
+url = "https://127.0.0.1:{port}/json"
+kind = "json"
+ca_file = "ca.pem"
+"#
+    ));
+    std::fs::write(setup.dir().join("ca.pem"), cert.ca_pem.as_deref().unwrap()).unwrap();
+    let (child, said) = setup.start_with(&["pager", "bot"]);
+    let stderr_now = || said.lock().unwrap().clone();
+    setup.inject(0..2);
+    assert!(
+        wait_until(40, || setup.count(ChangeKind::Resolved) >= 2),
+        "2 incidents opened and resolved; stderr: {}",
+        stderr_now()
+    );
+    let stored = setup.changes().len();
+    assert!(
+        wait_until(30, || received.on("/json").len() >= stored
+            && received.on("/alertmanager").len() >= 4),
+        "{} of {stored} changes delivered over https; stderr: {}",
+        received.on("/json").len(),
+        stderr_now()
+    );
+    stop(child, &said);
+    assert_received_the_log(&received, &setup.changes());
+    assert_eq!(failed.load(Ordering::SeqCst), 0, "no failed handshake");
+    assert!(
+        !stderr_now().contains("webhook delivery failed"),
+        "{}",
+        stderr_now()
+    );
+}
+
+/// Without a `ca_file`, a receiver's self-signed certificate is not trusted: nothing is sent, each
+/// attempt fails with a logged certificate reason and is retried, and `run` keeps running.
+#[test]
+fn an_https_receiver_with_an_untrusted_certificate_gets_nothing_and_is_retried() {
+    let runtime = runtime();
+    let cert = ServerCert::new(false);
+    let received = Received::default();
+    let (addr, failed) = receive_tls(&runtime, &cert, received.clone());
+    let setup = Setup::with_webhooks(&format!(
+        "[[webhook]]\nname = \"bot\"\nurl = \"https://{addr}/json\"\nkind = \"json\"\n"
+    ));
+    let (mut child, said) = setup.start_with(&["bot"]);
+    let stderr_now = || said.lock().unwrap().clone();
+    setup.inject(0..1);
+    assert!(
+        wait_until(30, || setup.count(ChangeKind::Opened) >= 1),
+        "stderr: {}",
+        stderr_now()
+    );
+    // Tried again after 1 s, then 2 s: three failed attempts, each refused by the handshake.
+    let failures = || stderr_now().matches("webhook delivery failed").count();
+    assert!(
+        wait_until(30, || failures() >= 3 && failed.load(Ordering::SeqCst) >= 3),
+        "{} failures logged, {} failed handshakes; stderr: {}",
+        failures(),
+        failed.load(Ordering::SeqCst),
+        stderr_now()
+    );
+    let text = stderr_now();
+    assert!(
+        text.to_lowercase().contains("certificate"),
+        "the reason is said: {text}"
+    );
+    assert!(received.on("/json").is_empty());
+    assert!(child.try_wait().unwrap().is_none(), "run keeps running");
+    assert!(
+        std::fs::read_to_string(setup.data.join("webhooks/bot.cursor"))
+            .unwrap()
+            .contains("\"seq\":0")
+    );
+    stop(child, &said);
 }
