@@ -12,7 +12,12 @@ fn row(i: u64, raw: &str) -> EventRow {
         ts_ns: secs * 1_000_000_000 + 123_456_000,
         id: format!("{:016x}:{}", 0xfeed_u64, i * 100),
         agent: "host-a".into(),
-        service: if i.is_multiple_of(2) { "app" } else { "postgres" }.into(),
+        service: if i.is_multiple_of(2) {
+            "app"
+        } else {
+            "postgres"
+        }
+        .into(),
         level: "error".into(),
         host: "newsletter-app-1".into(),
         source: "/var/log/app.log".into(),
