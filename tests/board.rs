@@ -238,7 +238,7 @@ fn the_board_shows_a_new_incident_within_five_seconds() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let http = crate::support::http_client();
         let mut page = browser.page(&http, &board).await;
         // The board has loaded the (empty) listing and opened the feed.
         let status = "document.getElementById('status')?.textContent";
@@ -399,7 +399,7 @@ fn the_board_asks_for_the_token_and_follows_the_feed_with_it() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let http = crate::support::http_client();
         let mut page = browser.page(&http, &board).await;
         // The page came without a token; the API answered 401, so the page asks for one.
         page.wait_for(

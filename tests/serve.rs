@@ -181,7 +181,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
+    crate::support::http_client()
 }
 
 /// One server-sent event (comments are not events).

@@ -227,3 +227,12 @@ impl Drop for ClickHouseServer {
         let _ = self.child.wait();
     }
 }
+
+/// A reqwest client for the tests' plain-http calls. reqwest is built without a TLS provider of
+/// its own (logwarden gives its webhook clients ring's, per client), so one is installed for the
+/// test process first.
+pub fn http_client() -> reqwest::Client {
+    // An error means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
