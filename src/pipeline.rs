@@ -37,7 +37,7 @@ use crate::event::{Events, Timestamp};
 use crate::incident::engine::{Engine, EngineConfig, EngineState};
 use crate::incident::group::GroupKey;
 use crate::incident::{Change, ChangeKind};
-use crate::parse::{ParseError, Parser};
+use crate::parse::{Format, ParseError, Parser};
 use crate::runbook::Runbook;
 use crate::serve::metrics::{Metrics, SourceCounters};
 use crate::source::blocks::Blocks;
@@ -451,34 +451,55 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Apply one input; true when it was `Done`.
+    /// Start reading a file (or a pushed stream: `source` None) of `service` in `format`, at byte
+    /// `start` when it is known (a pushed stream's parser takes its first chunk's offset).
+    fn open_file(
+        &mut self,
+        fingerprint: u64,
+        service: &str,
+        format: Format,
+        source: Option<usize>,
+        path: PathBuf,
+        start: Option<u64>,
+    ) -> Result<(), PipelineError> {
+        let mut parser =
+            Parser::new(service, format, fingerprint).map_err(|source| PipelineError::Parse {
+                service: service.to_string(),
+                source,
+            })?;
+        if let Some(start) = start {
+            parser = parser.starting_at(start);
+        }
+        self.summary.files += 1;
+        let counters = self.settings.metrics.as_ref().map(|m| m.source(service));
+        self.files.insert(
+            fingerprint,
+            OpenFile {
+                parser,
+                source,
+                path,
+                size: start.unwrap_or(0),
+                last_event: None,
+                idle: false,
+                counters,
+            },
+        );
+        Ok(())
+    }
+
     fn handle(&mut self, input: Input) -> Result<bool, PipelineError> {
         match input {
             Input::Opened(info) => {
-                let spec = &self.settings.sources[info.source];
-                let parser = Parser::new(&spec.service, spec.format.clone(), info.fingerprint)
-                    .map_err(|source| PipelineError::Parse {
-                        service: spec.service.clone(),
-                        source,
-                    })?
-                    .starting_at(info.start);
-                self.summary.files += 1;
-                let counters = self
-                    .settings
-                    .metrics
-                    .as_ref()
-                    .map(|m| m.source(&spec.service));
-                self.files.insert(
+                let settings = self.settings;
+                let spec = &settings.sources[info.source];
+                self.open_file(
                     info.fingerprint,
-                    OpenFile {
-                        parser,
-                        source: Some(info.source),
-                        path: info.path,
-                        size: info.start,
-                        last_event: None,
-                        idle: false,
-                        counters,
-                    },
-                );
+                    &spec.service,
+                    spec.format.clone(),
+                    Some(info.source),
+                    info.path,
+                    Some(info.start),
+                )?;
                 // A file just found is measured at once: its whole unread length is its lag.
                 self.lag_measured = None;
                 // Record the file at once: if it is rotated away and logwarden is killed before
@@ -488,31 +509,15 @@ impl<'a> Pipeline<'a> {
                 }
             }
             Input::Pushed { fingerprint, spec } => {
-                let parser = Parser::new(&spec.service, spec.format.clone(), fingerprint).map_err(
-                    |source| PipelineError::Parse {
-                        service: spec.service.clone(),
-                        source,
-                    },
-                )?;
                 tracing::info!(source = %spec.service, format = %spec.format, "pushed source opened");
-                self.summary.files += 1;
-                let counters = self
-                    .settings
-                    .metrics
-                    .as_ref()
-                    .map(|m| m.source(&spec.service));
-                self.files.insert(
+                self.open_file(
                     fingerprint,
-                    OpenFile {
-                        parser,
-                        source: None,
-                        path: spec.path,
-                        size: 0,
-                        last_event: None,
-                        idle: false,
-                        counters,
-                    },
-                );
+                    &spec.service,
+                    spec.format,
+                    None,
+                    spec.path,
+                    None,
+                )?;
             }
             Input::Chunk(chunk) => {
                 let Some(file) = self.files.get_mut(&chunk.fingerprint) else {

@@ -34,6 +34,15 @@ fn row(i: u64, raw: &str) -> EventRow {
     }
 }
 
+/// The one number `sql` selects, with `binds` bound to its `?`s in order.
+async fn count(client: &clickhouse::Client, sql: &str, binds: &[&str]) -> u64 {
+    let mut query = client.query(sql);
+    for value in binds {
+        query = query.bind(*value);
+    }
+    query.fetch_one().await.unwrap()
+}
+
 #[test]
 fn tables_are_created_rows_round_trip_and_a_batch_written_twice_counts_once() {
     let server = ClickHouseServer::start();
@@ -62,17 +71,9 @@ fn tables_are_created_rows_round_trip_and_a_batch_written_twice_counts_once() {
         ch.insert_events(&rows).await.unwrap();
 
         let client = ch.client();
-        let once: u64 = client
-            .query("SELECT count() FROM events FINAL")
-            .fetch_one()
-            .await
-            .unwrap();
+        let once = count(client, "SELECT count() FROM events FINAL", &[]).await;
         assert_eq!(once, 3);
-        let distinct: u64 = client
-            .query("SELECT uniqExact(id) FROM events")
-            .fetch_one()
-            .await
-            .unwrap();
+        let distinct = count(client, "SELECT uniqExact(id) FROM events", &[]).await;
         assert_eq!(distinct, 3);
 
         let back: Vec<EventRow> = client
@@ -84,25 +85,11 @@ fn tables_are_created_rows_round_trip_and_a_batch_written_twice_counts_once() {
 
         // A bound value is data, whatever it holds.
         let hostile = "'; DROP TABLE events; -- ? \\";
-        let found: u64 = client
-            .query("SELECT count() FROM events FINAL WHERE position(raw, ?) > 0")
-            .bind("DROP TABLE events")
-            .fetch_one()
-            .await
-            .unwrap();
+        let found = count(client, "SELECT count() FROM events FINAL WHERE position(raw, ?) > 0", &["DROP TABLE events"]).await;
         assert_eq!(found, 1);
-        let none: u64 = client
-            .query("SELECT count() FROM events FINAL WHERE raw = ?")
-            .bind(hostile)
-            .fetch_one()
-            .await
-            .unwrap();
+        let none = count(client, "SELECT count() FROM events FINAL WHERE raw = ?", &[hostile]).await;
         assert_eq!(none, 0);
-        let still: u64 = client
-            .query("SELECT count() FROM events FINAL")
-            .fetch_one()
-            .await
-            .unwrap();
+        let still = count(client, "SELECT count() FROM events FINAL", &[]).await;
         assert_eq!(still, 3);
 
         // Partitions are days: retention drops whole partitions.

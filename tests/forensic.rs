@@ -1,10 +1,10 @@
 //! Issue 6, forensic slice: `loggrep --incident` (timeline, marks, export) and `loggrep --follow`.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use logwarden::event::Timestamp;
 
@@ -322,24 +322,6 @@ examples = ['{"level":40,"time":1796220000000,"ip":"192.0.2.1","msg":"gatefault"
     }
 }
 
-/// A writer the follower's stdout is copied into, readable while it runs.
-fn collect(mut child_out: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let sink = Arc::clone(&text);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = child_out.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    text
-}
-
 /// The `message` of each NDJSON line the follower printed.
 fn messages(printed: &Mutex<String>) -> Vec<String> {
     printed
@@ -398,7 +380,7 @@ fn follow_prints_each_new_match_once_as_run_indexes_it() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let printed = collect(follower.stdout.take().unwrap());
+    let printed = crate::support::collect(follower.stdout.take().unwrap());
     let msgs = || messages(&printed);
     let mut expected = Vec::new();
     for round in 0..3u64 {
@@ -460,8 +442,8 @@ fn follow_waits_for_the_index_to_appear() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let printed = collect(follower.stdout.take().unwrap());
-    let notes = collect(follower.stderr.take().unwrap());
+    let printed = crate::support::collect(follower.stdout.take().unwrap());
+    let notes = crate::support::collect(follower.stderr.take().unwrap());
     assert!(
         wait_until(30, || notes.lock().unwrap().contains(&note)),
         "stderr: {}",
@@ -510,7 +492,7 @@ fn follow_waits_for_the_index_to_appear() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let notes = collect(waiting.stderr.take().unwrap());
+    let notes = crate::support::collect(waiting.stderr.take().unwrap());
     assert!(wait_until(30, || notes
         .lock()
         .unwrap()

@@ -74,20 +74,7 @@ impl Served {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().unwrap();
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let stderr = crate::support::collect(child.stderr.take().unwrap());
         let said = || stderr.lock().unwrap().clone();
         assert!(
             wait_until(30, || said().contains("serving http://")),
@@ -138,6 +125,13 @@ impl Served {
     /// Every change the incident log holds (complete lines only: it may be being written).
     pub(crate) fn changes(&self) -> Vec<Change> {
         IncidentLog::read_after(&self.data.join("incidents.jsonl"), 0).unwrap()
+    }
+
+    /// The stored changes up to sequence number `end`, included.
+    fn changes_through(&self, end: u64) -> Vec<Change> {
+        let mut changes = self.changes();
+        changes.retain(|c| c.seq <= end);
+        changes
     }
 
     fn opened(&self) -> usize {
@@ -355,12 +349,7 @@ fn feed_replay_after_a_reconnect_misses_nothing_and_repeats_nothing() {
                     .expect("replay, then live"),
             );
         }
-        let log: Vec<Change> = served
-            .changes()
-            .into_iter()
-            .filter(|c| c.seq <= stored_end)
-            .collect();
-        assert_events_are_the_log(&seen, &log);
+        assert_events_are_the_log(&seen, &served.changes_through(stored_end));
     });
     served.stop();
 }
@@ -1443,12 +1432,7 @@ fn ws_feed_replay_after_a_reconnect_misses_nothing() {
                     .expect("replay, then live"),
             );
         }
-        let log: Vec<Change> = served
-            .changes()
-            .into_iter()
-            .filter(|c| c.seq <= stored_end)
-            .collect();
-        assert_events_are_the_log(&seen, &log);
+        assert_events_are_the_log(&seen, &served.changes_through(stored_end));
     });
     served.stop();
 }

@@ -7,7 +7,7 @@
 //! this process, its certificate from a test CA) gets the changes when the webhook's `ca_file` is
 //! that CA, and nothing, with a logged reason and retries, when its certificate is not trusted.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
@@ -308,20 +308,7 @@ path = "app.log"
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let said = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().unwrap();
-        let sink = Arc::clone(&said);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let said = crate::support::collect(child.stderr.take().unwrap());
         // The webhooks have their cursors (at the log's end) before anything is injected.
         let cursors = self.data.join("webhooks");
         assert!(
@@ -394,17 +381,8 @@ fn assert_received_the_log(received: &Received, log: &[Change]) {
 }
 
 /// SIGTERM `child`, which must exit 0 (its stderr in the message when not).
-fn stop(mut child: Child, said: &Mutex<String>) {
-    let out = run(std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string()));
-    assert!(out.status.success());
-    let status = child.wait().unwrap();
-    assert!(
-        status.success(),
-        "run did not exit 0 on SIGTERM: {status:?}; stderr: {}",
-        said.lock().unwrap()
-    );
+fn stop(child: Child, said: &Mutex<String>) {
+    crate::support::terminate_explained(child, || format!("stderr: {}", said.lock().unwrap()));
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -268,30 +268,38 @@ pub fn run(req: &Request, out: &mut dyn Write) -> Result<Outcome, QueryError> {
     }
     // The question is checked before the index is opened: a bad query is exit 2 with its column
     // also where there is no index yet.
-    check(req)?;
+    let checked = check(req)?;
     let index = EventIndex::open_existing(&req.data_dir.join("index"))?;
-    run_on(req, &index, out)
+    run_on(req, checked, &index, out)
+}
+
+/// A question whose query, times and view are valid: what [`check`] read of them.
+#[derive(Debug)]
+pub struct Checked {
+    expr: Option<lang::Expr>,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
 }
 
 /// The query, times and view of `req`, checked without touching the index: a bad question is
 /// refused as such also where there is no index yet.
-pub fn check(req: &Request) -> Result<(), QueryError> {
-    lang::parse(&req.query)?;
-    time_range(req)?;
-    answer::check_view(&req.view)
-}
-
-/// [`run`] on an index that is already open (a long-lived server keeps one; its files stay
-/// mapped from one question to the next). `req.incident` and `req.follow` are not for this.
-pub fn run_on(
-    req: &Request,
-    index: &EventIndex,
-    out: &mut dyn Write,
-) -> Result<Outcome, QueryError> {
+pub fn check(req: &Request) -> Result<Checked, QueryError> {
     let expr = lang::parse(&req.query)?;
     let (since, until) = time_range(req)?;
     answer::check_view(&req.view)?;
+    Ok(Checked { expr, since, until })
+}
 
+/// [`run`] on an index that is already open (a long-lived server keeps one; its files stay
+/// mapped from one question to the next), `checked` being [`check`]'s reading of `req`.
+/// `req.incident` and `req.follow` are not for this.
+pub fn run_on(
+    req: &Request,
+    checked: Checked,
+    index: &EventIndex,
+    out: &mut dyn Write,
+) -> Result<Outcome, QueryError> {
+    let Checked { expr, since, until } = checked;
     let searcher = index.searcher()?;
     let fields = index.fields();
     let lo = since.map_or(Bound::Unbounded, Bound::Included);

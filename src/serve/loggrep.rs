@@ -56,9 +56,9 @@ impl OpenIndex {
         req: &query::Request,
         out: &mut dyn Write,
     ) -> Result<query::Outcome, QueryError> {
-        query::check(req)?;
+        let checked = query::check(req)?;
         let index = self.get(&req.data_dir)?;
-        query::run_on(req, &index, out)
+        query::run_on(req, checked, &index, out)
     }
 }
 

@@ -40,7 +40,12 @@ pub fn repo() -> &'static Path {
 }
 
 /// Stop a `logwarden run` (or any child) with SIGTERM; it must exit 0.
-pub fn terminate(mut child: Child) {
+pub fn terminate(child: Child) {
+    terminate_explained(child, String::new);
+}
+
+/// [`terminate`], with `context` (the child's stderr, say) in the message when it fails.
+pub fn terminate_explained(mut child: Child, context: impl Fn() -> String) {
     let out = run(Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string()));
@@ -48,8 +53,30 @@ pub fn terminate(mut child: Child) {
     let status = child.wait().unwrap();
     assert!(
         status.success(),
-        "run did not exit 0 on SIGTERM: {status:?}"
+        "run did not exit 0 on SIGTERM: {status:?}; {}",
+        context()
     );
+}
+
+/// What a child writes to `pipe` (its stdout or stderr), collected by a thread as it comes and
+/// readable while the child runs.
+pub fn collect(
+    mut pipe: impl std::io::Read + Send + 'static,
+) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = std::sync::Arc::clone(&text);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
 }
 
 /// Poll `cond` until it holds or `secs` pass; true when it held.
