@@ -47,11 +47,17 @@ fn rows_now(server: &ClickHouseServer, db: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// `logwarden run` following `log` into `data`, writing to ClickHouse `url` as agent `host`.
+/// `logwarden run` following `log` into `data`, writing to ClickHouse `url` as agent `host`
+/// (serving no HTTP unless `extra` says `--listen`).
 fn agent(data: &Path, log: &Path, url: &str, host: &str, extra: &[&str]) -> Child {
+    let listen: &[&str] = if extra.contains(&"--listen") {
+        &[]
+    } else {
+        &["--listen", "off"]
+    };
     logwarden()
         .arg("run")
-        .args(["--listen", "off"])
+        .args(listen)
         .arg("--data-dir")
         .arg(data)
         .arg("--source")
@@ -226,12 +232,13 @@ fn clickhouse_down_for_30s_during_ingestion_loses_and_duplicates_nothing() {
     let total = 60_000;
     // ~45 s of writing: 500 lines every 350 ms.
     let (written, writing) = writer(&log, total, 500, Duration::from_millis(350));
+    let listen = format!("127.0.0.1:{}", crate::support::free_port());
     let mut child = agent(
         &data,
         &log,
         &url,
         "agent-a",
-        &["--clickhouse-batch-rows", "4000"],
+        &["--clickhouse-batch-rows", "4000", "--listen", &listen],
     );
     let said = collect(child.stderr.take().unwrap());
     assert!(
@@ -254,6 +261,21 @@ fn clickhouse_down_for_30s_during_ingestion_loses_and_duplicates_nothing() {
         wait_until(30, spooled),
         "nothing spooled while ClickHouse was down"
     );
+    // /metrics says so: failed inserts, bytes waiting.
+    let metric = |name: &str| -> f64 {
+        let text = ureq::get(&format!("http://{listen}/metrics"))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(wait_until(30, || metric(
+        "logwarden_clickhouse_insert_failures_total"
+    ) > 0.0));
+    assert!(metric("logwarden_clickhouse_spool_bytes") > 0.0);
     #[allow(clippy::disallowed_methods)] // the outage itself: ClickHouse stays down for 30 s
     std::thread::sleep(Duration::from_secs(30));
     assert!(
@@ -273,6 +295,10 @@ fn clickhouse_down_for_30s_during_ingestion_loses_and_duplicates_nothing() {
         text.contains("insert failed"),
         "the outage was logged: {text}"
     );
+    assert!(metric("logwarden_clickhouse_rows_delivered_total") >= total as f64);
+    assert!(wait_until(10, || metric(
+        "logwarden_clickhouse_spool_bytes"
+    ) == 0.0));
     terminate(child);
     assert_eq!(exactly(&server, "down"), (total, total, total));
     // Incident changes came through too, once each.
