@@ -1,9 +1,13 @@
 //! The scale-out store against a real ClickHouse server (Debian's 18.16.1, started per test):
-//! the schema is created, rows round-trip unchanged, and a batch written twice counts once.
+//! the schema is created, rows round-trip unchanged, and a batch written twice counts once;
+//! `loggrep --backend clickhouse://…` prints what the local index prints for the same events
+//! (tests/cases/clickhouse_parity.txt), hostile query text is data, a bad URL is exit 2.
+
+use std::path::Path;
 
 use logwarden::store::clickhouse::{ClickHouse, EventRow};
 
-use crate::support::ClickHouseServer;
+use crate::support::{self, ClickHouseServer, loggrep, run, stderr, stdout};
 
 fn row(i: u64, raw: &str) -> EventRow {
     let secs = 1_796_212_800 + i * 61;
@@ -100,4 +104,252 @@ fn tables_are_created_rows_round_trip_and_a_batch_written_twice_counts_once() {
             .unwrap();
         assert_eq!(days, vec!["20261202".to_string()]);
     });
+}
+
+// loggrep --backend clickhouse://… (issue 8)
+
+/// The database the loggrep tests fill.
+const DB: &str = "parity";
+
+/// Every event of the local index at `data_dir`, written into `DB` at `server` as rows of
+/// `events` (read back with `loggrep --json`, whose fields are the row's columns).
+fn load_events(server: &ClickHouseServer, data_dir: &Path) {
+    let out = run(loggrep().arg("--data-dir").arg(data_dir).args([
+        "--no-server",
+        "--json",
+        "--limit",
+        "0",
+        "--color",
+        "never",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut rows = Vec::new();
+    for line in stdout(&out).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let ts: logwarden::event::Timestamp = serde_json::from_value(v["ts"].clone()).unwrap();
+        let strings = |key: &str| -> Vec<String> {
+            // (`rules` and `classes` are left out when empty)
+            v[key]
+                .as_array()
+                .map_or(&[][..], Vec::as_slice)
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect()
+        };
+        let text = |key: &str| v[key].as_str().unwrap().to_string();
+        rows.push(EventRow {
+            ts: u32::try_from(ts.0 / 1_000_000).unwrap(),
+            ts_ns: u64::try_from(ts.0).unwrap() * 1000,
+            id: text("id"),
+            agent: "test".into(),
+            service: text("service"),
+            level: text("level"),
+            host: String::new(),
+            source: String::new(),
+            message: text("message"),
+            raw: text("raw"),
+            fields: v["fields"].to_string(),
+            flags: strings("flags"),
+            rules: strings("rules"),
+            classes: strings("classes"),
+        });
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ch = ClickHouse::connect(&server.url, DB, None, None, None)
+            .await
+            .unwrap();
+        // Half of them twice (a retried batch): every answer must count them once.
+        ch.insert_events(&rows).await.unwrap();
+        let half = rows.len() / 2;
+        ch.insert_events(&rows[..half]).await.unwrap();
+    });
+}
+
+/// `URL/DB` as loggrep's `--backend` takes it.
+fn backend(server: &ClickHouseServer) -> String {
+    format!(
+        "{}/{DB}",
+        server.url.replacen("http://", "clickhouse://", 1)
+    )
+}
+
+/// A line of the cases file as arguments: split at spaces, `'…'` and `"…"` one argument each.
+fn split_args(line: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' => {}
+            '\'' | '"' => args.push(chars.by_ref().take_while(|n| *n != c).collect()),
+            _ => {
+                let mut word = c.to_string();
+                while let Some(n) = chars.next_if(|n| *n != ' ') {
+                    word.push(n);
+                }
+                args.push(word);
+            }
+        }
+    }
+    args
+}
+
+/// loggrep over the local index at `data_dir` and over ClickHouse, for `args`: both outputs.
+fn both(
+    data_dir: &Path,
+    backend: &str,
+    args: &[String],
+) -> (std::process::Output, std::process::Output) {
+    let local = run(loggrep()
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--no-server", "--color", "never"])
+        .args(args));
+    let remote = run(loggrep()
+        .args(["--backend", backend, "--color", "never"])
+        .env_remove("LOGWARDEN_DATA")
+        .env_remove("LOGWARDEN_SERVER")
+        .args(args));
+    (local, remote)
+}
+
+fn assert_same(args: &[String], local: &std::process::Output, remote: &std::process::Output) {
+    assert_eq!(
+        local.status.code(),
+        remote.status.code(),
+        "{args:?}: exit codes differ; local said {:?}, ClickHouse said {:?}",
+        stderr(local),
+        stderr(remote)
+    );
+    assert!(
+        local.stdout == remote.stdout,
+        "{args:?}: outputs differ\n--- local ({} lines)\n{}\n--- clickhouse ({} lines)\n{}\n{}",
+        stdout(local).lines().count(),
+        stdout(local)
+            .lines()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        stdout(remote).lines().count(),
+        stdout(remote)
+            .lines()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        stderr(remote)
+    );
+}
+
+#[test]
+fn loggrep_over_clickhouse_prints_what_the_local_index_prints() {
+    let server = ClickHouseServer::start();
+    let data_dir = support::demo_index();
+    load_events(&server, data_dir);
+    let backend = backend(&server);
+    let cases =
+        std::fs::read_to_string(support::repo().join("tests/cases/clickhouse_parity.txt")).unwrap();
+    let mut asked = 0;
+    let mut unanswered = Vec::new();
+    for line in cases.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let args = split_args(line);
+        let (local, remote) = both(data_dir, &backend, &args);
+        assert_same(&args, &local, &remote);
+        asked += 1;
+        if local.status.code() != Some(0) {
+            unanswered.push(line.to_string());
+        }
+    }
+    assert!(asked >= 20, "only {asked} cases");
+    // The cases must find something to compare: nearly all of them match events.
+    assert!(
+        unanswered.len() <= 2,
+        "{} of {asked} cases match nothing: {unanswered:#?}",
+        unanswered.len()
+    );
+}
+
+#[test]
+fn hostile_query_text_is_data_and_changes_nothing() {
+    let server = ClickHouseServer::start();
+    let data_dir = support::demo_index();
+    load_events(&server, data_dir);
+    let backend = backend(&server);
+    let count_all = || {
+        let out = run(loggrep().args(["--backend", &backend, "--count", ""]));
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let tables = || {
+        let url = format!("{}/?query=SHOW%20TABLES%20FROM%20{DB}", server.url);
+        ureq::get(&url)
+            .call()
+            .unwrap()
+            .into_body()
+            .read_to_string()
+            .unwrap()
+    };
+    let before = (count_all(), tables());
+    let hostile = [
+        r#""'; DROP TABLE events; --""#,
+        r#"'); DROP TABLE events; --"#,
+        r#""\\'" OR "\\" OR "\\\\"#,
+        r#""?" OR "??" OR "a ? b" OR ?fields"#,
+        r#""' OR 1=1 --" OR "UNION SELECT" OR "\\x27""#,
+        r#"service:"app' OR '1'='1" OR level:error"#,
+        r#"req.url:"'; --" OR queue:"?""#,
+        r#"/'[?]\\/ OR /\?/"#,
+        r#"message:"%" OR "_" OR "\\%""#,
+        r#"SELECT FROM WHERE AND DROP"#,
+    ];
+    for query in hostile {
+        for mode in [
+            &["--limit", "0"][..],
+            &["--count"],
+            &["--count-by", "service"],
+        ] {
+            let mut args: Vec<String> = mode.iter().map(|s| s.to_string()).collect();
+            args.push("--".into());
+            args.push(query.into());
+            let (local, remote) = both(data_dir, &backend, &args);
+            assert_same(&args, &local, &remote);
+        }
+    }
+    assert_eq!((count_all(), tables()), before);
+}
+
+#[test]
+fn a_server_that_cannot_be_reached_or_a_wrong_database_is_exit_2_naming_the_url() {
+    let port = support::free_port();
+    let url = format!("clickhouse://127.0.0.1:{port}/logs");
+    let out = run(loggrep().args(["--backend", &url, "error"]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&url), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
+
+    let server = ClickHouseServer::start();
+    let wrong = format!("{}/nosuchdb", server.url);
+    let out = run(loggrep().args(["--backend", &wrong, "--count", "error"]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&wrong) && stderr(&out).contains("nosuchdb"),
+        "{}",
+        stderr(&out)
+    );
+    // A query error keeps its column, before the server is asked.
+    let out = run(loggrep().args(["--backend", &wrong, "x (y"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("column 3"), "{}", stderr(&out));
+    let out = run(loggrep().args(["--backend", "ftp://x/y", "x"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("clickhouse://HOST"),
+        "{}",
+        stderr(&out)
+    );
 }
