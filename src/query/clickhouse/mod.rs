@@ -161,6 +161,9 @@ pub fn run(req: &Request, backend: &Backend, out: &mut dyn Write) -> Result<Outc
         .map_err(BackendError::Runtime)?;
     runtime.block_on(async {
         let session = Session::open(backend).await?;
+        for (path, column) in sql::attribute_paths(checked.expr.as_ref()) {
+            session.check_path(&path, column).await?;
+        }
         let (condition, pred) = sql::translate(checked.expr.as_ref(), session.features)?;
         let condition = Where::all(vec![
             sql::time_range(checked.since, checked.until),
@@ -233,6 +236,60 @@ impl Session {
             url,
             features: Features::of(version),
         })
+    }
+
+    /// Refuse an attribute path that no event has, as the local index does (`unknown field`,
+    /// with a did-you-mean over the built-in fields and the keys of some events). The rows
+    /// whose JSON text holds the path's last key are read until one has a value at the path.
+    async fn check_path(&self, path: &str, column: usize) -> Result<(), QueryError> {
+        #[derive(Deserialize, clickhouse::Row)]
+        struct Fields {
+            fields: String,
+        }
+        let present = sql::key_present(path);
+        let text = format!(
+            "SELECT fields FROM events WHERE {} LIMIT {PATH_ROWS}",
+            present.sql
+        );
+        let mut cursor = self
+            .query(&text, &present.binds)
+            .fetch::<Fields>()
+            .map_err(|e| self.failed(e))?;
+        while let Some(row) = cursor.next().await.map_err(|e| self.failed(e))? {
+            let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&row.fields) else {
+                continue;
+            };
+            if plan::attribute_values(&map, path)
+                .iter()
+                .any(|v| !v.is_null())
+            {
+                return Ok(());
+            }
+        }
+        // Did-you-mean candidates: the attribute paths of some events.
+        let text = format!("SELECT fields FROM events LIMIT {SUGGESTION_ROWS}");
+        let mut cursor = self
+            .client
+            .query(&text)
+            .fetch::<Fields>()
+            .map_err(|e| self.failed(e))?;
+        let mut keys = std::collections::BTreeSet::new();
+        while let Some(row) = cursor.next().await.map_err(|e| self.failed(e))? {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&row.fields) {
+                collect_paths(&value, "", &mut keys);
+            }
+        }
+        let candidates = plan::BUILTIN_FIELDS
+            .iter()
+            .copied()
+            .chain(keys.iter().map(String::as_str));
+        let suggestion = crate::config::did_you_mean(path, candidates).map(str::to_string);
+        Err(plan::PlanError::UnknownField {
+            name: path.to_string(),
+            column,
+            suggestion,
+        }
+        .into())
     }
 
     /// `sql` with `binds` bound to its `?`s in order.
@@ -312,6 +369,40 @@ impl HitRow {
         }
     }
 }
+
+/// Every dotted path to a value of `value` (arrays looked through), prefixed by `prefix`.
+fn collect_paths(
+    value: &serde_json::Value,
+    prefix: &str,
+    out: &mut std::collections::BTreeSet<String>,
+) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                collect_paths(inner, &path, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                collect_paths(item, prefix, out);
+            }
+        }
+        _ if !prefix.is_empty() => {
+            out.insert(prefix.to_string());
+        }
+        _ => {}
+    }
+}
+
+/// Rows read to find a value at an attribute path before calling it unknown.
+const PATH_ROWS: u64 = 100_000;
+/// Rows whose attribute paths are the did-you-mean candidates of an unknown one.
+const SUGGESTION_ROWS: u64 = 10_000;
 
 /// Event-time order, newest first: time, then fingerprint (fixed-width hex), then the offset
 /// as a number.

@@ -380,10 +380,32 @@ fn field(
     })
 }
 
+/// The attribute paths `expr` names (with their terms' columns), in query order: the local index
+/// refuses a path no event has, and so must the server.
+pub fn attribute_paths(expr: Option<&Expr>) -> Vec<(String, usize)> {
+    fn walk(expr: &Expr, out: &mut Vec<(String, usize)>) {
+        match expr {
+            Expr::And(items) | Expr::Or(items) => items.iter().for_each(|e| walk(e, out)),
+            Expr::Not(inner) => walk(inner, out),
+            Expr::Field { name, column, .. }
+                if !crate::query::plan::BUILTIN_FIELDS.contains(&name.as_str()) =>
+            {
+                out.push((name.clone(), *column));
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(expr) = expr {
+        walk(expr, &mut out);
+    }
+    out
+}
+
 /// The JSON text of `fields` holds a key ending the path (`"statusCode":` for
 /// `res.statusCode`, whether `res` is an object or the key is dotted). Field names are letters,
 /// digits and `_ . $ @ -`, which JSON never escapes.
-fn key_present(path: &str) -> Where {
+pub fn key_present(path: &str) -> Where {
     let last = path.rsplit('.').next().unwrap_or(path);
     Where {
         sql: "position(fields, ?) > 0".into(),
