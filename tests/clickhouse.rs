@@ -35,6 +35,7 @@ fn row(i: u64, raw: &str) -> EventRow {
         },
         rules: vec!["db-connection-refused".into()],
         classes: vec!["db-connection".into()],
+        groups: vec!["db-connection-refused|postgres".into()],
     }
 }
 
@@ -112,48 +113,48 @@ fn tables_are_created_rows_round_trip_and_a_batch_written_twice_counts_once() {
 const DB: &str = "parity";
 
 /// Every event of the local index at `data_dir`, written into `DB` at `server` as rows of
-/// `events` (read back with `loggrep --json`, whose fields are the row's columns).
+/// `events`, as the local index holds them.
 fn load_events(server: &ClickHouseServer, data_dir: &Path) {
-    let out = run(loggrep().arg("--data-dir").arg(data_dir).args([
-        "--no-server",
-        "--json",
-        "--limit",
-        "0",
-        "--color",
-        "never",
-    ]));
-    assert!(out.status.success(), "{}", stderr(&out));
+    use logwarden::query::{plan, search};
+    use tantivy::query::AllQuery;
+
+    let index =
+        logwarden::store::index::EventIndex::open_existing(&data_dir.join("index")).unwrap();
+    let searcher = index.searcher().unwrap();
+    let every = plan::Plan {
+        query: Box::new(AllQuery),
+        exact: true,
+        pred: plan::Pred::All,
+    };
     let mut rows = Vec::new();
-    for line in stdout(&out).lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let ts: logwarden::event::Timestamp = serde_json::from_value(v["ts"].clone()).unwrap();
-        let strings = |key: &str| -> Vec<String> {
-            // (`rules` and `classes` are left out when empty)
-            v[key]
-                .as_array()
-                .map_or(&[][..], Vec::as_slice)
-                .iter()
-                .map(|s| s.as_str().unwrap().to_string())
-                .collect()
-        };
-        let text = |key: &str| v[key].as_str().unwrap().to_string();
-        rows.push(EventRow {
-            ts: u32::try_from(ts.0 / 1_000_000).unwrap(),
-            ts_ns: u64::try_from(ts.0).unwrap() * 1000,
-            id: text("id"),
-            agent: "test".into(),
-            service: text("service"),
-            level: text("level"),
-            host: String::new(),
-            source: String::new(),
-            message: text("message"),
-            raw: text("raw"),
-            fields: v["fields"].to_string(),
-            flags: strings("flags"),
-            rules: strings("rules"),
-            classes: strings("classes"),
-        });
-    }
+    search::each_in_order::<tantivy::TantivyError>(
+        &searcher,
+        index.fields(),
+        &AllQuery,
+        &every,
+        |hit| {
+            let micros = u64::try_from(hit.ts.0).unwrap();
+            rows.push(EventRow {
+                ts: u32::try_from(micros / 1_000_000).unwrap(),
+                ts_ns: micros * 1000,
+                id: hit.id.to_string(),
+                agent: "test".into(),
+                service: hit.service,
+                level: hit.level.as_str().into(),
+                host: String::new(),
+                source: String::new(),
+                message: hit.message,
+                raw: hit.raw,
+                fields: serde_json::Value::Object(hit.fields).to_string(),
+                flags: hit.flags.names().iter().map(|s| s.to_string()).collect(),
+                rules: hit.rules,
+                classes: hit.classes,
+                groups: hit.groups,
+            });
+            Ok(true)
+        },
+    )
+    .unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -166,7 +167,50 @@ fn load_events(server: &ClickHouseServer, data_dir: &Path) {
         ch.insert_events(&rows).await.unwrap();
         let half = rows.len() / 2;
         ch.insert_events(&rows[..half]).await.unwrap();
+        // Every change of the incident log, as a row of `incidents`.
+        let log = std::fs::read_to_string(data_dir.join("incidents.jsonl")).unwrap();
+        let mut insert = ch
+            .client()
+            .insert::<IncidentChange>("incidents")
+            .await
+            .unwrap();
+        for line in log.lines() {
+            let change: serde_json::Value = serde_json::from_str(line).unwrap();
+            let at: logwarden::event::Timestamp =
+                serde_json::from_value(change["at"].clone()).unwrap();
+            let inc = &change["incident"];
+            let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+            insert
+                .write(&IncidentChange {
+                    seq: change["seq"].as_u64().unwrap(),
+                    agent: "test".into(),
+                    incident_id: text(&inc["id"]),
+                    kind: text(&change["kind"]),
+                    at_ns: u64::try_from(at.0).unwrap() * 1000,
+                    class: text(&inc["class"]),
+                    severity: text(&inc["severity"]),
+                    service: text(&inc["services"][0]),
+                    incident: inc.to_string(),
+                })
+                .await
+                .unwrap();
+        }
+        insert.end().await.unwrap();
     });
+}
+
+/// A row of `incidents` (the sink writes these from the incident log's changes).
+#[derive(serde::Serialize, clickhouse::Row)]
+struct IncidentChange {
+    seq: u64,
+    agent: String,
+    incident_id: String,
+    kind: String,
+    at_ns: u64,
+    class: String,
+    severity: String,
+    service: String,
+    incident: String,
 }
 
 /// `URL/DB` as loggrep's `--backend` takes it.
@@ -265,6 +309,59 @@ fn loggrep_over_clickhouse_prints_what_the_local_index_prints() {
             unanswered.push(line.to_string());
         }
     }
+    // `--incident ID`: the incident and its timeline, its own events marked.
+    let log = std::fs::read_to_string(data_dir.join("incidents.jsonl")).unwrap();
+    let mut ids: Vec<String> = log
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["incident"]["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert!(ids.len() >= 5, "{ids:?}");
+    for (i, id) in ids.iter().enumerate() {
+        let prefix = id.trim_start_matches("inc-")[..6].to_string();
+        let modes: [&[&str]; 5] = [
+            &["--incident", id],
+            &["--incident", id, "--json", "--lead", "1m"],
+            &["--incident", &prefix, "--limit", "5"],
+            &["--incident", id, "--limit", "0", "level:>=warn"],
+            &[
+                "--incident",
+                id,
+                "--service",
+                "postgres",
+                "--limit",
+                "0",
+                "--",
+                "-level:info",
+            ],
+        ];
+        // Every mode for a few incidents, the plain timeline for the rest.
+        let chosen = if i < 3 { &modes[..] } else { &modes[..1] };
+        for mode in chosen {
+            let args: Vec<String> = mode.iter().map(|s| s.to_string()).collect();
+            let (local, remote) = both(data_dir, &backend, &args);
+            assert_same(&args, &local, &remote);
+            assert_ne!(local.status.code(), Some(2), "{args:?}: {}", stderr(&local));
+            asked += 1;
+        }
+        // The plain timeline marks the incident's own events.
+        let all: Vec<String> = vec![
+            "--incident".into(),
+            id.clone(),
+            "--limit".into(),
+            "0".into(),
+        ];
+        let (local, _) = both(data_dir, &backend, &all);
+        assert!(stdout(&local).contains("\n> "), "{id}: {}", stdout(&local));
+    }
+    let args: Vec<String> = ["--incident", "inc-0000"].map(String::from).to_vec();
+    let (local, remote) = both(data_dir, &backend, &args);
+    assert_eq!(remote.status.code(), Some(2), "{}", stderr(&remote));
+    assert_same(&args, &local, &remote);
     assert!(asked >= 20, "only {asked} cases");
     // The cases must find something to compare: nearly all of them match events.
     assert!(

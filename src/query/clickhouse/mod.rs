@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use crate::event::{EventId, Flags, Level, Timestamp};
 use crate::query::search::{Found, Hit};
-use crate::query::{Outcome, QueryError, Request, answer, check, plan, tally};
+use crate::query::{Outcome, QueryError, Request, answer, check, forensic, lang, plan, tally};
 use crate::store::clickhouse::{Features, Version};
 
 use sql::{Bind, Where};
@@ -138,14 +138,14 @@ impl Backend {
 
 /// Answer `req` from the ClickHouse database `backend` names.
 pub fn run(req: &Request, backend: &Backend, out: &mut dyn Write) -> Result<Outcome, QueryError> {
-    if req.incident.is_some() {
-        return Err(BackendError::LocalOnly("--incident").into());
-    }
     if req.follow.is_some() {
         return Err(BackendError::LocalOnly("--follow").into());
     }
     if req.view.context.is_some() {
         return Err(BackendError::LocalOnly("context lines (-A/-B/-C)").into());
+    }
+    if let Some(t) = &req.incident {
+        return incident(req, t, backend, out);
     }
     // A bad question is refused before the server is asked.
     let checked = check(req)?;
@@ -155,10 +155,7 @@ pub fn run(req: &Request, backend: &Backend, out: &mut dyn Write) -> Result<Outc
         .as_deref()
         .map(answer::histogram_width)
         .transpose()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(BackendError::Runtime)?;
+    let runtime = runtime()?;
     runtime.block_on(async {
         let session = Session::open(backend).await?;
         for (path, column) in sql::attribute_paths(checked.expr.as_ref()) {
@@ -189,6 +186,86 @@ pub fn run(req: &Request, backend: &Backend, out: &mut dyn Write) -> Result<Outc
         out.flush()?;
         Ok(outcome)
     })
+}
+
+/// `--incident ID`: the incident as the `incidents` table has it now (its latest change), and
+/// its timeline from `events`, printed by `forensic` as for the local index.
+fn incident(
+    req: &Request,
+    t: &forensic::IncidentTimeline,
+    backend: &Backend,
+    out: &mut dyn Write,
+) -> Result<Outcome, QueryError> {
+    let query = lang::parse(&req.query)?;
+    let runtime = runtime()?;
+    let session = runtime.block_on(Session::open(backend))?;
+    let incidents = runtime.block_on(session.incidents())?;
+    let inc = forensic::find_in(&incidents, t, std::path::PathBuf::from(&backend.shown))?;
+    let mut source = Timeline {
+        runtime: &runtime,
+        session: &session,
+        query,
+    };
+    forensic::run_on(&mut source, req, t, &inc, out)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, BackendError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(BackendError::Runtime)
+}
+
+/// An incident's timeline read from `events`.
+struct Timeline<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    session: &'a Session,
+    query: Option<lang::Expr>,
+}
+
+impl forensic::Source for Timeline<'_> {
+    fn read(
+        &mut self,
+        req: &Request,
+        window: forensic::Window,
+        each: &mut dyn FnMut(Hit, &plan::Pred) -> Result<bool, QueryError>,
+    ) -> Result<u64, QueryError> {
+        self.runtime.block_on(async {
+            let session = self.session;
+            for (path, column) in sql::attribute_paths(self.query.as_ref()) {
+                session.check_path(&path, column).await?;
+            }
+            let (condition, pred) = sql::translate(self.query.as_ref(), session.features)?;
+            // Both ends of the window are included; `time_range`'s end is not.
+            let until = window.to.map(|to| Timestamp(to.0.saturating_add(1)));
+            let condition = Where::all(vec![
+                sql::time_range(Some(window.from), until),
+                sql::filters(&req.services, &req.levels),
+                condition,
+            ]);
+            let question = Question {
+                session,
+                condition,
+                pred,
+            };
+            let total = if question.condition.exact {
+                question.count().await?
+            } else {
+                let mut n = 0u64;
+                question
+                    .each_in_order::<BackendError>(Order::Oldest, |_| {
+                        n += 1;
+                        Ok(true)
+                    })
+                    .await?;
+                n
+            };
+            question
+                .each_in_order::<QueryError>(Order::Oldest, |hit| each(hit, &question.pred))
+                .await?;
+            Ok(total)
+        })
+    }
 }
 
 /// A connected client and what its server can do.
@@ -292,6 +369,31 @@ impl Session {
         .into())
     }
 
+    /// Every incident as it stands now: the latest change of each (by event time, then the
+    /// change's number), as the incident log folds its changes.
+    async fn incidents(&self) -> Result<Vec<crate::incident::Incident>, QueryError> {
+        #[derive(Deserialize, clickhouse::Row)]
+        struct Latest {
+            incident: String,
+        }
+        let rows: Vec<Latest> = self
+            .client
+            .query(
+                "SELECT argMax(incident, tuple(at_ns, seq)) AS incident FROM incidents FINAL GROUP BY incident_id ORDER BY incident_id",
+            )
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))?;
+        let mut incidents = Vec::with_capacity(rows.len());
+        for row in rows {
+            match serde_json::from_str(&row.incident) {
+                Ok(incident) => incidents.push(incident),
+                Err(e) => tracing::warn!(error = %e, "an incident row that is not an incident"),
+            }
+        }
+        Ok(incidents)
+    }
+
     /// `sql` with `binds` bound to its `?`s in order.
     fn query(&self, sql: &str, binds: &[Bind]) -> clickhouse::query::Query {
         let mut query = self.client.query(sql);
@@ -326,11 +428,12 @@ struct HitRow {
     flags: Vec<String>,
     rules: Vec<String>,
     classes: Vec<String>,
+    groups: Vec<String>,
 }
 
 impl HitRow {
     /// The hit the local index would load for this event: rules once each (with their class),
-    /// in the order they were written; no incident groups (the table has none).
+    /// in the order they were written, and every incident group a match went to.
     fn into_hit(self) -> Hit {
         let id = self.id.parse().unwrap_or(EventId {
             fingerprint: 0,
@@ -365,7 +468,7 @@ impl HitRow {
             flags,
             rules,
             classes,
-            groups: Vec::new(),
+            groups: self.groups,
         }
     }
 }
@@ -404,8 +507,24 @@ const PATH_ROWS: u64 = 100_000;
 /// Rows whose attribute paths are the did-you-mean candidates of an unknown one.
 const SUGGESTION_ROWS: u64 = 10_000;
 
-/// Event-time order, newest first: time, then fingerprint (fixed-width hex), then the offset
-/// as a number.
+/// Event-time order: time, then fingerprint (fixed-width hex), then the offset as a number.
+#[derive(Debug, Clone, Copy)]
+enum Order {
+    Newest,
+    Oldest,
+}
+
+impl Order {
+    fn sql(self) -> &'static str {
+        match self {
+            Order::Newest => NEWEST_FIRST,
+            Order::Oldest => {
+                "ts_ns ASC, substring(id, 1, 16) ASC, toUInt64OrZero(substring(id, 18)) ASC"
+            }
+        }
+    }
+}
+
 const NEWEST_FIRST: &str =
     "ts_ns DESC, substring(id, 1, 16) DESC, toUInt64OrZero(substring(id, 18)) DESC";
 
@@ -422,11 +541,16 @@ impl Question<'_> {
         self.condition.exact || self.pred.eval(hit)
     }
 
-    /// Candidates newest first, each decided, handed to `each` until it returns false.
-    async fn each_newest(&self, mut each: impl FnMut(Hit) -> bool) -> Result<(), BackendError> {
+    /// Candidates in `order`, each decided, handed to `each` until it returns false.
+    async fn each_in_order<E: From<BackendError>>(
+        &self,
+        order: Order,
+        mut each: impl FnMut(Hit) -> Result<bool, E>,
+    ) -> Result<(), E> {
         let text = format!(
-            "SELECT ?fields FROM events FINAL WHERE {} ORDER BY {NEWEST_FIRST}",
-            self.condition.sql
+            "SELECT ?fields FROM events FINAL WHERE {} ORDER BY {}",
+            self.condition.sql,
+            order.sql()
         );
         let mut cursor = self
             .session
@@ -435,7 +559,7 @@ impl Question<'_> {
             .map_err(|e| self.session.failed(e))?;
         while let Some(row) = cursor.next().await.map_err(|e| self.session.failed(e))? {
             let hit = row.into_hit();
-            if self.decides(&hit) && !each(hit) {
+            if self.decides(&hit) && !each(hit)? {
                 break;
             }
         }
@@ -489,17 +613,17 @@ impl Question<'_> {
             let mut matched = 0u64;
             let mut more = false;
             let mut hits = Vec::new();
-            self.each_newest(|hit| {
+            self.each_in_order::<BackendError>(Order::Newest, |hit| {
                 if limit == 0 {
                     matched += 1;
-                    return true;
+                    return Ok(true);
                 }
                 if hits.len() == limit {
                     more = true;
-                    return false;
+                    return Ok(false);
                 }
                 hits.push(hit);
-                true
+                Ok(true)
             })
             .await?;
             hits.reverse();
@@ -553,9 +677,9 @@ impl Question<'_> {
             return Ok(tally::ValueCounts::from_map(map));
         }
         let mut counts = tally::ValueCounts::default();
-        self.each_newest(|hit| {
+        self.each_in_order::<BackendError>(Order::Newest, |hit| {
             counts.add(crate::query::output::column_value(&hit, field).map(|v| v.into_owned()));
-            !counts.overflowed()
+            Ok(!counts.overflowed())
         })
         .await?;
         Ok(counts)
@@ -597,10 +721,10 @@ impl Question<'_> {
         }
         let mut histogram = tally::Histogram::new(secs);
         let mut matched = 0u64;
-        self.each_newest(|hit| {
+        self.each_in_order::<BackendError>(Order::Newest, |hit| {
             histogram.add(hit.ts);
             matched += 1;
-            true
+            Ok(true)
         })
         .await?;
         Ok((histogram, matched))
