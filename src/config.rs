@@ -149,6 +149,17 @@ pub struct Profile {
     pub retention: Option<crate::store::retention::Policy>,
     /// `[[webhook]]`: where `run` sends incident changes.
     pub webhooks: Vec<Webhook>,
+    /// `[clickhouse]`: where `run` and `backfill` also write events and incident changes.
+    pub clickhouse: Option<ClickHouseProfile>,
+}
+
+/// The `[clickhouse]` table of a profile, validated (command-line flags override each part).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickHouseProfile {
+    /// URL, database, credentials, batch and buffer sizes; `agent` is empty unless `host` is set.
+    pub sink: crate::store::clickhouse_sink::SinkConfig,
+    /// `local_index = false`: ClickHouse alone holds the events.
+    pub local_index: bool,
 }
 
 /// How long a webhook waits for an answer unless its table says otherwise.
@@ -255,6 +266,31 @@ struct WebhookEntry {
     ca_file: Option<Spanned<String>>,
 }
 
+/// The `[clickhouse]` table of a profile.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClickHouseEntry {
+    /// `http://host:8123/database` (or `clickhouse://…`).
+    url: Spanned<String>,
+    #[serde(default)]
+    user: Option<Spanned<String>>,
+    /// A file holding the password; relative to the profile's folder.
+    #[serde(default)]
+    password_file: Option<Spanned<String>>,
+    /// This agent's name in the `agent` (and default `host`) column; default: the host name.
+    #[serde(default)]
+    host: Option<Spanned<String>>,
+    /// Rows per batch.
+    #[serde(default)]
+    batch_rows: Option<Spanned<i64>>,
+    /// Spool size on disk before ingestion waits (`1G`, `200M`).
+    #[serde(default)]
+    buffer: Option<Spanned<String>>,
+    /// Also keep the events in the local index (default true).
+    #[serde(default)]
+    local_index: Option<bool>,
+}
+
 /// The `[retention]` table of a profile.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -295,6 +331,8 @@ struct ProfileFile {
     retention: Option<RetentionEntry>,
     #[serde(default)]
     webhook: Vec<WebhookEntry>,
+    #[serde(default)]
+    clickhouse: Option<ClickHouseEntry>,
 }
 
 /// Read and validate a profile file.
@@ -395,11 +433,80 @@ pub fn parse_profile(file: &str, text: &str, base: &Path) -> Result<Profile, Con
         }
     };
     let webhooks = webhooks(&parsed.webhook, base, &invalid)?;
+    let clickhouse = match &parsed.clickhouse {
+        Some(entry) => {
+            let retention_days = retention.map(|r| {
+                u32::try_from(r.older_than_secs.div_euclid(86_400).max(1)).unwrap_or(u32::MAX)
+            });
+            Some(clickhouse(entry, base, retention_days, &invalid)?)
+        }
+        None => None,
+    };
     Ok(Profile {
         file: PathBuf::from(file),
         sources,
         retention,
         webhooks,
+        clickhouse,
+    })
+}
+
+/// Validate the `[clickhouse]` table.
+fn clickhouse(
+    entry: &ClickHouseEntry,
+    base: &Path,
+    retention_days: Option<u32>,
+    invalid: &dyn Fn(std::ops::Range<usize>, &str, String) -> ConfigError,
+) -> Result<ClickHouseProfile, ConfigError> {
+    use crate::store::clickhouse_sink::SinkConfig;
+    let agent = match &entry.host {
+        Some(host) => {
+            let name = host.get_ref().trim();
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return Err(invalid(
+                    host.span(),
+                    "host",
+                    format!("host `{name}` must be one word"),
+                ));
+            }
+            name.to_string()
+        }
+        None => String::new(),
+    };
+    let mut sink = SinkConfig::new(entry.url.get_ref().trim(), agent)
+        .map_err(|e| invalid(entry.url.span(), "url", e.to_string()))?;
+    sink.retention_days = retention_days;
+    sink.user = entry.user.as_ref().map(|u| u.get_ref().clone());
+    if let Some(file) = &entry.password_file {
+        let path = base.join(file.get_ref());
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            invalid(
+                file.span(),
+                "password_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        sink.password = Some(text.trim_end_matches(['\r', '\n']).to_string());
+    }
+    if let Some(rows) = &entry.batch_rows {
+        sink.batch_rows = usize::try_from(*rows.get_ref())
+            .ok()
+            .filter(|n| (1..=10_000_000).contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    rows.span(),
+                    "batch_rows",
+                    "batch_rows must be from 1 to 10000000".into(),
+                )
+            })?;
+    }
+    if let Some(buffer) = &entry.buffer {
+        sink.buffer_max = parse_size(buffer.get_ref())
+            .map_err(|message| invalid(buffer.span(), "buffer", message))?;
+    }
+    Ok(ClickHouseProfile {
+        sink,
+        local_index: entry.local_index.unwrap_or(true),
     })
 }
 
@@ -699,6 +806,57 @@ path = "pg/*.log"
         let text = format!("{GOOD}\n[retention]\nolder = \"730d\"\n");
         let err = parse_profile("p.toml", &text, Path::new("/")).unwrap_err();
         assert!(err.to_string().contains("older_than"), "{err}");
+    }
+
+    #[test]
+    fn a_clickhouse_table_sets_the_sink_and_says_where_it_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ch.pass"), "pa55\n").unwrap();
+        let text = format!(
+            "{GOOD}\n[retention]\nolder_than = \"730d\"\n\n[clickhouse]\nurl = \"clickhouse://ch:8123/logs\"\n\
+             user = \"lw\"\npassword_file = \"ch.pass\"\nhost = \"app-1\"\nbatch_rows = 1000\n\
+             buffer = \"200M\"\nlocal_index = false\n"
+        );
+        let p = parse_profile("p.toml", &text, dir.path()).unwrap();
+        let ch = p.clickhouse.unwrap();
+        assert!(!ch.local_index);
+        let sink = ch.sink;
+        assert_eq!(
+            (sink.url.as_str(), sink.database.as_str()),
+            ("http://ch:8123", "logs")
+        );
+        assert_eq!(sink.user.as_deref(), Some("lw"));
+        assert_eq!(sink.password.as_deref(), Some("pa55"));
+        assert_eq!(sink.agent, "app-1");
+        assert_eq!((sink.batch_rows, sink.buffer_max), (1000, 200 << 20));
+        assert_eq!(sink.retention_days, Some(730));
+        assert!(
+            parse_profile("p.toml", GOOD, dir.path())
+                .unwrap()
+                .clickhouse
+                .is_none()
+        );
+
+        let wrong = |table: &str| {
+            let text = format!("{GOOD}\n[clickhouse]\n{table}");
+            parse_profile("p.toml", &text, dir.path())
+                .unwrap_err()
+                .to_string()
+        };
+        let line = GOOD.lines().count() + 3;
+        let msg = wrong("url = \"ch:8123/logs\"\n");
+        assert!(
+            msg.starts_with(&format!("p.toml:{line}: field `url`")),
+            "{msg}"
+        );
+        let msg = wrong("url = \"http://ch:8123/logs\"\nbatch_rows = 0\n");
+        assert!(msg.contains("field `batch_rows`"), "{msg}");
+        let msg = wrong("url = \"http://ch:8123/logs\"\nbuffer = \"lots\"\n");
+        assert!(msg.contains("field `buffer`"), "{msg}");
+        let msg = wrong("url = \"http://ch:8123/logs\"\npassword_file = \"nope\"\n");
+        assert!(msg.contains("field `password_file`"), "{msg}");
+        let msg = wrong("url = \"http://ch:8123/logs\"\nbatch = 10\n");
+        assert!(msg.contains("did you mean `batch_rows`"), "{msg}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use logwarden::query::incidents::{self as views, Style};
 use logwarden::serve;
 use logwarden::source::tail::TailConfig;
 use logwarden::source::{self, SourceSpec, checkpoint};
+use logwarden::store::clickhouse_sink;
 use logwarden::store::index::EventIndex;
 
 #[derive(Parser, Debug)]
@@ -64,6 +65,58 @@ struct Sources {
     #[arg(long, value_name = "MIB", default_value_t = (pipeline::INDEX_HEAP >> 20) as u64,
           value_parser = clap::value_parser!(u64).range(15..65536))]
     index_memory: u64,
+}
+
+/// A ClickHouse server and database, and who logs in.
+#[derive(Args, Debug, Clone)]
+struct ClickHouseConn {
+    /// ClickHouse at URL (http://HOST:8123/DATABASE or clickhouse://…; `run` and `backfill` also
+    /// write every event and incident change there); overrides a profile's [clickhouse] url.
+    #[arg(long, value_name = "URL", env = "LOGWARDEN_CLICKHOUSE")]
+    clickhouse: Option<String>,
+    /// The ClickHouse user (default: the server's `default`).
+    #[arg(long, value_name = "USER", requires = "clickhouse")]
+    clickhouse_user: Option<String>,
+    /// A file holding the ClickHouse user's password.
+    #[arg(long, value_name = "FILE", requires = "clickhouse")]
+    clickhouse_password_file: Option<PathBuf>,
+}
+
+impl ClickHouseConn {
+    /// The user and password the flags give, applied over `sink`'s.
+    fn apply(&self, sink: &mut clickhouse_sink::SinkConfig) -> Result<()> {
+        if let Some(user) = &self.clickhouse_user {
+            sink.user = Some(user.clone());
+        }
+        if let Some(file) = &self.clickhouse_password_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("--clickhouse-password-file {}", file.display()))?;
+            sink.password = Some(text.trim_end_matches(['\r', '\n']).to_string());
+        }
+        Ok(())
+    }
+}
+
+/// Where `run` and `backfill` store events besides (or instead of) the local index.
+#[derive(Args, Debug, Clone)]
+struct Store {
+    #[command(flatten)]
+    conn: ClickHouseConn,
+    /// Rows per ClickHouse insert (default 50000).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    clickhouse_batch_rows: Option<u64>,
+    /// How much may wait on disk (in DATA_DIR/clickhouse) while ClickHouse is away or slow before
+    /// ingestion waits too (default 1G; nothing is dropped either way).
+    #[arg(long, value_name = "SIZE", value_parser = config::parse_size)]
+    clickhouse_buffer: Option<u64>,
+    /// Keep the events in ClickHouse only: the local index then holds just the checkpoints
+    /// (loggrep needs --backend clickhouse://…).
+    #[arg(long)]
+    no_local_index: bool,
+    /// This agent's name: the `agent` column, and the `host` of events that name none (default:
+    /// the machine's host name).
+    #[arg(long, value_name = "NAME")]
+    host: Option<String>,
 }
 
 /// The HTTP API and live feed of `run` and `demo`.
@@ -165,6 +218,8 @@ enum Command {
         lateness: Option<i64>,
         #[command(flatten)]
         http: Http,
+        #[command(flatten)]
+        store: Store,
     },
     /// Ingest existing files once (rotated .gz included) and raise their incidents.
     Backfill {
@@ -172,6 +227,8 @@ enum Command {
         data: DataDir,
         #[command(flatten)]
         sources: Sources,
+        #[command(flatten)]
+        store: Store,
     },
     /// Match files and print their incidents without indexing them (a runbook-aware grep).
     Scan {
@@ -224,6 +281,9 @@ enum Command {
         /// Delete events whose time is more than this long before now (730d, 90d, 12h).
         #[arg(long, value_name = "DURATION", value_parser = logwarden::detect::rules::parse_duration)]
         older_than: i64,
+        /// Apply it to ClickHouse instead: drop the day partitions wholly older than that.
+        #[command(flatten)]
+        conn: ClickHouseConn,
     },
 }
 
@@ -373,9 +433,11 @@ fn settings_for(data: &DataDir, sources: &Sources) -> Result<(Settings, Vec<conf
     let mut specs = Vec::new();
     let mut retention = None;
     let mut webhooks = Vec::new();
+    let mut clickhouse = None;
     if let Some(profile) = &sources.profile {
         let profile = config::load_profile(profile)?;
         retention = profile.retention;
+        clickhouse = profile.clickhouse;
         webhooks = profile.webhooks;
         specs.extend(profile.sources);
     }
@@ -390,7 +452,83 @@ fn settings_for(data: &DataDir, sources: &Sources) -> Result<(Settings, Vec<conf
     }
     let mut settings = finish_settings(data, sources, specs)?;
     settings.retention = retention;
+    if let Some(ch) = clickhouse {
+        settings.local_index = ch.local_index;
+        settings.clickhouse = Some(ch.sink);
+    }
     Ok((settings, webhooks))
+}
+
+/// Apply `run`/`backfill`'s store flags over what the profile said.
+fn apply_store(settings: &mut Settings, store: &Store) -> Result<()> {
+    use clickhouse_sink::SinkConfig;
+    if let Some(url) = &store.conn.clickhouse {
+        let mut sink = SinkConfig::new(url, String::new())?;
+        if let Some(profile) = settings.clickhouse.take() {
+            // The profile's other choices stand unless a flag overrides them.
+            sink.user = profile.user;
+            sink.password = profile.password;
+            sink.agent = profile.agent;
+            sink.batch_rows = profile.batch_rows;
+            sink.buffer_max = profile.buffer_max;
+            sink.retention_days = profile.retention_days;
+        }
+        settings.clickhouse = Some(sink);
+    }
+    let Some(sink) = settings.clickhouse.as_mut() else {
+        if store.no_local_index {
+            bail!(
+                "--no-local-index needs --clickhouse URL (or a profile's [clickhouse]): the events must go somewhere"
+            );
+        }
+        return Ok(());
+    };
+    store.conn.apply(sink)?;
+    if let Some(rows) = store.clickhouse_batch_rows {
+        sink.batch_rows = usize::try_from(rows).unwrap_or(usize::MAX);
+    }
+    if let Some(bytes) = store.clickhouse_buffer {
+        sink.buffer_max = bytes;
+    }
+    if let Some(host) = &store.host {
+        if host.trim().is_empty() || host.contains(char::is_whitespace) {
+            bail!("--host `{host}` must be one word");
+        }
+        sink.agent = host.clone();
+    }
+    if sink.agent.is_empty() {
+        sink.agent = host_name();
+    }
+    if store.no_local_index {
+        settings.local_index = false;
+    }
+    Ok(())
+}
+
+/// How long `run` and `backfill` wait for ClickHouse's first answer.
+const CLICKHOUSE_PROBE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A live run starts without its ClickHouse (the spool keeps the rows until it answers), but
+/// says so at once.
+fn warn_unless_clickhouse_answers(settings: &Settings) {
+    if let Some(sink) = &settings.clickhouse
+        && let Err(error) = clickhouse_sink::probe(sink, CLICKHOUSE_PROBE)
+    {
+        eprintln!(
+            "logwarden: warning: {error}; events wait in {} until it answers",
+            settings.spool_dir().display()
+        );
+    }
+}
+
+/// The machine's host name (`localhost` when it cannot be read).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// The settings of `run --stdin`: one source, read from the pipe.
@@ -515,8 +653,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             stdin: true,
             lateness,
             http,
+            store,
         } => {
             let mut settings = stdin_settings(&data, &sources)?;
+            apply_store(&mut settings, &store)?;
+            warn_unless_clickhouse_answers(&settings);
             if let Some(secs) = lateness {
                 settings.engine.lateness_secs = secs;
             }
@@ -544,8 +685,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             stdin: false,
             lateness,
             http,
+            store,
         } => {
             let (mut settings, hooks) = settings_for(&data, &sources)?;
+            apply_store(&mut settings, &store)?;
+            warn_unless_clickhouse_answers(&settings);
             if let Some(secs) = lateness {
                 settings.engine.lateness_secs = secs;
             }
@@ -576,8 +720,18 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             eprintln!("{summary}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Backfill { data, sources } => {
+        Command::Backfill {
+            data,
+            sources,
+            store,
+        } => {
             let (mut settings, _webhooks) = settings_for(&data, &sources)?;
+            apply_store(&mut settings, &store)?;
+            if let Some(sink) = &settings.clickhouse {
+                // A batch job fails at once rather than read everything for a server not there.
+                let server = clickhouse_sink::probe(sink, CLICKHOUSE_PROBE)?;
+                tracing::info!(url = %sink.url, version = ?server.version, "ClickHouse answers");
+            }
             settings.progress = true;
             let summary = pipeline::backfill(&settings, &mut print_change)?;
             eprintln!("{summary}");
@@ -696,7 +850,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { data } => status(&data.data_dir),
-        Command::Retention { data, older_than } => retention(&data.data_dir, older_than),
+        Command::Retention {
+            data,
+            older_than,
+            conn,
+        } => match &conn.clickhouse {
+            Some(url) => clickhouse_retention(url, &conn, older_than),
+            None => retention(&data.data_dir, older_than),
+        },
     }
 }
 
@@ -713,6 +874,34 @@ fn retention(data_dir: &Path, older_than_secs: i64) -> Result<ExitCode> {
         mib(report.bytes_before),
         mib(report.bytes_after)
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `retention --clickhouse`: drop ClickHouse's day partitions wholly older than the cutoff.
+fn clickhouse_retention(
+    url: &str,
+    conn: &ClickHouseConn,
+    older_than_secs: i64,
+) -> Result<ExitCode> {
+    let mut sink = clickhouse_sink::SinkConfig::new(url, String::new())?;
+    conn.apply(&mut sink)?;
+    let server = clickhouse_sink::probe(&sink, CLICKHOUSE_PROBE)?;
+    let cutoff = Timestamp::now().plus_secs(-older_than_secs);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let dropped = runtime.block_on(server.drop_days_before(cutoff.0.div_euclid(1_000_000)))?;
+    match (dropped.first(), dropped.last()) {
+        (Some(first), Some(last)) => println!(
+            "dropped {} day partition(s) of {}.events before {cutoff} ({first} … {last})",
+            dropped.len(),
+            sink.database
+        ),
+        _ => println!(
+            "nothing to drop: {}.events holds no whole day before {cutoff}",
+            sink.database
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -46,6 +46,7 @@ use crate::source::push::Push;
 use crate::source::replay::{self, ReplayError};
 use crate::source::tail::{self, TailConfig, TailError};
 use crate::source::{Input, SourceSpec, stdin};
+use crate::store::clickhouse_sink::{SinkConfig, SinkError, Spool};
 use crate::store::incidents::{IncidentLog, IncidentLogError};
 use crate::store::index::{EventIndex, IndexError, IndexSink, RuleTag};
 use crate::store::snapshot::{SnapshotError, Snapshots};
@@ -95,6 +96,8 @@ pub enum PipelineError {
     },
     #[error("the source thread stopped unexpectedly")]
     SourceThread,
+    #[error(transparent)]
+    ClickHouse(#[from] SinkError),
 }
 
 /// What a pipeline run needs.
@@ -122,6 +125,12 @@ pub struct Settings {
     /// Live runs: the counters `/metrics` shows (events, bytes and lag per source, matches per
     /// rule, open incidents, commit latency), added to per batch.
     pub metrics: Option<Arc<Metrics>>,
+    /// Also write every event and incident change to ClickHouse (through the spool in
+    /// `<data_dir>/clickhouse`).
+    pub clickhouse: Option<SinkConfig>,
+    /// Add the events to the local index (false: `--no-local-index`, ClickHouse holds them; the
+    /// index then keeps only its commits' checkpoints).
+    pub local_index: bool,
 }
 
 impl Settings {
@@ -138,11 +147,17 @@ impl Settings {
             scan_block: SCAN_BLOCK,
             retention: None,
             push: None,
+            clickhouse: None,
+            local_index: true,
             metrics: None,
         }
     }
     pub fn index_dir(&self) -> PathBuf {
         index_dir(&self.data_dir)
+    }
+    /// The ClickHouse sink's spool.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.data_dir.join("clickhouse")
     }
     pub fn incident_log(&self) -> PathBuf {
         incident_log(&self.data_dir)
@@ -328,6 +343,8 @@ struct Pipeline<'a> {
     rule_matches: Vec<prometheus_client::metrics::counter::Counter>,
     /// When the lag was last measured.
     lag_measured: Option<Instant>,
+    /// The ClickHouse sink, when configured.
+    spool: Option<Spool>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -374,6 +391,10 @@ impl<'a> Pipeline<'a> {
         if let Some(metrics) = &settings.metrics {
             metrics.set_open(engine.open_kinds());
         }
+        let spool = match &settings.clickhouse {
+            Some(config) => Some(Spool::open(&settings.spool_dir(), config.clone())?),
+            None => None,
+        };
         let pipeline = Pipeline {
             settings,
             live,
@@ -395,6 +416,7 @@ impl<'a> Pipeline<'a> {
             progress: None,
             rule_matches,
             lag_measured: None,
+            spool,
         };
         Ok((pipeline, checkpoints))
     }
@@ -621,7 +643,12 @@ impl<'a> Pipeline<'a> {
             }
         }
         self.summary.events += events.len() as u64;
-        self.sink.add_tagged(&events, &tags)?;
+        if let Some(spool) = &mut self.spool {
+            spool.add_events(&events, &tags)?;
+        }
+        if self.settings.local_index {
+            self.sink.add_tagged(&events, &tags)?;
+        }
         self.uncommitted = true;
         Ok(())
     }
@@ -684,6 +711,9 @@ impl<'a> Pipeline<'a> {
             return Ok(());
         }
         self.log.append(&mut changes)?;
+        if let Some(spool) = &mut self.spool {
+            spool.add_changes(&changes)?;
+        }
         for change in &changes {
             match change.kind {
                 ChangeKind::Opened | ChangeKind::Reopened => self.summary.opened += 1,
@@ -760,6 +790,10 @@ impl<'a> Pipeline<'a> {
         let fingerprints: Vec<u64> = self.files.keys().copied().collect();
         for fp in fingerprints {
             self.record_checkpoint(fp);
+        }
+        // What ClickHouse is to get is durable before the checkpoint moves past it.
+        if let Some(spool) = &mut self.spool {
+            spool.seal()?;
         }
         let snapshot = self.engine_snapshot + 1;
         self.snapshots.write(snapshot, &self.engine.state())?;
@@ -950,6 +984,9 @@ fn drive_from(
     + 'static,
 ) -> Result<Summary, PipelineError> {
     let (tx, rx) = sync_channel(CHANNEL_BOUND);
+    if let Some(spool) = &mut pipeline.spool {
+        spool.watch(Arc::clone(&stop));
+    }
     let stop_reader = Arc::clone(&stop);
     // Pushes hold a sender too, so the channel does not disconnect when the reader ends: a reader
     // that ends without `Done` (an error, a panic) says it on its way out.
@@ -979,11 +1016,15 @@ fn drive_from(
     read?;
     pipeline.summary.elapsed = started.elapsed();
     let (settings, summary) = (pipeline.settings, std::mem::take(&mut pipeline.summary));
-    // Everything but the writer goes now (the engine's memory is free for the merges below).
-    let (live, sink) = {
+    // Everything but the writer and the ClickHouse sink goes now (the engine's memory is free
+    // for the merges below).
+    let (live, sink, spool) = {
         let p = pipeline;
-        (p.live, p.sink)
+        (p.live, p.sink, p.spool)
     };
+    if let Some(spool) = spool {
+        close_spool(spool, live)?;
+    }
     if live {
         // A stopping run does not wait: merges in flight stop, the last commit's segments stay.
         drop(sink);
@@ -994,6 +1035,31 @@ fn drive_from(
     }
     refresh_vocab(settings);
     Ok(summary)
+}
+
+/// How long a stopping live run waits for ClickHouse to take what the spool holds (the rest is
+/// sent by the next run). A backfill waits until everything is delivered.
+const CLICKHOUSE_GRACE: Duration = Duration::from_secs(10);
+
+fn close_spool(spool: Spool, live: bool) -> Result<(), PipelineError> {
+    let (batches, bytes, failing) = spool.backlog();
+    if !live && batches > 0 {
+        tracing::info!(
+            batches,
+            bytes,
+            failing = failing.as_deref().unwrap_or(""),
+            "waiting for ClickHouse to take the spool"
+        );
+    }
+    let closed = spool.close(live.then_some(CLICKHOUSE_GRACE))?;
+    if closed.left_batches > 0 {
+        tracing::warn!(
+            batches = closed.left_batches,
+            bytes = closed.left_bytes,
+            "ClickHouse did not take everything in time: the rest waits in the spool for the next run"
+        );
+    }
+    Ok(())
 }
 
 /// Sends `Done` when dropped (a second `Done` is harmless; a pipeline gone is ignored).

@@ -6,6 +6,7 @@ mod support;
 mod bad_input;
 mod board;
 mod clickhouse;
+mod clickhouse_sink;
 mod compose;
 mod corpora;
 mod demo;

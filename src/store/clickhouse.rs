@@ -22,6 +22,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
+use crate::incident::Change;
 use crate::store::index::RuleTag;
 
 #[derive(thiserror::Error, Debug)]
@@ -173,14 +174,15 @@ pub struct EventRow {
 }
 
 impl EventRow {
-    /// The row of `event` written by `agent`, with the rules that matched it.
+    /// The row of `event` written by `agent`, with the rules that matched it. Its `host` is the
+    /// host the event names (syslog's, a JSON `host`/`hostname`), else the agent's.
     pub fn new(agent: &str, event: &Event, matched: &[RuleTag]) -> EventRow {
         let micros = event.ts.0.max(0);
         let host = event
             .field("host")
             .or_else(|| event.field("hostname"))
             .and_then(|v| v.as_str())
-            .unwrap_or("")
+            .unwrap_or(agent)
             .to_string();
         let source = event
             .field("source")
@@ -204,6 +206,48 @@ impl EventRow {
             classes: matched.iter().map(|m| m.class.to_string()).collect(),
             groups: matched.iter().map(|m| m.group.clone()).collect(),
         }
+    }
+}
+
+/// One incident change as a row of `incidents`: keyed by the agent and the change's sequence
+/// number in that agent's incident log, so a change written twice collapses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clickhouse::Row)]
+pub struct IncidentRow {
+    pub seq: u64,
+    pub agent: String,
+    pub incident_id: String,
+    /// `opened`, `updated`, `escalated`, `resolved`, `reopened`.
+    pub kind: String,
+    /// Event time of the change, ns since the epoch.
+    pub at_ns: u64,
+    pub class: String,
+    pub severity: String,
+    /// The first service the incident touches (all of them are in `incident`).
+    pub service: String,
+    /// The incident after the change, as JSON (the incident log's and the feed's shape).
+    pub incident: String,
+}
+
+impl IncidentRow {
+    pub fn new(agent: &str, change: &Change) -> Result<IncidentRow, serde_json::Error> {
+        let incident = &change.incident;
+        let kind = serde_json::to_value(change.kind)?;
+        Ok(IncidentRow {
+            seq: change.seq,
+            agent: agent.to_string(),
+            incident_id: incident.id.to_string(),
+            kind: kind.as_str().unwrap_or_default().to_string(),
+            at_ns: u64::try_from(change.at.0.max(0))
+                .unwrap_or(0)
+                .saturating_mul(1000),
+            class: incident.class.as_str().to_string(),
+            severity: serde_json::to_value(incident.severity)?
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            service: incident.services.first().cloned().unwrap_or_default(),
+            incident: serde_json::to_string(incident)?,
+        })
     }
 }
 
@@ -279,15 +323,27 @@ impl ClickHouse {
 
     /// Insert `rows` into `events` as one batch.
     pub async fn insert_events(&self, rows: &[EventRow]) -> Result<(), ClickHouseError> {
+        self.insert("events", rows).await
+    }
+
+    /// Insert `rows` into `incidents` as one batch.
+    pub async fn insert_incidents(&self, rows: &[IncidentRow]) -> Result<(), ClickHouseError> {
+        self.insert("incidents", rows).await
+    }
+
+    /// One INSERT of `rows` into `table` (nothing for no rows).
+    async fn insert<T>(&self, table: &str, rows: &[T]) -> Result<(), ClickHouseError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite,
+    {
+        if rows.is_empty() {
+            return Ok(());
+        }
         let failed = |source| ClickHouseError::Server {
             url: self.url.clone(),
             source,
         };
-        let mut insert = self
-            .client
-            .insert::<EventRow>("events")
-            .await
-            .map_err(failed)?;
+        let mut insert = self.client.insert::<T>(table).await.map_err(failed)?;
         for row in rows {
             insert.write(row).await.map_err(failed)?;
         }
@@ -298,6 +354,54 @@ impl ClickHouse {
     pub fn client(&self) -> &clickhouse::Client {
         &self.client
     }
+
+    /// Retention: drop every day partition of `events` wholly before `cutoff_secs` (the
+    /// cutoff's own day stays: it holds newer events too). Returns the days dropped, oldest
+    /// first. `DROP PARTITION` is synchronous and frees the disk at once, on every server.
+    pub async fn drop_days_before(&self, cutoff_secs: i64) -> Result<Vec<u32>, ClickHouseError> {
+        let failed = |source| ClickHouseError::Server {
+            url: self.url.clone(),
+            source,
+        };
+        let cutoff_day = day_of(cutoff_secs);
+        let partitions: Vec<String> = self
+            .client
+            .query(
+                "SELECT DISTINCT partition FROM system.parts \
+                 WHERE database = currentDatabase() AND table = 'events' AND active \
+                 ORDER BY partition",
+            )
+            .fetch_all()
+            .await
+            .map_err(failed)?;
+        let mut dropped = Vec::new();
+        // The server's own partition names, each checked to be a YYYYMMDD number before it is
+        // written into the statement (a partition expression cannot be a bound string).
+        for day in partitions.iter().filter_map(|p| p.parse::<u32>().ok()) {
+            if day >= cutoff_day {
+                continue;
+            }
+            self.client
+                .query(&format!("ALTER TABLE events DROP PARTITION {day}"))
+                .execute()
+                .await
+                .map_err(failed)?;
+            dropped.push(day);
+        }
+        Ok(dropped)
+    }
+}
+
+/// The `toYYYYMMDD` (UTC) of a time in seconds.
+fn day_of(secs: i64) -> u32 {
+    let at = jiff::Timestamp::from_second(secs).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let date = jiff::tz::TimeZone::UTC.to_datetime(at).date();
+    let (y, m, d) = (
+        u32::try_from(date.year()).unwrap_or(0),
+        u32::from(date.month().unsigned_abs()),
+        u32::from(date.day().unsigned_abs()),
+    );
+    y * 10_000 + m * 100 + d
 }
 
 /// A database name as a quoted identifier's content: backquotes and backslashes escaped.
@@ -372,6 +476,14 @@ mod tests {
         );
         let without = schema(features, None).join("\n");
         assert!(!without.contains("TTL"), "{without}");
+    }
+
+    #[test]
+    fn days_are_utc_calendar_days() {
+        assert_eq!(day_of(0), 19_700_101);
+        assert_eq!(day_of(1_796_212_800), 20_261_202);
+        assert_eq!(day_of(1_796_169_600), 20_261_202);
+        assert_eq!(day_of(1_796_169_600 - 1), 20_261_201);
     }
 
     #[test]

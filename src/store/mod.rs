@@ -2,6 +2,7 @@
 //! the engine's state snapshots the commits name, and the per-segment vocabularies the query
 //! planner searches.
 pub mod clickhouse;
+pub mod clickhouse_sink;
 pub mod incidents;
 pub mod index;
 pub mod retention;

@@ -171,11 +171,13 @@ pub fn free_port() -> u16 {
 
 /// A ClickHouse server of its own (Debian's `clickhouse-server`, installed by tests/run) in a
 /// temporary directory on free loopback ports, as ../shared/CLICKHOUSE.md starts it; stopped
-/// (SIGTERM, waited for) when dropped.
+/// (SIGTERM, waited for) when dropped. It can be stopped and started again on the same ports and
+/// data (a server that goes away and comes back).
 pub struct ClickHouseServer {
-    child: Child,
+    child: Option<Child>,
     pub url: String,
-    _dir: tempfile::TempDir,
+    config_file: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl ClickHouseServer {
@@ -205,22 +207,38 @@ impl ClickHouseServer {
         );
         let config_file = dir.path().join("config.xml");
         std::fs::write(&config_file, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
+        let mut server = ClickHouseServer {
+            child: None,
+            url: format!("http://127.0.0.1:{http}"),
+            config_file,
+            dir,
+        };
+        server.start_again();
+        server
+    }
+
+    /// Start the (stopped) server on its ports and data; returns once it answers.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server is running");
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("stdout.log"))
+            .unwrap();
         // Debian puts it in /usr/sbin, which a user's PATH may lack.
         let binary = ["/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server"]
             .into_iter()
             .find(|p| Path::new(p).is_file())
             .unwrap_or("clickhouse-server");
         let mut child = Command::new(binary)
-            .arg(format!("--config-file={}", config_file.display()))
+            .arg(format!("--config-file={}", self.config_file.display()))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("the ClickHouse tests need Debian's clickhouse-server (tests/run installs it): {e}")
             });
-        let url = format!("http://127.0.0.1:{http}");
-        let ping = format!("{url}/?query=SELECT%201");
+        let ping = format!("{}/?query=SELECT%201", self.url);
         let up = wait_until(60, || {
             ureq::get(&ping)
                 .call()
@@ -231,27 +249,44 @@ impl ClickHouseServer {
         });
         let exited = child.try_wait().unwrap();
         if !up || exited.is_some() {
-            let said = std::fs::read_to_string(dir.path().join("stdout.log")).unwrap_or_default();
+            let said =
+                std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default();
             let err =
-                std::fs::read_to_string(dir.path().join("server.err.log")).unwrap_or_default();
+                std::fs::read_to_string(self.dir.path().join("server.err.log")).unwrap_or_default();
             let _ = child.kill();
             panic!("clickhouse-server did not start ({exited:?}):\n{said}\n{err}");
         }
-        ClickHouseServer {
-            child,
-            url,
-            _dir: dir,
+        self.child = Some(child);
+    }
+
+    /// Stop the server (SIGTERM) and wait until it has exited.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
         }
+    }
+
+    /// The one value `sql` selects, as text (over HTTP, like curl would).
+    pub fn query(&self, sql: &str) -> String {
+        let mut answer = ureq::post(&self.url)
+            .send(sql)
+            .unwrap_or_else(|e| panic!("ClickHouse query `{sql}`: {e}"));
+        answer
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+            .trim()
+            .to_string()
     }
 }
 
 impl Drop for ClickHouseServer {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
