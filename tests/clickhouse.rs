@@ -112,105 +112,47 @@ fn tables_are_created_rows_round_trip_and_a_batch_written_twice_counts_once() {
 /// The database the loggrep tests fill.
 const DB: &str = "parity";
 
-/// Every event of the local index at `data_dir`, written into `DB` at `server` as rows of
-/// `events`, as the local index holds them.
-fn load_events(server: &ClickHouseServer, data_dir: &Path) {
-    use logwarden::query::{plan, search};
-    use tantivy::query::AllQuery;
-
-    let index =
-        logwarden::store::index::EventIndex::open_existing(&data_dir.join("index")).unwrap();
-    let searcher = index.searcher().unwrap();
-    let every = plan::Plan {
-        query: Box::new(AllQuery),
-        exact: true,
-        pred: plan::Pred::All,
-    };
-    let mut rows = Vec::new();
-    search::each_in_order::<tantivy::TantivyError>(
-        &searcher,
-        index.fields(),
-        &AllQuery,
-        &every,
-        |hit| {
-            let micros = u64::try_from(hit.ts.0).unwrap();
-            rows.push(EventRow {
-                ts: u32::try_from(micros / 1_000_000).unwrap(),
-                ts_ns: micros * 1000,
-                id: hit.id.to_string(),
-                agent: "test".into(),
-                service: hit.service,
-                level: hit.level.as_str().into(),
-                host: String::new(),
-                source: String::new(),
-                message: hit.message,
-                raw: hit.raw,
-                fields: serde_json::Value::Object(hit.fields).to_string(),
-                flags: hit.flags.names().iter().map(|s| s.to_string()).collect(),
-                rules: hit.rules,
-                classes: hit.classes,
-                groups: hit.groups,
-            });
-            Ok(true)
-        },
-    )
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let ch = ClickHouse::connect(&server.url, DB, None, None, None)
-            .await
-            .unwrap();
-        // Half of them twice (a retried batch): every answer must count them once.
-        ch.insert_events(&rows).await.unwrap();
-        let half = rows.len() / 2;
-        ch.insert_events(&rows[..half]).await.unwrap();
-        // Every change of the incident log, as a row of `incidents`.
-        let log = std::fs::read_to_string(data_dir.join("incidents.jsonl")).unwrap();
-        let mut insert = ch
-            .client()
-            .insert::<IncidentChange>("incidents")
-            .await
-            .unwrap();
-        for line in log.lines() {
-            let change: serde_json::Value = serde_json::from_str(line).unwrap();
-            let at: logwarden::event::Timestamp =
-                serde_json::from_value(change["at"].clone()).unwrap();
-            let inc = &change["incident"];
-            let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
-            insert
-                .write(&IncidentChange {
-                    seq: change["seq"].as_u64().unwrap(),
-                    agent: "test".into(),
-                    incident_id: text(&inc["id"]),
-                    kind: text(&change["kind"]),
-                    at_ns: u64::try_from(at.0).unwrap() * 1000,
-                    class: text(&inc["class"]),
-                    severity: text(&inc["severity"]),
-                    service: text(&inc["services"][0]),
-                    incident: inc.to_string(),
-                })
-                .await
-                .unwrap();
-        }
-        insert.end().await.unwrap();
+/// The demo's logs (seed 11, from 2026-12-02T12:00Z) backfilled by one `logwarden backfill
+/// --clickhouse` into a local index (the returned dir) and into `DB` at `server`; then half the
+/// events are written to ClickHouse again (as a retried batch would), which every answer must
+/// count once.
+fn backfill_both(server: &ClickHouseServer) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let tl = logwarden::demo::Timeline::generate(&logwarden::demo::DemoConfig {
+        seed: 11,
+        start: logwarden::event::Timestamp::from_secs(1_796_212_800),
     });
-}
-
-/// A row of `incidents` (the sink writes these from the incident log's changes).
-#[derive(serde::Serialize, clickhouse::Row)]
-struct IncidentChange {
-    seq: u64,
-    agent: String,
-    incident_id: String,
-    kind: String,
-    at_ns: u64,
-    class: String,
-    severity: String,
-    service: String,
-    incident: String,
+    logwarden::demo::write_all(&logs, &tl).unwrap();
+    let mut cmd = support::logwarden();
+    cmd.arg("backfill").arg("--data-dir").arg(dir.path());
+    for f in logwarden::demo::DemoFile::ALL {
+        cmd.arg("--source").arg(format!(
+            "{}:{}={}",
+            f.service(),
+            f.format().name(),
+            logs.join(f.file_name()).display()
+        ));
+    }
+    cmd.args(["--pg-prefix", "%m [%p] %q%u@%d "])
+        .args(["--clickhouse", &format!("{}/{DB}", server.url)]);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "backfill failed: {}", stderr(&out));
+    let rows = |table: &str| -> u64 {
+        server
+            .query(&format!("SELECT count() FROM {DB}.{table}"))
+            .parse()
+            .unwrap()
+    };
+    let before = rows("events");
+    assert!(before > 10_000, "{before}");
+    server.query(&format!(
+        "INSERT INTO {DB}.events SELECT * FROM {DB}.events WHERE cityHash64(id) % 2 = 0"
+    ));
+    assert!(rows("events") > before);
+    assert!(rows("incidents") > 10);
+    dir
 }
 
 /// `URL/DB` as loggrep's `--backend` takes it.
@@ -290,8 +232,8 @@ fn assert_same(args: &[String], local: &std::process::Output, remote: &std::proc
 #[test]
 fn loggrep_over_clickhouse_prints_what_the_local_index_prints() {
     let server = ClickHouseServer::start();
-    let data_dir = support::demo_index();
-    load_events(&server, data_dir);
+    let data = backfill_both(&server);
+    let data_dir = data.path();
     let backend = backend(&server);
     let cases =
         std::fs::read_to_string(support::repo().join("tests/cases/clickhouse_parity.txt")).unwrap();
@@ -310,7 +252,7 @@ fn loggrep_over_clickhouse_prints_what_the_local_index_prints() {
         }
     }
     // `--incident ID`: the incident and its timeline, its own events marked.
-    let log = std::fs::read_to_string(data_dir.join("incidents.jsonl")).unwrap();
+    let log = std::fs::read_to_string(logwarden::pipeline::incident_log(data_dir)).unwrap();
     let mut ids: Vec<String> = log
         .lines()
         .map(|l| {
@@ -374,8 +316,8 @@ fn loggrep_over_clickhouse_prints_what_the_local_index_prints() {
 #[test]
 fn hostile_query_text_is_data_and_changes_nothing() {
     let server = ClickHouseServer::start();
-    let data_dir = support::demo_index();
-    load_events(&server, data_dir);
+    let data = backfill_both(&server);
+    let data_dir = data.path();
     let backend = backend(&server);
     let count_all = || {
         let out = run(loggrep().args(["--backend", &backend, "--count", ""]));

@@ -169,7 +169,9 @@ pub struct EventRow {
     pub rules: Vec<String>,
     pub classes: Vec<String>,
     /// The incident groups the matches went to (`GroupKey::render`), one per rule: what
-    /// `loggrep --incident` marks an incident's own events by.
+    /// `loggrep --incident` marks an incident's own events by. (Default: a spool line written
+    /// before the column existed still reads.)
+    #[serde(default)]
     pub groups: Vec<String>,
 }
 
