@@ -265,7 +265,9 @@ fn loggrep_over_clickhouse_prints_what_the_local_index_prints() {
     assert!(ids.len() >= 5, "{ids:?}");
     for (i, id) in ids.iter().enumerate() {
         let prefix = id.trim_start_matches("inc-")[..6].to_string();
-        let modes: [&[&str]; 5] = [
+        let term = format!("incident:{id}");
+        let either = format!("incident:{id} OR service:redis");
+        let modes: [&[&str]; 8] = [
             &["--incident", id],
             &["--incident", id, "--json", "--lead", "1m"],
             &["--incident", &prefix, "--limit", "5"],
@@ -280,6 +282,9 @@ fn loggrep_over_clickhouse_prints_what_the_local_index_prints() {
                 "--",
                 "-level:info",
             ],
+            &["--limit", "0", &term],
+            &["--count-by", "service", &either],
+            &["--count", "--", &format!("-{term}")],
         ];
         // Every mode for a few incidents, the plain timeline for the rest.
         let chosen = if i < 3 { &modes[..] } else { &modes[..1] };
@@ -300,10 +305,12 @@ fn loggrep_over_clickhouse_prints_what_the_local_index_prints() {
         let (local, _) = both(data_dir, &backend, &all);
         assert!(stdout(&local).contains("\n> "), "{id}: {}", stdout(&local));
     }
-    let args: Vec<String> = ["--incident", "inc-0000"].map(String::from).to_vec();
-    let (local, remote) = both(data_dir, &backend, &args);
-    assert_eq!(remote.status.code(), Some(2), "{}", stderr(&remote));
-    assert_same(&args, &local, &remote);
+    for args in [["--incident", "inc-0000"], ["--count", "incident:inc-0000"]] {
+        let args: Vec<String> = args.map(String::from).to_vec();
+        let (local, remote) = both(data_dir, &backend, &args);
+        assert_eq!(remote.status.code(), Some(2), "{}", stderr(&remote));
+        assert_same(&args, &local, &remote);
+    }
     assert!(asked >= 20, "only {asked} cases");
     // The cases must find something to compare: nearly all of them match events.
     assert!(
@@ -491,7 +498,11 @@ fn literals_and_regexes_mean_in_clickhouse_what_they_mean_here() {
     let features = Features::of("18.16.1".parse().unwrap());
     for query in queries {
         let expr = lang::parse(query).unwrap();
-        let (condition, pred) = match sql::translate(expr.as_ref(), features) {
+        let ctx = sql::Context {
+            features,
+            incidents: &[],
+        };
+        let (condition, pred) = match sql::translate(expr.as_ref(), ctx) {
             Ok(t) => t,
             Err(e) => {
                 // Refused, with a column: only what RE2 cannot say the same way.

@@ -161,7 +161,16 @@ pub fn run(req: &Request, backend: &Backend, out: &mut dyn Write) -> Result<Outc
         for (path, column) in sql::attribute_paths(checked.expr.as_ref()) {
             session.check_path(&path, column).await?;
         }
-        let (condition, pred) = sql::translate(checked.expr.as_ref(), session.features)?;
+        let incidents = if sql::mentions_incident(checked.expr.as_ref()) {
+            session.incidents().await?
+        } else {
+            Vec::new()
+        };
+        let ctx = sql::Context {
+            features: session.features,
+            incidents: &incidents,
+        };
+        let (condition, pred) = sql::translate(checked.expr.as_ref(), ctx)?;
         let condition = Where::all(vec![
             sql::time_range(checked.since, checked.until),
             sql::filters(&req.services, &req.levels),
@@ -205,6 +214,7 @@ fn incident(
         runtime: &runtime,
         session: &session,
         query,
+        incidents: &incidents,
     };
     forensic::run_on(&mut source, req, t, &inc, out)
 }
@@ -221,6 +231,7 @@ struct Timeline<'a> {
     runtime: &'a tokio::runtime::Runtime,
     session: &'a Session,
     query: Option<lang::Expr>,
+    incidents: &'a [crate::incident::Incident],
 }
 
 impl forensic::Source for Timeline<'_> {
@@ -235,7 +246,11 @@ impl forensic::Source for Timeline<'_> {
             for (path, column) in sql::attribute_paths(self.query.as_ref()) {
                 session.check_path(&path, column).await?;
             }
-            let (condition, pred) = sql::translate(self.query.as_ref(), session.features)?;
+            let ctx = sql::Context {
+                features: session.features,
+                incidents: self.incidents,
+            };
+            let (condition, pred) = sql::translate(self.query.as_ref(), ctx)?;
             // Both ends of the window are included; `time_range`'s end is not.
             let until = window.to.map(|to| Timestamp(to.0.saturating_add(1)));
             let condition = Where::all(vec![

@@ -27,6 +27,7 @@
 
 use crate::detect::Class;
 use crate::event::{Flags, Level, Timestamp};
+use crate::incident::Incident;
 use crate::query::lang::{Cmp, Expr, FieldValue};
 use crate::query::pattern::Pattern;
 use crate::query::plan::{Literal, PlanError, Pred};
@@ -109,15 +110,36 @@ impl Where {
     }
 }
 
+/// What a translation reads besides the query.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub features: Features,
+    /// The incidents `incident:ID` may name (see [`mentions_incident`]).
+    pub incidents: &'a [Incident],
+}
+
 /// The query's condition and its deciding predicate (`None` query: every event).
-pub fn translate(expr: Option<&Expr>, features: Features) -> Result<(Where, Pred), PlanError> {
+pub fn translate(expr: Option<&Expr>, ctx: Context<'_>) -> Result<(Where, Pred), PlanError> {
     let Some(expr) = expr else {
         return Ok((Where::always(), Pred::All));
     };
-    translate_expr(expr, features)
+    translate_expr(expr, ctx)
 }
 
-fn translate_expr(expr: &Expr, features: Features) -> Result<(Where, Pred), PlanError> {
+/// Does the query name an incident (`incident:ID`), so that the incidents must be read first?
+pub fn mentions_incident(expr: Option<&Expr>) -> bool {
+    match expr {
+        Some(Expr::And(items) | Expr::Or(items)) => {
+            items.iter().any(|e| mentions_incident(Some(e)))
+        }
+        Some(Expr::Not(inner)) => mentions_incident(Some(inner)),
+        Some(Expr::Field { name, .. }) => name == "incident",
+        _ => false,
+    }
+}
+
+fn translate_expr(expr: &Expr, ctx: Context<'_>) -> Result<(Where, Pred), PlanError> {
+    let features = ctx.features;
     Ok(match expr {
         Expr::Text { text, .. } => {
             literal("raw", text, features).map(|(w, lit)| (w, Pred::Raw(lit)))?
@@ -125,15 +147,15 @@ fn translate_expr(expr: &Expr, features: Features) -> Result<(Where, Pred), Plan
         Expr::Regex { pattern, column } => regex(pattern, *column)?,
         Expr::Prefix { stem, .. } => prefix(stem),
         Expr::And(items) => {
-            let (wheres, preds) = translate_all(items, features)?;
+            let (wheres, preds) = translate_all(items, ctx)?;
             (Where::all(wheres), Pred::And(preds))
         }
         Expr::Or(items) => {
-            let (wheres, preds) = translate_all(items, features)?;
+            let (wheres, preds) = translate_all(items, ctx)?;
             (Where::any(wheres), Pred::Or(preds))
         }
         Expr::Not(inner) => {
-            let (w, p) = translate_expr(inner, features)?;
+            let (w, p) = translate_expr(inner, ctx)?;
             let negated = if w.exact {
                 Where {
                     sql: format!("NOT {}", w.sql),
@@ -148,15 +170,15 @@ fn translate_expr(expr: &Expr, features: Features) -> Result<(Where, Pred), Plan
             name,
             value,
             column,
-        } => field(name, value, *column, features)?,
+        } => field(name, value, *column, ctx)?,
     })
 }
 
-fn translate_all(items: &[Expr], features: Features) -> Result<(Vec<Where>, Vec<Pred>), PlanError> {
+fn translate_all(items: &[Expr], ctx: Context<'_>) -> Result<(Vec<Where>, Vec<Pred>), PlanError> {
     let mut wheres = Vec::with_capacity(items.len());
     let mut preds = Vec::with_capacity(items.len());
     for item in items {
-        let (w, p) = translate_expr(item, features)?;
+        let (w, p) = translate_expr(item, ctx)?;
         wheres.push(w);
         preds.push(p);
     }
@@ -268,8 +290,9 @@ fn field(
     name: &str,
     value: &FieldValue,
     column: usize,
-    features: Features,
+    ctx: Context<'_>,
 ) -> Result<(Where, Pred), PlanError> {
+    let features = ctx.features;
     let value_column = column + name.chars().count() + 1;
     let bad = |message: String| PlanError::BadValue {
         column: value_column,
@@ -355,12 +378,11 @@ fn field(
             let names = levels.iter().map(|l| l.as_str().to_string()).collect();
             (str_in("level", names), Pred::Levels(levels))
         }
-        ("source" | "incident", FieldValue::Text(_)) => {
+        ("incident", FieldValue::Text(t)) => incident(t, ctx.incidents).map_err(bad)?,
+        ("source", FieldValue::Text(_)) => {
             return Err(PlanError::BadValue {
                 column,
-                message: format!(
-                    "`{name}:` needs the local index (it names files and incident groups the ClickHouse tables do not hold); leave out --backend"
-                ),
+                message: "`source:` needs the local index (it names the files the index read, which the ClickHouse tables do not hold); leave out --backend".to_string(),
             });
         }
         ("raw" | "message" | "service" | "flags" | "host" | "source", FieldValue::Compare(..)) => {
@@ -378,6 +400,39 @@ fn field(
             attribute_compare(path, *cmp, value)
         }
     })
+}
+
+/// `incident:ID`: the events whose matches went to the incident's group during its lifetime
+/// ([`crate::query::plan::incident_events`], as the local index reads it).
+fn incident(id: &str, incidents: &[Incident]) -> Result<(Where, Pred), String> {
+    let Some(found) = incidents.iter().find(|i| i.id.0 == id) else {
+        let ids = incidents.iter().map(|i| i.id.0.as_str());
+        return Err(match crate::config::did_you_mean(id, ids) {
+            Some(s) => format!("no incident `{id}` (did you mean `{s}`?)"),
+            None => format!("no incident `{id}` (logwarden incidents lists them)"),
+        });
+    };
+    let pred = crate::query::plan::incident_events(found);
+    let Pred::And(parts) = &pred else {
+        return Err(format!("incident `{id}`: unexpected predicate"));
+    };
+    let mut wheres = Vec::new();
+    for part in parts {
+        match part {
+            Pred::Group(key) => {
+                wheres.push(Where::exact("has(groups, ?)", vec![Bind::Str(key.clone())]));
+            }
+            Pred::During { from, to } => {
+                let ns = |t: Timestamp| u64::try_from(t.0.max(0)).unwrap_or(0).saturating_mul(1000);
+                wheres.push(Where::exact(
+                    "ts_ns >= ? AND ts_ns <= ?",
+                    vec![Bind::U64(ns(*from)), Bind::U64(ns(*to))],
+                ));
+            }
+            _ => return Err(format!("incident `{id}`: unexpected predicate")),
+        }
+    }
+    Ok((Where::all(wheres), pred))
 }
 
 /// The attribute paths `expr` names (with their terms' columns), in query order: the local index
@@ -526,9 +581,16 @@ mod tests {
         Features::of("24.8.4.13".parse::<Version>().unwrap())
     }
 
+    fn ctx(features: Features) -> Context<'static> {
+        Context {
+            features,
+            incidents: &[],
+        }
+    }
+
     fn sql(query: &str, features: Features) -> Where {
         let expr = lang::parse(query).unwrap();
-        translate(expr.as_ref(), features).unwrap().0
+        translate(expr.as_ref(), ctx(features)).unwrap().0
     }
 
     fn strs(w: &Where) -> Vec<&str> {
@@ -643,14 +705,14 @@ mod tests {
     #[test]
     fn untranslatable_terms_are_refused_where_they_stand() {
         let expr = lang::parse(r"error /\bword/").unwrap();
-        let e = translate(expr.as_ref(), old()).unwrap_err();
+        let e = translate(expr.as_ref(), ctx(old())).unwrap_err();
         assert_eq!(e.column(), 8);
         assert!(e.to_string().contains("Unicode-aware"), "{e}");
         let expr = lang::parse("x source:app.log").unwrap();
-        let e = translate(expr.as_ref(), old()).unwrap_err();
+        let e = translate(expr.as_ref(), ctx(old())).unwrap_err();
         assert_eq!(e.column(), 3);
         let expr = lang::parse("x duration_ms:>abc").unwrap();
-        assert!(translate(expr.as_ref(), old()).is_err());
+        assert!(translate(expr.as_ref(), ctx(old())).is_err());
     }
 
     #[test]
