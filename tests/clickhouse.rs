@@ -513,18 +513,13 @@ fn literals_and_regexes_mean_in_clickhouse_what_they_mean_here() {
         assert!(condition.exact, "{query}");
         for text in texts {
             let want = pred.eval(&hit_of_raw(text));
-            let mut q = client.query(&format!(
+            let mut binds = vec![Bind::Str(text.into())];
+            binds.extend(condition.binds.iter().cloned());
+            let sql = format!(
                 "SELECT count() FROM (SELECT ? AS raw) WHERE {}",
                 condition.sql
-            ));
-            q = q.bind(text);
-            for bind in &condition.binds {
-                q = match bind {
-                    Bind::Str(s) => q.bind(s.as_str()),
-                    Bind::U64(n) => q.bind(*n),
-                    Bind::U32(n) => q.bind(*n),
-                };
-            }
+            );
+            let q = logwarden::query::clickhouse::bound(&client, &sql, &binds);
             let got: u64 = rt.block_on(q.fetch_one()).unwrap();
             assert_eq!(got == 1, want, "{query} on {text:?}: SQL {condition:?}");
         }

@@ -74,28 +74,40 @@ pub(super) fn list(
             ));
         }
         let groups = context::groups(searcher, fields, &found.hits, lines)?;
-        for (i, group) in groups.iter().enumerate() {
-            if i > 0 {
-                if req.color {
-                    writeln!(out, "\x1b[36m--\x1b[0m")?;
-                } else {
-                    writeln!(out, "--")?;
-                }
-            }
-            for line in group {
-                if !view.fields.is_empty() {
-                    output::write_columns(out, &line.hit, &view.fields)?;
-                } else if line.is_match {
-                    output::write_line(out, &line.hit, &highlights, req.color)?;
-                } else {
-                    output::write_line(out, &line.hit, &[], req.color)?;
-                }
-            }
-        }
+        write_groups(req, &groups, &highlights, out)?;
         return Ok(outcome);
     }
     write_hits(req, &found.hits, &highlights, out)?;
     Ok(outcome)
+}
+
+/// Context groups (`-A`/`-B`/`-C`), `--` between them: every backend's context listing.
+pub(super) fn write_groups(
+    req: &Request,
+    groups: &[context::Group],
+    highlights: &[&dyn plan::Highlight],
+    out: &mut dyn Write,
+) -> Result<(), QueryError> {
+    let view = &req.view;
+    for (i, group) in groups.iter().enumerate() {
+        if i > 0 {
+            if req.color {
+                writeln!(out, "\x1b[36m--\x1b[0m")?;
+            } else {
+                writeln!(out, "--")?;
+            }
+        }
+        for line in group {
+            if !view.fields.is_empty() {
+                output::write_columns(out, &line.hit, &view.fields)?;
+            } else if line.is_match {
+                output::write_line(out, &line.hit, highlights, req.color)?;
+            } else {
+                output::write_line(out, &line.hit, &[], req.color)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What a listing of `found` tells: how many matched, and whether `limit` cut it.

@@ -13,6 +13,10 @@
 //! Where [`sql`] can only narrow (attribute terms, prefixes), rows are streamed newest first and
 //! decided by the same [`plan::Pred`] the local index uses, exactly as it decides its candidates.
 //!
+//! `-A/-B/-C` reads the hits' source files by fingerprint (`substring(id, 1, 16)`), and
+//! `--incident` the `incidents` table; both hand their events to the local code that groups and
+//! prints them (`context::assemble`, `forensic::run_on`).
+//!
 //! Must not: write to the server (no DDL: a reader must not create a database that a typo
 //! named), format a user value into SQL (everything is bound), or decide exit codes.
 
@@ -26,7 +30,9 @@ use serde::Deserialize;
 
 use crate::event::{EventId, Flags, Level, Timestamp};
 use crate::query::search::{Found, Hit};
-use crate::query::{Outcome, QueryError, Request, answer, check, forensic, lang, plan, tally};
+use crate::query::{
+    Outcome, QueryError, Request, answer, check, context, forensic, lang, plan, tally,
+};
 use crate::store::clickhouse::{Features, Version};
 
 use sql::{Bind, Where};
@@ -140,9 +146,6 @@ impl Backend {
 pub fn run(req: &Request, backend: &Backend, out: &mut dyn Write) -> Result<Outcome, QueryError> {
     if req.follow.is_some() {
         return Err(BackendError::LocalOnly("--follow").into());
-    }
-    if req.view.context.is_some() {
-        return Err(BackendError::LocalOnly("context lines (-A/-B/-C)").into());
     }
     if let Some(t) = &req.incident {
         return incident(req, t, backend, out);
@@ -283,6 +286,21 @@ impl forensic::Source for Timeline<'_> {
     }
 }
 
+/// `sql` on `client` with `binds` bound to its `?`s in order (client-side binding: 18.16 has no
+/// server-side parameters).
+pub fn bound(client: &clickhouse::Client, sql: &str, binds: &[Bind]) -> clickhouse::query::Query {
+    let mut query = client.query(sql);
+    for bind in binds {
+        query = match bind {
+            Bind::Str(s) => query.bind(s.as_str()),
+            Bind::U64(n) => query.bind(*n),
+            Bind::U32(n) => query.bind(*n),
+            Bind::U64s(v) => query.bind(v.as_slice()),
+        };
+    }
+    query
+}
+
 /// A connected client and what its server can do.
 struct Session {
     client: clickhouse::Client,
@@ -409,17 +427,126 @@ impl Session {
         Ok(incidents)
     }
 
+    /// `-A`/`-B`/`-C`: the hits' neighbours in their source files (every event of the file,
+    /// whatever the query), grouped by `context::assemble` as for the local index. Per file,
+    /// one query counts the events of each gap between consecutive hits, two pick the `after`
+    /// first and `before` last of each gap (`LIMIT n BY gap`), one loads those.
+    async fn context(
+        &self,
+        hits: &[Hit],
+        lines: context::ContextLines,
+    ) -> Result<Vec<context::Group>, QueryError> {
+        #[derive(Deserialize, clickhouse::Row)]
+        struct GapCount {
+            gap: u64,
+            n: u64,
+        }
+        #[derive(Deserialize, clickhouse::Row)]
+        struct GapEvent {
+            gap: u64,
+            off: u64,
+        }
+        // The file's events other than the hits, each with its offset and its gap (the number
+        // of hits before it).
+        const FILE: &str = "SELECT toUInt64(arrayCount(x -> x < off, ?)) AS gap, off FROM \
+             (SELECT toUInt64OrZero(substring(id, 18)) AS off FROM events FINAL \
+              WHERE substring(id, 1, 16) = ?) WHERE NOT has(?, off)";
+        let per_file = context::files_of(hits);
+        // Each picked event as (offset, fingerprint).
+        let mut picked: HashMap<context::GapKey, context::Gap<u64>> = HashMap::new();
+        for (fp, offsets) in &per_file {
+            let file = || {
+                vec![
+                    Bind::U64s(offsets.clone()),
+                    Bind::Str(format!("{fp:016x}")),
+                    Bind::U64s(offsets.clone()),
+                ]
+            };
+            let counts: Vec<GapCount> = self
+                .query(
+                    &format!("SELECT gap, count() AS n FROM ({FILE}) GROUP BY gap"),
+                    &file(),
+                )
+                .fetch_all()
+                .await
+                .map_err(|e| self.failed(e))?;
+            for c in counts {
+                picked.entry((*fp, gap_index(c.gap))).or_default().count = c.n;
+            }
+            let sides = [
+                (lines.after, "gap > 0", "ASC", true),
+                (lines.before, "gap < ?", "DESC", false),
+            ];
+            for (n, which, order, after) in sides {
+                if n == 0 {
+                    continue;
+                }
+                let mut binds = file();
+                if !after {
+                    binds.push(Bind::U64(offsets.len() as u64));
+                }
+                binds.push(Bind::U64(n as u64));
+                let events: Vec<GapEvent> = self
+                    .query(
+                        &format!(
+                            "SELECT gap, off FROM ({FILE}) WHERE {which} ORDER BY off {order} LIMIT ? BY gap"
+                        ),
+                        &binds,
+                    )
+                    .fetch_all()
+                    .await
+                    .map_err(|e| self.failed(e))?;
+                for e in events {
+                    let gap = picked.entry((*fp, gap_index(e.gap))).or_default();
+                    let side = if after {
+                        &mut gap.after
+                    } else {
+                        &mut gap.before
+                    };
+                    side.push((e.off, *fp));
+                }
+            }
+        }
+        context::check_size(&picked)?;
+        // Load the picked events, file by file.
+        let mut loaded: HashMap<(u64, u64), Hit> = HashMap::new();
+        for fp in per_file.keys() {
+            let mut wanted: Vec<u64> = picked
+                .iter()
+                .filter(|((f, _), _)| f == fp)
+                .flat_map(|(_, g)| g.after.iter().chain(&g.before).map(|(o, _)| *o))
+                .collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            if wanted.is_empty() {
+                continue;
+            }
+            let rows: Vec<HitRow> = self
+                .query(
+                    "SELECT ?fields FROM events FINAL WHERE substring(id, 1, 16) = ? \
+                     AND has(?, toUInt64OrZero(substring(id, 18)))",
+                    &[Bind::Str(format!("{fp:016x}")), Bind::U64s(wanted)],
+                )
+                .fetch_all()
+                .await
+                .map_err(|e| self.failed(e))?;
+            for row in rows {
+                let hit = row.into_hit();
+                loaded.insert((hit.id.fingerprint, hit.id.offset), hit);
+            }
+        }
+        let groups = context::assemble(hits, lines, &per_file, &picked, &mut |(off, fp)| {
+            loaded
+                .get(&(*fp, *off))
+                .cloned()
+                .ok_or_else(|| context::ContextError::Gone(format!("{fp:016x}:{off}")))
+        })?;
+        Ok(groups)
+    }
+
     /// `sql` with `binds` bound to its `?`s in order.
     fn query(&self, sql: &str, binds: &[Bind]) -> clickhouse::query::Query {
-        let mut query = self.client.query(sql);
-        for bind in binds {
-            query = match bind {
-                Bind::Str(s) => query.bind(s.as_str()),
-                Bind::U64(n) => query.bind(*n),
-                Bind::U32(n) => query.bind(*n),
-            };
-        }
-        query
+        bound(&self.client, sql, binds)
     }
 
     fn failed(&self, source: clickhouse::error::Error) -> BackendError {
@@ -515,6 +642,11 @@ fn collect_paths(
         }
         _ => {}
     }
+}
+
+/// A gap's index as the server counted it.
+fn gap_index(gap: u64) -> usize {
+    usize::try_from(gap).unwrap_or(usize::MAX)
 }
 
 /// Rows read to find a value at an attribute path before calling it unknown.
@@ -659,6 +791,16 @@ impl Question<'_> {
             found.hits.reverse();
         }
         let highlights = self.pred.highlights();
+        if let Some(lines) = req.view.context {
+            if req.json {
+                return Err(QueryError::Options(
+                    "context lines (-A/-B/-C) print text lines only",
+                ));
+            }
+            let groups = self.session.context(&found.hits, lines).await?;
+            answer::write_groups(req, &groups, &highlights, out)?;
+            return Ok(outcome);
+        }
         answer::write_hits(req, &found.hits, &highlights, out)?;
         Ok(outcome)
     }

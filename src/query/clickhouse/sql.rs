@@ -41,6 +41,8 @@ pub enum Bind {
     Str(String),
     U64(u64),
     U32(u32),
+    /// An `Array(UInt64)`.
+    U64s(Vec<u64>),
 }
 
 /// A parameterized condition.
