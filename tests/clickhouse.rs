@@ -387,6 +387,34 @@ fn a_server_that_cannot_be_reached_or_a_wrong_database_is_exit_2_naming_the_url(
         "{}",
         stderr(&out)
     );
+    // A user the server does not know: its refusal, naming the URL.
+    let pass = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(pass.path(), "secret\n").unwrap();
+    let out = run(loggrep()
+        .args(["--backend", &wrong, "--clickhouse-user", "nobody"])
+        .arg("--clickhouse-password-file")
+        .arg(pass.path())
+        .arg("x"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&wrong) && stderr(&out).contains("nobody"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(loggrep()
+        .args([
+            "--backend",
+            &wrong,
+            "--clickhouse-password-file",
+            "/nonexistent/pass",
+        ])
+        .arg("x"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/pass"),
+        "{}",
+        stderr(&out)
+    );
     // A query error keeps its column, before the server is asked.
     let out = run(loggrep().args(["--backend", &wrong, "x (y"]));
     assert_eq!(out.status.code(), Some(2));

@@ -317,9 +317,18 @@ impl Session {
                 .query("SELECT version()")
                 .fetch_one()
                 .await
-                .map_err(|source| BackendError::Unreachable {
-                    url: url.clone(),
-                    source,
+                .map_err(|source| match source {
+                    clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut => {
+                        BackendError::Unreachable {
+                            url: url.clone(),
+                            source,
+                        }
+                    }
+                    // It answered, with an error: a wrong user or password, say.
+                    source => BackendError::Query {
+                        url: url.clone(),
+                        source,
+                    },
                 })?;
         let version: Version = text.parse().map_err(|()| BackendError::Version {
             url: url.clone(),
