@@ -419,6 +419,13 @@ fn a_server_that_cannot_be_reached_or_a_wrong_database_is_exit_2_naming_the_url(
     let out = run(loggrep().args(["--backend", &wrong, "x (y"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("column 3"), "{}", stderr(&out));
+    let out = run(loggrep().args(["--backend", &url, r"x /\bword/"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("column 4") && stderr(&out).contains("Unicode-aware"),
+        "{}",
+        stderr(&out)
+    );
     let out = run(loggrep().args(["--backend", "ftp://x/y", "x"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -528,7 +535,7 @@ fn literals_and_regexes_mean_in_clickhouse_what_they_mean_here() {
         let expr = lang::parse(query).unwrap();
         let ctx = sql::Context {
             features,
-            incidents: &[],
+            incidents: Some(&[]),
         };
         let (condition, pred) = match sql::translate(expr.as_ref(), ctx) {
             Ok(t) => t,

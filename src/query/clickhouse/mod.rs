@@ -150,8 +150,17 @@ pub fn run(req: &Request, backend: &Backend, out: &mut dyn Write) -> Result<Outc
     if let Some(t) = &req.incident {
         return incident(req, t, backend, out);
     }
-    // A bad question is refused before the server is asked.
+    // A bad question is refused before the server is asked (the SQL of any server version
+    // refuses the same questions).
     let checked = check(req)?;
+    let before_asking = sql::Context {
+        features: Features::of(Version {
+            major: 18,
+            minor: 16,
+        }),
+        incidents: None,
+    };
+    sql::translate(checked.expr.as_ref(), before_asking)?;
     let histogram_secs = req
         .view
         .histogram
@@ -171,7 +180,7 @@ pub fn run(req: &Request, backend: &Backend, out: &mut dyn Write) -> Result<Outc
         };
         let ctx = sql::Context {
             features: session.features,
-            incidents: &incidents,
+            incidents: Some(&incidents),
         };
         let (condition, pred) = sql::translate(checked.expr.as_ref(), ctx)?;
         let condition = Where::all(vec![
@@ -209,6 +218,14 @@ fn incident(
     out: &mut dyn Write,
 ) -> Result<Outcome, QueryError> {
     let query = lang::parse(&req.query)?;
+    let before_asking = sql::Context {
+        features: Features::of(Version {
+            major: 18,
+            minor: 16,
+        }),
+        incidents: None,
+    };
+    sql::translate(query.as_ref(), before_asking)?;
     let runtime = runtime()?;
     let session = runtime.block_on(Session::open(backend))?;
     let incidents = runtime.block_on(session.incidents())?;
@@ -251,7 +268,7 @@ impl forensic::Source for Timeline<'_> {
             }
             let ctx = sql::Context {
                 features: session.features,
-                incidents: self.incidents,
+                incidents: Some(self.incidents),
             };
             let (condition, pred) = sql::translate(self.query.as_ref(), ctx)?;
             // Both ends of the window are included; `time_range`'s end is not.

@@ -116,8 +116,10 @@ impl Where {
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
     pub features: Features,
-    /// The incidents `incident:ID` may name (see [`mentions_incident`]).
-    pub incidents: &'a [Incident],
+    /// The incidents `incident:ID` may name (see [`mentions_incident`]); `None`: not read yet,
+    /// so `incident:` terms are only checked for their syntax (a translation made to refuse a
+    /// bad question before the server is asked).
+    pub incidents: Option<&'a [Incident]>,
 }
 
 /// The query's condition and its deciding predicate (`None` query: every event).
@@ -380,7 +382,10 @@ fn field(
             let names = levels.iter().map(|l| l.as_str().to_string()).collect();
             (str_in("level", names), Pred::Levels(levels))
         }
-        ("incident", FieldValue::Text(t)) => incident(t, ctx.incidents).map_err(bad)?,
+        ("incident", FieldValue::Text(t)) => match ctx.incidents {
+            Some(incidents) => incident(t, incidents).map_err(bad)?,
+            None => (Where::narrows_nothing(), Pred::All),
+        },
         ("source", FieldValue::Text(_)) => {
             return Err(PlanError::BadValue {
                 column,
@@ -586,7 +591,7 @@ mod tests {
     fn ctx(features: Features) -> Context<'static> {
         Context {
             features,
-            incidents: &[],
+            incidents: Some(&[]),
         }
     }
 
