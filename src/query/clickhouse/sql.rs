@@ -723,6 +723,61 @@ mod tests {
     }
 
     #[test]
+    fn only_literals_on_raw_change_with_a_modern_server() {
+        // Everything but a case-insensitive ASCII literal on `raw` is the same SQL on both: the
+        // skip index is only there to be used by `LIKE` over lower(raw).
+        for query in [
+            r"Timeout /\d+ms/ service:app level:>=warn -flags:partial",
+            "res.statusCode:>=500 OR queue:emails",
+            "message:timeout disk* class:db-down rule:x",
+        ] {
+            assert_eq!(sql(query, old()), sql(query, modern()), "{query}");
+        }
+        assert_ne!(sql("timeout", old()).sql, sql("timeout", modern()).sql);
+        assert_eq!(sql("disk", old()), sql("disk", modern()));
+    }
+
+    #[test]
+    fn an_incident_is_its_group_during_its_lifetime() {
+        let incident: Incident = serde_json::from_value(serde_json::json!({
+            "id": "inc-0123456789abcdef", "class": "db-connection", "severity": "error",
+            "state": "resolved", "title": "t", "rule": "pg-refused", "group": "pg-refused service=app",
+            "services": ["app"], "first_seen": "2026-12-02T12:00:00Z",
+            "opened_at": "2026-12-02T12:00:00Z", "last_seen": "2026-12-02T12:01:00Z",
+            "resolved_at": "2026-12-02T12:06:00Z", "count": 3, "escalation_level": 1,
+            "caused_by": [], "consequence": false,
+            "runbook": {"title": "r", "anchor": "a", "steps": []}, "evidence": []
+        }))
+        .unwrap();
+        let incidents = [incident];
+        let ctx = Context {
+            features: old(),
+            incidents: Some(&incidents),
+        };
+        let expr = lang::parse("incident:inc-0123456789abcdef").unwrap();
+        let (w, _) = translate(expr.as_ref(), ctx).unwrap();
+        assert_eq!(w.sql, "(has(groups, ?) AND ts_ns >= ? AND ts_ns <= ?)");
+        assert_eq!(
+            w.binds,
+            [
+                Bind::Str("pg-refused service=app".into()),
+                Bind::U64(1_796_212_800_000_000_000),
+                Bind::U64(1_796_213_160_000_000_000)
+            ]
+        );
+        let expr = lang::parse("x incident:inc-0123456789abcdeg").unwrap();
+        let e = translate(expr.as_ref(), ctx).unwrap_err();
+        assert_eq!(e.column(), 12);
+        assert!(e.to_string().contains("did you mean"), "{e}");
+        // Before the incidents are read, only the syntax is checked.
+        let unread = Context {
+            incidents: None,
+            ..ctx
+        };
+        assert!(translate(expr.as_ref(), unread).is_ok());
+    }
+
+    #[test]
     fn time_ranges_prune_partitions_and_bound_exactly() {
         let w = time_range(Some(Timestamp(1_500_000)), Some(Timestamp(3_000_000)));
         assert_eq!(
