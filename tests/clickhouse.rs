@@ -560,3 +560,40 @@ fn literals_and_regexes_mean_in_clickhouse_what_they_mean_here() {
         }
     }
 }
+
+/// A time range prunes partitions: with `force_index_by_date=1` the server refuses a query that
+/// cannot use the partition key, and accepts loggrep's.
+#[test]
+fn time_ranges_prune_day_partitions() {
+    use logwarden::event::Timestamp;
+    use logwarden::query::clickhouse::{bound, sql};
+
+    let server = ClickHouseServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ch = ClickHouse::connect(&server.url, "pruned", None, None, None)
+            .await
+            .unwrap();
+        ch.insert_events(&[row(0, "a"), row(1, "b")]).await.unwrap();
+        let since = Timestamp::from_secs(1_796_212_800);
+        let until = Timestamp::from_secs(1_796_212_800 + 61);
+        let range = sql::time_range(Some(since), Some(until));
+        let text = format!("SELECT count() FROM events FINAL WHERE {}", range.sql);
+        let n: u64 = bound(ch.client(), &text, &range.binds)
+            .with_setting("force_index_by_date", "1")
+            .fetch_one()
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        let unpruned = ch
+            .client()
+            .query("SELECT count() FROM events FINAL WHERE ts_ns > 0")
+            .with_setting("force_index_by_date", "1")
+            .fetch_one::<u64>()
+            .await;
+        assert!(unpruned.is_err(), "{unpruned:?}");
+    });
+}
