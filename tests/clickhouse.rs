@@ -189,13 +189,21 @@ fn both(
     backend: &str,
     args: &[String],
 ) -> (std::process::Output, std::process::Output) {
+    // No colour unless the case asks for it (then both highlight the same matches).
+    let color: &[&str] = if args.iter().any(|a| a == "--color") {
+        &[]
+    } else {
+        &["--color", "never"]
+    };
     let local = run(loggrep()
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["--no-server", "--color", "never"])
+        .arg("--no-server")
+        .args(color)
         .args(args));
     let remote = run(loggrep()
-        .args(["--backend", backend, "--color", "never"])
+        .args(["--backend", backend])
+        .args(color)
         .env_remove("LOGWARDEN_DATA")
         .env_remove("LOGWARDEN_SERVER")
         .args(args));
