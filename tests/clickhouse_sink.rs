@@ -390,6 +390,7 @@ fn retention_drops_the_whole_days_older_than_the_cutoff_and_keeps_the_rest() {
             flags: vec![],
             rules: vec![],
             classes: vec![],
+            groups: vec![],
         })
         .collect();
     let rt = tokio::runtime::Builder::new_current_thread()

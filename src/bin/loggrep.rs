@@ -3,7 +3,9 @@
 //! Flags become a [`query::Request`] here and go no further; exit codes are decided in one
 //! place ([`main`]): 0 when something matched, 1 when nothing did, 2 on error. A closed stdout
 //! (`loggrep … | head`) ends the run quietly. The question is answered by a running agent when
-//! one serves the data dir (`query::remote`; the same bytes, faster), else from the index files.
+//! one serves the data dir (`query::remote`; the same bytes, faster), else from the index files;
+//! with `--backend clickhouse://…` by the ClickHouse database the agents write to
+//! (`query::clickhouse`; the same bytes again).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -101,6 +103,43 @@ struct Args {
     forensic: Forensic,
     #[command(flatten)]
     agent: Agent,
+    #[command(flatten)]
+    backend: Backend,
+}
+
+/// Asking the ClickHouse database every agent writes to (issue 8) instead of a local index.
+#[derive(clap::Args, Debug)]
+struct Backend {
+    /// Ask the ClickHouse database at URL (clickhouse://HOST:PORT/DB or http://HOST:PORT/DB, the
+    /// port defaulting to 8123) instead of the index files or an agent (--data-dir and --server
+    /// are then not used): same query language, same output
+    #[arg(long, value_name = "URL", env = "LOGWARDEN_BACKEND")]
+    backend: Option<String>,
+    /// With --backend: the ClickHouse user
+    #[arg(long, value_name = "USER", requires = "backend")]
+    clickhouse_user: Option<String>,
+    /// With --backend: a file holding the ClickHouse user's password
+    #[arg(long, value_name = "FILE", requires = "backend")]
+    clickhouse_password_file: Option<PathBuf>,
+}
+
+impl Backend {
+    fn open(&self) -> Result<Option<query::clickhouse::Backend>, String> {
+        let Some(url) = &self.backend else {
+            return Ok(None);
+        };
+        let password = match &self.clickhouse_password_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--clickhouse-password-file {}: {e}", path.display()))?;
+                Some(text.trim_end_matches(['\n', '\r']).to_string())
+            }
+            None => None,
+        };
+        query::clickhouse::Backend::parse(url, self.clickhouse_user.clone(), password)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Asking a running agent (`logwarden run`) instead of reading the index files.
@@ -335,8 +374,19 @@ fn main() -> ExitCode {
         around,
         view,
     };
+    let backend = match args.backend.open() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("loggrep: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut out = std::io::BufWriter::new(stdout.lock());
-    match answer(&args.agent, &req, &mut out) {
+    let answered = match &backend {
+        Some(backend) => query::clickhouse::run(&req, backend, &mut out).map_err(Failure::from),
+        None => answer(&args.agent, &req, &mut out),
+    };
+    match answered {
         Ok(outcome) => {
             if outcome.truncated && args.forensic.incident.is_some() {
                 eprintln!(

@@ -57,17 +57,7 @@ pub(super) fn list(
         count_only: req.count,
     };
     let mut found = search::search(searcher, fields, query, planned, keep)?;
-    let truncated = !req.count && (found.hits.len() as u64) < found.matched;
-    let cut = truncated.then_some(Cut {
-        shown: found.hits.len() as u64,
-        of: found.exact.then_some(found.matched),
-        what: CutWhat::Events,
-    });
-    let outcome = Outcome {
-        matched: found.matched,
-        truncated,
-        cut,
-    };
+    let outcome = listing_outcome(req, &found);
     if req.count {
         writeln!(out, "{}", found.matched)?;
         return Ok(outcome);
@@ -84,35 +74,75 @@ pub(super) fn list(
             ));
         }
         let groups = context::groups(searcher, fields, &found.hits, lines)?;
-        for (i, group) in groups.iter().enumerate() {
-            if i > 0 {
-                if req.color {
-                    writeln!(out, "\x1b[36m--\x1b[0m")?;
-                } else {
-                    writeln!(out, "--")?;
-                }
-            }
-            for line in group {
-                if !view.fields.is_empty() {
-                    output::write_columns(out, &line.hit, &view.fields)?;
-                } else if line.is_match {
-                    output::write_line(out, &line.hit, &highlights, req.color)?;
-                } else {
-                    output::write_line(out, &line.hit, &[], req.color)?;
-                }
-            }
-        }
+        write_groups(req, &groups, &highlights, out)?;
         return Ok(outcome);
     }
+    write_hits(req, &found.hits, &highlights, out)?;
+    Ok(outcome)
+}
+
+/// Context groups (`-A`/`-B`/`-C`), `--` between them: every backend's context listing.
+pub(super) fn write_groups(
+    req: &Request,
+    groups: &[context::Group],
+    highlights: &[&dyn plan::Highlight],
+    out: &mut dyn Write,
+) -> Result<(), QueryError> {
+    let view = &req.view;
+    for (i, group) in groups.iter().enumerate() {
+        if i > 0 {
+            if req.color {
+                writeln!(out, "\x1b[36m--\x1b[0m")?;
+            } else {
+                writeln!(out, "--")?;
+            }
+        }
+        for line in group {
+            if !view.fields.is_empty() {
+                output::write_columns(out, &line.hit, &view.fields)?;
+            } else if line.is_match {
+                output::write_line(out, &line.hit, highlights, req.color)?;
+            } else {
+                output::write_line(out, &line.hit, &[], req.color)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a listing of `found` tells: how many matched, and whether `limit` cut it.
+pub(super) fn listing_outcome(req: &Request, found: &search::Found) -> Outcome {
+    let truncated = !req.count && (found.hits.len() as u64) < found.matched;
+    let cut = truncated.then_some(Cut {
+        shown: found.hits.len() as u64,
+        of: found.exact.then_some(found.matched),
+        what: CutWhat::Events,
+    });
+    Outcome {
+        matched: found.matched,
+        truncated,
+        cut,
+    }
+}
+
+/// The hits (in the order to print) as CSV, NDJSON, chosen columns or terminal lines: every
+/// backend's listing goes through here, so the bytes are the same for the same events.
+pub(super) fn write_hits(
+    req: &Request,
+    hits: &[search::Hit],
+    highlights: &[&dyn plan::Highlight],
+    out: &mut dyn Write,
+) -> Result<(), QueryError> {
+    let view = &req.view;
     if view.csv {
         let columns = csv_columns(&view.fields);
         output::write_csv_record(out, columns.iter().map(String::as_str))?;
-        for hit in &found.hits {
+        for hit in hits {
             output::write_csv_row(out, hit, &columns)?;
         }
-        return Ok(outcome);
+        return Ok(());
     }
-    for hit in &found.hits {
+    for hit in hits {
         if req.json && view.fields.is_empty() {
             output::write_json(out, hit)?;
         } else if req.json {
@@ -120,10 +150,10 @@ pub(super) fn list(
         } else if !view.fields.is_empty() {
             output::write_columns(out, hit, &view.fields)?;
         } else {
-            output::write_line(out, hit, &highlights, req.color)?;
+            output::write_line(out, hit, highlights, req.color)?;
         }
     }
-    Ok(outcome)
+    Ok(())
 }
 
 /// CSV columns: the chosen ones, else those of the text line.
@@ -181,6 +211,17 @@ pub(super) fn count_by(
             counts
         }
     };
+    write_count_by(req, field, &counts, style, out)
+}
+
+/// Print `--count-by` counts (most frequent first, `--top` of them): every backend's tally.
+pub(super) fn write_count_by(
+    req: &Request,
+    field: &str,
+    counts: &tally::ValueCounts,
+    style: tally::Style,
+    out: &mut dyn Write,
+) -> Result<Outcome, QueryError> {
     if counts.overflowed() {
         return Err(QueryError::TooManyValues {
             field: field.to_string(),
@@ -213,10 +254,7 @@ pub(super) fn histogram(
     style: tally::Style,
     out: &mut dyn Write,
 ) -> Result<Outcome, QueryError> {
-    let secs = time::parse_duration(width).map_err(|source| QueryError::Duration {
-        flag: "--histogram",
-        source,
-    })?;
+    let secs = histogram_width(width)?;
     // Distinct buckets beyond this many can never be printed (the span would be wider still).
     let max_buckets = tally::MAX_BUCKETS as usize;
     let from_column = if planned.exact {
@@ -238,6 +276,26 @@ pub(super) fn histogram(
             (histogram, matched)
         }
     };
+    write_histogram(&histogram, matched, width, (since, until), style, out)
+}
+
+/// `--histogram W`'s width in seconds.
+pub(super) fn histogram_width(width: &str) -> Result<i64, QueryError> {
+    time::parse_duration(width).map_err(|source| QueryError::Duration {
+        flag: "--histogram",
+        source,
+    })
+}
+
+/// Print a histogram of `matched` matches over the query's range: every backend's chart.
+pub(super) fn write_histogram(
+    histogram: &tally::Histogram,
+    matched: u64,
+    width: &str,
+    (since, until): (Option<Timestamp>, Option<Timestamp>),
+    style: tally::Style,
+    out: &mut dyn Write,
+) -> Result<Outcome, QueryError> {
     let rows = histogram
         .rows_within(since, until)
         .map_err(|e| QueryError::TooManyBuckets {

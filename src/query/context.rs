@@ -39,6 +39,8 @@ pub enum ContextError {
     TooMany { events: usize },
     #[error("search failed: {0}")]
     Search(#[from] tantivy::TantivyError),
+    #[error("context: event {0} went away while it was read")]
+    Gone(String),
 }
 
 /// How many events to print before and after each hit.
@@ -66,22 +68,7 @@ pub fn groups(
     hits: &[Hit],
     lines: ContextLines,
 ) -> Result<Vec<Group>, ContextError> {
-    // Hit offsets per file, sorted; the rank of each hit in the given order.
-    let mut per_file: HashMap<u64, Vec<u64>> = HashMap::new();
-    let mut rank: HashMap<(u64, u64), usize> = HashMap::new();
-    for (i, hit) in hits.iter().enumerate() {
-        per_file
-            .entry(hit.id.fingerprint)
-            .or_default()
-            .push(hit.id.offset);
-        rank.entry((hit.id.fingerprint, hit.id.offset)).or_insert(i);
-    }
-    for offsets in per_file.values_mut() {
-        offsets.sort_unstable();
-        offsets.dedup();
-    }
-
-    let per_file = Arc::new(per_file);
+    let per_file = Arc::new(files_of(hits));
     // With -C 0 no neighbour is printed, but the gap sizes still decide the separators.
     let gaps = searcher.search(
         &files_query(fields, &per_file),
@@ -90,17 +77,66 @@ pub fn groups(
             lines,
         },
     )?;
+    check_size(&gaps)?;
+    assemble(hits, lines, &per_file, &gaps, &mut |(_, address)| {
+        Ok(search::load(searcher, fields, *address)?)
+    })
+}
 
-    // Bounded before any event is read: a -C of millions over a large file would hold them all.
+/// The hits' offsets per file (fingerprint), sorted, each once.
+pub fn files_of(hits: &[Hit]) -> HashMap<u64, Vec<u64>> {
+    let mut per_file: HashMap<u64, Vec<u64>> = HashMap::new();
+    for hit in hits {
+        per_file
+            .entry(hit.id.fingerprint)
+            .or_default()
+            .push(hit.id.offset);
+    }
+    for offsets in per_file.values_mut() {
+        offsets.sort_unstable();
+        offsets.dedup();
+    }
+    per_file
+}
+
+/// Refuse more context events than [`MAX_CONTEXT_EVENTS`], before any is read: a -C of millions
+/// over a large file would hold them all.
+pub fn check_size<T>(gaps: &HashMap<GapKey, Gap<T>>) -> Result<(), ContextError> {
     let events: usize = gaps.values().map(|g| g.after.len() + g.before.len()).sum();
     if events > MAX_CONTEXT_EVENTS {
         return Err(ContextError::TooMany { events });
     }
+    Ok(())
+}
 
+/// Loads a context event from its (offset, handle).
+pub type Loader<'a, T> = dyn FnMut(&(u64, T)) -> Result<Hit, ContextError> + 'a;
+
+/// The groups of `hits` (in the order given), from the gaps around them in their files
+/// (`per_file`: [`files_of`] the hits), each context event loaded by `load`. Every backend's
+/// context goes through here, so the groups and separators are the same.
+pub fn assemble<T: Clone>(
+    hits: &[Hit],
+    lines: ContextLines,
+    per_file: &HashMap<u64, Vec<u64>>,
+    gaps: &HashMap<GapKey, Gap<T>>,
+    load: &mut Loader<'_, T>,
+) -> Result<Vec<Group>, ContextError> {
+    let mut rank: HashMap<(u64, u64), usize> = HashMap::new();
     let mut by_id: HashMap<(u64, u64), &Hit> = HashMap::new();
-    for hit in hits {
+    for (i, hit) in hits.iter().enumerate() {
+        rank.entry((hit.id.fingerprint, hit.id.offset)).or_insert(i);
         by_id.insert((hit.id.fingerprint, hit.id.offset), hit);
     }
+    let mut push_context = |group: &mut Group, items: &[(u64, T)]| -> Result<(), ContextError> {
+        for item in items {
+            group.push(Line {
+                hit: load(item)?,
+                is_match: false,
+            });
+        }
+        Ok(())
+    };
     let mut out: Vec<(usize, Group)> = Vec::new();
     let mut fingerprints: Vec<&u64> = per_file.keys().collect();
     fingerprints.sort_unstable();
@@ -113,17 +149,17 @@ pub fn groups(
             if i > 0 {
                 if whole {
                     let mut all = gap.after.clone();
-                    all.extend(gap.before.iter().copied());
-                    all.sort_unstable();
-                    all.dedup();
-                    push_context(searcher, fields, &mut group, &all)?;
+                    all.extend(gap.before.iter().cloned());
+                    all.sort_by_key(|(o, _)| *o);
+                    all.dedup_by_key(|(o, _)| *o);
+                    push_context(&mut group, &all)?;
                 } else {
-                    push_context(searcher, fields, &mut group, &sorted(&gap.after))?;
+                    push_context(&mut group, &sorted(&gap.after))?;
                     close(&mut out, &mut group, &rank);
                 }
             }
             if i == 0 || !whole {
-                push_context(searcher, fields, &mut group, &sorted(&gap.before))?;
+                push_context(&mut group, &sorted(&gap.before))?;
             }
             if let Some(hit) = by_id.get(&(*fp, *offset)) {
                 group.push(Line {
@@ -133,32 +169,17 @@ pub fn groups(
             }
         }
         let tail = gaps.get(&(*fp, offsets.len())).cloned().unwrap_or_default();
-        push_context(searcher, fields, &mut group, &sorted(&tail.after))?;
+        push_context(&mut group, &sorted(&tail.after))?;
         close(&mut out, &mut group, &rank);
     }
     out.sort_by_key(|(first, _)| *first);
     Ok(out.into_iter().map(|(_, g)| g).collect())
 }
 
-fn sorted(items: &[(u64, DocAddress)]) -> Vec<(u64, DocAddress)> {
+fn sorted<T: Clone>(items: &[(u64, T)]) -> Vec<(u64, T)> {
     let mut v = items.to_vec();
-    v.sort_unstable();
+    v.sort_by_key(|(o, _)| *o);
     v
-}
-
-fn push_context(
-    searcher: &Searcher,
-    fields: Fields,
-    group: &mut Group,
-    items: &[(u64, DocAddress)],
-) -> tantivy::Result<()> {
-    for (_, address) in items {
-        group.push(Line {
-            hit: search::load(searcher, fields, *address)?,
-            is_match: false,
-        });
-    }
-    Ok(())
 }
 
 /// End the current group; it sorts by the earliest rank of its hits.
@@ -188,18 +209,28 @@ fn files_query(fields: Fields, per_file: &HashMap<u64, Vec<u64>>) -> BooleanQuer
 }
 
 /// A file's fingerprint and a gap's index in it.
-type GapKey = (u64, usize);
+pub type GapKey = (u64, usize);
 /// An event's offset and address.
 type Item = (u64, DocAddress);
 
 /// What one gap between consecutive hits of a file (gap `i` lies before the file's hit `i`; the
 /// last gap follows its last hit) holds: its number of events, the `after` first ones and the
-/// `before` last ones.
-#[derive(Debug, Clone, Default)]
-struct Gap {
-    count: u64,
-    after: Vec<(u64, DocAddress)>,
-    before: Vec<(u64, DocAddress)>,
+/// `before` last ones (offset and what loads the event: an address in the index, or the event).
+#[derive(Debug, Clone)]
+pub struct Gap<T> {
+    pub count: u64,
+    pub after: Vec<(u64, T)>,
+    pub before: Vec<(u64, T)>,
+}
+
+impl<T> Default for Gap<T> {
+    fn default() -> Self {
+        Gap {
+            count: 0,
+            after: Vec::new(),
+            before: Vec::new(),
+        }
+    }
 }
 
 struct Gaps {
@@ -289,7 +320,7 @@ impl GapsSegment {
 }
 
 impl Collector for Gaps {
-    type Fruit = HashMap<(u64, usize), Gap>;
+    type Fruit = HashMap<(u64, usize), Gap<DocAddress>>;
     type Child = GapsSegment;
 
     fn for_segment(
@@ -313,7 +344,10 @@ impl Collector for Gaps {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<Vec<((u64, usize), Gap)>>) -> tantivy::Result<Self::Fruit> {
+    fn merge_fruits(
+        &self,
+        fruits: Vec<Vec<((u64, usize), Gap<DocAddress>)>>,
+    ) -> tantivy::Result<Self::Fruit> {
         // Per gap: the counts add up; the selections are chosen again from the union of the
         // segments' selections (an event can sit in both selections of a small gap: once only).
         let mut union: HashMap<GapKey, (u64, Vec<Item>)> = HashMap::new();
@@ -342,7 +376,7 @@ impl Collector for Gaps {
 }
 
 impl GapHeaps {
-    fn into_gap(self) -> Gap {
+    fn into_gap(self) -> Gap<DocAddress> {
         Gap {
             count: self.count,
             after: self.after.into_vec(),
@@ -352,7 +386,7 @@ impl GapHeaps {
 }
 
 impl SegmentCollector for GapsSegment {
-    type Fruit = Vec<((u64, usize), Gap)>;
+    type Fruit = Vec<((u64, usize), Gap<DocAddress>)>;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         let (Some(fp), Some(offset)) = (self.fingerprint.first(doc), self.offset.first(doc)) else {

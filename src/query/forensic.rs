@@ -110,51 +110,93 @@ impl Own {
     }
 }
 
-/// The incident `t.id` names in the data dir, or [`ForensicError::UnknownIncident`].
-pub fn find(req: &Request, t: &IncidentTimeline) -> Result<Incident, ForensicError> {
-    let incidents = views::load(&req.data_dir)?;
-    crate::store::incidents::find(&incidents, &t.id)
+/// Where a timeline's events are read from: the local index ([`Local`]), or the ClickHouse
+/// tables (`query::clickhouse`). Marking the incident's own events, the limit and every byte
+/// printed stay here, the same for both.
+pub trait Source {
+    /// The events of `window` (both ends included) that the request's query and filters keep,
+    /// in event-time order, handed to `each` with the query's deciding predicate (for
+    /// highlights) until it returns `false`; returns how many there are in all.
+    fn read(
+        &mut self,
+        req: &Request,
+        window: Window,
+        each: &mut dyn FnMut(Hit, &plan::Pred) -> Result<bool, QueryError>,
+    ) -> Result<u64, QueryError>;
+}
+
+/// The local index of `req.data_dir`.
+pub struct Local;
+
+impl Source for Local {
+    fn read(
+        &mut self,
+        req: &Request,
+        window: Window,
+        each: &mut dyn FnMut(Hit, &plan::Pred) -> Result<bool, QueryError>,
+    ) -> Result<u64, QueryError> {
+        let index = EventIndex::open_existing(&req.data_dir.join("index"))?;
+        let searcher = index.searcher()?;
+        let fields = index.fields();
+        let upper = window.to.map_or(Bound::Unbounded, Bound::Included);
+        let (query, planned) = narrowed(
+            req,
+            lang::parse(&req.query)?.as_ref(),
+            &index,
+            &searcher,
+            Bound::Included(window.from),
+            upper,
+        )?;
+        // Counted apart: `each` may stop the reading early (from the fast fields alone when the
+        // index decides the query).
+        let count = Keep {
+            limit: None,
+            count_only: true,
+        };
+        let total = search::search(&searcher, fields, query.as_ref(), &planned, count)?.matched;
+        search::each_in_order(&searcher, fields, query.as_ref(), &planned, |hit| {
+            each(hit, &planned.pred)
+        })?;
+        Ok(total)
+    }
+}
+
+/// The incident `t.id` names among `incidents`, or [`ForensicError::UnknownIncident`] naming
+/// `place`.
+pub fn find_in(
+    incidents: &[Incident],
+    t: &IncidentTimeline,
+    place: PathBuf,
+) -> Result<Incident, ForensicError> {
+    crate::store::incidents::find(incidents, &t.id)
         .cloned()
         .ok_or_else(|| ForensicError::UnknownIncident {
             id: t.id.clone(),
-            dir: req.data_dir.clone(),
+            dir: place,
         })
+}
+
+/// The incident `t.id` names in the data dir, or [`ForensicError::UnknownIncident`].
+pub fn find(req: &Request, t: &IncidentTimeline) -> Result<Incident, ForensicError> {
+    let incidents = views::load(&req.data_dir)?;
+    find_in(&incidents, t, req.data_dir.clone())
 }
 
 /// Read the timeline from its start, handing each event (marked or not) to `each` until it
 /// returns `false`; the total number of events in the window comes back. Memory holds sort keys
 /// and the evidence ids, never the whole timeline.
 pub fn read(
+    source: &mut dyn Source,
     req: &Request,
     inc: &Incident,
     window: Window,
-    mut each: impl FnMut(Entry, &plan::Plan) -> Result<bool, QueryError>,
+    mut each: impl FnMut(Entry, &plan::Pred) -> Result<bool, QueryError>,
 ) -> Result<u64, QueryError> {
-    let index = EventIndex::open_existing(&req.data_dir.join("index"))?;
-    let searcher = index.searcher()?;
-    let fields = index.fields();
-    let upper = window.to.map_or(Bound::Unbounded, Bound::Included);
-    let (query, planned) = narrowed(
-        req,
-        lang::parse(&req.query)?.as_ref(),
-        &index,
-        &searcher,
-        Bound::Included(window.from),
-        upper,
-    )?;
     let own = Own::of(inc);
-    // Counted apart: `each` may stop the reading early (from the fast fields alone when the
-    // index decides the query).
-    let count = Keep {
-        limit: None,
-        count_only: true,
-    };
-    let total = search::search(&searcher, fields, query.as_ref(), &planned, count)?.matched;
-    search::each_in_order(&searcher, fields, query.as_ref(), &planned, |hit| {
+    source.read(req, window, &mut |hit, pred| {
         let marked = own.contains(&hit);
-        each(Entry { hit, marked }, &planned)
-    })?;
-    Ok(total)
+        each(Entry { hit, marked }, pred)
+    })
 }
 
 /// `loggrep --incident`: print the incident and the first `--limit` events of its timeline, or
@@ -165,9 +207,21 @@ pub fn run(
     out: &mut dyn Write,
 ) -> Result<Outcome, QueryError> {
     let inc = find(req, t)?;
+    run_on(&mut Local, req, t, &inc, out)
+}
+
+/// [`run`] over `source`, `inc` being the incident `t` names there.
+pub fn run_on(
+    source: &mut dyn Source,
+    req: &Request,
+    t: &IncidentTimeline,
+    inc: &Incident,
+    out: &mut dyn Write,
+) -> Result<Outcome, QueryError> {
+    let inc = inc.clone();
     let window = Window::of(&inc, t.lead_secs);
     if let Some(dir) = &t.export {
-        let (events, marked) = export(req, &inc, window, dir)?;
+        let (events, marked) = export(source, req, &inc, window, dir)?;
         writeln!(
             out,
             "exported {} events of {} ({} marked) to {} and the incident to {}",
@@ -201,7 +255,7 @@ pub fn run(
     }
     let limit = req.limit.unwrap_or(usize::MAX);
     let mut shown = 0usize;
-    let total = read(req, &inc, window, |e, planned| {
+    let total = read(source, req, &inc, window, |e, pred| {
         if shown >= limit {
             return Ok(false);
         }
@@ -210,7 +264,7 @@ pub fn run(
             write_json(out, &e)?;
         } else {
             out.write_all(if e.marked { b"> " } else { b"  " })?;
-            let highlights = planned.pred.highlights();
+            let highlights = pred.highlights();
             output::write_line(out, &e.hit, &highlights, req.color)?;
         }
         Ok(true)
@@ -226,6 +280,7 @@ pub fn run(
 /// Write `timeline.ndjson` (every event of the window, streamed) and `incident.json` into `dir`
 /// (created when missing). Returns the number of events written and of those marked.
 pub fn export(
+    source: &mut dyn Source,
     req: &Request,
     inc: &Incident,
     window: Window,
@@ -241,7 +296,7 @@ pub fn export(
     let file = std::fs::File::create(&path).map_err(fail(&path))?;
     let mut w = std::io::BufWriter::new(file);
     let mut marked = 0;
-    let events = read(req, inc, window, |e, _| {
+    let events = read(source, req, inc, window, |e, _| {
         marked += u64::from(e.marked);
         write_json(&mut w, &e).map_err(fail(&path))?;
         Ok(true)

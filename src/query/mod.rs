@@ -15,6 +15,7 @@
 //! prints around the same match in the same file.
 
 mod answer;
+pub mod clickhouse;
 pub mod context;
 pub mod follow;
 pub mod forensic;
@@ -201,6 +202,8 @@ pub enum QueryError {
     Context(#[from] context::ContextError),
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error(transparent)]
+    ClickHouse(#[from] clickhouse::BackendError),
     #[error("search failed: {0}")]
     Search(#[from] tantivy::TantivyError),
     #[error("writing output: {0}")]
@@ -306,13 +309,7 @@ pub fn run_on(
     let hi = until.map_or(Bound::Unbounded, Bound::Excluded);
     let (query, planned) = narrowed(req, expr.as_ref(), index, &searcher, lo, hi)?;
 
-    let style = if req.json {
-        tally::Style::Json
-    } else if req.view.csv {
-        tally::Style::Csv
-    } else {
-        tally::Style::Text { fancy: req.color }
-    };
+    let style = tally_style(req);
     let outcome = if let Some(field) = &req.view.count_by {
         answer::count_by(
             req,
@@ -341,6 +338,17 @@ pub fn run_on(
     };
     out.flush()?;
     Ok(outcome)
+}
+
+/// How tallies (`--count-by`, `--histogram`) print for `req`.
+fn tally_style(req: &Request) -> tally::Style {
+    if req.json {
+        tally::Style::Json
+    } else if req.view.csv {
+        tally::Style::Csv
+    } else {
+        tally::Style::Text { fancy: req.color }
+    }
 }
 
 /// Every level at least as severe as the least severe one given (none given: no filter): what

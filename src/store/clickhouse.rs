@@ -125,7 +125,8 @@ pub fn schema(features: Features, retention_days: Option<u32>) -> Vec<String> {
     fields String,
     flags Array(String),
     rules Array(String),
-    classes Array(String){ts64}{index}
+    classes Array(String),
+    groups Array(String){ts64}{index}
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMMDD(ts)
 ORDER BY (service, ts, agent, id){ttl}
@@ -167,6 +168,11 @@ pub struct EventRow {
     pub flags: Vec<String>,
     pub rules: Vec<String>,
     pub classes: Vec<String>,
+    /// The incident groups the matches went to (`GroupKey::render`), one per rule: what
+    /// `loggrep --incident` marks an incident's own events by. (Default: a spool line written
+    /// before the column existed still reads.)
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 impl EventRow {
@@ -200,6 +206,7 @@ impl EventRow {
             flags: event.flags.names().iter().map(|s| s.to_string()).collect(),
             rules: matched.iter().map(|m| m.rule.clone()).collect(),
             classes: matched.iter().map(|m| m.class.to_string()).collect(),
+            groups: matched.iter().map(|m| m.group.clone()).collect(),
         }
     }
 }
