@@ -14,16 +14,23 @@ use crate::support::{
     wait_until,
 };
 
-/// Pino line `seq` of agent `host`: every tenth a Redis connection error (an incident), the rest
-/// info lines.
+/// Pino line `seq` of host `agent-a`: every tenth a Redis connection error (an incident), the
+/// rest info lines.
 fn line(seq: u64) -> String {
+    line_on("agent-a", seq)
+}
+
+/// [`line`] as written on `host` (pino writes the host name into every line).
+fn line_on(host: &str, seq: u64) -> String {
     let time = 1_796_220_000_000u64 + seq * 10;
     if seq.is_multiple_of(10) {
         format!(
-            "{{\"level\":50,\"time\":{time},\"err\":{{\"message\":\"connect ECONNREFUSED 172.18.0.4:6379\",\"code\":\"ECONNREFUSED\"}},\"msg\":\"sinkline {seq}\"}}\n"
+            "{{\"level\":50,\"time\":{time},\"hostname\":\"{host}\",\"err\":{{\"message\":\"connect ECONNREFUSED 172.18.0.4:6379\",\"code\":\"ECONNREFUSED\"}},\"msg\":\"sinkline {seq}\"}}\n"
         )
     } else {
-        format!("{{\"level\":30,\"time\":{time},\"msg\":\"sinkline {seq}\"}}\n")
+        format!(
+            "{{\"level\":30,\"time\":{time},\"hostname\":\"{host}\",\"msg\":\"sinkline {seq}\"}}\n"
+        )
     }
 }
 
@@ -336,7 +343,9 @@ fn an_agent_killed_mid_batch_leaves_every_line_once_and_two_agents_share_one_dat
 
     // A second agent on another host writes into the same database meanwhile.
     let total_b = 7_000;
-    let text: String = (0..total_b).map(|s| line(1_000_000 + s)).collect();
+    let text: String = (0..total_b)
+        .map(|s| line_on("agent-b", 1_000_000 + s))
+        .collect();
     std::fs::write(&log_b, text).unwrap();
     let data_b = dir.path().join("b");
     let second = agent(&data_b, &log_b, &url, "agent-b", &[]);
@@ -353,6 +362,31 @@ fn an_agent_killed_mid_batch_leaves_every_line_once_and_two_agents_share_one_dat
     terminate(second);
     let all = total + total_b;
     assert_eq!(exactly(&server, "shared"), (all, all, all));
+    // loggrep over ClickHouse sees both agents, each with its exact count.
+    let out = run(crate::support::loggrep().args([
+        "--backend",
+        &format!(
+            "clickhouse://{}/shared",
+            server.url.trim_start_matches("http://")
+        ),
+        "--count-by",
+        "host",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tally: Vec<(String, String)> = crate::support::stdout(&out)
+        .lines()
+        .map(|l| {
+            let (n, host) = l.trim_start().split_once(' ').unwrap();
+            (host.to_string(), n.to_string())
+        })
+        .collect();
+    assert_eq!(
+        tally,
+        vec![
+            ("agent-a".to_string(), total.to_string()),
+            ("agent-b".to_string(), total_b.to_string())
+        ]
+    );
     let per_agent = server.query(
         "SELECT arrayStringConcat(groupArray(concat(agent, '=', toString(n))), ' ') FROM (SELECT agent, count() AS n FROM shared.events FINAL GROUP BY agent ORDER BY agent)",
     );
