@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::support::{
-    ClickHouseServer, backfill_demo, collect, loggrep_count, logwarden, run, stderr, terminate,
-    wait_until,
+    ClickHouseServer, backfill_demo, collect, demo_backfill, loggrep_count, logwarden, run, stderr,
+    terminate, wait_until, write_demo_logs,
 };
 
 /// Pino line `seq` of host `agent-a`: every tenth a Redis connection error (an incident), the
@@ -114,32 +114,9 @@ fn writer(
 fn backfill_writes_every_event_and_incident_change_once_and_again_nothing() {
     let server = ClickHouseServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let tl = logwarden::demo::Timeline::generate(&logwarden::demo::DemoConfig {
-        seed: 5,
-        start: logwarden::event::Timestamp::from_secs(1_796_212_800),
-    });
-    logwarden::demo::write_all(&logs, &tl).unwrap();
-    let sources: Vec<String> = logwarden::demo::DemoFile::ALL
-        .iter()
-        .map(|f| {
-            format!(
-                "{}:{}={}",
-                f.service(),
-                f.format().name(),
-                logs.join(f.file_name()).display()
-            )
-        })
-        .collect();
+    let logs = write_demo_logs(dir.path(), 5);
     let backfill = |data: &Path, extra: &[&str]| {
-        let mut cmd = logwarden();
-        cmd.arg("backfill").arg("--data-dir").arg(data);
-        for s in &sources {
-            cmd.arg("--source").arg(s);
-        }
-        cmd.args(["--pg-prefix", "%m [%p] %q%u@%d "]).args(extra);
-        let out = run(&mut cmd);
+        let out = run(demo_backfill(data, &logs, false).args(extra));
         assert!(out.status.success(), "backfill failed: {}", stderr(&out));
     };
     // The local index of the same files says how many events and changes there are.

@@ -41,6 +41,8 @@ pub const BUFFER_MAX: u64 = 1 << 30;
 /// First and longest wait between failed attempts.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long one insert attempt (a batch of up to `batch_rows`, twice that coalesced) may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Bytes of sealed batches (as written) whose rows stay in memory for the sender as well.
 const FRESH_MAX: u64 = 64 << 20;
 /// The file rows are appended to until it is sealed.
@@ -658,8 +660,17 @@ fn send(dir: &Path, config: &SinkConfig, shared: &Shared) {
                 batch.take(*seq, path, shared)?;
             }
             if let Some(server) = &server {
-                server.insert_events(&batch.events).await?;
-                server.insert_incidents(&batch.incidents).await?;
+                // A server that accepts the connection and then hangs is a failure too.
+                let inserts = async {
+                    server.insert_events(&batch.events).await?;
+                    server.insert_incidents(&batch.incidents).await
+                };
+                tokio::time::timeout(ATTEMPT_TIMEOUT, inserts)
+                    .await
+                    .map_err(|_| SinkError::Timeout {
+                        url: config.url.clone(),
+                        after: ATTEMPT_TIMEOUT,
+                    })??;
             }
             Ok::<Batch, SinkError>(batch)
         });

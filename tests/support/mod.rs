@@ -128,21 +128,35 @@ pub fn demo_index() -> &'static Path {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let logs = dir.path().join("logs");
-        std::fs::create_dir_all(&logs).unwrap();
-        let tl = logwarden::demo::Timeline::generate(&logwarden::demo::DemoConfig {
-            seed: 11,
-            start: logwarden::event::Timestamp::from_secs(1_796_212_800),
-        });
-        logwarden::demo::write_all(&logs, &tl).unwrap();
+        let logs = write_demo_logs(dir.path(), 11);
         backfill_demo(dir.path(), &logs);
         dir
     })
     .path()
 }
 
+/// The demo's five files of timeline `seed` (from 2026-12-02T12:00Z) written into `dir/logs`;
+/// returns that folder.
+pub fn write_demo_logs(dir: &Path, seed: u64) -> PathBuf {
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let tl = logwarden::demo::Timeline::generate(&logwarden::demo::DemoConfig {
+        seed,
+        start: logwarden::event::Timestamp::from_secs(1_796_212_800),
+    });
+    logwarden::demo::write_all(&logs, &tl).unwrap();
+    logs
+}
+
 /// [`backfill_demo`] with the `--source` arguments in reverse order when `reversed`.
 pub fn backfill_demo_sources(data_dir: &Path, logs: &Path, reversed: bool) {
+    let out = run(&mut demo_backfill(data_dir, logs, reversed));
+    assert!(out.status.success(), "backfill failed: {}", stderr(&out));
+}
+
+/// The `logwarden backfill` command of the demo's five files in `logs` into `data_dir` (the
+/// `--source` arguments reversed when `reversed`), for more arguments to be added.
+pub fn demo_backfill(data_dir: &Path, logs: &Path, reversed: bool) -> Command {
     let mut cmd = logwarden();
     cmd.arg("backfill").arg("--data-dir").arg(data_dir);
     let mut files = logwarden::demo::DemoFile::ALL.to_vec();
@@ -158,8 +172,7 @@ pub fn backfill_demo_sources(data_dir: &Path, logs: &Path, reversed: bool) {
         ));
     }
     cmd.args(["--pg-prefix", "%m [%p] %q%u@%d "]);
-    let out = run(&mut cmd);
-    assert!(out.status.success(), "backfill failed: {}", stderr(&out));
+    cmd
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago: bound to port 0, read, then released, for a
