@@ -16,6 +16,9 @@
 #              (`--no-server`, reading the index files); the two outputs must be equal;
 #   4. parse:  the PostgreSQL parser alone (benches/parse.rs) vs pgBadger, on the same
 #              PostgreSQL stderr log (PG_SAMPLE bytes of the split corpus, default 64M).
+#   5. clickhouse: the ClickHouse sink (spooled to disk, then inserted by its thread) vs the raw
+#              `clickhouse` crate inserting the same rows (benches/clickhouse_sink.rs, ROWS
+#              default 1 M), against a clickhouse-server started here.
 # Peers: the newest ripgrep (installed with `cargo install ripgrep` into target/compare/peers when
 # missing; RG=... to choose one) and pgBadger (apt-get); PARTS="query parse" runs only those pairs.
 # Run after `tests/run` on a quiet machine:
@@ -28,7 +31,7 @@ RUNS="${RUNS:-3}"
 QUERY_SIZE="${QUERY_SIZE:-2G}"
 PG_SAMPLE="${PG_SAMPLE:-64M}"
 # Which pairs to run (all by default): PARTS="query" benches/compare.sh runs only the queries.
-PARTS="${PARTS:-match index query parse}"
+PARTS="${PARTS:-match index query parse clickhouse}"
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 WORK="${COMPARE_DIR:-target/compare}"
 mkdir -p "$WORK"
@@ -226,6 +229,56 @@ t_pgb=$(timed 1 pgbadger --quiet -j 1 -f stderr --prefix '%m [%p] %q%u@%d ' -o "
 pgb=$(awk -v b="$PGBYTES" -v t="$t_pgb" 'BEGIN { printf "%.1f", b / t / 1e6 }')
 row "parse: PostgreSQL stderr, one core ($PGBYTES bytes)" "$ours MB/s, $allocs allocations/line" \
   "pgBadger -j 1: $pgb MB/s" "$(ratio "$ours" "$pgb")"
+
+fi
+
+if part clickhouse; then
+# --- 5. clickhouse -------------------------------------------------------------------------------
+# The sink (spool to disk, then insert) vs the raw `clickhouse` crate inserting the same rows,
+# against Debian's clickhouse-server started here as ../shared/CLICKHOUSE.md does.
+command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] || {
+  sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq clickhouse-server >/dev/null
+}
+cargo bench --quiet --no-run --bench clickhouse_sink 2>/dev/null
+CHB="$PWD/$(bench_bin clickhouse_sink)"
+CH_DIR=$(mktemp -d)
+CH_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+CH_TCP=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$CH_DIR/config.xml" <<XML
+<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>$CH_DIR/server.log</log><errorlog>$CH_DIR/server.err.log</errorlog></logger>
+  <listen_host>127.0.0.1</listen_host>
+  <http_port>$CH_PORT</http_port>
+  <tcp_port>$CH_TCP</tcp_port>
+  <path>$CH_DIR/data/</path>
+  <tmp_path>$CH_DIR/data/tmp/</tmp_path>
+  <user_files_path>$CH_DIR/data/user_files/</user_files_path>
+  <mark_cache_size>268435456</mark_cache_size>
+  <timezone>UTC</timezone>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <profiles><default/></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default/></quotas>
+</yandex>
+XML
+/usr/sbin/clickhouse-server --config-file="$CH_DIR/config.xml" >"$CH_DIR/stdout.log" 2>&1 &
+CH_PID=$!
+for _ in $(seq 1 300); do
+  [ "$(curl -sf "http://127.0.0.1:$CH_PORT/?query=SELECT%201" 2>/dev/null)" = "1" ] && break
+  kill -0 "$CH_PID" 2>/dev/null || { cat "$CH_DIR/stdout.log" >&2; exit 1; }
+  sleep 0.1
+done
+CLICKHOUSE_URL="http://127.0.0.1:$CH_PORT" RUNS="$RUNS" "$CHB" >"$WORK/clickhouse.out"
+kill -TERM "$CH_PID"; wait "$CH_PID" 2>/dev/null || true; rm -rf "$CH_DIR"
+line=$(cat "$WORK/clickhouse.out")
+rows_n=$(sed -E 's/.*, ([0-9]+) rows:.*/\1/' <<<"$line")
+t_raw=$(sed -E 's/.*raw crate ([0-9.]+) s.*/\1/' <<<"$line")
+t_sink=$(sed -E 's/.*sink ([0-9.]+) s.*/\1/' <<<"$line")
+row "ClickHouse insert, $rows_n rows (18.16, same machine)" "sink (spooled): $(secs "$t_sink") s" \
+  "clickhouse crate alone: $(secs "$t_raw") s" "$(ratio "$t_raw" "$t_sink")"
 
 fi
 

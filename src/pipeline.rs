@@ -395,6 +395,9 @@ impl<'a> Pipeline<'a> {
             Some(config) => Some(Spool::open(&settings.spool_dir(), config.clone())?),
             None => None,
         };
+        if let (Some(metrics), Some(spool)) = (&settings.metrics, &spool) {
+            metrics.watch_clickhouse(spool.watch_handle());
+        }
         let pipeline = Pipeline {
             settings,
             live,
@@ -1042,12 +1045,12 @@ fn drive_from(
 const CLICKHOUSE_GRACE: Duration = Duration::from_secs(10);
 
 fn close_spool(spool: Spool, live: bool) -> Result<(), PipelineError> {
-    let (batches, bytes, failing) = spool.backlog();
-    if !live && batches > 0 {
+    let waiting = spool.watch_handle().status();
+    if !live && waiting.batches > 0 {
         tracing::info!(
-            batches,
-            bytes,
-            failing = failing.as_deref().unwrap_or(""),
+            batches = waiting.batches,
+            bytes = waiting.bytes,
+            failing = waiting.failing.as_deref().unwrap_or(""),
             "waiting for ClickHouse to take the spool"
         );
     }

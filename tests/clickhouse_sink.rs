@@ -14,16 +14,23 @@ use crate::support::{
     wait_until,
 };
 
-/// Pino line `seq` of agent `host`: every tenth a Redis connection error (an incident), the rest
-/// info lines.
+/// Pino line `seq` of host `agent-a`: every tenth a Redis connection error (an incident), the
+/// rest info lines.
 fn line(seq: u64) -> String {
+    line_on("agent-a", seq)
+}
+
+/// [`line`] as written on `host` (pino writes the host name into every line).
+fn line_on(host: &str, seq: u64) -> String {
     let time = 1_796_220_000_000u64 + seq * 10;
     if seq.is_multiple_of(10) {
         format!(
-            "{{\"level\":50,\"time\":{time},\"err\":{{\"message\":\"connect ECONNREFUSED 172.18.0.4:6379\",\"code\":\"ECONNREFUSED\"}},\"msg\":\"sinkline {seq}\"}}\n"
+            "{{\"level\":50,\"time\":{time},\"hostname\":\"{host}\",\"err\":{{\"message\":\"connect ECONNREFUSED 172.18.0.4:6379\",\"code\":\"ECONNREFUSED\"}},\"msg\":\"sinkline {seq}\"}}\n"
         )
     } else {
-        format!("{{\"level\":30,\"time\":{time},\"msg\":\"sinkline {seq}\"}}\n")
+        format!(
+            "{{\"level\":30,\"time\":{time},\"hostname\":\"{host}\",\"msg\":\"sinkline {seq}\"}}\n"
+        )
     }
 }
 
@@ -47,11 +54,17 @@ fn rows_now(server: &ClickHouseServer, db: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// `logwarden run` following `log` into `data`, writing to ClickHouse `url` as agent `host`.
+/// `logwarden run` following `log` into `data`, writing to ClickHouse `url` as agent `host`
+/// (serving no HTTP unless `extra` says `--listen`).
 fn agent(data: &Path, log: &Path, url: &str, host: &str, extra: &[&str]) -> Child {
+    let listen: &[&str] = if extra.contains(&"--listen") {
+        &[]
+    } else {
+        &["--listen", "off"]
+    };
     logwarden()
         .arg("run")
-        .args(["--listen", "off"])
+        .args(listen)
         .arg("--data-dir")
         .arg(data)
         .arg("--source")
@@ -226,12 +239,13 @@ fn clickhouse_down_for_30s_during_ingestion_loses_and_duplicates_nothing() {
     let total = 60_000;
     // ~45 s of writing: 500 lines every 350 ms.
     let (written, writing) = writer(&log, total, 500, Duration::from_millis(350));
+    let listen = format!("127.0.0.1:{}", crate::support::free_port());
     let mut child = agent(
         &data,
         &log,
         &url,
         "agent-a",
-        &["--clickhouse-batch-rows", "4000"],
+        &["--clickhouse-batch-rows", "4000", "--listen", &listen],
     );
     let said = collect(child.stderr.take().unwrap());
     assert!(
@@ -254,6 +268,21 @@ fn clickhouse_down_for_30s_during_ingestion_loses_and_duplicates_nothing() {
         wait_until(30, spooled),
         "nothing spooled while ClickHouse was down"
     );
+    // /metrics says so: failed inserts, bytes waiting.
+    let metric = |name: &str| -> f64 {
+        let text = ureq::get(&format!("http://{listen}/metrics"))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(wait_until(30, || metric(
+        "logwarden_clickhouse_insert_failures_total"
+    ) > 0.0));
+    assert!(metric("logwarden_clickhouse_spool_bytes") > 0.0);
     #[allow(clippy::disallowed_methods)] // the outage itself: ClickHouse stays down for 30 s
     std::thread::sleep(Duration::from_secs(30));
     assert!(
@@ -273,6 +302,10 @@ fn clickhouse_down_for_30s_during_ingestion_loses_and_duplicates_nothing() {
         text.contains("insert failed"),
         "the outage was logged: {text}"
     );
+    assert!(metric("logwarden_clickhouse_rows_delivered_total") >= total as f64);
+    assert!(wait_until(10, || metric(
+        "logwarden_clickhouse_spool_bytes"
+    ) == 0.0));
     terminate(child);
     assert_eq!(exactly(&server, "down"), (total, total, total));
     // Incident changes came through too, once each.
@@ -310,7 +343,9 @@ fn an_agent_killed_mid_batch_leaves_every_line_once_and_two_agents_share_one_dat
 
     // A second agent on another host writes into the same database meanwhile.
     let total_b = 7_000;
-    let text: String = (0..total_b).map(|s| line(1_000_000 + s)).collect();
+    let text: String = (0..total_b)
+        .map(|s| line_on("agent-b", 1_000_000 + s))
+        .collect();
     std::fs::write(&log_b, text).unwrap();
     let data_b = dir.path().join("b");
     let second = agent(&data_b, &log_b, &url, "agent-b", &[]);
@@ -327,6 +362,31 @@ fn an_agent_killed_mid_batch_leaves_every_line_once_and_two_agents_share_one_dat
     terminate(second);
     let all = total + total_b;
     assert_eq!(exactly(&server, "shared"), (all, all, all));
+    // loggrep over ClickHouse sees both agents, each with its exact count.
+    let out = run(crate::support::loggrep().args([
+        "--backend",
+        &format!(
+            "clickhouse://{}/shared",
+            server.url.trim_start_matches("http://")
+        ),
+        "--count-by",
+        "host",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tally: Vec<(String, String)> = crate::support::stdout(&out)
+        .lines()
+        .map(|l| {
+            let (n, host) = l.trim_start().split_once(' ').unwrap();
+            (host.to_string(), n.to_string())
+        })
+        .collect();
+    assert_eq!(
+        tally,
+        vec![
+            ("agent-a".to_string(), total.to_string()),
+            ("agent-b".to_string(), total_b.to_string())
+        ]
+    );
     let per_agent = server.query(
         "SELECT arrayStringConcat(groupArray(concat(agent, '=', toString(n))), ' ') FROM (SELECT agent, count() AS n FROM shared.events FINAL GROUP BY agent ORDER BY agent)",
     );

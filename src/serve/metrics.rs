@@ -14,6 +14,8 @@
 //! | `logwarden_index_commit_failures_total` | counter | | the pipeline, per failed commit |
 //! | `logwarden_feed_clients` | gauge | `transport` (`sse`, `ws`) | the feed, read at each scrape |
 //! | `logwarden_http_request_duration_seconds` | histogram | `route` | the server, per request (for the feeds: until the response starts) |
+//! | `logwarden_clickhouse_spool_bytes`, `…_spool_batches` | gauge | | read from the ClickHouse sink at each scrape: what waits on disk |
+//! | `logwarden_clickhouse_rows_delivered_total`, `…_insert_failures_total` | counter | | the same: rows ClickHouse acknowledged, failed attempts |
 //!
 //! The pipeline is synchronous and must not slow down for this: it holds clones of the counters
 //! it needs (a counter is an atomic behind an `Arc`), looked up once per source and per rule, and
@@ -40,6 +42,7 @@ use prometheus_client::registry::{Registry, Unit};
 use super::Shared;
 use super::feed::Transport;
 use crate::detect::{Class, Severity};
+use crate::store::clickhouse_sink::SpoolWatch;
 
 /// The content type of the exposition (Prometheus scrapes OpenMetrics text).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -89,6 +92,17 @@ pub struct Metrics {
     commit: Histogram,
     commit_failures: Counter,
     health: Mutex<HealthState>,
+    clickhouse: ClickHouseSeries,
+}
+
+/// The ClickHouse sink's series, refreshed from its spool when read.
+#[derive(Default)]
+struct ClickHouseSeries {
+    watch: Mutex<Option<SpoolWatch>>,
+    bytes: Gauge,
+    batches: Gauge,
+    delivered: Counter,
+    failures: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -196,6 +210,28 @@ impl Metrics {
             "Index commits that failed",
             commit_failures.clone(),
         );
+        let clickhouse = ClickHouseSeries::default();
+        registry.register_with_unit(
+            "clickhouse_spool",
+            "Rows waiting on disk for ClickHouse (the sink's spool)",
+            Unit::Bytes,
+            clickhouse.bytes.clone(),
+        );
+        registry.register(
+            "clickhouse_spool_batches",
+            "Sealed batches waiting for ClickHouse",
+            clickhouse.batches.clone(),
+        );
+        registry.register(
+            "clickhouse_rows_delivered",
+            "Rows (events and incident changes) ClickHouse acknowledged",
+            clickhouse.delivered.clone(),
+        );
+        registry.register(
+            "clickhouse_insert_failures",
+            "ClickHouse inserts that failed (each is retried)",
+            clickhouse.failures.clone(),
+        );
         // Every class and severity shows, zero or not, so a dashboard sees the series exist.
         for class in Class::ALL {
             for severity in Severity::ALL {
@@ -225,7 +261,42 @@ impl Metrics {
             commit,
             commit_failures,
             health: Mutex::default(),
+            clickhouse,
         }
+    }
+
+    /// Read the ClickHouse sink's state from this spool from now on.
+    pub fn watch_clickhouse(&self, watch: SpoolWatch) {
+        *self
+            .clickhouse
+            .watch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(watch);
+    }
+
+    /// The ClickHouse sink's state now (none without a sink), its series brought up to date.
+    fn clickhouse_status(&self) -> Option<crate::store::clickhouse_sink::SpoolStatus> {
+        let series = &self.clickhouse;
+        let status = series
+            .watch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()?
+            .status();
+        series
+            .bytes
+            .set(i64::try_from(status.bytes).unwrap_or(i64::MAX));
+        series
+            .batches
+            .set(i64::try_from(status.batches).unwrap_or(i64::MAX));
+        // Counters only go up: add what is new since the last read.
+        series
+            .delivered
+            .inc_by(status.delivered.saturating_sub(series.delivered.get()));
+        series
+            .failures
+            .inc_by(status.failures.saturating_sub(series.failures.get()));
+        Some(status)
     }
 
     fn health(&self) -> MutexGuard<'_, HealthState> {
@@ -333,6 +404,14 @@ impl Metrics {
                 ));
             }
         }
+        if let Some(status) = self.clickhouse_status().filter(|s| s.full()) {
+            reasons.push(format!(
+                "the ClickHouse spool is full ({} bytes, more than {}): ingestion waits for ClickHouse ({})",
+                status.bytes,
+                status.buffer_max,
+                status.failing.as_deref().unwrap_or("slow")
+            ));
+        }
         Readiness {
             reasons,
             lag: health.lag.clone(),
@@ -341,6 +420,7 @@ impl Metrics {
 
     /// The exposition text.
     pub fn render(&self) -> Result<String, std::fmt::Error> {
+        self.clickhouse_status();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         Ok(text)

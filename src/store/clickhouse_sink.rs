@@ -29,10 +29,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{EventId, Events};
+use crate::event::Events;
 use crate::incident::Change;
 use crate::store::clickhouse::{ClickHouse, ClickHouseError, EventRow, IncidentRow};
-use crate::store::index::RuleTag;
+use crate::store::index::{RuleTag, tags_by_event};
 
 /// Rows per batch unless configured.
 pub const BATCH_ROWS: usize = 50_000;
@@ -41,6 +41,8 @@ pub const BUFFER_MAX: u64 = 1 << 30;
 /// First and longest wait between failed attempts.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Bytes of sealed batches (as written) whose rows stay in memory for the sender as well.
+const FRESH_MAX: u64 = 64 << 20;
 /// The file rows are appended to until it is sealed.
 const OPEN_FILE: &str = "open.part";
 const BATCH_EXT: &str = "batch";
@@ -218,10 +220,17 @@ struct State {
     bytes: u64,
     /// Rows ClickHouse acknowledged in this run.
     delivered: u64,
+    /// Failed attempts in this run.
+    failures: u64,
     /// The last failure, while failing.
     failing: Option<String>,
     /// The pipeline is done: drain and stop (at this deadline at the latest, if any).
     closing: Option<Option<Instant>>,
+    /// The rows of recently sealed batches, by batch number, so that the sender need not read
+    /// and decode the files it was just handed (up to [`FRESH_MAX`] bytes of files; the rest
+    /// it reads back).
+    fresh: std::collections::BTreeMap<u64, Vec<Row>>,
+    fresh_bytes: u64,
 }
 
 struct Shared {
@@ -235,11 +244,60 @@ impl Shared {
     }
 }
 
-/// The open batch file.
+/// The open batch file, and its rows.
 struct Open {
     out: BufWriter<File>,
-    rows: usize,
+    rows: Vec<Row>,
     bytes: u64,
+}
+
+/// Reads a spool's state: what waits, what was delivered, what fails.
+#[derive(Clone)]
+pub struct SpoolWatch {
+    shared: Arc<Shared>,
+    buffer_max: u64,
+}
+
+impl std::fmt::Debug for SpoolWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpoolWatch").finish_non_exhaustive()
+    }
+}
+
+/// A spool's state at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpoolStatus {
+    /// Sealed batches waiting to be sent, and their bytes.
+    pub batches: u64,
+    pub bytes: u64,
+    /// The bytes past which ingestion waits.
+    pub buffer_max: u64,
+    /// Rows ClickHouse acknowledged, and failed attempts, in this run.
+    pub delivered: u64,
+    pub failures: u64,
+    /// The last failure, while inserts fail.
+    pub failing: Option<String>,
+}
+
+impl SpoolStatus {
+    /// Ingestion is waiting for ClickHouse (the spool is over its size).
+    pub fn full(&self) -> bool {
+        self.bytes > self.buffer_max
+    }
+}
+
+impl SpoolWatch {
+    pub fn status(&self) -> SpoolStatus {
+        let state = self.shared.lock();
+        SpoolStatus {
+            batches: state.batches,
+            bytes: state.bytes,
+            buffer_max: self.buffer_max,
+            delivered: state.delivered,
+            failures: state.failures,
+            failing: state.failing.clone(),
+        }
+    }
 }
 
 /// What was left in the spool when the sink closed.
@@ -261,6 +319,8 @@ pub struct Spool {
     /// Set when the run is told to stop: a full spool no longer holds the pipeline back.
     stop: Option<Arc<AtomicBool>>,
     warned_full: bool,
+    /// One row's JSON, reused.
+    line: Vec<u8>,
 }
 
 impl Spool {
@@ -307,6 +367,7 @@ impl Spool {
             sender: Some(sender),
             stop: None,
             warned_full: false,
+            line: Vec::new(),
         })
     }
 
@@ -317,21 +378,14 @@ impl Spool {
 
     /// Add `events` with the rules that matched them.
     pub fn add_events(&mut self, events: &Events, tags: &[RuleTag]) -> Result<(), SinkError> {
-        let mut by_event: std::collections::HashMap<EventId, Vec<&RuleTag>> =
-            std::collections::HashMap::new();
-        for tag in tags {
-            let of_event = by_event.entry(tag.event).or_default();
-            if !of_event.iter().any(|t| t.rule == tag.rule) {
-                of_event.push(tag);
-            }
-        }
+        let by_event = tags_by_event(tags);
         for event in events {
             let matched: Vec<RuleTag> = by_event
                 .get(&event.id)
                 .map(|t| t.iter().map(|&t| t.clone()).collect())
                 .unwrap_or_default();
             let row = EventRow::new(&self.config.agent, event, &matched);
-            self.write(&Row::E(row))?;
+            self.write(Row::E(row))?;
         }
         Ok(())
     }
@@ -340,31 +394,31 @@ impl Spool {
     pub fn add_changes(&mut self, changes: &[Change]) -> Result<(), SinkError> {
         for change in changes {
             let row = IncidentRow::new(&self.config.agent, change)?;
-            self.write(&Row::I(row))?;
+            self.write(Row::I(row))?;
         }
         Ok(())
     }
 
-    fn write(&mut self, row: &Row) -> Result<(), SinkError> {
+    fn write(&mut self, row: Row) -> Result<(), SinkError> {
+        let path = self.dir.join(OPEN_FILE);
         if self.open.is_none() {
-            let path = self.dir.join(OPEN_FILE);
             let file = File::create(&path).map_err(io(&path))?;
             self.open = Some(Open {
                 out: BufWriter::with_capacity(1 << 20, file),
-                rows: 0,
+                rows: Vec::new(),
                 bytes: 0,
             });
         }
         let Some(open) = self.open.as_mut() else {
             return Ok(());
         };
-        let line = serde_json::to_vec(row)?;
-        let path = self.dir.join(OPEN_FILE);
-        open.out.write_all(&line).map_err(io(&path))?;
-        open.out.write_all(b"\n").map_err(io(&path))?;
-        open.rows += 1;
-        open.bytes += line.len() as u64 + 1;
-        if open.rows >= self.config.batch_rows {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &row)?;
+        self.line.push(b'\n');
+        open.out.write_all(&self.line).map_err(io(&path))?;
+        open.bytes += self.line.len() as u64;
+        open.rows.push(row);
+        if open.rows.len() >= self.config.batch_rows {
             self.seal()?;
         }
         Ok(())
@@ -388,10 +442,14 @@ impl Spool {
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(io(&self.dir))?;
-        self.next += 1;
         let mut state = self.shared.lock();
         state.batches += 1;
         state.bytes += open.bytes;
+        if state.fresh_bytes + open.bytes <= FRESH_MAX {
+            state.fresh_bytes += open.bytes;
+            state.fresh.insert(self.next, open.rows);
+        }
+        self.next += 1;
         self.shared.changed.notify_all();
         while state.bytes > self.config.buffer_max
             && !self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
@@ -418,10 +476,12 @@ impl Spool {
         Ok(())
     }
 
-    /// The batches and bytes waiting, and the failure that keeps them waiting if any.
-    pub fn backlog(&self) -> (u64, u64, Option<String>) {
-        let state = self.shared.lock();
-        (state.batches, state.bytes, state.failing.clone())
+    /// A handle that reads the spool's state from elsewhere (metrics, health).
+    pub fn watch_handle(&self) -> SpoolWatch {
+        SpoolWatch {
+            shared: Arc::clone(&self.shared),
+            buffer_max: self.config.buffer_max,
+        }
     }
 
     /// Seal what is open and let the sender deliver it: until the spool is empty, or until
@@ -492,11 +552,35 @@ impl Batch {
         self.events.len() + self.incidents.len()
     }
 
-    /// Read `path` into the batch. A file that does not decode (the disk corrupted it: a sealed
-    /// file was fsynced whole) is moved to `bad/` and logged, never sent half or dropped quietly.
-    fn read(&mut self, path: &Path, shared: &Shared) -> Result<(), SinkError> {
+    fn push(&mut self, row: Row) {
+        match row {
+            Row::E(row) => self.events.push(row),
+            Row::I(row) => self.incidents.push(row),
+        }
+    }
+
+    /// Take batch `seq` (the file `path`) into the batch: its rows from memory when the spool
+    /// still holds them there, else read back from the file. A file that does not decode (the
+    /// disk corrupted it: a sealed file was fsynced whole) is moved to `bad/` and logged, never
+    /// sent half or dropped quietly.
+    fn take(&mut self, seq: u64, path: &Path, shared: &Shared) -> Result<(), SinkError> {
+        let len = fs::metadata(path).map_err(io(path))?.len();
+        let fresh = {
+            let mut state = shared.lock();
+            let rows = state.fresh.remove(&seq);
+            if rows.is_some() {
+                state.fresh_bytes = state.fresh_bytes.saturating_sub(len);
+            }
+            rows
+        };
+        if let Some(rows) = fresh {
+            for row in rows {
+                self.push(row);
+            }
+            self.files.push((path.to_path_buf(), len));
+            return Ok(());
+        }
         let file = File::open(path).map_err(io(path))?;
-        let len = file.metadata().map_err(io(path))?.len();
         let (mut events, mut incidents) = (Vec::new(), Vec::new());
         for (n, line) in BufReader::new(file).lines().enumerate() {
             let line = line.map_err(io(path))?;
@@ -567,11 +651,11 @@ fn send(dir: &Path, config: &SinkConfig, shared: &Shared) {
                 server = Some(config.connect().await?);
             }
             let mut batch = Batch::default();
-            for (_, path) in &pending {
+            for (seq, path) in &pending {
                 if batch.rows() > 0 && batch.rows() >= config.batch_rows {
                     break;
                 }
-                batch.read(path, shared)?;
+                batch.take(*seq, path, shared)?;
             }
             if let Some(server) = &server {
                 server.insert_events(&batch.events).await?;
@@ -614,6 +698,7 @@ fn send(dir: &Path, config: &SinkConfig, shared: &Shared) {
                     );
                 }
                 state.failing = Some(text);
+                state.failures += 1;
                 // A connection that failed is made again (the server may have restarted).
                 server = None;
                 let wait = match state.closing {

@@ -178,6 +178,21 @@ pub struct RuleTag {
     pub group: String,
 }
 
+/// `tags` by the event they tag, each (rule, group) once: what a stored event carries.
+pub fn tags_by_event(tags: &[RuleTag]) -> HashMap<EventId, Vec<&RuleTag>> {
+    let mut by_event: HashMap<EventId, Vec<&RuleTag>> = HashMap::new();
+    for tag in tags {
+        let of_event = by_event.entry(tag.event).or_default();
+        if !of_event
+            .iter()
+            .any(|t| t.rule == tag.rule && t.group == tag.group)
+        {
+            of_event.push(tag);
+        }
+    }
+    by_event
+}
+
 /// The writing end of the index: add batches, then commit them with a payload.
 pub struct IndexSink {
     writer: IndexWriter<TantivyDocument>,
@@ -194,16 +209,7 @@ impl IndexSink {
     /// it and the incident groups the matches went to; a tag for no event of the batch is
     /// ignored.
     pub fn add_tagged(&mut self, events: &Events, tags: &[RuleTag]) -> Result<(), IndexError> {
-        let mut by_event: HashMap<EventId, Vec<&RuleTag>> = HashMap::new();
-        for tag in tags {
-            let of_event = by_event.entry(tag.event).or_default();
-            if !of_event
-                .iter()
-                .any(|t| t.rule == tag.rule && t.group == tag.group)
-            {
-                of_event.push(tag);
-            }
-        }
+        let by_event = tags_by_event(tags);
         for event in events {
             let mut doc = self.document(event);
             let mut rules: Vec<&str> = Vec::new();
