@@ -47,16 +47,26 @@ impl Session {
                     Bind::U64s(offsets.clone()),
                 ]
             };
-            let counts: Vec<GapCount> = self
-                .query(
-                    &format!("SELECT gap, count() AS n FROM ({FILE}) GROUP BY gap"),
-                    &file(),
-                )
-                .fetch_all()
-                .await
-                .map_err(|e| self.failed(e))?;
-            for c in counts {
-                picked.entry((*fp, gap_index(c.gap))).or_default().count = c.n;
+            // Only the gaps between two hits are counted (whether one is printed whole): the
+            // file's events from its first hit to its last.
+            if let (Some(first), Some(last)) = (offsets.first(), offsets.last())
+                && offsets.len() > 1
+            {
+                let mut binds = file();
+                binds.extend([Bind::U64(*first), Bind::U64(*last)]);
+                let counts: Vec<GapCount> = self
+                    .query(
+                        &format!(
+                            "SELECT gap, count() AS n FROM ({FILE}) WHERE off > ? AND off < ? GROUP BY gap"
+                        ),
+                        &binds,
+                    )
+                    .fetch_all()
+                    .await
+                    .map_err(|e| self.failed(e))?;
+                for c in counts {
+                    picked.entry((*fp, gap_index(c.gap))).or_default().count = c.n;
+                }
             }
             let sides = [
                 (lines.after, "gap > 0", "ASC", true),
