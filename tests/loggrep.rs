@@ -10,7 +10,7 @@ use logwarden::parse::redact::redact_text;
 use logwarden::query::pattern::Pattern;
 use logwarden::query::plan::Literal;
 
-use crate::support::{loggrep, run, stderr, stdout};
+use crate::support::{loggrep, logwarden, run, stderr, stdout};
 
 /// The backfilled demo shared with the other read-only tests.
 fn indexed() -> &'static Path {
@@ -632,11 +632,10 @@ fn every_output_mode_keeps_grep_exit_status() {
         let out = lg(&nothing);
         assert_eq!(out.status.code(), Some(1), "{nothing:?}: {}", stderr(&out));
     }
-    let errors: [&[&str]; 8] = [
+    let errors: [&[&str]; 7] = [
         &["--around", &t, "--window", "0m", "x"],
         &["--around", "whenever", "x"],
         &["--histogram", "0s", "x"],
-        &["--histogram", "1s", ""],
         &["--top", "3", "x"],
         &["--fields", "ts,,raw", "x"],
         &["-C", "1", "--format", "csv", "x"],
@@ -647,6 +646,34 @@ fn every_output_mode_keeps_grep_exit_status() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stdout(&out));
         assert!(!stderr(&out).is_empty(), "{args:?}");
     }
+    // A histogram of more buckets than the cap is refused: two events 20 000 s apart, 1s wide.
+    let wide = tempfile::tempdir().unwrap();
+    let log = wide.path().join("app.log");
+    std::fs::write(
+        &log,
+        "{\"level\":50,\"time\":1796212800000,\"msg\":\"x first\"}\n\
+         {\"level\":50,\"time\":1796232800000,\"msg\":\"x last\"}\n",
+    )
+    .unwrap();
+    let out = run(logwarden()
+        .arg("backfill")
+        .arg("--data-dir")
+        .arg(wide.path())
+        .arg("--source")
+        .arg(format!("app:pino={}", log.display())));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let histogram = |width: &str| {
+        run(loggrep().arg("--data-dir").arg(wide.path()).args([
+            "--no-server",
+            "--histogram",
+            width,
+            "x",
+        ]))
+    };
+    let out = histogram("1s");
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("buckets"), "{}", stderr(&out));
+    assert_eq!(histogram("10s").status.code(), Some(0));
     let missing = tempfile::tempdir().unwrap();
     let out =
         run(loggrep()
