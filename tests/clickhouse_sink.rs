@@ -428,3 +428,30 @@ fn retention_drops_the_whole_days_older_than_the_cutoff_and_keeps_the_rest() {
     let out = run(logwarden().args(["retention", "--older-than", "730d", "--clickhouse", &url]));
     assert!(crate::support::stdout(&out).contains("nothing to drop"));
 }
+
+#[test]
+fn an_events_table_of_the_first_release_is_migrated_at_start() {
+    use logwarden::store::clickhouse::ClickHouse;
+    let server = ClickHouseServer::start();
+    server.query("CREATE DATABASE old");
+    // The first slice's table: no `groups` column.
+    server.query(
+        "CREATE TABLE old.events (ts DateTime('UTC'), ts_ns UInt64, id String, agent String, \
+         service String, level String, host String, source String, message String, raw String, \
+         fields String, flags Array(String), rules Array(String), classes Array(String)) \
+         ENGINE = ReplacingMergeTree PARTITION BY toYYYYMMDD(ts) ORDER BY (service, ts, agent, id)",
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        ClickHouse::connect(&server.url, "old", None, None, None)
+            .await
+            .unwrap();
+    });
+    assert_eq!(
+        server.query("SELECT type FROM system.columns WHERE database = 'old' AND table = 'events' AND name = 'groups'"),
+        "Array(String)"
+    );
+}

@@ -149,6 +149,19 @@ ORDER BY (agent, seq)"
     vec![events, incidents]
 }
 
+/// Columns of `events` added after its first release, with their types, in the order added.
+const ADDED_COLUMNS: [(&str, &str); 1] = [("groups", "Array(String)")];
+
+/// The `ALTER TABLE` statements that bring an `events` table holding the columns `present` up to
+/// date (none for a table this version made).
+pub fn migrations(present: &[String]) -> Vec<String> {
+    ADDED_COLUMNS
+        .iter()
+        .filter(|(name, _)| !present.iter().any(|p| p == name))
+        .map(|(name, kind)| format!("ALTER TABLE events ADD COLUMN {name} {kind}"))
+        .collect()
+}
+
 /// One event as a row of `events` (column names are the field names).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clickhouse::Row)]
 pub struct EventRow {
@@ -315,6 +328,19 @@ impl ClickHouse {
         for ddl in schema(features, retention_days) {
             client.query(&ddl).execute().await.map_err(failed)?;
         }
+        // Tables made by an earlier version lack the columns added since: add them.
+        let present: Vec<String> = client
+            .query(
+                "SELECT name FROM system.columns \
+                 WHERE database = currentDatabase() AND table = 'events'",
+            )
+            .fetch_all()
+            .await
+            .map_err(failed)?;
+        for ddl in migrations(&present) {
+            tracing::info!(%ddl, "ClickHouse: migrating the events table");
+            client.query(&ddl).execute().await.map_err(failed)?;
+        }
         Ok(ClickHouse {
             url: url.to_string(),
             client,
@@ -478,6 +504,25 @@ mod tests {
         );
         let without = schema(features, None).join("\n");
         assert!(!without.contains("TTL"), "{without}");
+    }
+
+    #[test]
+    fn a_table_of_the_first_release_gains_the_columns_added_since() {
+        let first: Vec<String> = ["ts", "ts_ns", "id", "raw", "classes"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            migrations(&first),
+            vec!["ALTER TABLE events ADD COLUMN groups Array(String)".to_string()]
+        );
+        let mut now = first;
+        now.push("groups".into());
+        assert!(migrations(&now).is_empty());
+        // Every added column is in the schema a new table gets.
+        let ddl = schema(Features::of("18.16.1".parse().unwrap()), None).join("\n");
+        for (name, kind) in ADDED_COLUMNS {
+            assert!(ddl.contains(&format!("{name} {kind}")), "{name}");
+        }
     }
 
     #[test]
