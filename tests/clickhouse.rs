@@ -118,25 +118,9 @@ const DB: &str = "parity";
 /// count once.
 fn backfill_both(server: &ClickHouseServer) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let tl = logwarden::demo::Timeline::generate(&logwarden::demo::DemoConfig {
-        seed: 11,
-        start: logwarden::event::Timestamp::from_secs(1_796_212_800),
-    });
-    logwarden::demo::write_all(&logs, &tl).unwrap();
-    let mut cmd = support::logwarden();
-    cmd.arg("backfill").arg("--data-dir").arg(dir.path());
-    for f in logwarden::demo::DemoFile::ALL {
-        cmd.arg("--source").arg(format!(
-            "{}:{}={}",
-            f.service(),
-            f.format().name(),
-            logs.join(f.file_name()).display()
-        ));
-    }
-    cmd.args(["--pg-prefix", "%m [%p] %q%u@%d "])
-        .args(["--clickhouse", &format!("{}/{DB}", server.url)]);
+    let logs = support::write_demo_logs(dir.path(), 11);
+    let mut cmd = support::demo_backfill(dir.path(), &logs, false);
+    cmd.args(["--clickhouse", &format!("{}/{DB}", server.url)]);
     let out = run(&mut cmd);
     assert!(out.status.success(), "backfill failed: {}", stderr(&out));
     let rows = |table: &str| -> u64 {
