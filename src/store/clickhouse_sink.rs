@@ -439,19 +439,25 @@ impl Spool {
         })?;
         file.sync_all().map_err(io(&part))?;
         drop(file);
-        let sealed = self.dir.join(format!("{:012}.{BATCH_EXT}", self.next));
+        // Counted (and its rows put in memory) before the file gets its name: a sender that
+        // sees the file finds them there and its delivery subtracts what was added.
+        let seq = self.next;
+        {
+            let mut state = self.shared.lock();
+            state.batches += 1;
+            state.bytes += open.bytes;
+            if state.fresh_bytes + open.bytes <= FRESH_MAX {
+                state.fresh_bytes += open.bytes;
+                state.fresh.insert(seq, open.rows);
+            }
+        }
+        let sealed = self.dir.join(format!("{seq:012}.{BATCH_EXT}"));
         fs::rename(&part, &sealed).map_err(io(&sealed))?;
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(io(&self.dir))?;
-        let mut state = self.shared.lock();
-        state.batches += 1;
-        state.bytes += open.bytes;
-        if state.fresh_bytes + open.bytes <= FRESH_MAX {
-            state.fresh_bytes += open.bytes;
-            state.fresh.insert(self.next, open.rows);
-        }
         self.next += 1;
+        let mut state = self.shared.lock();
         self.shared.changed.notify_all();
         while state.bytes > self.config.buffer_max
             && !self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
