@@ -734,6 +734,60 @@ fn send(dir: &Path, config: &SinkConfig, shared: &Shared) {
 mod tests {
     use super::*;
 
+    /// A spool whose server refuses connections (port 1): nothing leaves it.
+    fn unreachable(dir: &Path, batch_rows: usize) -> Spool {
+        let mut config = SinkConfig::new("http://127.0.0.1:1/db", "a".into()).unwrap();
+        config.batch_rows = batch_rows;
+        Spool::open(dir, config).unwrap()
+    }
+
+    #[test]
+    fn sealed_batches_wait_on_disk_counted_and_a_restart_finds_them_and_drops_the_open_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (0..25)
+            .map(|i| {
+                format!(
+                    "{{\"level\":30,\"time\":{},\"msg\":\"m{i}\"}}\n",
+                    1_796_212_800_000u64 + i
+                )
+            })
+            .collect();
+        let events =
+            crate::parse::parse_all("app", crate::parse::Format::Pino, 7, text.as_bytes()).unwrap();
+        let mut spool = unreachable(dir.path(), 10);
+        spool.add_events(&events, &[]).unwrap();
+        // 25 rows in batches of 10: two sealed, five rows open.
+        let status = spool.watch_handle().status();
+        assert_eq!(status.batches, 2);
+        let on_disk: u64 = sealed(dir.path())
+            .unwrap()
+            .iter()
+            .map(|(_, p)| fs::metadata(p).unwrap().len())
+            .sum();
+        assert_eq!(status.bytes, on_disk);
+        assert!(fs::exists(dir.path().join(OPEN_FILE)).unwrap());
+        drop(spool); // as a kill would leave it, the open batch unsealed
+        let spool = unreachable(dir.path(), 10);
+        assert!(!fs::exists(dir.path().join(OPEN_FILE)).unwrap());
+        assert_eq!(spool.watch_handle().status().bytes, on_disk);
+        let closed = spool.close(Some(Duration::ZERO)).unwrap();
+        assert_eq!((closed.delivered, closed.left_batches), (0, 2));
+        // Every sealed row reads back whole.
+        let mut batch = Batch::default();
+        let shared = Shared {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        };
+        for (seq, path) in sealed(dir.path()).unwrap() {
+            batch.take(seq, &path, &shared).unwrap();
+        }
+        let messages: Vec<&str> = batch.events.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            (0..20).map(|i| format!("m{i}")).collect::<Vec<_>>()
+        );
+    }
+
     #[test]
     fn urls_name_the_server_and_the_database() {
         let ok = |u: &str| split_url(u).unwrap();
