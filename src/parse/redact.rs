@@ -4,7 +4,7 @@
 //! `Bearer`/`Basic` credentials, `password=`, `token=`, `RESEND_API_KEY=` and other `KEY=value` /
 //! `key: value` pairs with a secret-sounding key, JSON string values under such keys
 //! (`"apiKey":"***"`), Resend keys (`re_…`), OpenAI keys (`sk-…`, `sk-proj-…`), AWS access key ids
-//! (`AKIA…`) and presigned-URL signatures (`X-Amz-Signature=`). One aho-corasick automaton over
+//! (`AKIA…`), presigned-URL signatures (`X-Amz-Signature=`) and JWTs (`eyJ….eyJ….sig`). One aho-corasick automaton over
 //! literals that every secret contains runs first, and only the rules whose literals it found run
 //! their regexes, so clean lines cost one scan. Must not touch ordinary text.
 
@@ -48,11 +48,12 @@ const KEY_VALUE: usize = 4;
 const RESEND: usize = 5;
 const OPENAI: usize = 6;
 const AWS: usize = 7;
+const JWT: usize = 8;
 
 const SECRET_WORDS: &str = r"password|passwd|pwd|secret|api[_\-]?key|access[_\-]?key|secret[_\-]?key|token|auth[_\-]?token|access[_\-]?token|refresh[_\-]?token|client[_\-]?secret|private[_\-]?key";
 
 /// Literals and the rules they enable. Every secret a rule matches contains one of its literals.
-const LITERALS: [(&str, &[usize]); 30] = [
+const LITERALS: [(&str, &[usize]); 31] = [
     ("://", &[URI]),
     ("earer", &[BEARER]),
     ("EARER", &[BEARER]),
@@ -61,6 +62,8 @@ const LITERALS: [(&str, &[usize]); 30] = [
     ("sk-", &[OPENAI]),
     ("AKIA", &[AWS]),
     ("ASIA", &[AWS]),
+    // A JWT's header and payload are base64url JSON objects: both start `eyJ` (`{"`).
+    ("eyJ", &[JWT]),
     ("Amz-", &[AMZ]),
     ("assw", &[KEY_VALUE, JSON_KEY]),
     ("ASSW", &[KEY_VALUE, JSON_KEY]),
@@ -94,7 +97,7 @@ fn build() -> Option<Redactor> {
     let key_value = format!(
         r#"(?P<k>(?i:\b(?:[a-z0-9]+[_\-])*(?:{SECRET_WORDS}))\b\s*[=:]\s*)[^\s&,;"'<>*][^\s&,;"'<>]*"#
     );
-    let specs: [(String, Replace); 8] = [
+    let specs: [(String, Replace); 9] = [
         (json_key, Replace::Template("${k}***\"")),
         (
             r#"(?P<k>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@"']*:)[^\s@/"']+@"#.to_string(),
@@ -116,6 +119,10 @@ fn build() -> Option<Redactor> {
         ),
         (
             r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b".to_string(),
+            Replace::Template("***"),
+        ),
+        (
+            r"\beyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*".to_string(),
             Replace::Template("***"),
         ),
     ];
@@ -321,6 +328,15 @@ mod tests {
             "GET /img.png?X-Amz-Algorithm=AWS4&X-Amz-Signature=***&x=1"
         );
         assert_eq!(r("password=hunter2 user=bob"), "password=*** user=bob");
+        // A JWT anywhere (a session cookie, a query string), signed or not.
+        let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkphbmUifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+        assert_eq!(r(&format!("session={jwt}; Path=/")), "session=***; Path=/");
+        assert_eq!(
+            r(&format!("GET /unsubscribe?t={jwt}&x=1")),
+            "GET /unsubscribe?t=***&x=1"
+        );
+        assert_eq!(r(&format!("jwt {jwt} expired")), "jwt *** expired");
+        assert_eq!(r("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."), "***");
         assert_eq!(r("DB_PASSWORD: hunter2"), "DB_PASSWORD: ***");
     }
 
