@@ -110,6 +110,18 @@ fn writer(
     (written, handle)
 }
 
+/// `logwarden backfill` of one pino file `log` as service `app` into `data`, writing to ClickHouse
+/// at `url`.
+fn backfill_pino(data: &Path, log: &Path, url: &str) -> std::process::Output {
+    run(logwarden()
+        .arg("backfill")
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--source")
+        .arg(format!("app:pino={}", log.display()))
+        .args(["--clickhouse", url]))
+}
+
 #[test]
 fn backfill_writes_every_event_and_incident_change_once_and_again_nothing() {
     let server = ClickHouseServer::start();
@@ -178,24 +190,16 @@ fn backfill_against_an_unreachable_clickhouse_fails_at_once_naming_it() {
     std::fs::write(&log, line(1)).unwrap();
     let port = crate::support::free_port();
     let url = format!("http://127.0.0.1:{port}/db");
-    let out = run(logwarden()
-        .arg("backfill")
-        .arg("--data-dir")
-        .arg(dir.path().join("d"))
-        .arg("--source")
-        .arg(format!("app:pino={}", log.display()))
-        .args(["--clickhouse", &url]));
+    let out = backfill_pino(&dir.path().join("d"), &log, &url);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let said = stderr(&out);
     assert!(said.contains(&format!("127.0.0.1:{port}")), "{said}");
     // And a URL that is not one is refused before anything is read.
-    let out = run(logwarden()
-        .arg("backfill")
-        .arg("--data-dir")
-        .arg(dir.path().join("d"))
-        .arg("--source")
-        .arg(format!("app:pino={}", log.display()))
-        .args(["--clickhouse", "http://user:secret@127.0.0.1:8123/db"]));
+    let out = backfill_pino(
+        &dir.path().join("d"),
+        &log,
+        "http://user:secret@127.0.0.1:8123/db",
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("--clickhouse-password-file"),
@@ -506,13 +510,7 @@ fn secrets_never_reach_clickhouse_rows_or_incidents() {
     let log = dir.path().join("app.log");
     std::fs::write(&log, text).unwrap();
     let url = format!("{}/secrets", server.url);
-    let out = run(logwarden()
-        .arg("backfill")
-        .arg("--data-dir")
-        .arg(dir.path().join("d"))
-        .arg("--source")
-        .arg(format!("app:pino={}", log.display()))
-        .args(["--clickhouse", &url]));
+    let out = backfill_pino(&dir.path().join("d"), &log, &url);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         server.query("SELECT count() FROM secrets.events FINAL"),
