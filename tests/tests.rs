@@ -19,6 +19,7 @@ mod rotation;
 mod rules;
 mod run_live;
 mod scan;
+mod secrets;
 mod serve;
 mod storm;
 mod webhooks;

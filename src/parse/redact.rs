@@ -1,12 +1,19 @@
 //! Secrets scrubbed from an event (raw, message, string fields) before it leaves the parse stage.
 //!
-//! Replaced by `***`, keeping the key name: passwords in connection URIs (`postgres://user:***@host`),
-//! `Bearer`/`Basic` credentials, `password=`, `token=`, `RESEND_API_KEY=` and other `KEY=value` /
-//! `key: value` pairs with a secret-sounding key, JSON string values under such keys
-//! (`"apiKey":"***"`), Resend keys (`re_…`), OpenAI keys (`sk-…`, `sk-proj-…`), AWS access key ids
-//! (`AKIA…`), presigned-URL signatures (`X-Amz-Signature=`) and JWTs (`eyJ….eyJ….sig`). One aho-corasick automaton over
+//! Replaced by `***`, keeping the key name and the value's quotes: passwords in connection URIs
+//! (`postgres://user:***@host`, `redis://:***@host`), `Bearer`/`Basic` credentials,
+//! `password=`, `token=`, `RESEND_API_KEY=`, `R2_SECRET_ACCESS_KEY=`, `secretAccessKey:` and
+//! other `KEY=value` / `key: value` pairs with a secret-sounding key (snake, kebab or camel case;
+//! bare, `"quoted"` or `'quoted'` values; in query strings too), JSON string values under such
+//! keys (`"apiKey":"***"`), Resend keys (`re_…`), OpenAI keys (`sk-…`, `sk-proj-…`), AWS access
+//! key ids (`AKIA…`, `ASIA…`) and a 40-character secret key beside one, presigned-URL
+//! signatures (`X-Amz-Signature=`) and JWTs (`eyJ….eyJ….sig`). One aho-corasick automaton over
 //! literals that every secret contains runs first, and only the rules whose literals it found run
 //! their regexes, so clean lines cost one scan. Must not touch ordinary text.
+//!
+//! To add a pattern: a regex in `build`'s table, an index constant for it, and in [`LITERALS`]
+//! a literal every match contains, naming the new index (so lines without it never run the
+//! regex); then a case in the tests below and in `tests/support/secrets.rs`'s catalogue.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -23,6 +30,8 @@ enum Replace {
     Template(&'static str),
     /// `***` when the match contains a digit (tells an `re_…` key from an identifier).
     MaskIfDigit,
+    /// `${k}` then the value `v` masked, its quotes kept (`"***"`, `'***'`, `\"***\"`).
+    KeepQuotes,
 }
 
 struct Rule {
@@ -49,6 +58,7 @@ const RESEND: usize = 5;
 const OPENAI: usize = 6;
 const AWS: usize = 7;
 const JWT: usize = 8;
+const AWS_SECRET: usize = 9;
 
 const SECRET_WORDS: &str = r"password|passwd|pwd|secret|api[_\-]?key|access[_\-]?key|secret[_\-]?key|token|auth[_\-]?token|access[_\-]?token|refresh[_\-]?token|client[_\-]?secret|private[_\-]?key";
 
@@ -60,8 +70,8 @@ const LITERALS: [(&str, &[usize]); 31] = [
     ("asic ", &[BEARER]),
     ("re_", &[RESEND]),
     ("sk-", &[OPENAI]),
-    ("AKIA", &[AWS]),
-    ("ASIA", &[AWS]),
+    ("AKIA", &[AWS, AWS_SECRET]),
+    ("ASIA", &[AWS, AWS_SECRET]),
     // A JWT's header and payload are base64url JSON objects: both start `eyJ` (`{"`).
     ("eyJ", &[JWT]),
     ("Amz-", &[AMZ]),
@@ -94,10 +104,13 @@ fn build() -> Option<Redactor> {
     let json_key = format!(
         r#"(?P<k>"(?i:[a-z0-9_\-]*(?:{SECRET_WORDS}|authorization)[a-z0-9_\-]*)"\s*:\s*")(?:[^"\\]|\\.)*""#
     );
+    // The key may be snake_case, kebab-case or camelCase (`secretAccessKey: …`). The value may
+    // be quoted (`password="a b"`, `password='x'`), or quoted inside a JSON string's raw text
+    // (`\"x\"`), or bare up to a delimiter; an unclosed quote masks the bare rest.
     let key_value = format!(
-        r#"(?P<k>(?i:\b(?:[a-z0-9]+[_\-])*(?:{SECRET_WORDS}))\b\s*[=:]\s*)[^\s&,;"'<>*][^\s&,;"'<>]*"#
+        r#"(?P<k>(?i:\b[a-z0-9_\-]*(?:{SECRET_WORDS}))\b\s*[=:]\s*)(?P<v>\\"(?:[^\\"]|\\[^"])*\\"|"(?:[^"\\]|\\.)*"|'[^']*'|["']?[^\s&,;"'<>*)\]}}][^\s&,;"'<>)\]}}]*)"#
     );
-    let specs: [(String, Replace); 9] = [
+    let specs: [(String, Replace); 10] = [
         (json_key, Replace::Template("${k}***\"")),
         (
             r#"(?P<k>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@"']*:)[^\s@/"']+@"#.to_string(),
@@ -111,7 +124,7 @@ fn build() -> Option<Redactor> {
             r#"(?P<k>X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s"']+"#.to_string(),
             Replace::Template("${k}***"),
         ),
-        (key_value, Replace::Template("${k}***")),
+        (key_value, Replace::KeepQuotes),
         (r"\bre_[A-Za-z0-9_]{10,}".to_string(), Replace::MaskIfDigit),
         (
             r"\bsk-(?:proj-|live-|test-|ant-)?[A-Za-z0-9_\-]{6,}".to_string(),
@@ -124,6 +137,13 @@ fn build() -> Option<Redactor> {
         (
             r"\beyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*".to_string(),
             Replace::Template("***"),
+        ),
+        // An AWS (or R2, S3-compatible) secret access key is 40 characters of base64 with no
+        // prefix of its own: masked bare only in text that also holds an access key id, where
+        // it comes as the id's partner (`AKIA… wJalrXUtnFEMI/K7MDENG/…`).
+        (
+            r"(?P<pre>^|[^A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?P<post>$|[^A-Za-z0-9/+=])".to_string(),
+            Replace::Template("${pre}***${post}"),
         ),
     ];
     let mut rules = Vec::with_capacity(specs.len());
@@ -185,6 +205,14 @@ impl Redactor {
                     } else {
                         m.to_string()
                     }
+                }),
+                Replace::KeepQuotes => rule.regex.replace_all(&out, |c: &Captures<'_>| {
+                    let v = &c["v"];
+                    let quote = ["\\\"", "\"", "'"]
+                        .into_iter()
+                        .find(|q| v.len() >= 2 * q.len() && v.starts_with(q) && v.ends_with(q))
+                        .unwrap_or("");
+                    format!("{}{quote}***{quote}", &c["k"])
                 }),
             };
             if let Cow::Owned(s) = replaced {
@@ -338,6 +366,49 @@ mod tests {
         assert_eq!(r(&format!("jwt {jwt} expired")), "jwt *** expired");
         assert_eq!(r("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."), "***");
         assert_eq!(r("DB_PASSWORD: hunter2"), "DB_PASSWORD: ***");
+    }
+
+    #[test]
+    fn quoted_values_camel_case_keys_and_query_strings() {
+        assert_eq!(
+            r(r#"login failed password="hunter 2" user=bob"#),
+            r#"login failed password="***" user=bob"#
+        );
+        assert_eq!(r("password='x y' ok"), "password='***' ok");
+        // The raw text of a JSON line: the quotes around the value are escaped.
+        assert_eq!(
+            r(r#"{"msg":"retry with password=\"hunter2\" now"}"#),
+            r#"{"msg":"retry with password=\"***\" now"}"#
+        );
+        // An unclosed quote: the rest of the word goes.
+        assert_eq!(r(r#"password="hunter2"#), "password=***");
+        assert_eq!(
+            r("{region: auto, secretAccessKey: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY}"),
+            "{region: auto, secretAccessKey: ***}"
+        );
+        assert_eq!(
+            r("R2_SECRET_ACCESS_KEY=3f7c9a2b1d4e5f60718293a4b5c6d7e8f9012345 set"),
+            "R2_SECRET_ACCESS_KEY=*** set"
+        );
+        assert_eq!(
+            r("POST /login?email=a%40b.c&password=hunter2&next=%2F"),
+            "POST /login?email=a%40b.c&password=***&next=%2F"
+        );
+    }
+
+    #[test]
+    fn an_aws_secret_key_beside_its_access_key_id() {
+        assert_eq!(
+            r("s3 creds AKIAIOSFODNN7EXAMPLE wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY rejected"),
+            "s3 creds *** *** rejected"
+        );
+        assert_eq!(
+            r("AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+            "***:***"
+        );
+        // Without an access key id on the line, 40 characters of hex (a commit, a digest) stay.
+        let digest = "deploy 3f7c9a2b1d4e5f60718293a4b5c6d7e8f9012345 live";
+        assert_eq!(r(digest), digest);
     }
 
     #[test]

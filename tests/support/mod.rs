@@ -1,6 +1,8 @@
 //! What the integration tests share: the binaries, temp dirs, the corpora folder.
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod secrets;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
