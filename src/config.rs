@@ -151,6 +151,8 @@ pub struct Profile {
     pub webhooks: Vec<Webhook>,
     /// `[clickhouse]`: where `run` and `backfill` also write events and incident changes.
     pub clickhouse: Option<ClickHouseProfile>,
+    /// `[[redact]]`: the operator's own secret patterns, applied after the built-in ones.
+    pub redactions: Vec<crate::parse::redact::CustomPattern>,
 }
 
 /// The `[clickhouse]` table of a profile, validated (command-line flags override each part).
@@ -291,6 +293,19 @@ struct ClickHouseEntry {
     local_index: Option<bool>,
 }
 
+/// One `[[redact]]` table of a profile.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedactEntry {
+    /// Names the pattern in errors.
+    name: Spanned<String>,
+    /// A regex (Rust syntax); its match, or its `secret` group, becomes `***`.
+    pattern: Spanned<String>,
+    /// Text every match contains; lines without any never run the regex.
+    #[serde(default)]
+    literals: Option<Spanned<Vec<String>>>,
+}
+
 /// The `[retention]` table of a profile.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -333,6 +348,8 @@ struct ProfileFile {
     webhook: Vec<WebhookEntry>,
     #[serde(default)]
     clickhouse: Option<ClickHouseEntry>,
+    #[serde(default)]
+    redact: Vec<RedactEntry>,
 }
 
 /// Read and validate a profile file.
@@ -442,12 +459,58 @@ pub fn parse_profile(file: &str, text: &str, base: &Path) -> Result<Profile, Con
         }
         None => None,
     };
+    let mut redactions = Vec::with_capacity(parsed.redact.len());
+    for entry in &parsed.redact {
+        let name = entry.name.get_ref().trim();
+        if name.is_empty() {
+            return Err(invalid(entry.name.span(), "name", "name is empty".into()));
+        }
+        if redactions
+            .iter()
+            .any(|p: &crate::parse::redact::CustomPattern| p.name == name)
+        {
+            return Err(invalid(
+                entry.name.span(),
+                "name",
+                format!("a second [[redact]] named `{name}`: names must be unique"),
+            ));
+        }
+        let literals = entry
+            .literals
+            .as_ref()
+            .map(|l| l.get_ref().clone())
+            .unwrap_or_default();
+        let pattern =
+            crate::parse::redact::CustomPattern::new(name, entry.pattern.get_ref(), literals)
+                .map_err(|(field, message)| {
+                    let span = match (field, &entry.literals) {
+                        ("literals", Some(l)) => l.span(),
+                        _ => entry.pattern.span(),
+                    };
+                    invalid(span, field, format!("[[redact]] `{name}`: {message}"))
+                })?;
+        redactions.push(pattern);
+    }
+    if redactions.len() > crate::parse::redact::MAX_CUSTOM_PATTERNS {
+        let span = parsed.redact[crate::parse::redact::MAX_CUSTOM_PATTERNS]
+            .name
+            .span();
+        return Err(invalid(
+            span,
+            "redact",
+            format!(
+                "at most {} [[redact]] patterns",
+                crate::parse::redact::MAX_CUSTOM_PATTERNS
+            ),
+        ));
+    }
     Ok(Profile {
         file: PathBuf::from(file),
         sources,
         retention,
         webhooks,
         clickhouse,
+        redactions,
     })
 }
 
@@ -927,6 +990,38 @@ path = "pg/*.log"
         assert_eq!(bot.kind, WebhookKind::Json);
         assert!(bot.classes.is_empty() && bot.changes.is_empty() && bot.token.is_none());
         assert_eq!(bot.timeout, WEBHOOK_TIMEOUT);
+    }
+
+    #[test]
+    fn redact_tables_are_checked_and_named_at_their_line_and_field() {
+        let profile = |body: &str| format!("{GOOD}\n[[redact]]\nname = \"internal\"\n{body}");
+        let ok = parse_profile(
+            "p.toml",
+            &profile("pattern = 'nlint_[0-9a-f]{16}'\nliterals = [\"nlint_\"]\n"),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(ok.redactions.len(), 1);
+        assert_eq!(ok.redactions[0].literals, ["nlint_"]);
+        let err = |body: &str| {
+            parse_profile("p.toml", &profile(body), Path::new("/"))
+                .unwrap_err()
+                .to_string()
+        };
+        // GOOD has 13 lines; the table starts on line 15, its name on 16.
+        let msg = err("pattern = 'nlint_[0-9a-f'\n");
+        assert!(msg.starts_with("p.toml:17: field `pattern`"), "{msg}");
+        assert!(msg.contains("does not compile"), "{msg}");
+        let msg = err("pattern = 'x*'\n");
+        assert!(msg.starts_with("p.toml:17: field `pattern`"), "{msg}");
+        assert!(msg.contains("empty text"), "{msg}");
+        let msg = err("pattern = '(?P<tok>x+)'\n");
+        assert!(msg.contains("`secret`"), "{msg}");
+        let msg = err("pattern = 'x+'\nliterals = [\"\"]\n");
+        assert!(msg.starts_with("p.toml:18: field `literals`"), "{msg}");
+        let msg = err("pattern = 'x+'\nliteral = [\"x\"]\n");
+        assert!(msg.starts_with("p.toml:18"), "{msg}");
+        assert!(msg.contains("did you mean `literals`"), "{msg}");
     }
 
     #[test]

@@ -244,15 +244,24 @@ impl Flags {
     pub const NO_TIMESTAMP: Flags = Flags(1 << 4);
     /// Secrets were redacted from the entry.
     pub const REDACTED: Flags = Flags(1 << 5);
+    /// The entry had more than [`crate::parse::MAX_FIELDS`] keys and values: the rest are not
+    /// fields (the raw text still holds them all).
+    pub const FIELDS_CAPPED: Flags = Flags(1 << 6);
 
-    const NAMES: [(Flags, &'static str); 6] = [
+    const NAMES: [(Flags, &'static str); 7] = [
         (Flags::PARTIAL, "partial"),
         (Flags::SPLIT, "split"),
         (Flags::INVALID_UTF8, "invalid_utf8"),
         (Flags::MALFORMED, "malformed"),
         (Flags::NO_TIMESTAMP, "no_timestamp"),
         (Flags::REDACTED, "redacted"),
+        (Flags::FIELDS_CAPPED, "fields_capped"),
     ];
+
+    /// Every flag's name, in bit order.
+    pub fn all_names() -> Vec<&'static str> {
+        Self::NAMES.iter().map(|(_, n)| *n).collect()
+    }
 
     pub fn contains(self, other: Flags) -> bool {
         self.0 & other.0 == other.0

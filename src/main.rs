@@ -436,6 +436,7 @@ fn settings_for(data: &DataDir, sources: &Sources) -> Result<(Settings, Vec<conf
     let mut clickhouse = None;
     if let Some(profile) = &sources.profile {
         let profile = config::load_profile(profile)?;
+        logwarden::parse::redact::install(profile.redactions)?;
         retention = profile.retention;
         clickhouse = profile.clickhouse;
         webhooks = profile.webhooks;

@@ -31,6 +31,19 @@ fn malformed_json_invalid_utf8_a_50_mb_line_and_a_truncated_tail_are_all_kept() 
     f.write_all(&big).unwrap();
     f.write_all(b"{\"level\":30,\"time\":1796220003000,\"msg\":\"markerafter ok\"}\n")
         .unwrap();
+    // JSON nested ten thousand deep, and an object of 50 000 keys.
+    let deep = format!(
+        "{{\"msg\":\"markerdeep\",\"a\":{}1{}}}\n",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    f.write_all(deep.as_bytes()).unwrap();
+    let keys: Vec<String> = (0..50_000).map(|i| format!("\"k{i}\":{i}")).collect();
+    let wide = format!(
+        "{{\"level\":30,\"time\":1796220003500,\"msg\":\"markerwide\",{}}}\n",
+        keys.join(",")
+    );
+    f.write_all(wide.as_bytes()).unwrap();
     f.write_all(b"{\"level\":30,\"time\":1796220004000,\"msg\":\"markertruncated")
         .unwrap();
     drop(f);
@@ -49,6 +62,8 @@ fn malformed_json_invalid_utf8_a_50_mb_line_and_a_truncated_tail_are_all_kept() 
         "markerbigstart",
         "markerbigend",
         "markerafter",
+        "markerdeep",
+        "markerwide",
         "markertruncated",
     ] {
         assert_eq!(
@@ -71,6 +86,12 @@ fn malformed_json_invalid_utf8_a_50_mb_line_and_a_truncated_tail_are_all_kept() 
     assert!(flags[0].contains("malformed"), "{flags:?}");
     assert!(flags[1].contains("invalid_utf8"), "{flags:?}");
     assert!(flags[2].contains("partial"), "{flags:?}");
+    assert_eq!(count(&data, "markerdeep flags:malformed"), 1);
+    assert_eq!(count(&data, "markerwide flags:fields_capped"), 1);
+    // The first thousand keys (in key order: k0, k1, k10, k100, …) are fields; the rest are
+    // still in the text.
+    assert_eq!(count(&data, "k0:0"), 1);
+    assert_eq!(count(&data, "\"k9999\":9999"), 1);
 }
 
 #[test]

@@ -65,6 +65,12 @@ kind = "json"
 name = "pager"
 url = "http://{receiver}/alertmanager"
 kind = "alertmanager"
+
+# The team's own token format, not in the built-in catalogue.
+[[redact]]
+name = "newsletter-internal"
+pattern = 'nlint_[0-9a-f]{{16}}'
+literals = ["nlint_"]
 "#
         ),
     )
@@ -149,7 +155,14 @@ fn assert_index_is_clean(secrets: &[Secret], data: &Path, n: usize) {
 
 #[test]
 fn no_secret_of_the_catalogue_comes_out_of_any_face_by_any_way_in() {
-    let secrets = catalogue();
+    let mut secrets = catalogue();
+    // A pattern of the profile's own `[[redact]]` (the stdin run has no profile: left out there).
+    secrets.push(Secret {
+        kind: "profile-pattern",
+        secret: "nlint_5e1f0c3a9b7d2468".into(),
+        msg: "internal API refused nlint_5e1f0c3a9b7d2468".into(),
+        fields: String::new(),
+    });
     let kinds = secrets.len();
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -261,6 +274,8 @@ fn no_secret_of_the_catalogue_comes_out_of_any_face_by_any_way_in() {
     assert_index_is_clean(&secrets, &data, 2 * kinds);
 
     // In by standard input.
+    secrets.pop();
+    let kinds = secrets.len();
     let piped = dir.path().join("piped");
     let mut child = logwarden()
         .args(["run", "--stdin", "--source", "app:pino", "--patterns"])

@@ -19,6 +19,11 @@ use crate::parse::syslog;
 use crate::parse::timestamp;
 use crate::parse::{EntryFormat, Parsed};
 
+/// The deepest nesting of objects and arrays a JSON line may have (serde_json's recursion limit,
+/// which keeps parsing off the stack's edge); a deeper line is kept as a plain event flagged
+/// malformed.
+pub const MAX_JSON_DEPTH: usize = 127;
+
 const LEVEL_KEYS: [&str; 6] = [
     "level",
     "severity",

@@ -107,6 +107,44 @@ impl FromStr for Format {
     }
 }
 
+/// At most this many keys and array items (counted at every depth) of an entry become its
+/// fields; the rest stay in its raw text, and the event is flagged `fields_capped`.
+pub const MAX_FIELDS: usize = 1000;
+
+/// Keep the first `max` keys and array items of `fields` (depth first, in key order), drop the
+/// rest; true when anything was dropped. A value needs at least two bytes of its line (`1,`),
+/// so a line shorter than `2 * max` is never capped and the caller can skip the walk.
+pub fn cap_fields(fields: &mut serde_json::Map<String, serde_json::Value>, max: usize) -> bool {
+    fn walk(value: &mut serde_json::Value, left: &mut usize) -> bool {
+        match value {
+            serde_json::Value::Object(map) => walk_map(map, left),
+            serde_json::Value::Array(items) => {
+                let keep = items.len().min(*left);
+                let capped = keep < items.len();
+                items.truncate(keep);
+                *left -= keep;
+                items.iter_mut().fold(capped, |c, v| walk(v, left) | c)
+            }
+            _ => false,
+        }
+    }
+    fn walk_map(map: &mut serde_json::Map<String, serde_json::Value>, left: &mut usize) -> bool {
+        let mut capped = false;
+        map.retain(|_, v| {
+            if *left == 0 {
+                capped = true;
+                return false;
+            }
+            *left -= 1;
+            capped |= walk(v, left);
+            true
+        });
+        capped
+    }
+    let mut left = max;
+    walk_map(fields, &mut left)
+}
+
 /// Counters of the parse stage. Invariant: `lines == lines_in_events` once a file is finished;
 /// `events` counts every event, `flagged` those with any flag set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

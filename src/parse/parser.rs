@@ -19,7 +19,7 @@ use crate::parse::postgres::{PgCsv, PgJson, PgStderr};
 use crate::parse::redact;
 use crate::parse::sniff;
 use crate::parse::syslog::{Redis, Syslog};
-use crate::parse::{EntryFormat, Format, LineHit, Parsed, Stats};
+use crate::parse::{EntryFormat, Format, LineHit, MAX_FIELDS, Parsed, Stats, cap_fields};
 use crate::source::Chunk;
 
 /// Why a parser could not be built.
@@ -454,6 +454,9 @@ impl Assembler {
             len: u32::try_from(entry.len).unwrap_or(u32::MAX),
             lines: entry.lines,
         };
+        if event.raw.len() >= 2 * MAX_FIELDS && cap_fields(&mut event.fields, MAX_FIELDS) {
+            event.flags.insert(Flags::FIELDS_CAPPED);
+        }
         if redact::redact_event(&mut event) {
             event.flags.insert(Flags::REDACTED);
         }
@@ -824,6 +827,74 @@ mod tests {
     use super::*;
 
     const NOW: Timestamp = Timestamp(1_795_881_600_000_000); // 2026-11-28T16:00:00Z
+
+    /// The line cap at its edge: a line of exactly [`MAX_LINE`] bytes is one event, one byte
+    /// more is two events flagged split that together hold every byte.
+    #[test]
+    fn the_line_cap_holds_at_its_edge() {
+        for (len, events_wanted) in [(MAX_LINE, 1), (MAX_LINE + 1, 2)] {
+            let line = format!("{}\n", "x".repeat(len));
+            let (events, stats) = run(Format::Plain, MAX_LINE, line.as_bytes(), &[]);
+            assert_eq!(events.len(), events_wanted, "{len}");
+            let split = events.iter().all(|e| e.flags.contains(Flags::SPLIT));
+            assert_eq!(split, events_wanted > 1, "{len}");
+            let bytes: usize = events.iter().map(|e| e.raw.len()).sum();
+            assert_eq!(bytes, len);
+            assert_eq!(stats.lines, 1);
+        }
+    }
+
+    /// The resource limits at their boundaries: a JSON line nested [`json::MAX_JSON_DEPTH`] deep
+    /// is read into fields, one level deeper is kept as a plain event flagged malformed;
+    /// [`MAX_FIELDS`] keys and items become fields, one more is flagged `fields_capped` and the
+    /// raw text keeps every byte.
+    #[test]
+    fn json_depth_and_field_count_limits_hold_at_their_boundaries() {
+        let nested =
+            |depth: usize| format!("{}\"deep\"{}\n", "{\"a\":".repeat(depth), "}".repeat(depth));
+        let depth = crate::parse::json::MAX_JSON_DEPTH;
+        let (events, _) = run(Format::Pino, MAX_LINE, nested(depth).as_bytes(), &[]);
+        assert_eq!(events.len(), 1);
+        assert!(
+            !events[0].flags.contains(Flags::MALFORMED),
+            "{:?}",
+            events[0].flags.names()
+        );
+        assert!(events[0].fields.contains_key("a"));
+        let line = nested(depth + 1);
+        let (events, _) = run(Format::Pino, MAX_LINE, line.as_bytes(), &[]);
+        assert_eq!(events.len(), 1);
+        assert!(events[0].flags.contains(Flags::MALFORMED));
+        assert_eq!(events[0].raw, line.trim_end());
+
+        let wide = |n: usize| {
+            let keys: Vec<String> = (0..n).map(|i| format!("\"k{i}\":{i}")).collect();
+            format!("{{\"msg\":\"wide\",{}}}\n", keys.join(","))
+        };
+        let (events, _) = run(Format::Pino, MAX_LINE, wide(MAX_FIELDS).as_bytes(), &[]);
+        assert_eq!(events[0].fields.len(), MAX_FIELDS);
+        assert!(
+            !events[0].flags.contains(Flags::FIELDS_CAPPED),
+            "{:?}",
+            events[0].flags.names()
+        );
+        let line = wide(MAX_FIELDS + 1);
+        let (events, _) = run(Format::Pino, MAX_LINE, line.as_bytes(), &[]);
+        assert_eq!(events[0].fields.len(), MAX_FIELDS);
+        assert!(events[0].flags.contains(Flags::FIELDS_CAPPED));
+        assert_eq!(events[0].raw, line.trim_end());
+        // Nested keys and array items count as well.
+        let nested_wide = format!(
+            "{{\"msg\":\"m\",\"obj\":{{\"list\":[{}]}}}}\n",
+            vec!["1"; MAX_FIELDS].join(",")
+        );
+        let (events, _) = run(Format::Pino, MAX_LINE, nested_wide.as_bytes(), &[]);
+        assert!(events[0].flags.contains(Flags::FIELDS_CAPPED));
+        assert_eq!(
+            events[0].fields["obj"]["list"].as_array().map(Vec::len),
+            Some(MAX_FIELDS - 2)
+        );
+    }
 
     fn parser(format: Format) -> Parser {
         Parser::new("svc", format, 7)

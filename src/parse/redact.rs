@@ -16,7 +16,7 @@
 //! regex); then a case in the tests below and in `tests/support/secrets.rs`'s catalogue.
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{Captures, Regex};
@@ -225,14 +225,185 @@ impl Redactor {
 
 /// `text` with its secrets replaced; borrowed when there were none.
 pub fn redact_text(text: &str) -> Cow<'_, str> {
-    let Some(r) = REDACTOR.as_ref() else {
-        return Cow::Borrowed(text);
+    let builtin = REDACTOR.as_ref().map_or(0, |r| r.candidates(text));
+    let custom = CUSTOM.get().map_or(0, |c| c.candidates(text));
+    apply_all(text, builtin, custom)
+}
+
+/// The built-in rules of `builtin` and then the operator's patterns of `custom` over `text`.
+fn apply_all(text: &str, builtin: u32, custom: u64) -> Cow<'_, str> {
+    let mut out = match (REDACTOR.as_ref(), builtin) {
+        (Some(r), set) if set != 0 => r.apply(text, set),
+        _ => Cow::Borrowed(text),
     };
-    let set = r.candidates(text);
-    if set == 0 {
-        return Cow::Borrowed(text);
+    if custom != 0
+        && let Some(c) = CUSTOM.get()
+        && let Cow::Owned(s) = c.apply(&out, custom)
+    {
+        out = Cow::Owned(s);
     }
-    r.apply(text, set)
+    out
+}
+
+/// A pattern of the operator's own: a profile's `[[redact]]` table. Its match becomes `***`,
+/// or only its `secret` group when it has one (`token=(?P<secret>\w+)` keeps `token=`).
+#[derive(Debug, Clone)]
+pub struct CustomPattern {
+    pub name: String,
+    pub regex: Regex,
+    /// Text every match contains: lines without any of them never run the regex (empty: the
+    /// regex runs on every line, which costs a regex scan per line).
+    pub literals: Vec<String>,
+}
+
+impl PartialEq for CustomPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.regex.as_str() == other.regex.as_str()
+            && self.literals == other.literals
+    }
+}
+
+impl Eq for CustomPattern {}
+
+impl CustomPattern {
+    /// Check and compile one pattern: the regex compiles within the size bound, matches no
+    /// empty text (it would mask everywhere), names no group other than `secret`, and the
+    /// literals are not empty strings. The error is the field at fault and why.
+    pub fn new(
+        name: &str,
+        pattern: &str,
+        literals: Vec<String>,
+    ) -> Result<CustomPattern, (&'static str, String)> {
+        let regex = regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| ("pattern", format!("the pattern does not compile: {e}")))?;
+        if regex.is_match("") {
+            return Err((
+                "pattern",
+                "the pattern matches empty text, so it would mask everywhere".into(),
+            ));
+        }
+        if let Some(other) = regex.capture_names().flatten().find(|n| *n != "secret") {
+            return Err((
+                "pattern",
+                format!("the only named group a pattern may have is `secret` (found `{other}`)"),
+            ));
+        }
+        if literals.iter().any(String::is_empty) {
+            return Err(("literals", "a literal is empty".into()));
+        }
+        Ok(CustomPattern {
+            name: name.to_string(),
+            regex,
+            literals,
+        })
+    }
+}
+
+/// Why the operator's patterns could not be installed.
+#[derive(thiserror::Error, Debug)]
+pub enum RedactError {
+    #[error("at most {max} [[redact]] patterns (got {got})")]
+    TooMany { max: usize, got: usize },
+    #[error("the redaction patterns were installed already; they are set once, at start")]
+    AlreadyInstalled,
+    #[error("the [[redact]] literals do not build an automaton: {0}")]
+    Literals(String),
+}
+
+/// The operator's patterns, with one automaton over their literals.
+struct Custom {
+    patterns: Vec<CustomPattern>,
+    literals: Option<AhoCorasick>,
+    /// For each literal, the pattern it belongs to.
+    literal_pattern: Vec<usize>,
+    /// The patterns with no literal: candidates on every text.
+    always: u64,
+}
+
+/// At most this many `[[redact]]` patterns (one bit each in a candidate set).
+pub const MAX_CUSTOM_PATTERNS: usize = 64;
+
+static CUSTOM: OnceLock<Custom> = OnceLock::new();
+
+/// Install the operator's patterns for this process; they apply after the built-in ones,
+/// everywhere redaction applies. Call it once, before anything is parsed (the binary does, from
+/// the profile); a second call is an error.
+pub fn install(patterns: Vec<CustomPattern>) -> Result<(), RedactError> {
+    if patterns.len() > MAX_CUSTOM_PATTERNS {
+        return Err(RedactError::TooMany {
+            max: MAX_CUSTOM_PATTERNS,
+            got: patterns.len(),
+        });
+    }
+    let mut words = Vec::new();
+    let mut literal_pattern = Vec::new();
+    let mut always = 0u64;
+    for (i, p) in patterns.iter().enumerate() {
+        if p.literals.is_empty() {
+            always |= 1 << i;
+        }
+        for l in &p.literals {
+            words.push(l.as_str());
+            literal_pattern.push(i);
+        }
+    }
+    let literals = if words.is_empty() {
+        None
+    } else {
+        Some(
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(&words)
+                .map_err(|e| RedactError::Literals(e.to_string()))?,
+        )
+    };
+    CUSTOM
+        .set(Custom {
+            patterns,
+            literals,
+            literal_pattern,
+            always,
+        })
+        .map_err(|_| RedactError::AlreadyInstalled)
+}
+
+impl Custom {
+    fn candidates(&self, text: &str) -> u64 {
+        let mut set = self.always;
+        if let Some(ac) = &self.literals {
+            for m in ac.find_overlapping_iter(text) {
+                set |= 1 << self.literal_pattern[m.pattern().as_usize()];
+            }
+        }
+        set
+    }
+
+    fn apply<'t>(&self, text: &'t str, set: u64) -> Cow<'t, str> {
+        let mut out = Cow::Borrowed(text);
+        for (i, p) in self.patterns.iter().enumerate() {
+            if set & (1 << i) == 0 {
+                continue;
+            }
+            let replaced = p.regex.replace_all(&out, |c: &Captures<'_>| {
+                let whole = c.get(0).map_or("", |m| m.as_str());
+                match (c.get(0), c.name("secret")) {
+                    (Some(m), Some(g)) => format!(
+                        "{}***{}",
+                        &whole[..g.start() - m.start()],
+                        &whole[g.end() - m.start()..]
+                    ),
+                    _ => "***".to_string(),
+                }
+            });
+            if let Cow::Owned(s) = replaced {
+                out = Cow::Owned(s);
+            }
+        }
+        out
+    }
 }
 
 /// True for a field name whose string value is a secret whatever it looks like.
@@ -260,15 +431,13 @@ fn secret_key(key: &str) -> bool {
 /// Redact raw, message and string fields of `event` in place. True when anything changed. Fields
 /// come from the raw text, so a raw text without a candidate literal is clean throughout.
 pub fn redact_event(event: &mut Event) -> bool {
-    let Some(r) = REDACTOR.as_ref() else {
-        return false;
-    };
-    let set = r.candidates(&event.raw);
-    if set == 0 {
+    let builtin = REDACTOR.as_ref().map_or(0, |r| r.candidates(&event.raw));
+    let custom = CUSTOM.get().map_or(0, |c| c.candidates(&event.raw));
+    if builtin == 0 && custom == 0 {
         return false;
     }
     let mut changed = false;
-    if let Cow::Owned(s) = r.apply(&event.raw, set) {
+    if let Cow::Owned(s) = apply_all(&event.raw, builtin, custom) {
         event.raw = s;
         changed = true;
     }
@@ -409,6 +578,54 @@ mod tests {
         // Without an access key id on the line, 40 characters of hex (a commit, a digest) stay.
         let digest = "deploy 3f7c9a2b1d4e5f60718293a4b5c6d7e8f9012345 live";
         assert_eq!(r(digest), digest);
+    }
+
+    /// The only test that installs patterns (they are once per process): an operator's pattern
+    /// masks its match, or only its `secret` group, in text and in events, after the built-in
+    /// rules; a second install is refused.
+    #[test]
+    fn the_operators_own_patterns_apply_after_the_built_in_ones() {
+        let patterns = vec![
+            CustomPattern::new("internal", "nlint_[0-9a-f]{16}", vec!["nlint_".to_string()])
+                .unwrap(),
+            CustomPattern::new("header", r"X-Internal-Auth: (?P<secret>\S+)", Vec::new()).unwrap(),
+        ];
+        install(patterns).unwrap();
+        assert_eq!(
+            r("call with nlint_0123456789abcdef failed"),
+            "call with *** failed"
+        );
+        assert_eq!(
+            r("sent X-Internal-Auth: abc.def and password=hunter2"),
+            "sent X-Internal-Auth: *** and password=***"
+        );
+        let mut ev = Event {
+            id: crate::event::EventId {
+                fingerprint: 1,
+                offset: 0,
+            },
+            ts: crate::event::Timestamp(0),
+            service: "app".into(),
+            level: crate::event::Level::Error,
+            message: "token nlint_0123456789abcdef".into(),
+            raw: r#"{"msg":"token nlint_0123456789abcdef","k":"nlint_fedcba9876543210"}"#.into(),
+            fields: serde_json::from_str(r#"{"k":"nlint_fedcba9876543210"}"#).unwrap(),
+            flags: Default::default(),
+            len: 0,
+            lines: 1,
+        };
+        assert!(redact_event(&mut ev));
+        assert!(
+            !ev.raw.contains("nlint_0") && !ev.raw.contains("nlint_f"),
+            "{}",
+            ev.raw
+        );
+        assert_eq!(ev.message, "token ***");
+        assert_eq!(ev.fields["k"], "***");
+        assert!(matches!(
+            install(Vec::new()),
+            Err(RedactError::AlreadyInstalled)
+        ));
     }
 
     #[test]

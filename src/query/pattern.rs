@@ -251,6 +251,35 @@ mod tests {
         assert!(!Pattern::new(r"Error\sat").unwrap().is_match("Error\nat"));
     }
 
+    /// The compiled-size bound at its edge: the largest `a{n}` that fits compiles and matches,
+    /// one more repetition is refused saying the bound.
+    #[test]
+    fn the_regex_size_bound_holds_at_its_edge() {
+        let fits = |n: usize| Pattern::new(&format!("a{{{n}}}")).is_ok();
+        let (mut ok, mut too_big) = (1usize, 2usize);
+        while fits(too_big) {
+            ok = too_big;
+            too_big *= 2;
+            assert!(too_big < 1 << 24, "no bound met");
+        }
+        while too_big - ok > 1 {
+            let mid = (ok + too_big) / 2;
+            if fits(mid) {
+                ok = mid;
+            } else {
+                too_big = mid;
+            }
+        }
+        let edge = Pattern::new(&format!("a{{{ok}}}")).unwrap();
+        assert!(edge.is_match(&"a".repeat(ok)));
+        assert!(!edge.is_match(&"a".repeat(ok - 1)));
+        let e = Pattern::new(&format!("a{{{too_big}}}")).unwrap_err();
+        assert!(
+            e.message.contains("too big") && e.message.contains(&REGEX_SIZE_LIMIT.to_string()),
+            "{e:?}"
+        );
+    }
+
     #[test]
     fn oversized_and_invalid_patterns_are_refused_with_an_offset() {
         let e = Pattern::new("(a{1000}){1000}").unwrap_err();

@@ -503,18 +503,10 @@ fn field_predicate(
             Ok(Pred::Sources(fingerprints))
         }
         ("flags", FieldValue::Text(t)) => Flags::from_name(t).map(Pred::Flag).ok_or_else(|| {
-            let names: Vec<&str> = [
-                Flags::PARTIAL,
-                Flags::SPLIT,
-                Flags::INVALID_UTF8,
-                Flags::MALFORMED,
-                Flags::NO_TIMESTAMP,
-                Flags::REDACTED,
-            ]
-            .iter()
-            .flat_map(|f| f.names())
-            .collect();
-            bad(format!("unknown flag `{t}` (one of {})", names.join(", ")))
+            bad(format!(
+                "unknown flag `{t}` (one of {})",
+                Flags::all_names().join(", ")
+            ))
         }),
         ("level", FieldValue::Text(t)) => {
             let level: Level = t.parse().map_err(bad)?;

@@ -347,18 +347,10 @@ fn field(
         }
         ("flags", FieldValue::Text(t)) => {
             let flag = Flags::from_name(t).ok_or_else(|| {
-                let names: Vec<&str> = [
-                    Flags::PARTIAL,
-                    Flags::SPLIT,
-                    Flags::INVALID_UTF8,
-                    Flags::MALFORMED,
-                    Flags::NO_TIMESTAMP,
-                    Flags::REDACTED,
-                ]
-                .iter()
-                .flat_map(|f| f.names())
-                .collect();
-                bad(format!("unknown flag `{t}` (one of {})", names.join(", ")))
+                bad(format!(
+                    "unknown flag `{t}` (one of {})",
+                    Flags::all_names().join(", ")
+                ))
             })?;
             let name = flag.names().first().copied().unwrap_or_default();
             (has("flags", name), Pred::Flag(flag))
