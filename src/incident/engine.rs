@@ -2230,6 +2230,56 @@ mod tests {
     }
 
     proptest! {
+        /// Sources (each read in its own time order, as a file is) interleaved in any way, in
+        /// batches of any size, with the pipeline's watermark after every batch (the oldest of
+        /// the newest times of the sources still being read; none before every one has begun):
+        /// the same changes as all the matches at once, none late.
+        #[test]
+        fn any_interleaving_of_sources_gives_the_same_changes(
+            matches in stream(),
+            owner in prop::collection::vec(0usize..3, 1..120),
+            schedule in prop::collection::vec((0usize..3, 1usize..8), 1..60),
+        ) {
+            let expected = reference(&matches);
+            let mut queues: Vec<Vec<Match>> = vec![Vec::new(); 3];
+            for (i, m) in matches.iter().enumerate() {
+                queues[owner[i % owner.len()]].push(m.clone());
+            }
+            for q in &mut queues {
+                q.sort_by_key(|m| (m.ts, m.event));
+            }
+            let mut e = engine_with(prop_rules(), config());
+            let mut got = Vec::new();
+            let mut newest: Vec<Option<Timestamp>> = vec![None; 3];
+            let mut pos = vec![0usize; 3];
+            let left = |pos: &[usize], k: usize| pos[k] < queues[k].len();
+            for &(pick, n) in schedule.iter().cycle() {
+                let Some(k) = (0..3).map(|d| (pick + d) % 3).find(|&k| left(&pos, k)) else {
+                    break;
+                };
+                let end = (pos[k] + n).min(queues[k].len());
+                e.push(queues[k][pos[k]..end].to_vec());
+                newest[k] = Some(queues[k][end - 1].ts);
+                pos[k] = end;
+                // A source not begun holds the watermark back (newest None); one read to its
+                // end no longer does (an idle file).
+                let reading: Vec<usize> = (0..3).filter(|&k| left(&pos, k)).collect();
+                if let Some(watermark) = reading
+                    .iter()
+                    .map(|&k| newest[k])
+                    .try_fold(Timestamp(i64::MAX), |low, t| Some(low.min(t?)))
+                    .filter(|w| w.0 != i64::MAX)
+                {
+                    got.extend(e.advance(watermark));
+                }
+            }
+            got.extend(e.finish());
+            prop_assert_eq!(e.stats().late, 0);
+            prop_assert_eq!(got, expected);
+        }
+    }
+
+    proptest! {
         /// A commit's engine state, stored as JSON and taken back by a new engine, goes on
         /// exactly as the engine that never stopped: the same changes, none twice.
         #[test]
