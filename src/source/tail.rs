@@ -201,6 +201,24 @@ fn rotated_copy(path: &Path, fingerprint: u64) -> Option<PathBuf> {
         .find(|p| matches!(fingerprint::of_path(p, true), Ok(Some(fp)) if fp == fingerprint))
 }
 
+/// The decoded bytes of the rotated copy at `copy`, checked to be the generation `fingerprint`.
+/// The copy was found by its fingerprint but is opened by name: a rotation in between (the
+/// follower descheduled) puts the next generation under that name, whose bytes must not be
+/// read as this one's.
+fn open_copy(copy: &Path, fingerprint: u64) -> io::Result<impl Read> {
+    let mut reader = fingerprint::open_decoded(copy)?;
+    let mut head = Vec::with_capacity(FINGERPRINT_BYTES + 1);
+    (&mut reader)
+        .take(FINGERPRINT_BYTES as u64 + 1)
+        .read_to_end(&mut head)?;
+    if fingerprint::of_head(&head, true) != Some(fingerprint) {
+        return Err(io::Error::other(
+            "another generation took the copy's name before it was opened",
+        ));
+    }
+    Ok(io::Cursor::new(head).chain(reader))
+}
+
 /// The directory to watch for a path or glob: the deepest parent without glob characters.
 fn watch_dir(path: &Path) -> PathBuf {
     let mut dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -559,7 +577,8 @@ impl Tailer<'_> {
             path: copy.to_path_buf(),
             source,
         };
-        let mut reader = fingerprint::open_decoded(copy).map_err(io_err)?;
+        // On a mismatch the copy is looked for again next round.
+        let mut reader = open_copy(copy, self.recoveries[i].fingerprint).map_err(io_err)?;
         let offset = self.recoveries[i].offset;
         let skipped = io::copy(&mut (&mut reader).take(offset), &mut io::sink()).map_err(io_err)?;
         if skipped < offset {
@@ -862,6 +881,47 @@ mod tests {
 
     /// copytruncate: the bytes written after the last read are recovered from the rotated copy,
     /// whether or not the tailer saw them before the truncation.
+    /// A copy found by fingerprint and then opened by name is checked again once open: after
+    /// a rotation in between, the name holds the next generation, which is refused, and the
+    /// generation sought is read (whole, `.gz` or not) from the name it moved to.
+    #[test]
+    fn a_copy_renamed_between_finding_and_opening_is_not_read_as_another() {
+        use flate2::Compression;
+        use flate2::write::GzEncoder;
+        let dir = tempfile::tempdir().unwrap();
+        let gz = |name: &str, body: &str| {
+            let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+            enc.write_all(body.as_bytes()).unwrap();
+            std::fs::write(dir.path().join(name), enc.finish().unwrap()).unwrap();
+        };
+        let g8 = "line 2121 of g8\nline 2122\n";
+        let g9 = "line 2421 of g9\nline 2422\n";
+        let fp8 = fingerprint::of_head(g8.as_bytes(), true).unwrap();
+        // Found as app.log.1.gz; then logrotate moved it to .2.gz and put g9 at .1.gz.
+        gz("app.log.2.gz", g8);
+        gz("app.log.1.gz", g9);
+        let err = open_copy(&dir.path().join("app.log.1.gz"), fp8)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("another generation"), "{err}");
+        let found = rotated_copy(&dir.path().join("app.log"), fp8).unwrap();
+        assert!(found.ends_with("app.log.2.gz"), "{found:?}");
+        let mut text = String::new();
+        open_copy(&found, fp8)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, g8);
+        // A plain copy whose first line fits in the head is read whole as well.
+        std::fs::write(dir.path().join("plain.1"), g8).unwrap();
+        let mut text = String::new();
+        open_copy(&dir.path().join("plain.1"), fp8)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, g8);
+    }
+
     #[test]
     fn copytruncate_recovers_unread_bytes_from_the_copy() {
         let dir = tempfile::tempdir().unwrap();
