@@ -303,6 +303,52 @@ fn rotate_while_writing(
     (dir, daemon)
 }
 
+/// Append the lines `seqs` to `log` (opened anew: after a rename rotation, the new file).
+fn append(log: &Path, seqs: std::ops::RangeInclusive<u64>) {
+    let text: String = seqs.map(line).collect();
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+/// The follower is stopped across two rotations and the writer is done before the second, so
+/// the file at the path stays empty: no new file ever comes there to say generations went by.
+/// The one in between is still read, from its copy, and nothing twice.
+fn two_rotations_unseen_the_last_leaving_the_path_empty(directives: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, 1..=100);
+    let mut daemon = Daemon::new(dir.path(), &[format!("app:pino={}", log.display())]);
+    daemon.start();
+    assert!(
+        wait_until(60, || daemon.indexed().len() == 100),
+        "{}",
+        daemon.log()
+    );
+    daemon.freeze(true);
+    append(&log, 101..=200);
+    logrotate(dir.path(), &log, directives);
+    append(&log, 201..=300);
+    logrotate(dir.path(), &log, directives);
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), 0);
+    daemon.freeze(false);
+    daemon.assert_exactly_once(300);
+}
+
+#[test]
+fn copytruncate_twice_unseen_with_the_file_left_empty_loses_nothing() {
+    two_rotations_unseen_the_last_leaving_the_path_empty("copytruncate\n  compress");
+}
+
+#[test]
+fn create_twice_unseen_with_the_file_left_empty_loses_nothing() {
+    two_rotations_unseen_the_last_leaving_the_path_empty("create");
+}
+
 #[test]
 fn logrotate_create_loses_and_duplicates_nothing() {
     rotate_while_writing("create", 3000, 300, (2, 1));

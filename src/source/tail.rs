@@ -379,11 +379,15 @@ impl Tailer<'_> {
                 self.recoveries.push(Recovery {
                     source: t.source,
                     fingerprint: t.fingerprint,
-                    path: t.path,
+                    path: t.path.clone(),
                     offset: t.offset,
                     since: Instant::now(),
                     opened: true,
                 });
+                // Behind by several rotations, the ones between may be gone unseen; the last
+                // may have left the path empty (the writer done), so no new file will come
+                // there to say so.
+                self.adopt_missed_since_following(t.source, &t.path);
                 // The copy is usually there already: recover at once, before the new content.
                 read += self.recover()?;
                 continue;
@@ -636,12 +640,26 @@ impl Tailer<'_> {
             }
         }
         let now = Instant::now();
+        let mut detached = Vec::new();
         for t in &mut self.tracked {
             if !seen.contains(&t.inode) && t.detached_since.is_none() {
                 t.detached_since = Some(now);
+                detached.push((t.source, t.path.clone()));
             }
         }
+        // A file renamed away: generations rotated between it and the path's next file may be
+        // gone unseen, and the next file may stay empty.
+        for (source, path) in detached {
+            self.adopt_missed_since_following(source, &path);
+        }
         Ok(())
+    }
+
+    /// [`Self::adopt_missed_generations`] for a path this run has been following.
+    fn adopt_missed_since_following(&mut self, source: usize, path: &Path) {
+        if let Some(&since) = self.following_since.get(path) {
+            self.adopt_missed_generations(source, path, since);
+        }
     }
 
     fn open(
@@ -718,12 +736,11 @@ impl Tailer<'_> {
         // behind across several rotations, whole generations may have come and gone unseen.
         // (Looked for once the new file is tracked, so it can never take itself for one.)
         let path = &self.tracked[self.tracked.len() - 1].path.clone();
-        match self.following_since.get(path) {
-            Some(&since) => self.adopt_missed_generations(source, path, since),
-            None => {
-                self.following_since
-                    .insert(path.clone(), std::time::SystemTime::now());
-            }
+        if self.following_since.contains_key(path) {
+            self.adopt_missed_since_following(source, path);
+        } else {
+            self.following_since
+                .insert(path.clone(), std::time::SystemTime::now());
         }
         Ok(())
     }
