@@ -66,6 +66,13 @@ name = "pager"
 url = "http://{receiver}/alertmanager"
 kind = "alertmanager"
 
+# A receiver that is down, whose URL carries its secret (as chat webhooks do): retried, and
+# logged, without the path.
+[[webhook]]
+name = "chat"
+url = "http://127.0.0.1:1/services/T0/B0/whsecDown9Path"
+kind = "json"
+
 # The team's own token format, not in the built-in catalogue.
 [[redact]]
 name = "newsletter-internal"
@@ -269,8 +276,18 @@ fn no_secret_of_the_catalogue_comes_out_of_any_face_by_any_way_in() {
         assert!(one.contains("***"), "{one}");
         assert_no_secret(&secrets, &format!("incident {id} (API)"), &one);
     }
+    assert!(
+        wait_until(30, || stderr_text().contains("webhook delivery failed")),
+        "the chat webhook's failures are not logged: {}",
+        stderr_text()
+    );
     terminate(child);
     assert_no_secret(&secrets, "logwarden's own log", &stderr_text());
+    assert!(
+        !stderr_text().contains("whsecDown9Path"),
+        "a webhook URL's path reached the log: {}",
+        stderr_text()
+    );
     assert_index_is_clean(&secrets, &data, 2 * kinds);
 
     // In by standard input.

@@ -217,7 +217,7 @@ pub fn start(hooks: Vec<Webhook>, options: Options) -> Result<Option<Webhooks>, 
             client,
             options: options.clone(),
         };
-        tracing::info!(webhook = %task.hook.name, url = %task.hook.url, "webhook started");
+        tracing::info!(webhook = %task.hook.name, origin = %origin(&task.hook.url), "webhook started");
         runtime.spawn(task.run(wake.subscribe()));
     }
     Ok(Some(Webhooks {
@@ -558,7 +558,7 @@ impl Task {
                     return;
                 }
                 Err(reason) => {
-                    tracing::warn!(webhook = %self.hook.name, url = %self.hook.url, seq = change.seq,
+                    tracing::warn!(webhook = %self.hook.name, origin = %origin(&self.hook.url), seq = change.seq,
                         attempt, retry_in = ?wait, "webhook delivery failed: {reason}");
                 }
             }
@@ -582,7 +582,11 @@ impl Task {
         if let Some(token) = &self.hook.token {
             request = request.bearer_auth(&token.0);
         }
-        let response = request.send().await.map_err(|e| error_chain(&e))?;
+        // Without the URL: a chat webhook's path is its secret.
+        let response = request
+            .send()
+            .await
+            .map_err(|e| error_chain(&e.without_url()))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -601,6 +605,15 @@ impl Task {
                 "cannot write the webhook's cursor: a restart may send its last changes again");
         }
     }
+}
+
+/// What logs may say of a webhook's URL: scheme, host and port. Chat webhooks (Slack, Discord)
+/// carry their secret in the path, so the path and query never reach a log.
+fn origin(url: &str) -> String {
+    reqwest::Url::parse(url).map_or_else(
+        |_| "(unparsable URL)".to_string(),
+        |u| u.origin().ascii_serialization(),
+    )
 }
 
 /// An error and its causes, on one line ("error sending request: … : connection refused").
