@@ -82,6 +82,22 @@ impl<'de> Deserialize<'de> for Timestamp {
 
 impl Timestamp {
     pub const MICROS_PER_SEC: i64 = 1_000_000;
+    /// The earliest event time every store holds: 1970-01-01 (ClickHouse's `DateTime` starts
+    /// there).
+    pub const EARLIEST: Timestamp = Timestamp(0);
+    /// The latest: the end of 2105 (ClickHouse's `DateTime` ends early in 2106, tantivy's
+    /// nanoseconds in 2262). A time read from a line outside these is not trusted: the event
+    /// takes the previous one's time and is flagged `no_timestamp`.
+    pub const LATEST: Timestamp = Timestamp(4_291_747_199_999_999);
+
+    /// Whether every store can hold this time.
+    pub fn storable(self) -> bool {
+        (Self::EARLIEST..=Self::LATEST).contains(&self)
+    }
+    /// The nearest time every store can hold (query bounds far out, a `--since` of year 30000).
+    pub fn clamp_storable(self) -> Self {
+        self.clamp(Self::EARLIEST, Self::LATEST)
+    }
 
     pub fn from_millis(ms: i64) -> Self {
         Timestamp(ms.saturating_mul(1000))
@@ -240,7 +256,8 @@ impl Flags {
     pub const INVALID_UTF8: Flags = Flags(1 << 2);
     /// The entry did not follow its format (broken JSON, unknown prefix); kept as plain text.
     pub const MALFORMED: Flags = Flags(1 << 3);
-    /// No timestamp could be read; the previous event's time was used.
+    /// No timestamp could be read, or it was outside 1970–2105 ([`Timestamp::LATEST`]); the
+    /// previous event's time was used.
     pub const NO_TIMESTAMP: Flags = Flags(1 << 4);
     /// Secrets were redacted from the entry.
     pub const REDACTED: Flags = Flags(1 << 5);

@@ -425,7 +425,7 @@ impl Assembler {
 
     fn emit_parsed(&mut self, entry: Open, parsed: Parsed) {
         let mut flags = entry.flags;
-        let ts = match parsed.ts {
+        let ts = match parsed.ts.filter(|t| t.storable()) {
             Some(ts) => {
                 self.last_ts = Some(ts);
                 if let Some(skim) = self.skim.as_mut() {
@@ -827,6 +827,50 @@ mod tests {
     use super::*;
 
     const NOW: Timestamp = Timestamp(1_795_881_600_000_000); // 2026-11-28T16:00:00Z
+
+    /// A time from the year 30000, before 1970, or past any store's range is not trusted: the
+    /// event takes the previous time and is flagged `no_timestamp`; times at the range's ends
+    /// are kept.
+    #[test]
+    fn times_no_store_can_hold_fall_back_and_are_flagged() {
+        let input = concat!(
+            "{\"time\":\"2026-12-07T10:00:00Z\",\"msg\":\"first\"}\n",
+            "{\"time\":\"30000-01-01T00:00:00Z\",\"msg\":\"far\"}\n",
+            "{\"time\":9007199254740991,\"msg\":\"max safe ms\"}\n",
+            "{\"time\":-1,\"msg\":\"before 1970\"}\n",
+            "{\"time\":\"2105-12-31T23:59:59Z\",\"msg\":\"last storable second\"}\n",
+            "{\"time\":\"2106-01-01T00:00:00Z\",\"msg\":\"one second past\"}\n",
+        );
+        let (events, _) = run(Format::Pino, MAX_LINE, input.as_bytes(), &[]);
+        let first = events[0].ts;
+        let got: Vec<(bool, bool)> = events
+            .iter()
+            .map(|e| (e.flags.contains(Flags::NO_TIMESTAMP), e.ts.storable()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (false, true),
+                (true, true),
+                (true, true),
+                (true, true),
+                (false, true),
+                (true, true)
+            ]
+        );
+        assert_eq!(events[1].ts, first);
+        assert_eq!(events[4].ts.as_secs(), Timestamp::LATEST.as_secs());
+        assert_eq!(events[5].ts, events[4].ts);
+        // Query bounds however far are clamped, never overflow tantivy's nanoseconds.
+        assert_eq!(
+            crate::store::schema::date(Timestamp(i64::MAX)),
+            crate::store::schema::date(Timestamp::LATEST)
+        );
+        assert_eq!(
+            crate::store::schema::date(Timestamp(i64::MIN)),
+            crate::store::schema::date(Timestamp::EARLIEST)
+        );
+    }
 
     /// The line cap at its edge: a line of exactly [`MAX_LINE`] bytes is one event, one byte
     /// more is two events flagged split that together hold every byte.

@@ -48,9 +48,8 @@ pub struct TimeRange {
 
 impl TimeRange {
     pub fn new(fields: Fields, lo: Bound<Timestamp>, hi: Bound<Timestamp>) -> TimeRange {
-        let term = |t: Timestamp| {
-            Term::from_field_date(fields.ts, DateTime::from_timestamp_micros(t.as_micros()))
-        };
+        let (lo, hi) = (storable(lo, true), storable(hi, false));
+        let term = |t: Timestamp| Term::from_field_date(fields.ts, crate::store::schema::date(t));
         TimeRange {
             lo,
             hi,
@@ -63,12 +62,34 @@ impl TimeRange {
     }
 }
 
+/// A bound outside the times the index can hold ([`Timestamp::EARLIEST`]..=[`Timestamp::LATEST`]),
+/// said with one inside that means the same: every event is within them.
+fn storable(bound: Bound<Timestamp>, lower: bool) -> Bound<Timestamp> {
+    match bound {
+        Bound::Included(t) | Bound::Excluded(t) if t < Timestamp::EARLIEST => {
+            if lower {
+                Bound::Unbounded
+            } else {
+                Bound::Excluded(Timestamp::EARLIEST)
+            }
+        }
+        Bound::Included(t) | Bound::Excluded(t) if t > Timestamp::LATEST => {
+            if lower {
+                Bound::Excluded(Timestamp::LATEST)
+            } else {
+                Bound::Unbounded
+            }
+        }
+        other => other,
+    }
+}
+
 /// The bound of the whole second `bound` falls in, as a term of the inverted index (which holds
 /// event times truncated to the second).
 fn widened(ts: tantivy::schema::Field, bound: Bound<Timestamp>) -> Bound<Term> {
     match bound {
         Bound::Included(t) | Bound::Excluded(t) => Bound::Included(
-            Term::from_field_date_for_search(ts, DateTime::from_timestamp_micros(t.as_micros())),
+            Term::from_field_date_for_search(ts, crate::store::schema::date(t)),
         ),
         Bound::Unbounded => Bound::Unbounded,
     }
@@ -240,6 +261,9 @@ mod tests {
             Bound::Included(t(1_000_000)),
             Bound::Excluded(t(1500)),
             Bound::Excluded(t(-1)),
+            Bound::Included(t(-1)),
+            Bound::Included(t(i64::MAX / 1000)),
+            Bound::Excluded(t(i64::MIN / 1000)),
         ];
         let inside = |ms: i64, lo: Bound<Timestamp>, hi: Bound<Timestamp>| {
             let ts = t(ms);

@@ -16,7 +16,7 @@ use tantivy::directory::MmapDirectory;
 use tantivy::index::SegmentId;
 use tantivy::indexer::NoMergePolicy;
 use tantivy::schema::OwnedValue;
-use tantivy::{DateTime, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
 
 use crate::event::{Event, EventId, Events};
 use crate::store::schema::{self, Fields};
@@ -237,10 +237,8 @@ impl IndexSink {
     /// Queue the deletion of every event with `ts < cutoff` (retention); it takes effect, and
     /// becomes durable, with the next [`IndexSink::commit`].
     pub fn delete_before(&mut self, cutoff: crate::event::Timestamp) -> Result<(), IndexError> {
-        let upper = tantivy::Term::from_field_date(
-            self.fields.ts,
-            DateTime::from_timestamp_micros(cutoff.as_micros()),
-        );
+        let upper =
+            tantivy::Term::from_field_date(self.fields.ts, crate::store::schema::date(cutoff));
         let old = tantivy::query::RangeQuery::new(
             std::ops::Bound::Unbounded,
             std::ops::Bound::Excluded(upper),
@@ -302,7 +300,7 @@ impl IndexSink {
     fn document(&self, event: &Event) -> TantivyDocument {
         let f = &self.fields;
         let mut doc = TantivyDocument::new();
-        doc.add_date(f.ts, DateTime::from_timestamp_micros(event.ts.as_micros()));
+        doc.add_date(f.ts, crate::store::schema::date(event.ts));
         doc.add_text(f.service, &event.service);
         doc.add_text(f.level, event.level.as_str());
         doc.add_text(f.message, &event.message);

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use tantivy::collector::Count;
 use tantivy::query::RangeQuery;
-use tantivy::{DateTime, TantivyDocument, Term};
+use tantivy::{TantivyDocument, Term};
 
 use crate::event::Timestamp;
 use crate::store::index::{EventIndex, IndexError};
@@ -79,10 +79,7 @@ pub fn apply(
     };
     let bytes_before = dir_size(&dir)?;
     let old = || {
-        let upper = Term::from_field_date(
-            index.fields().ts,
-            DateTime::from_timestamp_micros(cutoff.as_micros()),
-        );
+        let upper = Term::from_field_date(index.fields().ts, crate::store::schema::date(cutoff));
         RangeQuery::new(std::ops::Bound::Unbounded, std::ops::Bound::Excluded(upper))
     };
     let searcher = index.searcher()?;

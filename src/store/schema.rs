@@ -112,6 +112,12 @@ impl Fields {
 }
 
 /// The event index schema.
+/// An event time as tantivy holds it (nanoseconds), clamped to what every store can hold so
+/// that no bound, however far, overflows.
+pub fn date(ts: crate::event::Timestamp) -> tantivy::DateTime {
+    tantivy::DateTime::from_timestamp_micros(ts.clamp_storable().as_micros())
+}
+
 pub fn build() -> Schema {
     let text_indexing = TextFieldIndexing::default()
         .set_tokenizer(TOKENIZER)
