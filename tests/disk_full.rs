@@ -1,8 +1,9 @@
 //! Issue 9, "disk full on the data dir": `logwarden run` over a data dir on a small tmpfs that
 //! fills up mid-run. Ingestion pauses (the run does not exit, nothing is dropped, the committed
 //! offsets stay where they were), the error is logged once and `/api/v1/health` says the disk is
-//! full; once space returns every line written before and during the outage is searchable exactly
-//! once, each incident opened once, and health is ready again.
+//! full; once space returns every line written before and during the outage (and a batch pushed
+//! to `/api/v1/ingest` whose commit failed) is searchable exactly once, each incident opened once,
+//! and health is ready again.
 //!
 //! Mounting a tmpfs needs root (CAP_SYS_ADMIN). tests/run runs as root on CI and on the
 //! development machines, so the test fails loudly, saying why, when the mount is refused: a
@@ -229,9 +230,25 @@ fn a_full_data_dir_pauses_ingestion_and_loses_nothing_when_space_returns() {
         running.health()
     );
 
-    // The disk fills up; lines (and faults) keep coming.
+    // The disk fills up. A batch is pushed (accepted: it is in the pipeline's queue; its commit
+    // is the one that fails), then lines (and faults) keep coming to the file.
     let filler = data.join("filler");
     fill(&filler);
+    let mut pushed = String::new();
+    for n in 0..500 {
+        pushed.push_str(&line(n, "pushed"));
+    }
+    let url = format!(
+        "http://{}/api/v1/ingest?source=edge&format=pino",
+        running.addr
+    );
+    let answer = ureq::post(&url)
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send(pushed.as_bytes())
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 202, "the push was not accepted");
     let mut during = String::new();
     for n in 0..3000 {
         during.push_str(&line(n, "during"));
@@ -312,7 +329,12 @@ fn a_full_data_dir_pauses_ingestion_and_loses_nothing_when_space_returns() {
         loggrep_count(&data, "diskmark during"),
         running.said()
     );
-    assert_eq!(loggrep_count(&data, "diskmark"), 5000);
+    assert!(
+        wait_until(30, || loggrep_count(&data, "diskmark pushed") == 500),
+        "{} of the 500 pushed lines indexed",
+        loggrep_count(&data, "diskmark pushed")
+    );
+    assert_eq!(loggrep_count(&data, "diskmark"), 5500);
     assert_eq!(loggrep_count(&data, "diskmark before"), 2000);
     assert_eq!(loggrep_count(&data, "diskfault"), 4);
     assert!(
