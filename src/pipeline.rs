@@ -98,6 +98,13 @@ pub enum PipelineError {
     SourceThread,
     #[error(transparent)]
     ClickHouse(#[from] SinkError),
+    /// A storage error with the OS error behind it, which tantivy does not report.
+    #[error("data dir {dir}: {io}")]
+    DataDir {
+        dir: String,
+        io: std::io::Error,
+        source: Box<PipelineError>,
+    },
 }
 
 impl PipelineError {
@@ -112,7 +119,24 @@ impl PipelineError {
                 )
                 | PipelineError::Snapshot(SnapshotError::Io { .. })
                 | PipelineError::ClickHouse(SinkError::Io { .. })
+                | PipelineError::DataDir { .. }
         )
+    }
+
+    /// A storage error that ends a command, with the OS error a probe write to the data dir
+    /// meets now (a full disk), when it meets one.
+    fn explained(self, data_dir: &Path) -> PipelineError {
+        if !self.is_storage() || matches!(self, PipelineError::DataDir { .. }) {
+            return self;
+        }
+        match probe(data_dir) {
+            Err(io) => PipelineError::DataDir {
+                dir: data_dir.display().to_string(),
+                io,
+                source: Box::new(self),
+            },
+            Ok(()) => self,
+        }
     }
 }
 
@@ -982,8 +1006,17 @@ impl<'a> Pipeline<'a> {
 }
 
 /// Ingest existing files once: every source whole (rotated `.gz` included), skipping what the
-/// index already holds; incidents are computed in event-time order across all files.
+/// index already holds; incidents are computed in event-time order across all files. A write to
+/// the data dir that fails ends it (with the OS error: a full disk); run it again once there is
+/// space, and it goes on from its last commit.
 pub fn backfill(
+    settings: &Settings,
+    on_change: &mut dyn FnMut(&Change),
+) -> Result<Summary, PipelineError> {
+    backfill_files(settings, on_change).map_err(|error| error.explained(&settings.data_dir))
+}
+
+fn backfill_files(
     settings: &Settings,
     on_change: &mut dyn FnMut(&Change),
 ) -> Result<Summary, PipelineError> {
@@ -1116,31 +1149,39 @@ fn follow(
     let mut outage: Option<Outage> = None;
     let mut carry = Carry::default();
     loop {
-        let opened = Pipeline::open(settings, true, &mut publish_once);
-        let attempt = opened.and_then(|(mut pipeline, checkpoints)| {
-            pipeline.paused_since = outage.as_ref().map(|o| o.since);
-            drive_from(
-                pipeline,
-                checkpoints,
-                started,
-                name,
-                &stop,
-                read.clone(),
-                &mut carry,
-            )
-        });
-        let error = match attempt {
-            Err(error) if resumable && error.is_storage() && !stop.load(Ordering::SeqCst) => error,
-            // Opening again fails like the attempt did while the data dir is still unwritable.
-            Err(error) if outage.is_some() && error.is_storage() => error,
-            done => return done,
+        let stopped = stop.load(Ordering::SeqCst);
+        let error = match Pipeline::open(settings, true, &mut publish_once) {
+            Ok((mut pipeline, checkpoints)) => {
+                pipeline.paused_since = outage.as_ref().map(|o| o.since);
+                let attempt = drive_from(
+                    pipeline,
+                    checkpoints,
+                    started,
+                    name,
+                    &stop,
+                    read.clone(),
+                    &mut carry,
+                );
+                match attempt {
+                    Err(error)
+                        if resumable && error.is_storage() && !stop.load(Ordering::SeqCst) =>
+                    {
+                        error
+                    }
+                    done => return done.map_err(|error| error.explained(&settings.data_dir)),
+                }
+            }
+            // Opening again fails as the attempt did while the data dir cannot be written (a
+            // first opening that fails ends the run: the index may be another's, say).
+            Err(error) if outage.is_some() && error.is_storage() && !stopped => error,
+            Err(error) => return Err(error.explained(&settings.data_dir)),
         };
         if std::mem::take(&mut carry.committed) {
             outage = None;
         }
         let pause = outage.get_or_insert_with(|| Outage::new(settings));
         if !pause.wait(&error, &stop) {
-            return Err(error);
+            return Err(error.explained(&settings.data_dir));
         }
     }
 }

@@ -366,3 +366,34 @@ fn a_full_data_dir_pauses_ingestion_and_loses_nothing_when_space_returns() {
     let text = running.said();
     terminate_explained(child, || text.clone());
 }
+
+/// A backfill cannot pause (it is not a service): on a full data dir it ends with an error that
+/// names the data dir and the OS error (tantivy's own says only that a writer thread died).
+#[test]
+fn a_backfill_on_a_full_data_dir_says_the_disk_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _tmpfs = Tmpfs::mount(&data, 8);
+    let log = dir.path().join("app.log");
+    let mut text = String::new();
+    for n in 0..100 {
+        text.push_str(&line(n, "backfill"));
+    }
+    std::fs::write(&log, &text).unwrap();
+    fill(&data.join("filler"));
+    let out = run(logwarden()
+        .arg("backfill")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--source")
+        .arg(format!("app:pino={}", log.display())));
+    let said = stderr(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "data dir {}: No space left on device",
+            data.display()
+        )),
+        "{said}"
+    );
+}
