@@ -555,9 +555,12 @@ impl<'a> Pipeline<'a> {
                     self.keep_unsaved(&input);
                 }
             }
-        }
-        while let Ok(input) = rx.try_recv() {
-            self.keep_unsaved(&input);
+            // Every push is in the channel now, within its bound; what a reader still draining
+            // its files sends behind them is not wanted.
+            for _ in 0..CHANNEL_BOUND {
+                let Ok(input) = rx.try_recv() else { break };
+                self.keep_unsaved(&input);
+            }
         }
         std::mem::take(&mut self.unsaved)
     }
