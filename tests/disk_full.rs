@@ -77,6 +77,61 @@ struct Running {
 }
 
 impl Running {
+    /// `logwarden run` following `log` (pino, service `app`) into `data` with the rules of
+    /// `rules`, serving on an ephemeral port; returns once it serves.
+    fn start(data: &Path, rules: &Path, log: &Path) -> Running {
+        let mut child = logwarden()
+            .arg("run")
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--patterns")
+            .arg(rules)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--index-memory",
+                "16",
+                "--source",
+            ])
+            .arg(format!("app:pino={}", log.display()))
+            .env("RUST_LOG", "warn,logwarden=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let said = collect(child.stderr.take().unwrap());
+        let mut running = Running {
+            child: Some(child),
+            stderr: said,
+            addr: String::new(),
+        };
+        assert!(
+            wait_until(30, || running.said().contains("serving http://")),
+            "no `serving` line: {}",
+            running.said()
+        );
+        running.addr = running
+            .said()
+            .split("serving http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap()
+            .to_string();
+        running
+    }
+
+    /// Whether health says ingestion is paused on a full disk.
+    fn paused(&self) -> bool {
+        let (status, body) = self.health();
+        status == 503
+            && body["reasons"].as_array().is_some_and(|r| {
+                r.iter().any(|r| {
+                    r.as_str()
+                        .is_some_and(|r| r.contains("disk") && r.contains("is full"))
+                })
+            })
+    }
+
     fn said(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
@@ -178,43 +233,7 @@ fn a_full_data_dir_pauses_ingestion_and_loses_nothing_when_space_returns() {
     before.push_str(&fault("k0"));
     std::fs::write(&log, &before).unwrap();
 
-    let mut child = logwarden()
-        .arg("run")
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--patterns")
-        .arg(&rules)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--index-memory",
-            "16",
-            "--source",
-        ])
-        .arg(format!("app:pino={}", log.display()))
-        .env("RUST_LOG", "warn,logwarden=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let said = collect(child.stderr.take().unwrap());
-    let mut running = Running {
-        child: Some(child),
-        stderr: said,
-        addr: String::new(),
-    };
-    assert!(
-        wait_until(30, || running.said().contains("serving http://")),
-        "no `serving` line: {}",
-        running.said()
-    );
-    running.addr = running
-        .said()
-        .split("serving http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let mut running = Running::start(&data, &rules, &log);
 
     // Everything before the outage is indexed and committed.
     assert!(
@@ -259,16 +278,7 @@ fn a_full_data_dir_pauses_ingestion_and_loses_nothing_when_space_returns() {
     append(&log, &during);
 
     // Paused: a clear error, health not ready and saying why, the run still there.
-    let paused = wait_until(60, || {
-        let (status, body) = running.health();
-        status == 503
-            && body["reasons"].as_array().is_some_and(|r| {
-                r.iter().any(|r| {
-                    r.as_str()
-                        .is_some_and(|r| r.contains("disk") && r.contains("is full"))
-                })
-            })
-    });
+    let paused = wait_until(60, || running.paused());
     assert!(
         paused,
         "health did not say the disk is full: {:?}; stderr: {}",
@@ -396,4 +406,74 @@ fn a_backfill_on_a_full_data_dir_says_the_disk_is_full() {
         )),
         "{said}"
     );
+}
+
+/// A run stopped (SIGTERM) while paused on a full disk ends at once, with an error naming the
+/// data dir and the OS error (what it had not committed it could not keep); a later run, with
+/// space back, reads on from the last commit: every line once.
+#[test]
+fn a_run_stopped_while_paused_exits_with_the_error_and_the_next_run_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _tmpfs = Tmpfs::mount(&data, 16);
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("disk.toml"), RULE).unwrap();
+    let log = dir.path().join("app.log");
+    let mut before = String::new();
+    for n in 0..500 {
+        before.push_str(&line(n, "before"));
+    }
+    std::fs::write(&log, &before).unwrap();
+    let mut running = Running::start(&data, &rules, &log);
+    assert!(
+        wait_until(60, || committed_offset(&data) == before.len() as u64),
+        "{}",
+        running.said()
+    );
+    let filler = data.join("filler");
+    fill(&filler);
+    let mut during = String::new();
+    for n in 0..700 {
+        during.push_str(&line(n, "during"));
+    }
+    append(&log, &during);
+    assert!(
+        wait_until(60, || running.paused()),
+        "{:?}; {}",
+        running.health(),
+        running.said()
+    );
+    let pid = running.child.as_ref().unwrap().id();
+    assert!(
+        run(Command::new("kill").arg("-TERM").arg(pid.to_string()))
+            .status
+            .success()
+    );
+    assert!(
+        wait_until(10, || running.exited().is_some()),
+        "still running 10 s after SIGTERM: {}",
+        running.said()
+    );
+    let status = running.exited().unwrap();
+    let said = running.said();
+    assert!(!status.success(), "{status:?}: {said}");
+    assert!(
+        said.contains(&format!(
+            "error: data dir {}: No space left on device",
+            data.display()
+        )),
+        "{said}"
+    );
+    assert_eq!(committed_offset(&data), before.len() as u64);
+
+    std::fs::remove_file(&filler).unwrap();
+    let again = Running::start(&data, &rules, &log);
+    assert!(
+        wait_until(60, || loggrep_count(&data, "diskmark during") == 700),
+        "{} of 700; {}",
+        loggrep_count(&data, "diskmark during"),
+        again.said()
+    );
+    assert_eq!(loggrep_count(&data, "diskmark"), 1200);
 }
