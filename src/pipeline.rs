@@ -16,6 +16,11 @@
 //! silent. That is the only place the wall clock reaches the incidents, and a backfill never
 //! does it: its incidents depend on the files alone. Changes it makes are logged and committed at
 //! once, with the engine state, so a restart neither loses nor repeats them.
+//!
+//! Live, over files, a write to the data dir that fails (a full disk) pauses ingestion rather than
+//! ending the run: the pipeline is torn down as a crash would tear it down, waits until the data
+//! dir takes a probe write, and opens again from the last commit, as a restart does (see
+//! [`follow`]). A backfill, and a run over stdin (a pipe cannot be read again), end with the error.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
