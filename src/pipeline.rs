@@ -16,6 +16,11 @@
 //! silent. That is the only place the wall clock reaches the incidents, and a backfill never
 //! does it: its incidents depend on the files alone. Changes it makes are logged and committed at
 //! once, with the engine state, so a restart neither loses nor repeats them.
+//!
+//! Live, over files, a write to the data dir that fails (a full disk) pauses ingestion rather than
+//! ending the run: the pipeline is torn down as a crash would tear it down, waits until the data
+//! dir takes a probe write, and opens again from the last commit, as a restart does (see
+//! [`follow`]). A backfill, and a run over stdin (a pipe cannot be read again), end with the error.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
@@ -98,6 +103,46 @@ pub enum PipelineError {
     SourceThread,
     #[error(transparent)]
     ClickHouse(#[from] SinkError),
+    /// A storage error with the OS error behind it, which tantivy does not report.
+    #[error("data dir {dir}: {io}")]
+    DataDir {
+        dir: String,
+        io: std::io::Error,
+        source: Box<PipelineError>,
+    },
+}
+
+impl PipelineError {
+    /// A write to the data dir failed (a full disk, a quota, an I/O error): a live run pauses and
+    /// goes on from its last commit once the data dir can be written, rather than stopping.
+    fn is_storage(&self) -> bool {
+        matches!(
+            self,
+            PipelineError::Index(_)
+                | PipelineError::IncidentLog(
+                    IncidentLogError::Write { .. } | IncidentLogError::Open { .. }
+                )
+                | PipelineError::Snapshot(SnapshotError::Io { .. })
+                | PipelineError::ClickHouse(SinkError::Io { .. })
+                | PipelineError::DataDir { .. }
+        )
+    }
+
+    /// A storage error that ends a command, with the OS error a probe write to the data dir
+    /// meets now (a full disk), when it meets one.
+    fn explained(self, data_dir: &Path) -> PipelineError {
+        if !self.is_storage() || matches!(self, PipelineError::DataDir { .. }) {
+            return self;
+        }
+        match probe(data_dir) {
+            Err(io) => PipelineError::DataDir {
+                dir: data_dir.display().to_string(),
+                io,
+                source: Box::new(self),
+            },
+            Ok(()) => self,
+        }
+    }
 }
 
 /// What a pipeline run needs.
@@ -345,6 +390,20 @@ struct Pipeline<'a> {
     lag_measured: Option<Instant>,
     /// The ClickHouse sink, when configured.
     spool: Option<Spool>,
+    /// The run's stop flag and the reader's: the reader of an attempt that failed to write is
+    /// stopped alone (see [`follow`]), so the pipeline passes the run's stop on to it.
+    stops: Option<(Arc<AtomicBool>, Arc<AtomicBool>)>,
+    /// Live runs: the inputs of pushed streams since the last commit, after the opening of every
+    /// pushed stream still open. Nothing can read them again, so an attempt that fails to write
+    /// hands them to the next one.
+    unsaved: Vec<Input>,
+    /// The opening input of each pushed stream, by fingerprint.
+    pushed: HashMap<u64, Input>,
+    /// Since when ingestion has been paused on a data dir that could not be written: the next
+    /// commit that succeeds ends the pause (and says so).
+    paused_since: Option<Instant>,
+    /// A commit succeeded in this attempt.
+    committed_once: bool,
 }
 
 impl<'a> Pipeline<'a> {
@@ -420,6 +479,11 @@ impl<'a> Pipeline<'a> {
             rule_matches,
             lag_measured: None,
             spool,
+            stops: None,
+            unsaved: Vec::new(),
+            pushed: HashMap::new(),
+            paused_since: None,
+            committed_once: false,
         };
         Ok((pipeline, checkpoints))
     }
@@ -432,6 +496,7 @@ impl<'a> Pipeline<'a> {
             self.settings.commit_every
         };
         loop {
+            self.pass_stop_on();
             let input = match rx.recv_timeout(tick) {
                 Ok(input) => input,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -450,6 +515,59 @@ impl<'a> Pipeline<'a> {
         }
         self.close_push(rx)?;
         self.finish()
+    }
+
+    /// Stop the reader when the run is stopped.
+    fn pass_stop_on(&self) {
+        if let Some((run, reader)) = &self.stops
+            && run.load(Ordering::SeqCst)
+        {
+            reader.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Live runs: remember `input` if it belongs to a pushed stream (see [`Pipeline::unsaved`]).
+    fn keep_unsaved(&mut self, input: &Input) {
+        if !self.live {
+            return;
+        }
+        let fingerprint = match input {
+            Input::Pushed { fingerprint, .. } => {
+                self.pushed.insert(*fingerprint, input.clone());
+                *fingerprint
+            }
+            Input::Chunk(chunk) => chunk.fingerprint,
+            Input::Idle { fingerprint }
+            | Input::Stale { fingerprint }
+            | Input::Closed { fingerprint } => *fingerprint,
+            Input::Opened(_) | Input::Done => return,
+        };
+        if self.pushed.contains_key(&fingerprint) {
+            self.unsaved.push(input.clone());
+        }
+        if matches!(input, Input::Closed { .. }) {
+            self.pushed.remove(&fingerprint);
+        }
+    }
+
+    /// After a failed write: stop taking pushes and give back every pushed input not committed,
+    /// those still in `rx` included (the files' inputs there are dropped: they are read again
+    /// from the last commit).
+    fn hand_over(&mut self, rx: &Receiver<Input>) -> Vec<Input> {
+        if let Some(push) = self.settings.push.clone() {
+            while !push.close() {
+                if let Ok(input) = rx.recv_timeout(Duration::from_millis(10)) {
+                    self.keep_unsaved(&input);
+                }
+            }
+            // Every push is in the channel now, within its bound; what a reader still draining
+            // its files sends behind them is not wanted.
+            for _ in 0..CHANNEL_BOUND {
+                let Ok(input) = rx.try_recv() else { break };
+                self.keep_unsaved(&input);
+            }
+        }
+        std::mem::take(&mut self.unsaved)
     }
 
     /// Live runs taking pushes: stop taking them, and apply every pushed input already handed
@@ -513,6 +631,7 @@ impl<'a> Pipeline<'a> {
     }
 
     fn handle(&mut self, input: Input) -> Result<bool, PipelineError> {
+        self.keep_unsaved(&input);
         match input {
             Input::Opened(info) => {
                 let settings = self.settings;
@@ -812,6 +931,18 @@ impl<'a> Pipeline<'a> {
             metrics.committed(started.elapsed(), error);
         }
         committed?;
+        self.committed_once = true;
+        self.unsaved = self.pushed.values().cloned().collect();
+        if let Some(since) = self.paused_since.take() {
+            tracing::warn!(
+                data_dir = %self.settings.data_dir.display(),
+                paused_secs = since.elapsed().as_secs(),
+                "ingestion resumed: the data dir can be written again; reading goes on from the last commit"
+            );
+            if let Some(metrics) = &self.settings.metrics {
+                metrics.storage_paused(None);
+            }
+        }
         self.engine_snapshot = snapshot;
         self.snapshots.prune(snapshot);
         self.summary.commits += 1;
@@ -883,8 +1014,17 @@ impl<'a> Pipeline<'a> {
 }
 
 /// Ingest existing files once: every source whole (rotated `.gz` included), skipping what the
-/// index already holds; incidents are computed in event-time order across all files.
+/// index already holds; incidents are computed in event-time order across all files. A write to
+/// the data dir that fails ends it (with the OS error: a full disk); run it again once there is
+/// space, and it goes on from its last commit.
 pub fn backfill(
+    settings: &Settings,
+    on_change: &mut dyn FnMut(&Change),
+) -> Result<Summary, PipelineError> {
+    backfill_files(settings, on_change).map_err(|error| error.explained(&settings.data_dir))
+}
+
+fn backfill_files(
     settings: &Settings,
     on_change: &mut dyn FnMut(&Change),
 ) -> Result<Summary, PipelineError> {
@@ -913,15 +1053,19 @@ pub fn backfill(
         checkpoints,
         started,
         "replay",
-        stop,
+        &stop,
         move |checkpoints, tx, _| {
             replay::replay(&sources, &checkpoints, &tx)?;
             Ok(())
         },
+        &mut Carry::default(),
     )
 }
 
 /// Follow the sources until `stop` is set; then read what is left, commit and return.
+///
+/// A write to the data dir that fails (a full disk) pauses ingestion instead of ending the run:
+/// see [`follow`].
 pub fn run(
     settings: &Settings,
     tail_cfg: TailConfig,
@@ -934,6 +1078,7 @@ pub fn run(
         stop,
         on_change,
         "tail",
+        true,
         move |checkpoints, tx, stop| {
             tail::tail(&sources, &checkpoints, &tail_cfg, &tx, &stop)?;
             Ok(())
@@ -942,55 +1087,237 @@ pub fn run(
 }
 
 /// Read standard input as the one source `settings` names (its path is `-`) until the pipe ends
-/// or `stop` is set; then commit and return.
+/// or `stop` is set; then commit and return. A pipe cannot be read again, so a failed write to
+/// the data dir ends this run (with the error).
 pub fn run_stdin(
     settings: &Settings,
     idle_after: Duration,
     stop: Arc<AtomicBool>,
     on_change: &mut dyn FnMut(&Change),
 ) -> Result<Summary, PipelineError> {
-    follow(settings, stop, on_change, "stdin", move |_, tx, stop| {
-        stdin::follow(std::io::stdin(), idle_after, &tx, &stop).map_err(|source| {
-            PipelineError::Io {
-                path: stdin::STDIN_PATH.into(),
-                source,
-            }
-        })?;
-        Ok(())
-    })
+    follow(
+        settings,
+        stop,
+        on_change,
+        "stdin",
+        false,
+        move |_, tx, stop| {
+            stdin::follow(std::io::stdin(), idle_after, &tx, &stop).map_err(|source| {
+                PipelineError::Io {
+                    path: stdin::STDIN_PATH.into(),
+                    source,
+                }
+            })?;
+            Ok(())
+        },
+    )
+}
+
+/// What an attempt of a live run that failed to write hands to the next one.
+#[derive(Default)]
+struct Carry {
+    /// Pushed inputs not committed (see [`Pipeline::unsaved`]): applied first by the next attempt.
+    inputs: Vec<Input>,
+    /// The attempt committed at least once (a pause it was started in is over).
+    committed: bool,
 }
 
 /// A live run: `read` feeds the pipeline from its own thread until it sends `Done`.
+///
+/// When `resumable` (the sources are files, read again from a checkpoint), a write to the data
+/// dir that fails — the index, the incident log, a state snapshot, the ClickHouse spool; a full
+/// disk most often — does not end the run. Ingestion pauses: the attempt is torn down as a crash
+/// would be (nothing after the last commit is durable), the reader stops, the error is logged
+/// once (with the data dir and the OS error) and `/api/v1/health` says so, and once a probe write
+/// to the data dir succeeds (retried with backoff) the pipeline opens again from the last
+/// commit — offsets, incident log, engine state — exactly as a restart does, so nothing is lost
+/// or indexed twice. Pushed batches not committed are kept in memory and applied again;
+/// changes the feed was already given are not given again.
 fn follow(
     settings: &Settings,
     stop: Arc<AtomicBool>,
     on_change: &mut dyn FnMut(&Change),
     name: &str,
-    read: impl FnOnce(Checkpoints, SyncSender<Input>, Arc<AtomicBool>) -> Result<(), PipelineError>
+    resumable: bool,
+    read: impl Fn(Checkpoints, SyncSender<Input>, Arc<AtomicBool>) -> Result<(), PipelineError>
     + Send
+    + Clone
     + 'static,
 ) -> Result<Summary, PipelineError> {
     let started = Instant::now();
-    let (pipeline, checkpoints) = Pipeline::open(settings, true, on_change)?;
-    drive_from(pipeline, checkpoints, started, name, stop, read)
+    // An attempt after a failed write derives again the changes made since the last commit,
+    // with the same sequence numbers: the feed has had them already.
+    let mut published = 0u64;
+    let mut publish_once = |change: &Change| {
+        if change.seq > published {
+            published = change.seq;
+            on_change(change);
+        }
+    };
+    let mut outage: Option<Outage> = None;
+    let mut carry = Carry::default();
+    loop {
+        let stopped = stop.load(Ordering::SeqCst);
+        let error = match Pipeline::open(settings, true, &mut publish_once) {
+            Ok((mut pipeline, checkpoints)) => {
+                pipeline.paused_since = outage.as_ref().map(|o| o.since);
+                let attempt = drive_from(
+                    pipeline,
+                    checkpoints,
+                    started,
+                    name,
+                    &stop,
+                    read.clone(),
+                    &mut carry,
+                );
+                match attempt {
+                    Err(error)
+                        if resumable && error.is_storage() && !stop.load(Ordering::SeqCst) =>
+                    {
+                        error
+                    }
+                    done => return done.map_err(|error| error.explained(&settings.data_dir)),
+                }
+            }
+            // Opening again fails as the attempt did while the data dir cannot be written (a
+            // first opening that fails ends the run: the index may be another's, say).
+            Err(error) if outage.is_some() && error.is_storage() && !stopped => error,
+            Err(error) => return Err(error.explained(&settings.data_dir)),
+        };
+        if std::mem::take(&mut carry.committed) {
+            outage = None;
+        }
+        let pause = outage.get_or_insert_with(|| Outage::new(settings));
+        if !pause.wait(&error, &stop) {
+            return Err(error.explained(&settings.data_dir));
+        }
+    }
 }
 
-/// Drive an opened pipeline from `read`, run on its own thread, until it sends `Done`.
+/// The first wait after a failed write, and the longest.
+const PAUSE_FIRST: Duration = Duration::from_millis(250);
+const PAUSE_MAX: Duration = Duration::from_secs(5);
+/// What a probe writes (and syncs) to the data dir to see whether it can be written again.
+const PROBE_BYTES: usize = 64 << 10;
+
+/// A live run's pause on a data dir that cannot be written (see [`follow`]).
+struct Outage<'s> {
+    settings: &'s Settings,
+    since: Instant,
+    /// The causes already logged (each is logged once).
+    said: Vec<String>,
+    delay: Duration,
+}
+
+impl<'s> Outage<'s> {
+    fn new(settings: &'s Settings) -> Outage<'s> {
+        Outage {
+            settings,
+            since: Instant::now(),
+            said: Vec::new(),
+            delay: PAUSE_FIRST,
+        }
+    }
+
+    /// Say why ingestion is paused (once per distinct cause) and wait until the data dir takes a
+    /// probe write, with backoff; false when the run is stopped meanwhile.
+    fn wait(&mut self, error: &PipelineError, stop: &AtomicBool) -> bool {
+        let dir = &self.settings.data_dir;
+        // tantivy reports a failed write as a killed writer, without the OS error: the probe
+        // finds it.
+        let (cause, reason) = match probe(dir) {
+            Err(io) => {
+                let full = matches!(
+                    io.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                );
+                let reason = if full {
+                    format!(
+                        "the disk of the data dir {} is full ({io}): ingestion is paused and resumes, losing nothing, once there is space",
+                        dir.display()
+                    )
+                } else {
+                    format!(
+                        "the data dir {} cannot be written ({io}): ingestion is paused and resumes, losing nothing, once it can",
+                        dir.display()
+                    )
+                };
+                (format!("data dir {}: {io}", dir.display()), reason)
+            }
+            Ok(()) => (
+                format!("data dir {}: {error}", dir.display()),
+                format!(
+                    "a write to the data dir {} failed ({error}): ingestion is paused and resumes, losing nothing, once it succeeds",
+                    dir.display()
+                ),
+            ),
+        };
+        if !self.said.contains(&cause) {
+            tracing::error!(
+                data_dir = %dir.display(),
+                %error,
+                "ingestion paused: {cause}; files stay unread past the last commit, nothing is lost, and reading goes on from there once the data dir can be written"
+            );
+            self.said.push(cause);
+        }
+        if let Some(metrics) = &self.settings.metrics {
+            metrics.storage_paused(Some(reason));
+        }
+        loop {
+            let until = Instant::now() + self.delay;
+            while Instant::now() < until {
+                if stop.load(Ordering::SeqCst) {
+                    return false;
+                }
+                #[allow(clippy::disallowed_methods)] // backing off while the data dir is full
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            self.delay = (self.delay * 2).min(PAUSE_MAX);
+            match probe(dir) {
+                Ok(()) => return true,
+                Err(io) => tracing::debug!(data_dir = %dir.display(), error = %io, "still paused"),
+            }
+        }
+    }
+}
+
+/// Write, sync and remove a small file in `dir`: whether the data dir can take writes again.
+fn probe(dir: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join(".logwarden-space-probe");
+    let written = std::fs::File::create(&path).and_then(|mut file| {
+        file.write_all(&[0u8; PROBE_BYTES])?;
+        file.sync_all()
+    });
+    let removed = std::fs::remove_file(&path);
+    written?;
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Drive an opened pipeline from `read`, run on its own thread, until it sends `Done`. An
+/// attempt of a live run that fails to write puts what the next attempt needs in `carry`.
+#[allow(clippy::too_many_arguments)]
 fn drive_from(
     mut pipeline: Pipeline<'_>,
     checkpoints: Checkpoints,
     started: Instant,
     name: &str,
-    stop: Arc<AtomicBool>,
+    stop: &Arc<AtomicBool>,
     read: impl FnOnce(Checkpoints, SyncSender<Input>, Arc<AtomicBool>) -> Result<(), PipelineError>
     + Send
     + 'static,
+    carry: &mut Carry,
 ) -> Result<Summary, PipelineError> {
     let (tx, rx) = sync_channel(CHANNEL_BOUND);
     if let Some(spool) = &mut pipeline.spool {
-        spool.watch(Arc::clone(&stop));
+        spool.watch(Arc::clone(stop));
     }
-    let stop_reader = Arc::clone(&stop);
+    // The reader has a stop of its own, so that it can be stopped alone after a failed write.
+    let stop_reader = Arc::new(AtomicBool::new(stop.load(Ordering::SeqCst)));
+    pipeline.stops = Some((Arc::clone(stop), Arc::clone(&stop_reader)));
     // Pushes hold a sender too, so the channel does not disconnect when the reader ends: a reader
     // that ends without `Done` (an error, a panic) says it on its way out.
     let push = pipeline.settings.push.clone().filter(|_| pipeline.live);
@@ -998,20 +1325,35 @@ fn drive_from(
     if let Some(push) = &push {
         push.connect(tx.clone());
     }
+    let reader_stop = Arc::clone(&stop_reader);
     let reader = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
             let _done = done_on_exit;
-            read(checkpoints, tx, stop_reader)
+            read(checkpoints, tx, reader_stop)
         })
         .map_err(|source| PipelineError::Io {
             path: format!("{name} thread"),
             source,
         })?;
-    let driven = pipeline.drive(&rx);
+    // Pushed batches an earlier attempt took but could not commit come first.
+    let mut driven = Ok(());
+    for input in std::mem::take(&mut carry.inputs) {
+        driven = pipeline.handle(input).map(|_| ());
+        if driven.is_err() {
+            break;
+        }
+    }
+    if driven.is_ok() {
+        driven = pipeline.drive(&rx);
+    }
+    carry.committed = pipeline.committed_once;
     if driven.is_err() {
         // Let the reader notice and end.
-        stop.store(true, Ordering::SeqCst);
+        stop_reader.store(true, Ordering::SeqCst);
+        if pipeline.live {
+            carry.inputs = pipeline.hand_over(&rx);
+        }
     }
     drop(rx);
     let read = reader.join().map_err(|_| PipelineError::SourceThread)?;

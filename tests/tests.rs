@@ -10,6 +10,7 @@ mod clickhouse_sink;
 mod compose;
 mod corpora;
 mod demo;
+mod disk_full;
 mod forensic;
 mod loggrep;
 mod memory;

@@ -12,6 +12,7 @@
 //! | `logwarden_incidents_open` | gauge | `class`, `severity` | the pipeline, after each batch of incident changes |
 //! | `logwarden_index_commit_duration_seconds` | histogram | | the pipeline, per index commit |
 //! | `logwarden_index_commit_failures_total` | counter | | the pipeline, per failed commit |
+//! | `logwarden_storage_paused` | gauge | | the pipeline: 1 while ingestion is paused because the data dir cannot be written (a full disk), else 0 |
 //! | `logwarden_feed_clients` | gauge | `transport` (`sse`, `ws`) | the feed, read at each scrape |
 //! | `logwarden_http_request_duration_seconds` | histogram | `route` | the server, per request (for the feeds: until the response starts) |
 //! | `logwarden_clickhouse_spool_bytes`, `…_spool_batches` | gauge | | read from the ClickHouse sink at each scrape: what waits on disk |
@@ -91,6 +92,7 @@ pub struct Metrics {
     http: Family<RouteLabel, Histogram>,
     commit: Histogram,
     commit_failures: Counter,
+    storage_paused: Gauge,
     health: Mutex<HealthState>,
     clickhouse: ClickHouseSeries,
 }
@@ -117,6 +119,8 @@ struct HealthState {
     lag: BTreeMap<String, u64>,
     /// The last index commit's error, until a commit succeeds.
     commit_error: Option<String>,
+    /// Why ingestion is paused (the data dir cannot be written), until a commit succeeds again.
+    storage: Option<String>,
 }
 
 /// A source's two counters, held by the pipeline for each file it reads.
@@ -210,6 +214,12 @@ impl Metrics {
             "Index commits that failed",
             commit_failures.clone(),
         );
+        let storage_paused = Gauge::default();
+        registry.register(
+            "storage_paused",
+            "1 while ingestion is paused because the data dir cannot be written (a full disk)",
+            storage_paused.clone(),
+        );
         let clickhouse = ClickHouseSeries::default();
         registry.register_with_unit(
             "clickhouse_spool",
@@ -260,6 +270,7 @@ impl Metrics {
             http,
             commit,
             commit_failures,
+            storage_paused,
             health: Mutex::default(),
             clickhouse,
         }
@@ -373,6 +384,13 @@ impl Metrics {
         self.health().commit_error = error;
     }
 
+    /// Ingestion is paused because the data dir cannot be written (`reason` says why and what
+    /// happens), or (`None`) it goes on again.
+    pub fn storage_paused(&self, reason: Option<String>) {
+        self.storage_paused.set(i64::from(reason.is_some()));
+        self.health().storage = reason;
+    }
+
     pub(crate) fn request(&self, route: &str, took: Duration) {
         self.http
             .get_or_create(&RouteLabel {
@@ -389,11 +407,15 @@ impl Metrics {
             .set(i64::try_from(clients).unwrap_or(i64::MAX));
     }
 
-    /// What stands between the run and ready, from what the pipeline last reported: a failed
-    /// commit, a source more than `max_lag` bytes behind.
+    /// What stands between the run and ready, from what the pipeline last reported: ingestion
+    /// paused on a data dir that cannot be written, a failed commit, a source more than `max_lag`
+    /// bytes behind.
     pub fn readiness(&self, max_lag: u64) -> Readiness {
         let health = self.health();
         let mut reasons = Vec::new();
+        if let Some(paused) = &health.storage {
+            reasons.push(paused.clone());
+        }
         if let Some(error) = &health.commit_error {
             reasons.push(format!("the last index commit failed: {error}"));
         }
@@ -480,6 +502,36 @@ mod tests {
         );
         metrics.committed(Duration::from_millis(3), None);
         assert!(metrics.readiness(100).reasons.is_empty());
+    }
+
+    #[test]
+    fn a_paused_ingestion_is_a_reason_and_a_gauge_until_it_resumes() {
+        let metrics = Metrics::new();
+        assert!(
+            metrics
+                .render()
+                .unwrap()
+                .contains("logwarden_storage_paused 0")
+        );
+        metrics.storage_paused(Some("the disk of the data dir /d is full".into()));
+        assert_eq!(
+            metrics.readiness(10).reasons,
+            ["the disk of the data dir /d is full".to_string()]
+        );
+        assert!(
+            metrics
+                .render()
+                .unwrap()
+                .contains("logwarden_storage_paused 1")
+        );
+        metrics.storage_paused(None);
+        assert!(metrics.readiness(10).reasons.is_empty());
+        assert!(
+            metrics
+                .render()
+                .unwrap()
+                .contains("logwarden_storage_paused 0")
+        );
     }
 
     #[test]
