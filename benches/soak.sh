@@ -16,12 +16,14 @@
 #     and times it until the agent's /api/v1/count finds it (append → searchable);
 #   - `logwarden run` on those files (a profile in WORK), serving HTTP on a free loopback port;
 #   - FEED_CLIENTS SSE clients of /api/v1/feed (benches/soak/feed.py), each checking it gets
-#     every incident change once, in order, and reconnecting with Last-Event-ID if cut off;
+#     every incident change once, in order, and reconnecting with Last-Event-ID if cut off; the
+#     first one times each change from its line's write to its arrival (SOAK_OUT/…-incident-delays.csv);
 #   - every QUERY_SECONDS four loggrep queries (a term, a phrase, a service+level+time range,
 #     --count-by service) through the running agent, timed;
 #   - every SAMPLE_SECONDS a row of SOAK_OUT/soak-DATE.csv: RSS (VmRSS, and its anonymous and
 #     file-backed parts), threads, open descriptors, lag (bytes not read yet), events written and
-#     indexed, the last marker's latency, feed clients connected.
+#     indexed, index commits a second and their mean duration, the last marker's latency, feed
+#     clients connected, the incident log's sequence number and the open incidents.
 # Before the run the writer's framing is checked: its per-service event counts of the pool must
 # equal what `logwarden backfill` indexes from the same entries, so the count check is exact.
 #
@@ -65,6 +67,7 @@ STAMP="$(date -u +%Y%m%d-%H%M%S)"
 CSV="$SOAK_OUT/soak-$STAMP.csv"
 QCSV="$SOAK_OUT/soak-$STAMP-queries.csv"
 MCSV="$SOAK_OUT/soak-$STAMP-markers.csv"
+DCSV="$SOAK_OUT/soak-$STAMP-incident-delays.csv"
 SUMMARY="$SOAK_OUT/soak-$STAMP.md"
 
 say() { printf '== %s\n' "$*" >&2; }
@@ -202,7 +205,8 @@ metric_sum() { # metric_sum NAME [LABEL_FILTER]: the sum of a series' samples in
 }
 scrape() { curl -sf --max-time 10 "$API/metrics" >"$WORK/metrics" || : >"$WORK/metrics"; }
 
-python3 benches/soak/feed.py "$API" "$FEED_CLIENTS" "$WORK/feed.json" 2>"$WORK/feed.err" &
+: >"$DCSV"
+python3 benches/soak/feed.py "$API" "$FEED_CLIENTS" "$WORK/feed.json" "$DCSV" 2>"$WORK/feed.err" &
 FEED_PID=$!
 for _ in $(seq 300); do
   scrape
@@ -224,12 +228,12 @@ START=$(now)
 say "writing $SOAK_RATE events/s for $SOAK_SECONDS s, rotating every $ROTATE_SECONDS s; samples every $SAMPLE_SECONDS s into $CSV"
 
 # --- the run -------------------------------------------------------------------------------------
-echo "t_s,rss_mb,rss_anon_mb,rss_file_mb,threads,fds,lag_bytes,events_written,events_indexed,index_eps,marker_ms,feed_connected,feed_min_last_id,incident_seq,rotations,data_mb" >"$CSV"
+echo "t_s,rss_mb,rss_anon_mb,rss_file_mb,threads,fds,lag_bytes,events_written,events_indexed,index_eps,commits_per_s,commit_ms,marker_ms,feed_connected,feed_min_last_id,incident_seq,incidents_open,rotations,data_mb" >"$CSV"
 echo "t_s,query,ms,rc,lines" >"$QCSV"
 status_kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$LW_PID/status"; }
-prev_idx=0; prev_t=0
+prev_idx=0; prev_t=0; prev_commits=0; prev_commit_s=0
 sample() {
-  local t rss anon file threads fds lag written idx eps marker feed_conn feed_min seq rot data
+  local t rss anon file threads fds lag written idx eps commits commit_s cps cms marker feed_conn feed_min seq open rot data
   t=$(awk -v a="$START" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
   rss=$(( $(status_kb VmRSS) / 1024 )); anon=$(( $(status_kb RssAnon) / 1024 )); file=$(( $(status_kb RssFile) / 1024 ))
   threads=$(status_kb Threads)
@@ -238,15 +242,22 @@ sample() {
   lag=$(metric_sum logwarden_source_lag_bytes)
   idx=$(metric_sum logwarden_events_total)
   eps=$(awk -v i="$idx" -v p="$prev_idx" -v t="$t" -v q="$prev_t" 'BEGIN { printf "%.0f", (t > q ? (i - p) / (t - q) : 0) }')
+  # index commits in the interval: how many a second, and their mean duration
+  commits=$(metric_sum logwarden_index_commit_duration_seconds_count)
+  commit_s=$(awk '$1 == "logwarden_index_commit_duration_seconds_sum" { print $NF }' "$WORK/metrics")
+  cps=$(awk -v c="$commits" -v p="$prev_commits" -v t="$t" -v q="$prev_t" 'BEGIN { printf "%.1f", (t > q ? (c - p) / (t - q) : 0) }')
+  cms=$(awk -v c="$commits" -v p="$prev_commits" -v s="${commit_s:-0}" -v r="$prev_commit_s" 'BEGIN { printf "%.1f", (c > p ? (s - r) / (c - p) * 1000 : 0) }')
+  prev_commits=$commits; prev_commit_s=${commit_s:-0}
+  open=$(metric_sum logwarden_incidents_open)
   prev_idx=$idx; prev_t=$t
   read -r written rot _ <"$WORK/progress" 2>/dev/null || { written=0; rot=0; }
   marker=$(awk -F, '$3 != "" { m = $3 } END { print m }' "$MCSV")
   read -r feed_conn feed_min < <(jq -r '[([.clients[] | select(.connected)] | length), ([.clients[].last_id] | min)] | @tsv' "$WORK/feed.json" 2>/dev/null || echo "0 0")
   seq=$(curl -sf --max-time 10 "$API/api/v1/incidents?open=true" | jq -r '.seq' 2>/dev/null || echo "")
   data=$(du -sm "$DATA" 2>/dev/null | awk '{ print $1 }')
-  echo "$t,$rss,$anon,$file,$threads,$fds,$lag,$written,$idx,$eps,$marker,$feed_conn,$feed_min,$seq,$rot,$data" >>"$CSV"
-  printf '   t=%5ss rss %4s MB (anon %4s) fds %3s threads %2s lag %8s B written %9s indexed %9s (%5s/s) marker %6s ms feed %s/%s seq %s\n' \
-    "$t" "$rss" "$anon" "$fds" "$threads" "$lag" "$written" "$idx" "$eps" "${marker:-?}" "$feed_conn" "$FEED_CLIENTS" "$seq" >&2
+  echo "$t,$rss,$anon,$file,$threads,$fds,$lag,$written,$idx,$eps,$cps,$cms,$marker,$feed_conn,$feed_min,$seq,$open,$rot,$data" >>"$CSV"
+  printf '   t=%5ss rss %4s MB (anon %4s) fds %3s threads %2s lag %8s B written %9s indexed %9s (%5s/s) commits %4s/s %5s ms marker %6s ms feed %s/%s seq %s open %s\n' \
+    "$t" "$rss" "$anon" "$fds" "$threads" "$lag" "$written" "$idx" "$eps" "$cps" "$cms" "${marker:-?}" "$feed_conn" "$FEED_CLIENTS" "$seq" "$open" >&2
 }
 query() { # query NAME loggrep-args...
   local name="$1" t0 rc=0 ms lines t; shift
@@ -326,9 +337,9 @@ LW_PID=""
 # --- analysis ------------------------------------------------------------------------------------
 dropped=$(grep -c 'feed client dropped' "$WORK/logwarden.err" || true)
 errors=$(grep -cE '\b(ERROR|WARN)\b' "$WORK/logwarden.err" || true)
-python3 - "$CSV" "$QCSV" "$MCSV" "$WORK/feed.json" "$SUMMARY" <<PY || FAILED=1
+python3 - "$CSV" "$QCSV" "$MCSV" "$DCSV" "$SUMMARY" <<PY || FAILED=1
 import csv, json, math, statistics, sys
-csv_path, q_path, m_path, feed_path, out_path = sys.argv[1:6]
+csv_path, q_path, m_path, d_path, out_path = sys.argv[1:6]
 warmup, rss_max, fd_max = float("$WARMUP_SECONDS"), float("$RSS_GROWTH_MAX"), float("$FD_GROWTH_MAX")
 rows = [r for r in csv.DictReader(open(csv_path))]
 rows = rows[:-1]  # the last row is taken after the writer stopped
@@ -375,6 +386,9 @@ series("rss_file_mb", "MB")
 series("fds", "fds", limit_abs=fd_max)
 series("threads", "threads", limit_abs=fd_max)
 series("lag_bytes", "B")
+series("commits_per_s", "commits/s")
+series("commit_ms", "ms")
+series("incidents_open", "incidents")
 series("data_mb", "MB")
 lines.append("")
 lines.append("| latency | n | p50 | p99 | max |")
@@ -385,6 +399,11 @@ lines.append("| marker: append → searchable (ms) | %d | %.0f | %.0f | %.0f |" 
 missing = [r[0] for r in marks if len(r) < 3 or r[2] == ""]
 if missing: failures.append("markers never found: %s" % ", ".join(missing[:10]))
 if not found: failures.append("no marker was timed")
+# line written → incident change on the feed (opened/updated/escalated/reopened: their \`at\` is a
+# line's event time, the wall clock of its write); resolutions are timed by event time instead
+delays = [float(r[4]) for r in csv.reader(open(d_path)) if len(r) == 5 and r[2] != "resolved"]
+lines.append("| incident change: line written → feed (ms) | %d | %.0f | %.0f | %.0f |" % (
+    len(delays), pct(delays, 50), pct(delays, 99), max(delays) if delays else float("nan")))
 qs = {}
 for r in csv.DictReader(open(q_path)): qs.setdefault(r["query"], []).append(float(r["ms"]))
 for k, v in qs.items():

@@ -2,15 +2,20 @@
 """The soak's feed clients (benches/soak.sh): N server-sent-event clients of /api/v1/feed, one
 thread each, in one process.
 
-    feed.py http://127.0.0.1:PORT N STATUS.json
+    feed.py http://127.0.0.1:PORT N STATUS.json [DELAYS.csv]
 
 Each client connects with `Last-Event-ID: 0` (so it must receive every change from the first),
 reads the stream and checks that the ids go up by exactly one; on a lost connection it reconnects
 with the last id it has (as a browser does) and counts the reconnection. Every second, and at
 SIGTERM, the clients' state is written to STATUS.json:
 {"clients": [{"connected", "events", "last_id", "gaps", "repeats", "reconnects", "heartbeats"}…]}.
+The first client also appends `received_unix,seq,kind,at_unix,delay_ms` to DELAYS.csv for each
+change: `at` is the change's event time, which the soak's writer sets to the wall clock of the
+line's write, so the delay is line written → change on the feed (for `resolved` it is the
+resolution's event time instead).
 """
 
+import datetime
 import http.client
 import json
 import os
@@ -22,8 +27,9 @@ import urllib.parse
 
 
 class Client(threading.Thread):
-    def __init__(self, host, port):
+    def __init__(self, host, port, delays=None):
         super().__init__(daemon=True)
+        self.delays = delays
         self.host, self.port = host, port
         self.connected = False
         self.events = 0
@@ -58,6 +64,8 @@ class Client(threading.Thread):
                                 self.gaps += seq - self.last_id - 1
                             self.last_id = seq
                             self.events += 1
+                    elif line.startswith(b"data:") and self.delays is not None:
+                        self.note_delay(line[5:])
                     elif line.startswith(b":"):
                         self.heartbeats += 1
             except Exception as e:  # noqa: BLE001 - any failure: reconnect
@@ -65,6 +73,18 @@ class Client(threading.Thread):
                 if len(self.errors) < 5:
                     self.errors.append("%.0f %s" % (time.time(), e))
                 time.sleep(1)
+
+    def note_delay(self, data):
+        received = time.time()
+        try:
+            change = json.loads(data)
+            at = datetime.datetime.fromisoformat(change["at"].replace("Z", "+00:00")).timestamp()
+            self.delays.write("%.3f,%d,%s,%.3f,%.1f\n" % (received, change["seq"], change["kind"], at,
+                                                          (received - at) * 1000))
+            self.delays.flush()
+        except Exception as e:  # noqa: BLE001 - a measurement, not a check
+            if len(self.errors) < 5:
+                self.errors.append("delay: %s" % e)
 
     def state(self):
         return {k: getattr(self, k) for k in
@@ -74,7 +94,8 @@ class Client(threading.Thread):
 def main():
     url, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     u = urllib.parse.urlsplit(url)
-    clients = [Client(u.hostname, u.port) for _ in range(n)]
+    delays = open(sys.argv[4], "a") if len(sys.argv) > 4 else None
+    clients = [Client(u.hostname, u.port, delays if i == 0 else None) for i in range(n)]
     for c in clients:
         c.start()
     stop = threading.Event()
