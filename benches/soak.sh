@@ -36,8 +36,12 @@
 #     max(60 s, 10 %)), the mean of the last quarter against the mean of the second quarter, and
 #     the least-squares line's rise across the window, may not exceed RSS_GROWTH_MAX % (default
 #     10) of the mean for RssAnon (the heap: file-backed pages are the index's mmapped segments,
-#     the kernel's to drop, reported beside it) nor FD_GROWTH_MAX descriptors (default 8);
-#   - if a marker was never found, or `logwarden run` did not stop cleanly on SIGTERM.
+#     the kernel's to drop, reported beside it) nor FD_GROWTH_MAX (default 8) for descriptors and
+#     for threads; fewer than 8 samples after the warm-up is a failure too (run longer);
+#   - if a marker was never found, if no incident change was made in the whole run, or if
+#     `logwarden run` did not stop cleanly on SIGTERM.
+# Reported, not judged: VmRSS and its file-backed part, lag, commits, open incidents, the data
+# dir's size, the latencies (markers, incident changes, queries).
 # It prints a summary table (also SOAK_OUT/soak-DATE.md). Knobs (environment): SOAK_SECONDS
 # (3600), SOAK_RATE (5000), ROTATE_SECONDS (60), FEED_CLIENTS (50), SAMPLE_SECONDS (10),
 # QUERY_SECONDS (30), SOAK_POOL (32M), WARMUP_SECONDS, RSS_GROWTH_MAX (10), FD_GROWTH_MAX (8),
