@@ -47,7 +47,7 @@
 # QUERY_SECONDS (30), SOAK_POOL (32M), WARMUP_SECONDS, RSS_GROWTH_MAX (10), FD_GROWTH_MAX (8),
 # DRAIN_SECONDS (120), SOAK_OUT (target/soak), SOAK_KEEP (1: keep WORK; default: kept only when
 # a check fails), SOAK_WORK (where WORK goes, default /tmp), SOAK_BUILD (0: use the binaries as
-# they are).
+# they are), LW_ARGS (more flags for `logwarden run`: "--lateness 10s", "--index-memory 16").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -195,7 +195,8 @@ rm -rf "$WORK/check"
 
 # --- logwarden, the feed clients, the writer -----------------------------------------------------
 for f in app.log worker.log postgresql.log redis.log kern.log; do : >"$LOGS/$f"; done
-"$LW" run --data-dir "$DATA" --profile "$WORK/profile.toml" --listen 127.0.0.1:0 >"$WORK/logwarden.out" 2>"$WORK/logwarden.err" &
+# shellcheck disable=SC2086 # LW_ARGS: words
+"$LW" run --data-dir "$DATA" --profile "$WORK/profile.toml" --listen 127.0.0.1:0 ${LW_ARGS:-} >"$WORK/logwarden.out" 2>"$WORK/logwarden.err" &
 LW_PID=$!
 for _ in $(seq 300); do [ -s "$DATA/serve.addr" ] && break; kill -0 "$LW_PID" 2>/dev/null || break; sleep 0.1; done
 [ -s "$DATA/serve.addr" ] || { cat "$WORK/logwarden.err" >&2; die "logwarden run did not start serving within 30 s"; }
@@ -431,7 +432,7 @@ PY
   echo
   echo "feed: $FEED_CLIENTS clients; $(jq -r --argjson s "$final_seq" '[.clients[] | select(.connected and .last_id == $s)] | length' "$WORK/feed.json") connected with every change up to seq $final_seq; reconnects $(jq '[.clients[].reconnects] | add' "$WORK/feed.json"), gaps $(jq '[.clients[].gaps] | add' "$WORK/feed.json"), repeats $(jq '[.clients[].repeats] | add' "$WORK/feed.json"); 'feed client dropped' lines: $dropped"
   echo "writer: $(jq -r '"\(.events | add) events in \(.seconds | floor) s (\(.markers) markers), \(.rotations) rotations"' "$WORK/totals.json"); drain after the writer stopped: $drain_ms ms; WARN/ERROR lines in logwarden's log: $errors; logwarden run exit status on SIGTERM: $lw_rc"
-  echo "$(date -u '+%Y-%m-%d %H:%M') UTC, $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; SOAK_SECONDS=$SOAK_SECONDS SOAK_RATE=$SOAK_RATE ROTATE_SECONDS=$ROTATE_SECONDS FEED_CLIENTS=$FEED_CLIENTS SOAK_POOL=$SOAK_POOL WARMUP_SECONDS=$WARMUP_SECONDS; CSV $CSV"
+  echo "$(date -u '+%Y-%m-%d %H:%M') UTC, $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; SOAK_SECONDS=$SOAK_SECONDS SOAK_RATE=$SOAK_RATE ROTATE_SECONDS=$ROTATE_SECONDS FEED_CLIENTS=$FEED_CLIENTS SOAK_POOL=$SOAK_POOL WARMUP_SECONDS=$WARMUP_SECONDS LW_ARGS=${LW_ARGS:-}; CSV $CSV"
 } | tee -a "$SUMMARY"
 
 [ "$indexed_json" = "$written_json" ] || { FAILED=1; echo "FAIL: events lost or repeated: written $written_json, indexed $indexed_json (after $DRAIN_SECONDS s of drain)" >&2; }
