@@ -122,6 +122,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+trap 'echo "soak: line $LINENO: \`$BASH_COMMAND\` failed ($?)" >&2' ERR
 die() { FAILED=1; echo "soak: $*" >&2; exit 1; }
 
 # --- the pool, the profile, logrotate's config, the framing check --------------------------------
@@ -242,7 +243,9 @@ sample() {
   t=$(awk -v a="$START" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
   rss=$(( $(status_kb VmRSS) / 1024 )); anon=$(( $(status_kb RssAnon) / 1024 )); file=$(( $(status_kb RssFile) / 1024 ))
   threads=$(status_kb Threads)
-  fds=$(find "/proc/$LW_PID/fd" -mindepth 1 -maxdepth 1 | wc -l)
+  # (a descriptor closed while it is listed, a file deleted while du walks the index (merges)
+  # make these fail: that must not end the run)
+  fds=$( (find "/proc/$LW_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null || true) | wc -l)
   scrape
   lag=$(metric_sum logwarden_source_lag_bytes)
   idx=$(metric_sum logwarden_events_total)
@@ -258,8 +261,8 @@ sample() {
   read -r written rot _ <"$WORK/progress" 2>/dev/null || { written=0; rot=0; }
   marker=$(awk -F, '$3 != "" { m = $3 } END { print m }' "$MCSV")
   read -r feed_conn feed_min < <(jq -r '[([.clients[] | select(.connected)] | length), ([.clients[].last_id] | min)] | @tsv' "$WORK/feed.json" 2>/dev/null || echo "0 0")
-  seq=$(curl -sf --max-time 10 "$API/api/v1/incidents?open=true" | jq -r '.seq' 2>/dev/null || echo "")
-  data=$(du -sm "$DATA" 2>/dev/null | awk '{ print $1 }')
+  seq=$( (curl -sf --max-time 10 "$API/api/v1/incidents?open=true" || true) | jq -r '.seq' 2>/dev/null || true)
+  data=$( (du -sm "$DATA" 2>/dev/null || true) | awk '{ print $1 }')
   echo "$t,$rss,$anon,$file,$threads,$fds,$lag,$written,$idx,$eps,$cps,$cms,$marker,$feed_conn,$feed_min,$seq,$open,$rot,$data" >>"$CSV"
   printf '   t=%5ss rss %4s MB (anon %4s) fds %3s threads %2s lag %8s B written %9s indexed %9s (%5s/s) commits %4s/s %5s ms marker %6s ms feed %s/%s seq %s open %s\n' \
     "$t" "$rss" "$anon" "$fds" "$threads" "$lag" "$written" "$idx" "$eps" "$cps" "$cms" "${marker:-?}" "$feed_conn" "$FEED_CLIENTS" "$seq" "$open" >&2
@@ -291,7 +294,7 @@ while :; do
   el=$(awk -v a="$START" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }')
   if awk -v e="$el" -v s="$SOAK_SECONDS" 'BEGIN { exit !(e >= s) }'; then break; fi
   if awk -v e="$el" -v s="$next_sample" 'BEGIN { exit !(e >= s) }'; then
-    alive; sample; next_sample=$(( next_sample + SAMPLE_SECONDS ))
+    alive; sample || say "a sample failed (t=$el s)"; next_sample=$(( next_sample + SAMPLE_SECONDS ))
   fi
   if awk -v e="$el" -v s="$next_query" 'BEGIN { exit !(e >= s) }'; then
     queries; next_query=$(( next_query + QUERY_SECONDS ))
@@ -299,7 +302,7 @@ while :; do
   sleep 0.2
 done
 alive
-sample
+sample || say "a sample failed"
 
 # --- the end: drain, count, feed -----------------------------------------------------------------
 say "stopping the writer"
@@ -311,7 +314,7 @@ written_json=$(jq -S -c '.events' "$WORK/totals.json")
 say "written: $written_json ($(jq '.rotations' "$WORK/totals.json") rotations); waiting up to $DRAIN_SECONDS s for the index"
 drain_start=$(now); indexed_json=""
 while :; do
-  indexed_json=$(count_by_service "$DATA" | jq -S -c .)
+  indexed_json=$( (count_by_service "$DATA" || true) | jq -S -c . 2>/dev/null || true)
   scrape
   [ "$indexed_json" = "$written_json" ] && [ "$(metric_sum logwarden_source_lag_bytes)" = 0 ] && break
   awk -v a="$drain_start" -v b="$(now)" -v d="$DRAIN_SECONDS" 'BEGIN { exit !(b - a >= d) }' && break
@@ -324,7 +327,7 @@ metrics_json=$(awk '$1 ~ /^logwarden_events_total\{/ { match($1, /source="[^"]*"
 # resolve on the wall clock), connected.
 feed_ok=0
 for _ in $(seq 300); do
-  seq=$(curl -sf --max-time 10 "$API/api/v1/incidents?open=true" | jq -r '.seq')
+  seq=$( (curl -sf --max-time 10 "$API/api/v1/incidents?open=true" || true) | jq -r '.seq' 2>/dev/null || true)
   if jq -e --argjson s "$seq" --argjson n "$FEED_CLIENTS" \
     '(.clients | length) == $n and all(.clients[]; .connected and .last_id == $s and .gaps == 0 and .repeats == 0)' \
     "$WORK/feed.json" >/dev/null 2>&1; then feed_ok=1; break; fi
@@ -334,7 +337,7 @@ stop_pid "$FEED_PID" 5 || true
 FEED_PID=""
 final_seq=$seq
 
-sample
+sample || say "a sample failed"
 say "stopping logwarden run (SIGTERM)"
 lw_rc=0; stop_pid "$LW_PID" 60 || lw_rc=$?
 LW_PID=""
