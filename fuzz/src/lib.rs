@@ -43,7 +43,7 @@ impl Plan {
     pub fn of(data: &[u8]) -> Plan {
         let h = hash(data);
         let cut = (h % (data.len() as u64 + 1)) as usize;
-        let max_line = if (h >> 32) % 4 == 0 {
+        let max_line = if (h >> 32).is_multiple_of(4) {
             8 + ((h >> 40) % 64) as usize
         } else {
             MAX_LINE
