@@ -407,7 +407,7 @@ impl Custom {
 }
 
 /// True for a field name whose string value is a secret whatever it looks like.
-fn secret_key(key: &str) -> bool {
+pub fn secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     [
         "password",
@@ -429,15 +429,19 @@ fn secret_key(key: &str) -> bool {
 }
 
 /// Redact raw, message and string fields of `event` in place. True when anything changed. Fields
-/// come from the raw text, so a raw text without a candidate literal is clean throughout.
+/// come from the raw text, so a raw text without a candidate literal is clean throughout, once
+/// its JSON escapes are decoded (`s\u006b-…` is an OpenAI key to every JSON reader): a raw text
+/// whose decoded form holds a secret is replaced by that form, redacted.
 pub fn redact_event(event: &mut Event) -> bool {
-    let builtin = REDACTOR.as_ref().map_or(0, |r| r.candidates(&event.raw));
-    let custom = CUSTOM.get().map_or(0, |c| c.candidates(&event.raw));
+    let decoded = decode_json_escapes(&event.raw);
+    let raw = decoded.as_deref().unwrap_or(&event.raw);
+    let builtin = REDACTOR.as_ref().map_or(0, |r| r.candidates(raw));
+    let custom = CUSTOM.get().map_or(0, |c| c.candidates(raw));
     if builtin == 0 && custom == 0 {
         return false;
     }
     let mut changed = false;
-    if let Cow::Owned(s) = apply_all(&event.raw, builtin, custom) {
+    if let Cow::Owned(s) = apply_all(raw, builtin, custom) {
         event.raw = s;
         changed = true;
     }
@@ -449,6 +453,42 @@ pub fn redact_event(event: &mut Event) -> bool {
         changed |= redact_value(key, value);
     }
     changed
+}
+
+/// `text` with the JSON escapes that can hide a secret decoded: `\/`, and `\uXXXX` of any
+/// character but a quote, a backslash, a control character or half a surrogate pair (those stay
+/// escaped, so a JSON text stays valid JSON). `None` when there is nothing to decode.
+fn decode_json_escapes(text: &str) -> Option<String> {
+    if !text.contains("\\u") && !text.contains("\\/") {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let hex = tail.get(2..6).filter(|h| {
+            tail.as_bytes().get(1) == Some(&b'u') && h.bytes().all(|b| b.is_ascii_hexdigit())
+        });
+        let decoded = hex
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .and_then(char::from_u32)
+            .filter(|c| !c.is_control() && *c != '"' && *c != '\\');
+        if let Some(c) = decoded {
+            out.push(c);
+            rest = &tail[6..];
+        } else if tail.as_bytes().get(1) == Some(&b'/') {
+            out.push('/');
+            rest = &tail[2..];
+        } else {
+            // Another escape (`\"`, `\\`, `\n`, …): kept whole, its second character included.
+            let keep = tail.chars().take(2).map(char::len_utf8).sum::<usize>();
+            out.push_str(&tail[..keep]);
+            rest = &tail[keep..];
+        }
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 fn redact_value(key: &str, value: &mut Value) -> bool {
@@ -676,5 +716,56 @@ mod tests {
             "connect postgres://u:***@db/x failed"
         );
         assert_eq!(ev.fields["tokens"], 812);
+    }
+
+    /// Caught by the `parse_pino` fuzz target's invariant (no secret left in a message or a
+    /// field): a key, a password field or a URI password written with JSON escapes has no literal
+    /// the automaton knows in the raw text, but is a secret once the JSON is read (message,
+    /// fields) and to anyone who reads the raw text as JSON.
+    #[test]
+    fn secrets_hidden_behind_json_escapes_are_redacted_everywhere() {
+        let lines = [
+            r#"{"level":30,"msg":"key s\u006b-proj-abc123def456ghi789"}"#,
+            r#"{"level":30,"msg":"x","pass\u0077ord":"hunter2"}"#,
+            r#"{"level":30,"msg":"connect postgres:\/\/u:S3cretPw@db:5432\/x"}"#,
+        ];
+        for line in lines {
+            let events =
+                crate::parse::parse_all("app", crate::parse::Format::Pino, 1, line.as_bytes())
+                    .unwrap()
+                    .events;
+            let ev = &events[0];
+            assert!(ev.flags.contains(crate::event::Flags::REDACTED), "{line}");
+            for secret in ["abc123def456", "hunter2", "S3cretPw"] {
+                assert!(!ev.raw.contains(secret), "{line}: raw {}", ev.raw);
+                assert!(
+                    !ev.message.contains(secret),
+                    "{line}: message {}",
+                    ev.message
+                );
+                let fields = serde_json::to_string(&ev.fields).unwrap();
+                assert!(!fields.contains(secret), "{line}: fields {fields}");
+            }
+            // Still JSON, and still the same entry.
+            let reread: serde_json::Value = serde_json::from_str(&ev.raw).unwrap();
+            assert_eq!(reread["level"], 30, "{line}");
+        }
+    }
+
+    #[test]
+    fn json_escapes_that_hide_nothing_are_left_alone() {
+        assert_eq!(decode_json_escapes("plain"), None);
+        assert_eq!(
+            decode_json_escapes(r#"a\u0022b\\u0041\/c\u00e9\ud83d\n"#).as_deref(),
+            Some(r#"a\u0022b\\u0041/cé\ud83d\n"#)
+        );
+        let line = "{\"level\":30,\"msg\":\"caf\\u00e9 \\/health ok\"}";
+        let events = crate::parse::parse_all("app", crate::parse::Format::Pino, 1, line.as_bytes())
+            .unwrap()
+            .events;
+        assert_eq!(
+            events[0].raw, line,
+            "no secret: the raw text stays as written"
+        );
     }
 }

@@ -93,7 +93,8 @@ impl Push {
     }
 
     /// The pipeline starts taking pushes on `tx`. Streams of an earlier connection are forgotten.
-    pub(crate) fn connect(&self, tx: SyncSender<Input>) {
+    /// Public for the fuzz target of the ingest body, which reads the channel as the pipeline does.
+    pub fn connect(&self, tx: SyncSender<Input>) {
         let mut state = self.lock();
         state.tx = Some(tx);
         state.streams.clear();

@@ -1,0 +1,10 @@
+//! Plain text (timestamp and level heuristics, stack traces joined): byte accounting and
+//! determinism, see `logwarden_fuzz::check_format`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use logwarden::parse::Format;
+
+fuzz_target!(|data: &[u8]| {
+    logwarden_fuzz::check_format(&Format::Plain, data);
+});
