@@ -32,6 +32,9 @@ enum Replace {
     MaskIfDigit,
     /// `${k}` then the value `v` masked, its quotes kept (`"***"`, `'***'`, `\"***\"`).
     KeepQuotes,
+    /// Only the `secret` group masked when the regex has one, else the whole match (an
+    /// operator's `[[redact]]` pattern).
+    SecretGroup,
 }
 
 struct Rule {
@@ -191,36 +194,52 @@ impl Redactor {
     }
 
     fn apply<'t>(&self, text: &'t str, set: u32) -> Cow<'t, str> {
-        let mut out = Cow::Borrowed(text);
-        for (i, rule) in self.rules.iter().enumerate() {
-            if set & (1 << i) == 0 {
-                continue;
-            }
-            let replaced = match rule.replace {
-                Replace::Template(t) => rule.regex.replace_all(&out, t),
-                Replace::MaskIfDigit => rule.regex.replace_all(&out, |c: &Captures<'_>| {
-                    let m = &c[0];
-                    if m.bytes().any(|b| b.is_ascii_digit()) {
-                        "***".to_string()
-                    } else {
-                        m.to_string()
-                    }
-                }),
-                Replace::KeepQuotes => rule.regex.replace_all(&out, |c: &Captures<'_>| {
-                    let v = &c["v"];
-                    let quote = ["\\\"", "\"", "'"]
-                        .into_iter()
-                        .find(|q| v.len() >= 2 * q.len() && v.starts_with(q) && v.ends_with(q))
-                        .unwrap_or("");
-                    format!("{}{quote}***{quote}", &c["k"])
-                }),
-            };
-            if let Cow::Owned(s) = replaced {
-                out = Cow::Owned(s);
-            }
-        }
-        out
+        apply_rules(&self.rules, text, u64::from(set))
     }
+}
+
+/// The rules of `rules` whose bit is set in `set`, in order, over `text`.
+fn apply_rules<'t>(rules: &[Rule], text: &'t str, set: u64) -> Cow<'t, str> {
+    let mut out = Cow::Borrowed(text);
+    for (i, rule) in rules.iter().enumerate() {
+        if set & (1 << i) == 0 {
+            continue;
+        }
+        let replaced = match rule.replace {
+            Replace::Template(t) => rule.regex.replace_all(&out, t),
+            Replace::MaskIfDigit => rule.regex.replace_all(&out, |c: &Captures<'_>| {
+                let m = &c[0];
+                if m.bytes().any(|b| b.is_ascii_digit()) {
+                    "***".to_string()
+                } else {
+                    m.to_string()
+                }
+            }),
+            Replace::KeepQuotes => rule.regex.replace_all(&out, |c: &Captures<'_>| {
+                let v = &c["v"];
+                let quote = ["\\\"", "\"", "'"]
+                    .into_iter()
+                    .find(|q| v.len() >= 2 * q.len() && v.starts_with(q) && v.ends_with(q))
+                    .unwrap_or("");
+                format!("{}{quote}***{quote}", &c["k"])
+            }),
+            Replace::SecretGroup => rule.regex.replace_all(&out, |c: &Captures<'_>| {
+                let whole = c.get(0).map_or("", |m| m.as_str());
+                match (c.get(0), c.name("secret")) {
+                    (Some(m), Some(g)) => format!(
+                        "{}***{}",
+                        &whole[..g.start() - m.start()],
+                        &whole[g.end() - m.start()..]
+                    ),
+                    _ => "***".to_string(),
+                }
+            }),
+        };
+        if let Cow::Owned(s) = replaced {
+            out = Cow::Owned(s);
+        }
+    }
+    out
 }
 
 /// `text` with its secrets replaced; borrowed when there were none.
@@ -315,7 +334,7 @@ pub enum RedactError {
 
 /// The operator's patterns, with one automaton over their literals.
 struct Custom {
-    patterns: Vec<CustomPattern>,
+    rules: Vec<Rule>,
     literals: Option<AhoCorasick>,
     /// For each literal, the pattern it belongs to.
     literal_pattern: Vec<usize>,
@@ -362,7 +381,13 @@ pub fn install(patterns: Vec<CustomPattern>) -> Result<(), RedactError> {
     };
     CUSTOM
         .set(Custom {
-            patterns,
+            rules: patterns
+                .into_iter()
+                .map(|p| Rule {
+                    regex: p.regex,
+                    replace: Replace::SecretGroup,
+                })
+                .collect(),
             literals,
             literal_pattern,
             always,
@@ -382,27 +407,7 @@ impl Custom {
     }
 
     fn apply<'t>(&self, text: &'t str, set: u64) -> Cow<'t, str> {
-        let mut out = Cow::Borrowed(text);
-        for (i, p) in self.patterns.iter().enumerate() {
-            if set & (1 << i) == 0 {
-                continue;
-            }
-            let replaced = p.regex.replace_all(&out, |c: &Captures<'_>| {
-                let whole = c.get(0).map_or("", |m| m.as_str());
-                match (c.get(0), c.name("secret")) {
-                    (Some(m), Some(g)) => format!(
-                        "{}***{}",
-                        &whole[..g.start() - m.start()],
-                        &whole[g.end() - m.start()..]
-                    ),
-                    _ => "***".to_string(),
-                }
-            });
-            if let Cow::Owned(s) = replaced {
-                out = Cow::Owned(s);
-            }
-        }
-        out
+        apply_rules(&self.rules, text, set)
     }
 }
 
