@@ -896,8 +896,6 @@ mod tests {
         assert_eq!(stats.files, 2);
     }
 
-    /// copytruncate: the bytes written after the last read are recovered from the rotated copy,
-    /// whether or not the tailer saw them before the truncation.
     /// A copy found by fingerprint and then opened by name is checked again once open: after
     /// a rotation in between, the name holds the next generation, which is refused, and the
     /// generation sought is read (whole, `.gz` or not) from the name it moved to.
@@ -939,6 +937,8 @@ mod tests {
         assert_eq!(text, g8);
     }
 
+    /// copytruncate: the bytes written after the last read are recovered from the rotated copy,
+    /// whether or not the tailer saw them before the truncation.
     #[test]
     fn copytruncate_recovers_unread_bytes_from_the_copy() {
         let dir = tempfile::tempdir().unwrap();
