@@ -66,7 +66,10 @@ const AWS_SECRET: usize = 9;
 const SECRET_WORDS: &str = r"password|passwd|pwd|secret|api[_\-]?key|access[_\-]?key|secret[_\-]?key|token|auth[_\-]?token|access[_\-]?token|refresh[_\-]?token|client[_\-]?secret|private[_\-]?key";
 
 /// Literals and the rules they enable. Every secret a rule matches contains one of its literals.
-const LITERALS: [(&str, &[usize]); 31] = [
+/// Every field name [`secret_key`] calls secret contains one of the key literals below in its
+/// lowercase, UPPERCASE or camelCase spelling (`privatekey`, `PRIVATE_KEY`, `privateKey`,
+/// `private-key`), so its value is redacted too (a fuzzer found `privatekey` missing).
+const LITERALS: [(&str, &[usize]); 39] = [
     ("://", &[URI]),
     ("earer", &[BEARER]),
     ("EARER", &[BEARER]),
@@ -93,10 +96,18 @@ const LITERALS: [(&str, &[usize]); 31] = [
     ("PI_KEY", &[KEY_VALUE, JSON_KEY]),
     ("PIKEY", &[KEY_VALUE, JSON_KEY]),
     ("ccess_key", &[KEY_VALUE, JSON_KEY]),
+    ("ccess-key", &[KEY_VALUE, JSON_KEY]),
     ("ccessKey", &[KEY_VALUE, JSON_KEY]),
+    ("ccesskey", &[KEY_VALUE, JSON_KEY]),
     ("CCESS_KEY", &[KEY_VALUE, JSON_KEY]),
+    ("CCESSKEY", &[KEY_VALUE, JSON_KEY]),
     ("rivate_key", &[KEY_VALUE, JSON_KEY]),
+    ("rivate-key", &[KEY_VALUE, JSON_KEY]),
     ("rivateKey", &[KEY_VALUE, JSON_KEY]),
+    ("rivatekey", &[KEY_VALUE, JSON_KEY]),
+    ("RIVATE_KEY", &[KEY_VALUE, JSON_KEY]),
+    ("RIVATEKEY", &[KEY_VALUE, JSON_KEY]),
+    ("RIVATE-KEY", &[KEY_VALUE, JSON_KEY]),
     ("uthorization", &[JSON_KEY]),
     ("UTHORIZATION", &[JSON_KEY]),
 ];
@@ -671,6 +682,42 @@ mod tests {
             install(Vec::new()),
             Err(RedactError::AlreadyInstalled)
         ));
+    }
+
+    /// Found by the parse_jsonlog fuzz target: a field whose name holds `privatekey` (lowercase)
+    /// is secret to `secret_key`, but no prefilter literal saw it, so its value stayed.
+    #[test]
+    fn every_spelling_of_a_secret_field_name_is_seen() {
+        for key in [
+            "sesprivatekeysion_start",
+            "privatekey",
+            "PRIVATEKEY",
+            "PRIVATE_KEY",
+            "accesskey",
+            "ACCESSKEY",
+            "r2_accesskey",
+        ] {
+            assert!(secret_key(key), "{key}");
+            let raw = format!(r#"{{"msg":"x","{key}":"v4lue"}}"#);
+            let mut ev = Event {
+                id: crate::event::EventId {
+                    fingerprint: 1,
+                    offset: 0,
+                },
+                ts: crate::event::Timestamp(0),
+                service: "app".into(),
+                level: crate::event::Level::Info,
+                message: "x".into(),
+                fields: serde_json::from_str(&format!(r#"{{"{key}":"v4lue"}}"#)).unwrap(),
+                raw,
+                flags: Default::default(),
+                len: 0,
+                lines: 1,
+            };
+            assert!(redact_event(&mut ev), "{key}");
+            assert_eq!(ev.fields[key], "***", "{key}");
+            assert!(!ev.raw.contains("v4lue"), "{key}: {}", ev.raw);
+        }
     }
 
     #[test]
