@@ -546,6 +546,25 @@ mod tests {
         redact_text(s).into_owned()
     }
 
+    /// An event of the app with this message, raw text and fields (as read, not yet redacted).
+    fn event(message: &str, raw: &str, fields: serde_json::Map<String, Value>) -> Event {
+        Event {
+            id: crate::event::EventId {
+                fingerprint: 1,
+                offset: 0,
+            },
+            ts: crate::event::Timestamp(0),
+            service: "app".into(),
+            level: crate::event::Level::Error,
+            message: message.into(),
+            raw: raw.into(),
+            fields,
+            flags: Default::default(),
+            len: 0,
+            lines: 1,
+        }
+    }
+
     #[test]
     fn connection_uri_passwords() {
         assert_eq!(
@@ -655,21 +674,11 @@ mod tests {
             r("sent X-Internal-Auth: abc.def and password=hunter2"),
             "sent X-Internal-Auth: *** and password=***"
         );
-        let mut ev = Event {
-            id: crate::event::EventId {
-                fingerprint: 1,
-                offset: 0,
-            },
-            ts: crate::event::Timestamp(0),
-            service: "app".into(),
-            level: crate::event::Level::Error,
-            message: "token nlint_0123456789abcdef".into(),
-            raw: r#"{"msg":"token nlint_0123456789abcdef","k":"nlint_fedcba9876543210"}"#.into(),
-            fields: serde_json::from_str(r#"{"k":"nlint_fedcba9876543210"}"#).unwrap(),
-            flags: Default::default(),
-            len: 0,
-            lines: 1,
-        };
+        let mut ev = event(
+            "token nlint_0123456789abcdef",
+            r#"{"msg":"token nlint_0123456789abcdef","k":"nlint_fedcba9876543210"}"#,
+            serde_json::from_str(r#"{"k":"nlint_fedcba9876543210"}"#).unwrap(),
+        );
         assert!(redact_event(&mut ev));
         assert!(
             !ev.raw.contains("nlint_0") && !ev.raw.contains("nlint_f"),
@@ -699,21 +708,8 @@ mod tests {
         ] {
             assert!(secret_key(key), "{key}");
             let raw = format!(r#"{{"msg":"x","{key}":"v4lue"}}"#);
-            let mut ev = Event {
-                id: crate::event::EventId {
-                    fingerprint: 1,
-                    offset: 0,
-                },
-                ts: crate::event::Timestamp(0),
-                service: "app".into(),
-                level: crate::event::Level::Info,
-                message: "x".into(),
-                fields: serde_json::from_str(&format!(r#"{{"{key}":"v4lue"}}"#)).unwrap(),
-                raw,
-                flags: Default::default(),
-                len: 0,
-                lines: 1,
-            };
+            let fields = serde_json::from_str(&format!(r#"{{"{key}":"v4lue"}}"#)).unwrap();
+            let mut ev = event("x", &raw, fields);
             assert!(redact_event(&mut ev), "{key}");
             assert_eq!(ev.fields[key], "***", "{key}");
             assert!(!ev.raw.contains("v4lue"), "{key}: {}", ev.raw);
@@ -744,21 +740,11 @@ mod tests {
             serde_json::json!({"message": "connect postgres://u:pw123@db/x failed"}),
         );
         fields.insert("tokens".into(), Value::from(812));
-        let mut ev = Event {
-            id: crate::event::EventId {
-                fingerprint: 1,
-                offset: 0,
-            },
-            ts: crate::event::Timestamp(0),
-            service: "app".into(),
-            level: crate::event::Level::Error,
-            message: "Database query failed: connect postgres://u:pw123@db/x failed".into(),
-            raw: r#"{"apiKey":"sk-proj-abc123def456","err":{"message":"connect postgres://u:pw123@db/x failed"},"tokens":812}"#.into(),
+        let mut ev = event(
+            "Database query failed: connect postgres://u:pw123@db/x failed",
+            r#"{"apiKey":"sk-proj-abc123def456","err":{"message":"connect postgres://u:pw123@db/x failed"},"tokens":812}"#,
             fields,
-            flags: Default::default(),
-            len: 0,
-            lines: 1,
-        };
+        );
         assert!(redact_event(&mut ev));
         assert!(!ev.raw.contains("pw123") && !ev.raw.contains("abc123"));
         assert!(!ev.message.contains("pw123"));
