@@ -69,7 +69,7 @@ const SECRET_WORDS: &str = r"password|passwd|pwd|secret|api[_\-]?key|access[_\-]
 /// Every field name [`secret_key`] calls secret contains one of the key literals below in its
 /// lowercase, UPPERCASE or camelCase spelling (`privatekey`, `PRIVATE_KEY`, `privateKey`,
 /// `private-key`), so its value is redacted too (a fuzzer found `privatekey` missing).
-const LITERALS: [(&str, &[usize]); 39] = [
+const LITERALS: [(&str, &[usize]); 40] = [
     ("://", &[URI]),
     ("earer", &[BEARER]),
     ("EARER", &[BEARER]),
@@ -108,6 +108,7 @@ const LITERALS: [(&str, &[usize]); 39] = [
     ("RIVATE_KEY", &[KEY_VALUE, JSON_KEY]),
     ("RIVATEKEY", &[KEY_VALUE, JSON_KEY]),
     ("RIVATE-KEY", &[KEY_VALUE, JSON_KEY]),
+    ("PI-KEY", &[KEY_VALUE, JSON_KEY]),
     ("uthorization", &[JSON_KEY]),
     ("UTHORIZATION", &[JSON_KEY]),
 ];
@@ -425,24 +426,26 @@ impl Custom {
 /// True for a field name whose string value is a secret whatever it looks like.
 pub fn secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    [
-        "password",
-        "passwd",
-        "secret",
-        "apikey",
-        "api_key",
-        "api-key",
-        "token",
-        "authorization",
-        "accesskey",
-        "access_key",
-        "privatekey",
-        "private_key",
-    ]
-    .iter()
-    .any(|w| k.contains(w))
-        && !k.ends_with("tokens")
+    SECRET_FIELD_WORDS.iter().any(|w| k.contains(w)) && !k.ends_with("tokens")
 }
+
+/// What makes a field name secret (lowercased). Every one has prefilter [`LITERALS`] in its
+/// lowercase, UPPERCASE and camelCase spellings (a test checks), so such a field's line is
+/// always looked at.
+const SECRET_FIELD_WORDS: [&str; 12] = [
+    "password",
+    "passwd",
+    "secret",
+    "apikey",
+    "api_key",
+    "api-key",
+    "token",
+    "authorization",
+    "accesskey",
+    "access_key",
+    "privatekey",
+    "private_key",
+];
 
 /// Redact raw, message and string fields of `event` in place. True when anything changed. Fields
 /// come from the raw text, so a raw text without a candidate literal is clean throughout, once
@@ -475,7 +478,10 @@ pub fn redact_event(event: &mut Event) -> bool {
 /// character but a quote, a backslash, a control character or half a surrogate pair (those stay
 /// escaped, so a JSON text stays valid JSON). `None` when there is nothing to decode.
 fn decode_json_escapes(text: &str) -> Option<String> {
-    if !text.contains("\\u") && !text.contains("\\/") {
+    // One pass over the backslashes (most raw texts have none or only `\"`, `\n`), not one
+    // substring search per escape kind: this runs on every event.
+    let bytes = text.as_bytes();
+    if !memchr::memchr_iter(b'\\', bytes).any(|i| matches!(bytes.get(i + 1), Some(b'u' | b'/'))) {
         return None;
     }
     let mut out = String::with_capacity(text.len());
@@ -691,6 +697,33 @@ mod tests {
             install(Vec::new()),
             Err(RedactError::AlreadyInstalled)
         ));
+    }
+
+    /// The prefilter and `secret_key` agree: a field named by any secret word, in any of the
+    /// spellings loggers use, makes its line a candidate.
+    #[test]
+    fn every_secret_field_word_has_a_prefilter_literal() {
+        let Some(r) = REDACTOR.as_ref() else {
+            panic!("the built-in redactor does not build")
+        };
+        for w in SECRET_FIELD_WORDS {
+            let camel: String = w
+                .split(['_', '-'])
+                .enumerate()
+                .map(|(i, part)| {
+                    let mut c = part.chars();
+                    match (i, c.next()) {
+                        (0, Some(f)) => f.to_string() + c.as_str(),
+                        (_, Some(f)) => f.to_ascii_uppercase().to_string() + c.as_str(),
+                        _ => String::new(),
+                    }
+                })
+                .collect();
+            for spelling in [w.to_string(), w.to_ascii_uppercase(), camel] {
+                let line = format!(r#"{{"{spelling}":"x"}}"#);
+                assert_ne!(r.candidates(&line), 0, "{spelling}");
+            }
+        }
     }
 
     /// Found by the parse_jsonlog fuzz target: a field whose name holds `privatekey` (lowercase)
