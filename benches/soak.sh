@@ -234,13 +234,13 @@ START=$(now)
 say "writing $SOAK_RATE events/s for $SOAK_SECONDS s, rotating every $ROTATE_SECONDS s; samples every $SAMPLE_SECONDS s into $CSV"
 
 # --- the run -------------------------------------------------------------------------------------
-echo "t_s,rss_mb,rss_anon_mb,rss_file_mb,threads,fds,lag_bytes,events_written,events_indexed,index_eps,commits_per_s,commit_ms,marker_ms,feed_connected,feed_min_last_id,incident_seq,incidents_open,rotations,data_mb" >"$CSV"
+echo "t_s,rss_mb,rss_anon_mb,rss_file_mb,threads,fds,lag_bytes,events_written,events_indexed,index_eps,commits_per_s,commit_ms,marker_ms,feed_connected,feed_min_last_id,incident_seq,incidents_open,rotations,data_mb,heap_alloc_mb,heap_resident_mb" >"$CSV"
 echo "t_s,query,ms,rc,lines" >"$QCSV"
 status_kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$LW_PID/status"; }
 prev_idx=0; prev_t=0; prev_commits=0; prev_commit_s=0
 QUERY_FAILURES=0
 sample() {
-  local t rss anon file threads fds lag written idx eps commits commit_s cps cms marker feed_conn feed_min seq open rot data
+  local t rss anon file threads fds lag written idx eps commits commit_s cps cms marker feed_conn feed_min seq open rot data halloc hres
   t=$(awk -v a="$START" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
   rss=$(( $(status_kb VmRSS) / 1024 )); anon=$(( $(status_kb RssAnon) / 1024 )); file=$(( $(status_kb RssFile) / 1024 ))
   threads=$(status_kb Threads)
@@ -258,15 +258,17 @@ sample() {
   cms=$(awk -v c="$commits" -v p="$prev_commits" -v s="${commit_s:-0}" -v r="$prev_commit_s" 'BEGIN { printf "%.1f", (c > p ? (s - r) / (c - p) * 1000 : 0) }')
   prev_commits=$commits; prev_commit_s=${commit_s:-0}
   open=$(metric_sum logwarden_incidents_open)
+  # jemalloc's own figures: what the program holds, and what the allocator keeps resident
+  halloc=$(( $(metric_sum logwarden_heap_allocated_bytes) >> 20 )); hres=$(( $(metric_sum logwarden_heap_resident_bytes) >> 20 ))
   prev_idx=$idx; prev_t=$t
   read -r written rot _ <"$WORK/progress" 2>/dev/null || { written=0; rot=0; }
   marker=$(awk -F, '$3 != "" { m = $3 } END { print m }' "$MCSV")
   read -r feed_conn feed_min < <(jq -r '[([.clients[] | select(.connected)] | length), ([.clients[].last_id] | min)] | @tsv' "$WORK/feed.json" 2>/dev/null || echo "0 0")
   seq=$( (curl -sf --max-time 10 "$API/api/v1/incidents?open=true" || true) | jq -r '.seq' 2>/dev/null || true)
   data=$( (du -sm "$DATA" 2>/dev/null || true) | awk '{ print $1 }')
-  echo "$t,$rss,$anon,$file,$threads,$fds,$lag,$written,$idx,$eps,$cps,$cms,$marker,$feed_conn,$feed_min,$seq,$open,$rot,$data" >>"$CSV"
-  printf '   t=%5ss rss %4s MB (anon %4s) fds %3s threads %2s lag %8s B written %9s indexed %9s (%5s/s) commits %4s/s %5s ms marker %6s ms feed %s/%s seq %s open %s\n' \
-    "$t" "$rss" "$anon" "$fds" "$threads" "$lag" "$written" "$idx" "$eps" "$cps" "$cms" "${marker:-?}" "$feed_conn" "$FEED_CLIENTS" "$seq" "$open" >&2
+  echo "$t,$rss,$anon,$file,$threads,$fds,$lag,$written,$idx,$eps,$cps,$cms,$marker,$feed_conn,$feed_min,$seq,$open,$rot,$data,$halloc,$hres" >>"$CSV"
+  printf '   t=%5ss rss %4s MB (anon %4s, heap %4s) fds %3s threads %2s lag %8s B written %9s indexed %9s (%5s/s) commits %4s/s %5s ms marker %6s ms feed %s/%s seq %s open %s\n' \
+    "$t" "$rss" "$anon" "$halloc" "$fds" "$threads" "$lag" "$written" "$idx" "$eps" "$cps" "$cms" "${marker:-?}" "$feed_conn" "$FEED_CLIENTS" "$seq" "$open" >&2
 }
 query() { # query NAME loggrep-args...
   local name="$1" t0 rc=0 ms lines t; shift
@@ -393,6 +395,8 @@ def series(col, unit, limit_pct=None, limit_abs=None):
 series("rss_anon_mb", "MB", limit_pct=rss_max)
 series("rss_mb", "MB")
 series("rss_file_mb", "MB")
+series("heap_alloc_mb", "MB")
+series("heap_resident_mb", "MB")
 series("fds", "fds", limit_abs=fd_max)
 series("threads", "threads", limit_abs=fd_max)
 series("lag_bytes", "B")

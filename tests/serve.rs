@@ -1537,8 +1537,8 @@ fn ws_feed_filters_and_needs_the_token() {
 }
 
 /// `/metrics` after following a file of known content: that source's exact event and byte
-/// counts, the rule's matches, open incidents, a request latency histogram; and every line is
-/// exposition text.
+/// counts, the rule's matches, open incidents, a request latency histogram, the heap; and every
+/// line is exposition text.
 #[test]
 fn metrics_count_a_known_file_exactly() {
     const LINES: u64 = 37;
@@ -1621,6 +1621,12 @@ fn metrics_count_a_known_file_exactly() {
             )),
             "{text}"
         );
+        // The binary runs on jemalloc, whose figures are the process's: what it holds (an index
+        // writer and the engine, well over a MiB) within what the allocator keeps resident.
+        let allocated = sample(&text, "logwarden_heap_allocated_bytes").expect("heap series");
+        let resident = sample(&text, "logwarden_heap_resident_bytes").expect("heap series");
+        assert!(allocated > f64::from(1u32 << 20), "{text}");
+        assert!(resident >= allocated, "{text}");
     });
     served.stop();
 }

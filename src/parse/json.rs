@@ -53,7 +53,9 @@ impl EntryFormat for Json {
     /// text, whose level words are probe literals).
     fn level_bound(&self, first_line: &str) -> Option<Level> {
         let rest = first_line.trim_start().strip_prefix("{\"level\":")?;
-        if memchr::memmem::find(rest.as_bytes(), b"\\u").is_some() {
+        static ESCAPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\\u"));
+        if ESCAPE.find(rest.as_bytes()).is_some() {
             return None;
         }
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();

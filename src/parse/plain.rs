@@ -7,6 +7,8 @@
 //! the timestamp and a leading level token. Also the fallback reader for every entry another format
 //! rejects (flagged malformed by the parser), so it must accept any text and never fail.
 
+use std::sync::LazyLock;
+
 use memchr::memmem;
 
 use crate::event::{Level, Timestamp};
@@ -100,31 +102,41 @@ pub fn leading_level(s: &str) -> Option<(Level, usize)> {
 /// A level from the words of a line when none leads it: uppercase level words, then Node errors and
 /// exceptions.
 pub fn guess_level(line: &str) -> Option<Level> {
-    const WORDS: [(&str, Level); 6] = [
+    let hay = line.as_bytes();
+    for (finder, level) in LEVEL_WORDS.iter() {
+        if has_word(hay, finder) {
+            return Some(*level);
+        }
+    }
+    if multiline::is_error_start(line) || EXCEPTION.find(hay).is_some() {
+        return Some(Level::Error);
+    }
+    None
+}
+
+/// The level words `guess_level` reads, in precedence order, each searcher built once (building
+/// one per line cost more than the search).
+static LEVEL_WORDS: LazyLock<[(memmem::Finder<'static>, Level); 6]> = LazyLock::new(|| {
+    [
         ("PANIC", Level::Panic),
         ("FATAL", Level::Fatal),
         ("CRITICAL", Level::Fatal),
         ("ERROR", Level::Error),
         ("WARNING", Level::Warn),
         ("WARN", Level::Warn),
-    ];
-    let hay = line.as_bytes();
-    for (word, level) in WORDS {
-        if has_word(hay, word.as_bytes()) {
-            return Some(level);
-        }
-    }
-    if multiline::is_error_start(line) || memmem::find(hay, b"Exception").is_some() {
-        return Some(Level::Error);
-    }
-    None
-}
+    ]
+    .map(|(word, level)| (memmem::Finder::new(word), level))
+});
 
-/// `needle` appears in `hay` as a whole word (not inside a longer identifier).
-fn has_word(hay: &[u8], needle: &[u8]) -> bool {
-    memmem::find_iter(hay, needle).any(|at| {
+static EXCEPTION: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new("Exception"));
+
+/// The finder's needle appears in `hay` as a whole word (not inside a longer identifier).
+fn has_word(hay: &[u8], finder: &memmem::Finder<'_>) -> bool {
+    let len = finder.needle().len();
+    finder.find_iter(hay).any(|at| {
         let before = at.checked_sub(1).and_then(|i| hay.get(i));
-        let after = hay.get(at + needle.len());
+        let after = hay.get(at + len);
         let is_ident = |b: Option<&u8>| b.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
         !is_ident(before) && !is_ident(after)
     })

@@ -296,7 +296,9 @@ fn severity_level(pri: u8) -> Level {
 
 /// Where a PostgreSQL severity word (`LOG:  `, `FATAL:  `, `DETAIL:  `) starts in `text`.
 pub fn pg_severity_at(text: &str) -> Option<(usize, &str)> {
-    for colon in memmem::find_iter(text.as_bytes(), b":  ") {
+    static COLON_SPACES: std::sync::LazyLock<memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memmem::Finder::new(b":  "));
+    for colon in COLON_SPACES.find_iter(text.as_bytes()) {
         let before = &text[..colon];
         // Bytes, not chars: every byte after the last non-[A-Z0-9] one is ASCII, so `i + 1` is
         // a char boundary even when that byte ends a multi-byte character.

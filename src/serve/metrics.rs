@@ -17,6 +17,7 @@
 //! | `logwarden_http_request_duration_seconds` | histogram | `route` | the server, per request (for the feeds: until the response starts) |
 //! | `logwarden_clickhouse_spool_bytes`, `…_spool_batches` | gauge | | read from the ClickHouse sink at each scrape: what waits on disk |
 //! | `logwarden_clickhouse_rows_delivered_total`, `…_insert_failures_total` | counter | | the same: rows ClickHouse acknowledged, failed attempts |
+//! | `logwarden_heap_allocated_bytes`, `…_heap_resident_bytes` | gauge | | read from jemalloc at each scrape, when the binary runs on it ([`report_jemalloc_heap`]): bytes the program holds, and the allocator's resident pages (what it holds plus what it has not given back yet) |
 //!
 //! The pipeline is synchronous and must not slow down for this: it holds clones of the counters
 //! it needs (a counter is an atomic behind an `Arc`), looked up once per source and per rule, and
@@ -27,6 +28,7 @@
 //! the others tell it and renders it.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -44,6 +46,15 @@ use super::Shared;
 use super::feed::Transport;
 use crate::detect::{Class, Severity};
 use crate::store::clickhouse_sink::SpoolWatch;
+
+/// Whether the process allocates through jemalloc (the binary's global allocator), so its
+/// figures are the process's own: a library user on another allocator gets no heap series.
+static JEMALLOC_HEAP: AtomicBool = AtomicBool::new(false);
+
+/// Say that this process's global allocator is jemalloc: `/metrics` then has the heap series.
+pub fn report_jemalloc_heap() {
+    JEMALLOC_HEAP.store(true, Ordering::Relaxed);
+}
 
 /// The content type of the exposition (Prometheus scrapes OpenMetrics text).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -93,8 +104,61 @@ pub struct Metrics {
     commit: Histogram,
     commit_failures: Counter,
     storage_paused: Gauge,
+    heap: HeapSeries,
     health: Mutex<HealthState>,
     clickhouse: ClickHouseSeries,
+}
+
+/// The allocator's figures, refreshed from jemalloc when read (registered only when the process
+/// runs on it).
+#[derive(Default)]
+struct HeapSeries {
+    enabled: bool,
+    allocated: Gauge,
+    resident: Gauge,
+}
+
+impl HeapSeries {
+    fn register(registry: &mut Registry) -> HeapSeries {
+        let series = HeapSeries {
+            enabled: JEMALLOC_HEAP.load(Ordering::Relaxed),
+            ..HeapSeries::default()
+        };
+        if series.enabled {
+            registry.register_with_unit(
+                "heap_allocated",
+                "Bytes of memory the program holds (jemalloc's stats.allocated)",
+                Unit::Bytes,
+                series.allocated.clone(),
+            );
+            registry.register_with_unit(
+                "heap_resident",
+                "Bytes of memory jemalloc holds resident: what the program holds, the \
+                 allocator's own structures and freed pages not yet given back to the system",
+                Unit::Bytes,
+                series.resident.clone(),
+            );
+        }
+        series
+    }
+
+    /// Bring the gauges up to date (jemalloc's statistics are a snapshot taken at each epoch).
+    fn refresh(&self) {
+        if !self.enabled {
+            return;
+        }
+        if let Err(error) = tikv_jemalloc_ctl::epoch::advance() {
+            tracing::debug!(%error, "cannot refresh jemalloc's statistics");
+            return;
+        }
+        let gauge = |value: Result<usize, tikv_jemalloc_ctl::Error>, gauge: &Gauge| {
+            if let Ok(bytes) = value {
+                gauge.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            }
+        };
+        gauge(tikv_jemalloc_ctl::stats::allocated::read(), &self.allocated);
+        gauge(tikv_jemalloc_ctl::stats::resident::read(), &self.resident);
+    }
 }
 
 /// The ClickHouse sink's series, refreshed from its spool when read.
@@ -220,6 +284,7 @@ impl Metrics {
             "1 while ingestion is paused because the data dir cannot be written (a full disk)",
             storage_paused.clone(),
         );
+        let heap = HeapSeries::register(&mut registry);
         let clickhouse = ClickHouseSeries::default();
         registry.register_with_unit(
             "clickhouse_spool",
@@ -271,6 +336,7 @@ impl Metrics {
             commit,
             commit_failures,
             storage_paused,
+            heap,
             health: Mutex::default(),
             clickhouse,
         }
@@ -443,6 +509,7 @@ impl Metrics {
     /// The exposition text.
     pub fn render(&self) -> Result<String, std::fmt::Error> {
         self.clickhouse_status();
+        self.heap.refresh();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         Ok(text)
