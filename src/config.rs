@@ -225,10 +225,12 @@ impl fmt::Debug for WebhookToken {
 }
 
 impl Webhook {
-    /// Whether this webhook wants `change` (its filters; each empty one admits everything).
+    /// Whether this webhook wants `change` (its filters; each empty one admits everything). A
+    /// change of an incident under a silence is never sent: silenced means nobody is paged.
     pub fn admits(&self, change: &crate::incident::Change) -> bool {
         let incident = &change.incident;
-        (self.changes.is_empty() || self.changes.contains(&change.kind))
+        incident.silenced_by.is_none()
+            && (self.changes.is_empty() || self.changes.contains(&change.kind))
             && (self.classes.is_empty() || self.classes.contains(&incident.class))
             && (self.severities.is_empty() || self.severities.contains(&incident.severity))
             && (self.services.is_empty()
@@ -680,18 +682,11 @@ fn webhook(
             Ok(n.to_string())
         }
     })?;
-    const KINDS: [ChangeKind; 5] = [
-        ChangeKind::Opened,
-        ChangeKind::Updated,
-        ChangeKind::Escalated,
-        ChangeKind::Resolved,
-        ChangeKind::Reopened,
-    ];
     let changes = names(entry.changes.as_ref(), "changes", invalid, |n| {
-        KINDS
+        ChangeKind::ALL
             .into_iter()
             .find(|k| k.as_str() == n)
-            .ok_or_else(|| known(n, KINDS.iter().map(|k| k.as_str())))
+            .ok_or_else(|| known(n, ChangeKind::ALL.iter().map(|k| k.as_str())))
     })?;
     let token = match &entry.token_file {
         None => None,

@@ -862,7 +862,11 @@ impl<'a> Pipeline<'a> {
             match change.kind {
                 ChangeKind::Opened | ChangeKind::Reopened => self.summary.opened += 1,
                 ChangeKind::Resolved => self.summary.resolved += 1,
-                ChangeKind::Updated | ChangeKind::Escalated => {}
+                ChangeKind::Updated
+                | ChangeKind::Escalated
+                | ChangeKind::Silenced
+                | ChangeKind::Unsilenced
+                | ChangeKind::Acknowledged => {}
             }
             if let Some(bar) = &self.progress {
                 bar.suspend(|| (self.on_change)(change));

@@ -77,6 +77,8 @@ mod tests {
                 steps: vec![],
             },
             evidence: vec![],
+            silenced_by: None,
+            acknowledged: None,
         }
     }
 

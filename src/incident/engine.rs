@@ -40,6 +40,7 @@ use crate::incident::correlate;
 use crate::incident::escalation::Schedule;
 use crate::incident::group::{self, EvidenceBuf, GroupKey};
 use crate::incident::lifecycle::{Next, Tracked};
+use crate::incident::silence::{Ack, Silence, SilenceId};
 use crate::incident::window::CountWindow;
 use crate::incident::{
     Change, ChangeKind, Evidence, Incident, IncidentId, RunbookLink, State, Stats,
@@ -172,8 +173,23 @@ enum Timer {
     Resolve,
     /// An `absent` rule's expected match did not come.
     Absent,
+    /// A silence starts to hold (the key is its id).
+    SilenceStart,
+    /// A silence ends (the key is its id).
+    SilenceEnd,
     /// An open incident reaches its next escalation level.
     Escalate,
+}
+
+/// Why an acknowledgement was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AckError {
+    #[error(
+        "no incident {0} is tracked (is the id right? a resolved incident drops out after its reopen window)"
+    )]
+    Unknown(IncidentId),
+    #[error("incident {0} is resolved: only an open incident can be acknowledged")]
+    Resolved(IncidentId),
 }
 
 pub struct Engine {
@@ -200,6 +216,8 @@ pub struct Engine {
     newest: Option<Timestamp>,
     /// The latest time given to [`Engine::pass_time`] (not an event's).
     passed: Option<Timestamp>,
+    /// Every silence known (past, holding, future), by id ([`Engine::set_silences`]).
+    silences: BTreeMap<SilenceId, Silence>,
     stats: Stats,
 }
 
@@ -251,6 +269,7 @@ impl Engine {
             processed: None,
             newest: None,
             passed: None,
+            silences: BTreeMap::new(),
             stats: Stats::default(),
         }
     }
@@ -509,6 +528,8 @@ impl Engine {
             match timer {
                 Timer::Resolve => self.resolve(at, key, out),
                 Timer::Absent => self.absent(at, key, out),
+                Timer::SilenceStart => self.silence_starts(at, &SilenceId(key), out),
+                Timer::SilenceEnd => self.silence_ends(at, &SilenceId(key), out),
                 Timer::Escalate => self.escalate(at, key, out),
             }
         }
@@ -545,8 +566,8 @@ impl Engine {
         out.push(change(ChangeKind::Resolved, at, tracked));
     }
 
-    /// Raise `key`'s incident to the level its schedule gives at `at`; a consequence whose cause
-    /// is still open does not page on its own: its clock restarts where it stands instead.
+    /// Raise `key`'s incident to the level its schedule gives at `at`; a silenced incident, and a
+    /// consequence whose cause is still open, do not page: the clock restarts where it stands.
     fn escalate(&mut self, at: Timestamp, key: String, out: &mut Vec<Change>) {
         let Some(tracked) = self.groups.get(&key).and_then(|g| g.last.as_ref()) else {
             return;
@@ -558,7 +579,8 @@ impl Engine {
         if !tracked.is_open() || next_escalation(&self.schedules[index], tracked) != Some(at) {
             return;
         }
-        let inhibited = tracked.incident.consequence && self.any_open(&tracked.incident.caused_by);
+        let inhibited = tracked.incident.silenced_by.is_some()
+            || (tracked.incident.consequence && self.any_open(&tracked.incident.caused_by));
         let schedule = &self.schedules[index];
         let Some(tracked) = self.groups.get_mut(&key).and_then(|g| g.last.as_mut()) else {
             return;
@@ -566,7 +588,7 @@ impl Engine {
         if inhibited {
             let level = tracked.incident.escalation_level.max(1);
             tracked.escalate_from = Some(at.plus_secs(schedule.start_of(level).saturating_neg()));
-            tracing::debug!(incident = %tracked.incident.id, "escalation held back: its cause is open");
+            tracing::debug!(incident = %tracked.incident.id, "escalation held back: silenced, or its cause is open");
         } else {
             let from = escalation_base(tracked);
             tracked.incident.escalation_level = schedule.level_at(
@@ -900,6 +922,14 @@ impl Engine {
                     .insert((tracked.resolve_at(), Timer::Resolve, key.to_string()));
             }
             tracked.incident.escalation_level = tracked.incident.escalation_level.max(1);
+            // A new occurrence pages afresh: an acknowledgement was for the last one.
+            tracked.incident.acknowledged = None;
+            tracked.incident.silenced_by = silence_over(&self.silences, &tracked.incident, at);
+            let kind = if tracked.incident.silenced_by.is_some() {
+                ChangeKind::Silenced
+            } else {
+                kind
+            };
             out.push(change(kind, at, tracked));
         }
         self.start_escalation(key, at, out);
@@ -914,6 +944,146 @@ impl Engine {
                 out.push(change(ChangeKind::Updated, at, t));
             }
         }
+    }
+
+    /// Take the silences as they now stand (every one the store holds: past, holding, future).
+    /// Silences take effect on event time: one that starts later covers the incidents open then;
+    /// one that holds now covers the open incidents it matches at once, and one that ended (it
+    /// expired, or was removed) lets the incidents it covered notify: the changes of what takes
+    /// effect now (at the engine's current event time) are returned.
+    pub fn set_silences(&mut self, silences: Vec<Silence>) -> Vec<Change> {
+        let now = self.processed;
+        self.timers
+            .retain(|(_, timer, _)| !matches!(timer, Timer::SilenceStart | Timer::SilenceEnd));
+        let old = std::mem::take(&mut self.silences);
+        self.silences = silences.into_iter().map(|s| (s.id.clone(), s)).collect();
+        let mut out = Vec::new();
+        let Some(now) = now else {
+            // Nothing has happened yet: every silence is ahead.
+            let timers: Vec<_> = self.silences.values().map(silence_timers).collect();
+            self.timers.extend(timers.into_iter().flatten());
+            return out;
+        };
+        // Ended (or gone) silences first, so an incident they release can be covered by another.
+        let ended: Vec<SilenceId> = old
+            .keys()
+            .chain(self.silences.keys())
+            .filter(|id| self.silences.get(*id).is_none_or(|s| s.ends <= now))
+            .cloned()
+            .collect();
+        for id in ended {
+            self.silence_ends(now, &id, &mut out);
+        }
+        let mut timers = Vec::new();
+        let mut holding = Vec::new();
+        for silence in self.silences.values() {
+            if silence.ends <= now {
+                continue;
+            }
+            timers.extend(
+                silence_timers(silence)
+                    .filter(|(_, t, _)| *t == Timer::SilenceEnd || silence.starts > now),
+            );
+            if silence.starts <= now {
+                holding.push(silence.id.clone());
+            }
+        }
+        self.timers.extend(timers);
+        for id in holding {
+            self.silence_starts(now, &id, &mut out);
+        }
+        out
+    }
+
+    /// The silences the engine holds, by id.
+    pub fn silences(&self) -> impl Iterator<Item = &Silence> {
+        self.silences.values()
+    }
+
+    /// Silence `id` starts to hold at `at`: the open incidents it matches that no silence covers
+    /// yet are marked (`silenced`).
+    fn silence_starts(&mut self, at: Timestamp, id: &SilenceId, out: &mut Vec<Change>) {
+        let Some(silence) = self.silences.get(id).filter(|s| s.holds_at(at)) else {
+            return;
+        };
+        for group in self.groups.values_mut() {
+            if let Some(tracked) = group.last.as_mut().filter(|t| {
+                t.is_open() && t.incident.silenced_by.is_none() && silence.matches(&t.incident)
+            }) {
+                tracked.incident.silenced_by = Some(id.clone());
+                out.push(change(ChangeKind::Silenced, at, tracked));
+            }
+        }
+    }
+
+    /// Silence `id` no longer holds at `at`: each open incident it covered passes to another
+    /// silence that holds and matches it, or notifies once (`unsilenced`) and escalates from
+    /// here at the level it had.
+    fn silence_ends(&mut self, at: Timestamp, id: &SilenceId, out: &mut Vec<Change>) {
+        if self.silences.get(id).is_some_and(|s| s.holds_at(at)) {
+            return;
+        }
+        let covered: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| {
+                g.last
+                    .as_ref()
+                    .is_some_and(|t| t.incident.silenced_by.as_ref() == Some(id))
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in covered {
+            let Some(tracked) = self.groups.get_mut(&key).and_then(|g| g.last.as_mut()) else {
+                continue;
+            };
+            if !tracked.is_open() {
+                // Resolved under the silence: it stays marked, as it was when it ended.
+                continue;
+            }
+            tracked.incident.silenced_by = silence_over(&self.silences, &tracked.incident, at);
+            if tracked.incident.silenced_by.is_some() {
+                out.push(change(ChangeKind::Silenced, at, tracked));
+                continue;
+            }
+            out.push(change(ChangeKind::Unsilenced, at, tracked));
+            if let Some(&index) = self.by_id.get(&tracked.incident.rule) {
+                let stale = next_escalation(&self.schedules[index], tracked);
+                if let Some(stale) = stale {
+                    self.timers.remove(&(stale, Timer::Escalate, key.clone()));
+                }
+            }
+            self.start_escalation(&key, at, out);
+        }
+    }
+
+    /// Record an operator's acknowledgement of open incident `id`: it stays open and keeps
+    /// absorbing matches, but never escalates again (until it resolves and reopens). The change
+    /// is at the acknowledgement's time.
+    pub fn acknowledge(&mut self, id: &IncidentId, ack: Ack) -> Result<Change, AckError> {
+        let (key, tracked) = self
+            .groups
+            .iter_mut()
+            .find_map(|(key, g)| {
+                g.last
+                    .as_mut()
+                    .filter(|t| t.incident.id == *id)
+                    .map(|t| (key.clone(), t))
+            })
+            .ok_or_else(|| AckError::Unknown(id.clone()))?;
+        if !tracked.is_open() {
+            return Err(AckError::Resolved(id.clone()));
+        }
+        if let Some(next) = self
+            .by_id
+            .get(&tracked.incident.rule)
+            .and_then(|&i| next_escalation(&self.schedules[i], tracked))
+        {
+            self.timers.remove(&(next, Timer::Escalate, key));
+        }
+        let at = ack.at;
+        tracked.incident.acknowledged = Some(ack);
+        Ok(change(ChangeKind::Acknowledged, at, tracked))
     }
 
     /// Drop groups that nothing after `upto` can affect (see [`Group::is_idle`]).
@@ -957,6 +1127,27 @@ fn group_values(key: &str, rule: &Rule) -> Vec<(String, String)> {
     values
 }
 
+/// The first silence (by id) that holds at `at` and matches `incident`.
+fn silence_over(
+    silences: &BTreeMap<SilenceId, Silence>,
+    incident: &Incident,
+    at: Timestamp,
+) -> Option<SilenceId> {
+    silences
+        .values()
+        .find(|s| s.holds_at(at) && s.matches(incident))
+        .map(|s| s.id.clone())
+}
+
+/// A silence's start and end timers.
+fn silence_timers(silence: &Silence) -> impl Iterator<Item = (Timestamp, Timer, String)> {
+    [
+        (silence.starts, Timer::SilenceStart, silence.id.0.clone()),
+        (silence.ends, Timer::SilenceEnd, silence.id.0.clone()),
+    ]
+    .into_iter()
+}
+
 fn is_absence(rule: &Rule) -> bool {
     matches!(rule.condition, Condition::Absent { .. })
 }
@@ -977,10 +1168,10 @@ fn escalation_base(tracked: &Tracked) -> Timestamp {
     tracked.escalate_from.unwrap_or(tracked.incident.opened_at)
 }
 
-/// When `tracked` (open) reaches its next level under `schedule`; `None` at the top or when
-/// resolved.
+/// When `tracked` (open) reaches its next level under `schedule`; `None` at the top, when
+/// resolved or when acknowledged.
 fn next_escalation(schedule: &Schedule, tracked: &Tracked) -> Option<Timestamp> {
-    if !tracked.is_open() {
+    if !tracked.is_open() || tracked.incident.acknowledged.is_some() {
         return None;
     }
     let offset = schedule.next_after(tracked.incident.escalation_level)?;
@@ -1046,6 +1237,8 @@ fn open_incident(
         consequence: false,
         runbook: runbook.clone(),
         evidence: Vec::new(),
+        silenced_by: None,
+        acknowledged: None,
     };
     let mut tracked = Tracked::new(
         incident,
@@ -1298,6 +1491,203 @@ mod tests {
         got.extend(second.finish());
         assert_eq!(levels(&got), levels(&want));
         assert!(levels(&want).contains(&(ChangeKind::Escalated, 1800, 3)));
+    }
+
+    fn silence(matchers: &str, from: i64, to: i64) -> Silence {
+        Silence::new(
+            crate::incident::silence::parse_matchers(matchers).unwrap(),
+            Timestamp::from_secs(T0 + from),
+            Timestamp::from_secs(T0 + to),
+            "monthly VACUUM FULL".into(),
+            "ops".into(),
+            Timestamp::from_secs(T0),
+        )
+    }
+
+    fn no_lateness() -> EngineConfig {
+        EngineConfig {
+            lateness_secs: 0,
+            ..EngineConfig::default()
+        }
+    }
+
+    #[test]
+    fn an_incident_under_a_silence_is_marked_does_not_page_and_notifies_once_when_it_ends() {
+        let rules = || vec![rule("r", Class::DbConnection, Condition::Immediate, &[])];
+        let quiet = silence("class=db-connection service=postgres", -60, 1200);
+        let mut e = engine(rules());
+        assert!(e.set_silences(vec![quiet.clone()]).is_empty());
+        e.push(every_minute(0, 0, 40));
+        let mut changes = e.advance(Timestamp::from_secs(T0 + 45 * 60));
+        changes.extend(e.finish());
+        use ChangeKind::{Escalated, Silenced, Unsilenced};
+        // Recorded at once, marked; no escalation while it holds (the matrix would give level 2
+        // at 900); when it ends, one notification, and the clock starts from there.
+        assert_eq!(
+            levels(&changes),
+            vec![
+                (Silenced, 0, 1),
+                (Unsilenced, 1200, 1),
+                (Escalated, 2100, 2)
+            ]
+        );
+        assert_eq!(changes[0].incident.silenced_by, Some(quiet.id.clone()));
+        assert!(
+            changes
+                .iter()
+                .filter(|c| secs(c.at) < 1200)
+                .all(|c| c.incident.silenced_by.is_some()),
+            "{changes:?}"
+        );
+        let notified = changes.iter().find(|c| c.kind == Unsilenced).unwrap();
+        assert_eq!(notified.incident.silenced_by, None);
+
+        // A silence of another service, or one that is over, changes nothing.
+        for other in [
+            silence("class=db-connection service=redis", -60, 1200),
+            silence("class=db-connection", -600, -60),
+            silence("class=db-connection severity!=warning,error", -60, 1200),
+        ] {
+            let mut e = engine(rules());
+            e.set_silences(vec![other.clone()]);
+            e.push(every_minute(0, 0, 40));
+            let mut changes = e.advance(Timestamp::from_secs(T0 + 45 * 60));
+            changes.extend(e.finish());
+            assert_eq!(
+                levels(&changes)[..2],
+                [(ChangeKind::Opened, 0, 1), (Escalated, 900, 2)],
+                "{}",
+                other.render_matchers()
+            );
+        }
+    }
+
+    #[test]
+    fn a_silence_added_while_open_covers_the_incident_and_expiring_it_releases_it() {
+        let mut e = engine_with(
+            vec![rule("r", Class::DbDown, Condition::Immediate, &[])],
+            no_lateness(),
+        );
+        e.push(every_minute(0, 0, 40));
+        let mut changes = e.advance(Timestamp::from_secs(T0 + 300));
+        let mut quiet = silence("class=db-down", 300, 3600);
+        let covered = e.set_silences(vec![quiet.clone()]);
+        assert_eq!(levels(&covered), vec![(ChangeKind::Silenced, 300, 1)]);
+        changes.extend(covered);
+        changes.extend(e.advance(Timestamp::from_secs(T0 + 1500)));
+        // Expired early at 1500: released then, escalating 15 minutes on.
+        quiet.ends = Timestamp::from_secs(T0 + 1500);
+        quiet.expired = Some(quiet.ends);
+        changes.extend(e.set_silences(vec![quiet]));
+        changes.extend(e.advance(Timestamp::from_secs(T0 + 45 * 60)));
+        use ChangeKind::{Escalated, Opened, Silenced, Unsilenced};
+        assert_eq!(
+            levels(&changes),
+            vec![
+                (Opened, 0, 1),
+                (Silenced, 300, 1),
+                (Unsilenced, 1500, 1),
+                (Escalated, 2400, 2)
+            ]
+        );
+        // A silence that starts later covers what is open then.
+        let mut e = engine_with(
+            vec![rule("r", Class::DbDown, Condition::Immediate, &[])],
+            no_lateness(),
+        );
+        e.set_silences(vec![silence("class=db-down", 600, 700)]);
+        e.push(every_minute(0, 0, 40));
+        let changes = e.advance(Timestamp::from_secs(T0 + 45 * 60));
+        assert_eq!(
+            levels(&changes)[..4],
+            [
+                (Opened, 0, 1),
+                (Silenced, 600, 1),
+                (Unsilenced, 700, 1),
+                (Escalated, 1600, 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_acknowledged_incident_never_escalates_even_across_a_restart() {
+        let rules = || vec![rule("r", Class::DbConnection, Condition::Immediate, &[])];
+        let matches = every_minute(0, 0, 40);
+        let mut first = engine_with(rules(), no_lateness());
+        first.push(matches[..6].to_vec());
+        let mut changes = first.advance(Timestamp::from_secs(T0 + 5 * 60));
+        let id = changes[0].incident.id.clone();
+        let ack = Ack {
+            by: "alice".into(),
+            at: Timestamp::from_secs(T0 + 5 * 60),
+            note: "on it: restarting pgbouncer".into(),
+        };
+        let acked = first.acknowledge(&id, ack.clone()).unwrap();
+        assert_eq!(acked.kind, ChangeKind::Acknowledged);
+        assert_eq!(acked.incident.acknowledged, Some(ack.clone()));
+        changes.push(acked);
+        let mut second = engine_with(rules(), no_lateness());
+        second.restore_state(first.state());
+        second.push(matches[6..].to_vec());
+        changes.extend(second.advance(Timestamp::from_secs(T0 + 50 * 60)));
+        use ChangeKind::{Acknowledged, Opened, Resolved};
+        assert_eq!(
+            levels(&changes),
+            vec![(Opened, 0, 1), (Acknowledged, 300, 1), (Resolved, 2700, 1)]
+        );
+        let from_ack = changes.iter().skip_while(|c| c.kind != Acknowledged);
+        assert!(from_ack.clone().count() > 2);
+        assert!(
+            from_ack
+                .into_iter()
+                .all(|c| c.incident.acknowledged == Some(ack.clone()))
+        );
+        // Only an open incident the engine tracks can be acknowledged.
+        assert_eq!(
+            second.acknowledge(&id, ack.clone()),
+            Err(AckError::Resolved(id.clone()))
+        );
+        let nobody = IncidentId("inc-0000000000000000".into());
+        assert_eq!(
+            second.acknowledge(&nobody, ack),
+            Err(AckError::Unknown(nobody.clone()))
+        );
+    }
+
+    #[test]
+    fn a_reopened_incident_pages_again_after_an_acknowledgement() {
+        let mut e = engine_with(
+            vec![rule("r", Class::DbConnection, Condition::Immediate, &[])],
+            no_lateness(),
+        );
+        e.push(vec![at(0, 0, 0)]);
+        let mut changes = e.advance(Timestamp::from_secs(T0 + 60));
+        let id = changes[0].incident.id.clone();
+        let ack = Ack {
+            by: "bob".into(),
+            at: Timestamp::from_secs(T0 + 60),
+            note: String::new(),
+        };
+        changes.push(e.acknowledge(&id, ack).unwrap());
+        // Resolved at 300 (quiet), reopened at 400 (within the reopen window), then it climbs.
+        e.push(every_minute(0, 400 / 60 + 1, 40));
+        e.push(vec![at(0, 400, 0)]);
+        changes.extend(e.advance(Timestamp::from_secs(T0 + 45 * 60)));
+        use ChangeKind::{Acknowledged, Escalated, Opened, Reopened, Resolved};
+        let got = levels(&changes);
+        assert_eq!(
+            got[..5],
+            [
+                (Opened, 0, 1),
+                (Acknowledged, 60, 1),
+                (Resolved, 300, 1),
+                (Reopened, 400, 1),
+                (Escalated, 1300, 2)
+            ],
+            "{got:?}"
+        );
+        let reopened = changes.iter().find(|c| c.kind == Reopened).unwrap();
+        assert_eq!(reopened.incident.acknowledged, None);
     }
 
     #[test]

@@ -193,6 +193,8 @@ mod tests {
                 steps: vec![],
             },
             evidence: vec![],
+            silenced_by: None,
+            acknowledged: None,
         };
         Tracked::new(incident, EvidenceBuf::new(4), 300)
     }

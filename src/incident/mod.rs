@@ -11,9 +11,11 @@ pub mod engine;
 pub mod escalation;
 pub mod group;
 pub mod lifecycle;
+pub mod silence;
 pub mod window;
 
 pub use engine::{Engine, EngineConfig};
+pub use silence::{Ack, Silence, SilenceId};
 
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +99,14 @@ pub struct Incident {
     pub runbook: RunbookLink,
     /// The first matches and the latest ones, capped.
     pub evidence: Vec<Evidence>,
+    /// The silence that holds over it, while one does: it is recorded, but neither notifies nor
+    /// escalates ([`silence`]).
+    #[serde(default)]
+    pub silenced_by: Option<SilenceId>,
+    /// Who acknowledged it and when: it stays open but no longer escalates. Cleared when it
+    /// reopens (a new occurrence pages again).
+    #[serde(default)]
+    pub acknowledged: Option<Ack>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -107,9 +117,28 @@ pub enum ChangeKind {
     Escalated,
     Resolved,
     Reopened,
+    /// It opened or reopened under a silence, or a silence started to cover it while open: it is
+    /// recorded and shown, but nothing is notified.
+    Silenced,
+    /// The silence over it ended while it was open: it notifies now, once, and escalates from
+    /// here.
+    Unsilenced,
+    /// An operator acknowledged it: it stays open, and no longer escalates.
+    Acknowledged,
 }
 
 impl ChangeKind {
+    pub const ALL: [ChangeKind; 8] = [
+        ChangeKind::Opened,
+        ChangeKind::Updated,
+        ChangeKind::Escalated,
+        ChangeKind::Resolved,
+        ChangeKind::Reopened,
+        ChangeKind::Silenced,
+        ChangeKind::Unsilenced,
+        ChangeKind::Acknowledged,
+    ];
+
     /// The kind's name as the incident log and the feed spell it (`opened`, `updated`, …).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -118,6 +147,9 @@ impl ChangeKind {
             ChangeKind::Escalated => "escalated",
             ChangeKind::Resolved => "resolved",
             ChangeKind::Reopened => "reopened",
+            ChangeKind::Silenced => "silenced",
+            ChangeKind::Unsilenced => "unsilenced",
+            ChangeKind::Acknowledged => "acknowledged",
         }
     }
 }

@@ -71,6 +71,9 @@ pub fn change_line(change: &Change, style: Style) -> String {
         ChangeKind::Escalated => ("ESCALATE", "1;35"),
         ChangeKind::Updated => ("UPDATE  ", "33"),
         ChangeKind::Resolved => ("RESOLVED", "1;32"),
+        ChangeKind::Silenced => ("SILENCED", "2"),
+        ChangeKind::Unsilenced => ("NOTIFY  ", "1;31"),
+        ChangeKind::Acknowledged => ("ACK     ", "36"),
     };
     let mut out = format!(
         "{} {} {} {:<8} {:<15} [{}] {} ({} events)",
@@ -86,10 +89,19 @@ pub fn change_line(change: &Change, style: Style) -> String {
     if change.kind == ChangeKind::Escalated {
         let _ = write!(out, " → escalation level {}", inc.escalation_level);
     }
+    if change.kind == ChangeKind::Unsilenced {
+        out.push_str(" (its silence ended)");
+    }
+    if let Some(marks) = marks_of(inc) {
+        let _ = write!(out, " {marks}");
+    }
     if let Some(causes) = consequence_of(inc) {
         let _ = write!(out, " {causes}");
     }
-    if matches!(change.kind, ChangeKind::Opened | ChangeKind::Reopened) {
+    if matches!(
+        change.kind,
+        ChangeKind::Opened | ChangeKind::Reopened | ChangeKind::Unsilenced
+    ) {
         let _ = write!(
             out,
             "\n         runbook: {} (#{})",
@@ -110,6 +122,27 @@ pub fn change_line(change: &Change, style: Style) -> String {
         }
     }
     out
+}
+
+/// `[silenced by sil-…]`, `[acknowledged by NAME at TIME: NOTE]`, or both; `None` without either.
+fn marks_of(inc: &Incident) -> Option<String> {
+    let mut marks = Vec::new();
+    if let Some(silence) = &inc.silenced_by {
+        marks.push(format!("[silenced by {silence}]"));
+    }
+    if let Some(ack) = &inc.acknowledged {
+        let note = if ack.note.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", ack.note)
+        };
+        marks.push(format!(
+            "[acknowledged by {} at {}{note}]",
+            ack.by,
+            ack.at.rfc3339()
+        ));
+    }
+    (!marks.is_empty()).then(|| marks.join(" "))
 }
 
 /// The incident list as a table.
@@ -134,10 +167,11 @@ pub fn table(incidents: &[Incident], style: Style) -> String {
             inc.last_seen.rfc3339(),
             inc.count,
             inc.escalation_level,
-            match consequence_of(inc) {
-                Some(causes) => format!("{} {causes}", inc.title),
-                None => inc.title.clone(),
-            }
+            [Some(inc.title.clone()), consequence_of(inc), marks_of(inc)]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ")
         );
     }
     out
@@ -254,6 +288,8 @@ mod tests {
                 rule: "pg-too-many-clients".into(),
                 text: "FATAL:  sorry, too many clients already".into(),
             }],
+            silenced_by: None,
+            acknowledged: None,
         }
     }
 

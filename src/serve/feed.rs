@@ -513,13 +513,7 @@ mod tests {
 
     #[test]
     fn event_names_are_the_change_kinds_as_the_log_spells_them() {
-        for kind in [
-            ChangeKind::Opened,
-            ChangeKind::Updated,
-            ChangeKind::Escalated,
-            ChangeKind::Resolved,
-            ChangeKind::Reopened,
-        ] {
+        for kind in ChangeKind::ALL {
             assert_eq!(
                 serde_json::to_value(kind).unwrap(),
                 serde_json::Value::from(kind.as_str())

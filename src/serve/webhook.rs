@@ -749,12 +749,9 @@ mod tests {
         assert_eq!(resume(&at2, &[]), at2);
     }
 
-    /// A stop waits at most its grace for a webhook that is behind (its receiver is dead here).
-    #[test]
-    fn shutdown_waits_its_grace_at_most() {
-        let dir = tempfile::tempdir().unwrap();
-        let hook = Webhook {
-            name: "dead".into(),
+    fn hook(name: &str) -> Webhook {
+        Webhook {
+            name: name.into(),
             url: "http://127.0.0.1:9/".into(),
             kind: WebhookKind::Json,
             classes: vec![],
@@ -764,8 +761,36 @@ mod tests {
             token: None,
             timeout: Duration::from_secs(1),
             ca: None,
-        };
-        let hooks = start(vec![hook], Options::new(dir.path().to_path_buf()))
+        }
+    }
+
+    /// Silenced means nobody is paged, whatever a webhook's filters say; an acknowledgement and
+    /// the end of a silence are sent.
+    #[test]
+    fn no_change_of_a_silenced_incident_is_sent() {
+        let everything = hook("all");
+        let mut c = change(1, "inc-a");
+        for kind in ChangeKind::ALL {
+            c.kind = kind;
+            c.incident.silenced_by = None;
+            assert!(everything.admits(&c), "{kind:?}");
+            c.incident.silenced_by = Some(crate::incident::SilenceId("sil-1".into()));
+            assert!(!everything.admits(&c), "{kind:?}");
+        }
+        let mut acks = hook("acks");
+        acks.changes = vec![ChangeKind::Acknowledged, ChangeKind::Unsilenced];
+        c.incident.silenced_by = None;
+        for kind in ChangeKind::ALL {
+            c.kind = kind;
+            assert_eq!(acks.admits(&c), acks.changes.contains(&kind), "{kind:?}");
+        }
+    }
+
+    /// A stop waits at most its grace for a webhook that is behind (its receiver is dead here).
+    #[test]
+    fn shutdown_waits_its_grace_at_most() {
+        let dir = tempfile::tempdir().unwrap();
+        let hooks = start(vec![hook("dead")], Options::new(dir.path().to_path_buf()))
             .unwrap()
             .unwrap();
         hooks.publish(&change(1, "inc-a"));

@@ -457,6 +457,8 @@ mod tests {
                     rule: "pg-too-many-clients".into(),
                     text: "FATAL:  sorry, too many clients already".into(),
                 }],
+                silenced_by: None,
+                acknowledged: None,
             },
         }
     }
