@@ -285,6 +285,83 @@ enum Command {
         #[command(flatten)]
         conn: ClickHouseConn,
     },
+    /// Acknowledge an open incident: it stays open but stops escalating and paging (the running
+    /// `logwarden run` takes it, over its API).
+    Ack {
+        /// The incident id (a unique prefix is enough).
+        id: String,
+        /// Who acknowledges it (default: $USER).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        /// What is being done about it.
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        note: String,
+        #[command(flatten)]
+        agent: Agent,
+    },
+    /// Silences: matching incidents are recorded but page nobody while one holds.
+    Silence {
+        #[command(subcommand)]
+        command: SilenceCommand,
+    },
+}
+
+/// Where the running agent is, for commands it must carry out.
+#[derive(Args, Debug, Clone)]
+struct Agent {
+    #[command(flatten)]
+    data: DataDir,
+    /// The agent's URL (default: the address a `logwarden run` on this data dir advertises).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// A file holding the agent's API token (as its --token-file).
+    #[arg(long, value_name = "FILE", env = "LOGWARDEN_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum SilenceCommand {
+    /// Silence the incidents a match names, for a while.
+    Add {
+        /// What to silence: `field=value` terms, all of which must hold (`class=db-down
+        /// service=postgres`); fields: class, severity, service, rule, incident; `!=` for not,
+        /// `a,b` for either.
+        #[arg(long = "match", value_name = "MATCHERS")]
+        matchers: String,
+        /// How long it holds from its start (30m, 2h).
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_positive_duration,
+              conflicts_with = "end")]
+        for_secs: Option<i64>,
+        /// When it starts (default: now): RFC 3339, or `2026-12-01 03:00` (UTC).
+        #[arg(long, value_name = "TIME")]
+        start: Option<String>,
+        /// When it ends, instead of --for.
+        #[arg(long, value_name = "TIME")]
+        end: Option<String>,
+        /// Why (kept with the silence).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Who makes it (default: $USER).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// The silences that hold or will (with --all, the ended ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// End a silence now (its id, or a unique prefix).
+    Expire {
+        id: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -340,6 +417,147 @@ fn main() -> ExitCode {
             }
             eprintln!("error: {err:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Who runs this command, for an acknowledgement or a silence that does not say.
+fn operator_name(by: Option<String>) -> String {
+    by.filter(|b| !b.trim().is_empty())
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .or_else(|| std::env::var("LOGNAME").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "cli".to_string())
+}
+
+fn parse_positive_duration(text: &str) -> Result<i64, String> {
+    logwarden::query::time::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// `logwarden ack`: through the running agent's API (its engine holds the incident).
+fn acknowledge(id: &str, by: Option<String>, note: String, agent: &Agent) -> Result<ExitCode> {
+    let data_dir = &agent.data.data_dir;
+    let Some(base) = agent
+        .server
+        .clone()
+        .or_else(|| logwarden::query::remote::discover(data_dir))
+    else {
+        bail!(
+            "no logwarden run serves {} (it has no serve.addr): the running engine takes an \
+             acknowledgement; start `logwarden run`, or name it with --server URL",
+            data_dir.display()
+        );
+    };
+    let url = format!("{}/api/v1/incidents/{id}/ack", base.trim_end_matches('/'));
+    let body = serde_json::json!({ "by": operator_name(by), "note": note });
+    let http: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut request = http.post(&url).content_type("application/json");
+    if let Some(path) = &agent.token_file {
+        let token = std::fs::read_to_string(path)
+            .with_context(|| format!("--token-file {}", path.display()))?;
+        request = request.header("Authorization", format!("Bearer {}", token.trim()));
+    }
+    let mut response = request
+        .send(body.to_string().as_bytes())
+        .with_context(|| format!("cannot reach the agent at {base}"))?;
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .with_context(|| format!("reading the answer of {url}"))?;
+    if status != 200 {
+        let error = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or(text);
+        bail!("{url}: {status}: {error}");
+    }
+    let change: Change = serde_json::from_str(&text).context("the agent's answer")?;
+    println!("{}", views::change_line(&change, style()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `logwarden silence …`: the data dir's silences file (a running agent takes a change within a
+/// second).
+fn silence(command: SilenceCommand) -> Result<ExitCode> {
+    use logwarden::incident::silence::Request;
+    use logwarden::store::silences::SilenceStore;
+    let now = Timestamp::now();
+    match command {
+        SilenceCommand::Add {
+            matchers,
+            for_secs,
+            start,
+            end,
+            reason,
+            by,
+            data,
+        } => {
+            let time = |flag: &str, text: Option<String>| -> Result<Option<Timestamp>> {
+                text.map(|t| {
+                    logwarden::query::time::parse(&t, now).with_context(|| format!("--{flag}"))
+                })
+                .transpose()
+            };
+            let request = Request {
+                matchers,
+                starts: time("start", start)?,
+                ends: time("end", end)?,
+                for_secs,
+                reason,
+                by: operator_name(by),
+            };
+            let silence = request.make(now).map_err(|e| match e {
+                logwarden::incident::silence::RequestError::Span => {
+                    anyhow::anyhow!("give --for DURATION or --end TIME")
+                }
+                other => anyhow::anyhow!(other),
+            })?;
+            let silence = SilenceStore::new(&data.data_dir).add(silence)?;
+            println!(
+                "{}  {}  from {} to {}  ({})",
+                silence.id,
+                silence.render_matchers(),
+                silence.starts.rfc3339(),
+                silence.ends.rfc3339(),
+                silence.reason
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        SilenceCommand::List { all, json, data } => {
+            let silences: Vec<_> = SilenceStore::new(&data.data_dir)
+                .load()?
+                .into_iter()
+                .filter(|s| all || matches!(s.state_at(now), "pending" | "active"))
+                .collect();
+            let mut out = std::io::stdout().lock();
+            if json {
+                let shown: Vec<serde_json::Value> = silences
+                    .iter()
+                    .map(|s| {
+                        let mut v = serde_json::to_value(s).unwrap_or_default();
+                        v["state"] = s.state_at(now).into();
+                        v
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&shown)?)?;
+            } else {
+                write!(out, "{}", views::silences_table(&silences, now))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SilenceCommand::Expire { id, data } => {
+            let silence = SilenceStore::new(&data.data_dir).expire(&id, now)?;
+            println!(
+                "{} expired at {} ({})",
+                silence.id,
+                now.rfc3339(),
+                silence.render_matchers()
+            );
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -624,6 +842,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let stop = stop_flag()?;
             let server = start_server(&data.data_dir, &http)?;
             settings.push = server.as_ref().map(|s| s.push().clone());
+            settings.operator = server.as_ref().map(|s| s.operator().clone());
             settings.metrics = server.as_ref().map(|s| std::sync::Arc::clone(s.metrics()));
             // The webhooks must not see the previous demo's incident log.
             pipeline::clear_demo_data(&data.data_dir)?;
@@ -676,6 +895,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let stop = stop_flag()?;
             let server = start_server(&data.data_dir, &http)?;
             settings.push = server.as_ref().map(|s| s.push().clone());
+            settings.operator = server.as_ref().map(|s| s.operator().clone());
             settings.metrics = server.as_ref().map(|s| std::sync::Arc::clone(s.metrics()));
             let summary = pipeline::run_stdin(
                 &settings,
@@ -714,6 +934,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let stop = stop_flag()?;
             let server = start_server(&data.data_dir, &http)?;
             settings.push = server.as_ref().map(|s| s.push().clone());
+            settings.operator = server.as_ref().map(|s| s.operator().clone());
             settings.metrics = server.as_ref().map(|s| std::sync::Arc::clone(s.metrics()));
             let webhooks = start_webhooks(&data.data_dir, hooks, server.as_ref())?;
             let summary = pipeline::run(
@@ -861,6 +1082,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { data } => status(&data.data_dir),
+        Command::Ack {
+            id,
+            by,
+            note,
+            agent,
+        } => acknowledge(&id, by, note, &agent),
+        Command::Silence { command } => silence(command),
         Command::Retention {
             data,
             older_than,

@@ -47,6 +47,7 @@ use crate::runbook::Runbook;
 use crate::serve::metrics::{Metrics, SourceCounters};
 use crate::source::blocks::Blocks;
 use crate::source::checkpoint::{Checkpoints, DecodeError};
+use crate::source::operator::{Operator, OperatorError};
 use crate::source::push::Push;
 use crate::source::replay::{self, ReplayError};
 use crate::source::tail::{self, TailConfig, TailError};
@@ -54,6 +55,7 @@ use crate::source::{Input, SourceSpec, stdin};
 use crate::store::clickhouse_sink::{SinkConfig, SinkError, Spool};
 use crate::store::incidents::{IncidentLog, IncidentLogError};
 use crate::store::index::{EventIndex, IndexError, IndexSink, RuleTag};
+use crate::store::silences::{SilenceStore, SilenceStoreError, Stamp};
 use crate::store::snapshot::{SnapshotError, Snapshots};
 use crate::store::vocab::Vocab;
 
@@ -68,6 +70,8 @@ const IDLE_TICK: Duration = Duration::from_millis(500);
 const QUIET_COMMIT_GAP: Duration = Duration::from_millis(250);
 /// Live: how often, at most, the sources' lag is measured (a `stat` per file followed).
 const LAG_EVERY: Duration = Duration::from_secs(1);
+/// Live: how often, at most, the silences file is looked at (a `stat`) for a new version.
+const SILENCES_EVERY: Duration = Duration::from_secs(1);
 /// tantivy writer memory budget, by default.
 pub const INDEX_HEAP: usize = 128 * 1024 * 1024;
 
@@ -108,6 +112,8 @@ pub enum PipelineError {
     SourceThread,
     #[error(transparent)]
     ClickHouse(#[from] SinkError),
+    #[error("silences: {0}")]
+    Silences(#[from] SilenceStoreError),
     /// A storage error with the OS error behind it, which tantivy does not report.
     #[error("data dir {dir}: {io}")]
     DataDir {
@@ -172,6 +178,8 @@ pub struct Settings {
     pub retention: Option<crate::store::retention::Policy>,
     /// Live runs: take pushed lines (`POST /api/v1/ingest`) from this handle as further sources.
     pub push: Option<Push>,
+    /// Live runs: take operators' acknowledgements and silence changes (the API) from this handle.
+    pub operator: Option<Operator>,
     /// Live runs: the counters `/metrics` shows (events, bytes and lag per source, matches per
     /// rule, open incidents, commit latency), added to per batch.
     pub metrics: Option<Arc<Metrics>>,
@@ -197,6 +205,7 @@ impl Settings {
             scan_block: SCAN_BLOCK,
             retention: None,
             push: None,
+            operator: None,
             clickhouse: None,
             local_index: true,
             metrics: None,
@@ -412,6 +421,10 @@ struct Pipeline<'a> {
     paused_since: Option<Instant>,
     /// A commit succeeded in this attempt.
     committed_once: bool,
+    /// The silences file, the version the engine has, and when it was last looked at.
+    silences: SilenceStore,
+    silences_stamp: Option<Stamp>,
+    silences_seen: Instant,
 }
 
 impl<'a> Pipeline<'a> {
@@ -493,12 +506,16 @@ impl<'a> Pipeline<'a> {
             pushed: HashMap::new(),
             paused_since: None,
             committed_once: false,
+            silences: SilenceStore::new(&settings.data_dir),
+            silences_stamp: None,
+            silences_seen: Instant::now(),
         };
         Ok((pipeline, checkpoints))
     }
 
     /// Consume inputs until `Done` (or the source hangs up).
     fn drive(&mut self, rx: &Receiver<Input>) -> Result<(), PipelineError> {
+        self.reload_silences(true)?;
         let tick = if self.live {
             self.settings.commit_every.min(IDLE_TICK)
         } else {
@@ -518,6 +535,7 @@ impl<'a> Pipeline<'a> {
                 Ok(input) => input,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     self.pass_idle_time()?;
+                    self.maybe_reload_silences()?;
                     self.maybe_commit()?;
                     self.maybe_measure_lag();
                     continue;
@@ -527,11 +545,86 @@ impl<'a> Pipeline<'a> {
             if self.handle(input)? {
                 break;
             }
+            self.maybe_reload_silences()?;
             self.maybe_commit()?;
             self.maybe_measure_lag();
         }
         self.close_push(rx)?;
         self.finish()
+    }
+
+    /// Live: at most every [`SILENCES_EVERY`], take a new version of the silences file.
+    fn maybe_reload_silences(&mut self) -> Result<(), PipelineError> {
+        if self.live && self.silences_seen.elapsed() >= SILENCES_EVERY {
+            self.reload_silences(false)?;
+        }
+        Ok(())
+    }
+
+    /// Hand the engine the silences file's silences when it changed since the engine last had
+    /// them (`first`: at the start, whatever it is; a file that cannot be read then stops the
+    /// command, naming it). Later, an unreadable version is said and the silences in force
+    /// are kept: an operator's typo must not stop ingestion.
+    fn reload_silences(&mut self, first: bool) -> Result<(), PipelineError> {
+        self.silences_seen = Instant::now();
+        let stamp = self.silences.stamp();
+        if !first && stamp == self.silences_stamp {
+            return Ok(());
+        }
+        let silences = match self.silences.load() {
+            Ok(silences) => silences,
+            Err(error) if !first => {
+                tracing::error!(%error, "the silences file changed but cannot be read: the silences in force are kept");
+                self.silences_stamp = stamp;
+                return Ok(());
+            }
+            Err(error) => return Err(error.into()),
+        };
+        self.silences_stamp = stamp;
+        tracing::debug!(silences = silences.len(), "silences taken");
+        // Live, an operator's silence and its expiry are in wall-clock time and take effect
+        // now; a backfill applies them on its events' time alone.
+        let now = self.live.then(Timestamp::now);
+        let changes = self.engine.set_silences(silences, now);
+        if !changes.is_empty() {
+            self.emit(changes)?;
+            self.uncommitted = true;
+        }
+        Ok(())
+    }
+
+    /// An operator's acknowledgement: the engine's change, logged and committed at once (an
+    /// acknowledgement lost in a crash would let the incident page again), answered on `reply`.
+    fn acknowledge(
+        &mut self,
+        id: crate::incident::IncidentId,
+        ack: crate::incident::Ack,
+        reply: &std::sync::mpsc::SyncSender<crate::source::operator::AckReply>,
+    ) -> Result<(), PipelineError> {
+        let change = match self.engine.acknowledge(&id, ack) {
+            Ok(change) => change,
+            Err(refused) => {
+                let _ = reply.send(Err(OperatorError::Refused(refused.to_string())));
+                return Ok(());
+            }
+        };
+        let logged = self.emit(vec![change]);
+        let logged = logged.and_then(|logged| {
+            self.uncommitted = true;
+            self.commit().map(|()| logged)
+        });
+        match logged {
+            Ok(mut logged) => {
+                if let Some(change) = logged.pop() {
+                    let _ = reply.send(Ok(change));
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let _ = reply.send(Err(OperatorError::Refused(error.to_string())));
+                Err(error)
+            }
+        }
     }
 
     /// Stop the reader when the run is stopped.
@@ -557,7 +650,9 @@ impl<'a> Pipeline<'a> {
             Input::Idle { fingerprint }
             | Input::Stale { fingerprint }
             | Input::Closed { fingerprint } => *fingerprint,
-            Input::Opened(_) | Input::Done => return,
+            Input::Opened(_) | Input::Done | Input::Acknowledge { .. } | Input::SilencesChanged => {
+                return;
+            }
         };
         if self.pushed.contains_key(&fingerprint) {
             self.unsaved.push(input.clone());
@@ -571,6 +666,9 @@ impl<'a> Pipeline<'a> {
     /// those still in `rx` included (the files' inputs there are dropped: they are read again
     /// from the last commit).
     fn hand_over(&mut self, rx: &Receiver<Input>) -> Vec<Input> {
+        if let Some(operator) = &self.settings.operator {
+            operator.close();
+        }
         if let Some(push) = self.settings.push.clone() {
             while !push.close() {
                 if let Ok(input) = rx.recv_timeout(Duration::from_millis(10)) {
@@ -591,6 +689,9 @@ impl<'a> Pipeline<'a> {
     /// over (each was acknowledged to its client, so each must be indexed). A push in the middle of
     /// handing a batch over may be waiting for room in `rx`: keep reading until it is through.
     fn close_push(&mut self, rx: &Receiver<Input>) -> Result<(), PipelineError> {
+        if let Some(operator) = self.settings.operator.as_ref().filter(|_| self.live) {
+            operator.close();
+        }
         let Some(push) = self.settings.push.clone().filter(|_| self.live) else {
             return Ok(());
         };
@@ -737,6 +838,8 @@ impl<'a> Pipeline<'a> {
                 self.files.remove(&fingerprint);
             }
             Input::Done => return Ok(true),
+            Input::Acknowledge { id, ack, reply } => self.acknowledge(id, ack, &reply)?,
+            Input::SilencesChanged => self.reload_silences(false)?,
         }
         self.advance_live()?;
         self.pass_idle_time()?;
@@ -850,9 +953,10 @@ impl<'a> Pipeline<'a> {
             .try_fold(self.max_ts, |low, last| Some(low.min(last?)))
     }
 
-    fn emit(&mut self, mut changes: Vec<Change>) -> Result<(), PipelineError> {
+    /// Log, spool and publish `changes`; gives them back numbered as logged.
+    fn emit(&mut self, mut changes: Vec<Change>) -> Result<Vec<Change>, PipelineError> {
         if changes.is_empty() {
-            return Ok(());
+            return Ok(changes);
         }
         self.log.append(&mut changes)?;
         if let Some(spool) = &mut self.spool {
@@ -877,7 +981,7 @@ impl<'a> Pipeline<'a> {
         if let Some(metrics) = &self.settings.metrics {
             metrics.set_open(self.engine.open_kinds());
         }
-        Ok(())
+        Ok(changes)
     }
 
     /// Live runs with metrics: at most every [`LAG_EVERY`], how many bytes of each source's files
@@ -1352,9 +1456,13 @@ fn drive_from(
     // Pushes hold a sender too, so the channel does not disconnect when the reader ends: a reader
     // that ends without `Done` (an error, a panic) says it on its way out.
     let push = pipeline.settings.push.clone().filter(|_| pipeline.live);
-    let done_on_exit = push.as_ref().map(|_| DoneOnDrop(tx.clone()));
+    let operator = pipeline.settings.operator.clone().filter(|_| pipeline.live);
+    let done_on_exit = (push.is_some() || operator.is_some()).then(|| DoneOnDrop(tx.clone()));
     if let Some(push) = &push {
         push.connect(tx.clone());
+    }
+    if let Some(operator) = &operator {
+        operator.connect(tx.clone());
     }
     let reader_stop = Arc::clone(&stop_reader);
     let reader = std::thread::Builder::new()

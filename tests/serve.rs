@@ -42,25 +42,37 @@ pub(crate) struct Served {
     stderr: Arc<Mutex<String>>,
     data: PathBuf,
     pub(crate) log: PathBuf,
-    _dir: tempfile::TempDir,
+    /// Where everything is (kept across [`Served::restart`]).
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Served {
     pub(crate) fn start(extra: &[&str]) -> Served {
-        let dir = tempfile::tempdir().unwrap();
+        Served::start_in(tempfile::tempdir().unwrap(), extra)
+    }
+
+    /// The data dir a server started in `dir` uses (`dir/data`), to prepare before it starts.
+    pub(crate) fn data_in(dir: &std::path::Path) -> PathBuf {
+        dir.join("data")
+    }
+
+    /// Start in `dir` (whose `data` folder may be prepared already, see [`Served::data_in`]).
+    pub(crate) fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Served {
         let rules = dir.path().join("rules");
-        std::fs::create_dir(&rules).unwrap();
+        std::fs::create_dir_all(&rules).unwrap();
         std::fs::write(rules.join("feed.toml"), RULE).unwrap();
         let log = dir.path().join("app.log");
-        let data = dir.path().join("data");
-        std::fs::write(
-            &log,
-            format!(
-                "{{\"level\":30,\"time\":{},\"msg\":\"started\"}}\n",
-                logwarden::event::Timestamp::now().as_millis()
-            ),
-        )
-        .unwrap();
+        let data = Served::data_in(dir.path());
+        if !log.try_exists().unwrap() {
+            std::fs::write(
+                &log,
+                format!(
+                    "{{\"level\":30,\"time\":{},\"msg\":\"started\"}}\n",
+                    logwarden::event::Timestamp::now().as_millis()
+                ),
+            )
+            .unwrap();
+        }
         let mut child = logwarden()
             .arg("run")
             .arg("--data-dir")
@@ -94,8 +106,12 @@ impl Served {
             stderr,
             data,
             log,
-            _dir: dir,
+            dir: Some(dir),
         }
+    }
+
+    pub(crate) fn data(&self) -> &std::path::Path {
+        &self.data
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -155,6 +171,13 @@ impl Served {
     pub(crate) fn stop(mut self) {
         terminate(self.child.take().unwrap());
     }
+
+    /// Stop (SIGTERM) and start again on the same files and data dir.
+    pub(crate) fn restart(mut self, extra: &[&str]) -> Served {
+        terminate(self.child.take().unwrap());
+        let dir = self.dir.take().unwrap();
+        Served::start_in(dir, extra)
+    }
 }
 
 impl Drop for Served {
@@ -166,7 +189,7 @@ impl Drop for Served {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -174,16 +197,16 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     crate::support::http_client()
 }
 
 /// One server-sent event (comments are not events).
 #[derive(Debug, Clone)]
-struct SseEvent {
-    id: u64,
-    event: String,
-    data: String,
+pub(crate) struct SseEvent {
+    pub(crate) id: u64,
+    pub(crate) event: String,
+    pub(crate) data: String,
 }
 
 /// What an SSE stream gave next.
@@ -194,13 +217,17 @@ enum Frame {
 }
 
 /// A minimal text/event-stream reader over a reqwest response.
-struct Sse {
+pub(crate) struct Sse {
     response: reqwest::Response,
     buf: Vec<u8>,
 }
 
 impl Sse {
-    async fn connect(http: &reqwest::Client, url: &str, last_event_id: Option<u64>) -> Sse {
+    pub(crate) async fn connect(
+        http: &reqwest::Client,
+        url: &str,
+        last_event_id: Option<u64>,
+    ) -> Sse {
         let mut request = http.get(url);
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id.to_string());
@@ -234,7 +261,7 @@ impl Sse {
         }
     }
 
-    async fn next_event(&mut self, deadline: Instant) -> Option<SseEvent> {
+    pub(crate) async fn next_event(&mut self, deadline: Instant) -> Option<SseEvent> {
         loop {
             match self.next(deadline).await? {
                 Frame::Event(e) => return Some(e),
@@ -296,7 +323,7 @@ async fn feed_clients(http: &reqwest::Client, served: &Served) -> u64 {
 }
 
 /// Poll an async condition until it holds or `secs` pass.
-async fn eventually<F: std::future::Future<Output = bool>>(
+pub(crate) async fn eventually<F: std::future::Future<Output = bool>>(
     secs: u64,
     mut cond: impl FnMut() -> F,
 ) -> bool {
@@ -840,7 +867,7 @@ fn enc(text: &str) -> String {
 }
 
 /// GET `path`: the status and the body as JSON.
-async fn get_json(http: &reqwest::Client, served: &Served, path: &str) -> (u16, Value) {
+pub(crate) async fn get_json(http: &reqwest::Client, served: &Served, path: &str) -> (u16, Value) {
     let response = http.get(served.url(path)).send().await.unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();

@@ -14,6 +14,7 @@ mod disk_full;
 mod forensic;
 mod loggrep;
 mod memory;
+mod operator;
 mod postgres;
 mod readme;
 mod rotation;

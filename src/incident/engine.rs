@@ -950,9 +950,11 @@ impl Engine {
     /// Silences take effect on event time: one that starts later covers the incidents open then;
     /// one that holds now covers the open incidents it matches at once, and one that ended (it
     /// expired, or was removed) lets the incidents it covered notify: the changes of what takes
-    /// effect now (at the engine's current event time) are returned.
-    pub fn set_silences(&mut self, silences: Vec<Silence>) -> Vec<Change> {
-        let now = self.processed;
+    /// effect now are returned. Now is the event time applied so far, or `now` when later: a
+    /// live run passes the time it is (an operator's expiry takes effect when it is made, not a
+    /// lateness later); a backfill passes `None`.
+    pub fn set_silences(&mut self, silences: Vec<Silence>, now: Option<Timestamp>) -> Vec<Change> {
+        let now = self.processed.max(now);
         self.timers
             .retain(|(_, timer, _)| !matches!(timer, Timer::SilenceStart | Timer::SilenceEnd));
         let old = std::mem::take(&mut self.silences);
@@ -1516,7 +1518,7 @@ mod tests {
         let rules = || vec![rule("r", Class::DbConnection, Condition::Immediate, &[])];
         let quiet = silence("class=db-connection service=postgres", -60, 1200);
         let mut e = engine(rules());
-        assert!(e.set_silences(vec![quiet.clone()]).is_empty());
+        assert!(e.set_silences(vec![quiet.clone()], None).is_empty());
         e.push(every_minute(0, 0, 40));
         let mut changes = e.advance(Timestamp::from_secs(T0 + 45 * 60));
         changes.extend(e.finish());
@@ -1549,7 +1551,7 @@ mod tests {
             silence("class=db-connection severity!=warning,error", -60, 1200),
         ] {
             let mut e = engine(rules());
-            e.set_silences(vec![other.clone()]);
+            e.set_silences(vec![other.clone()], None);
             e.push(every_minute(0, 0, 40));
             let mut changes = e.advance(Timestamp::from_secs(T0 + 45 * 60));
             changes.extend(e.finish());
@@ -1571,14 +1573,14 @@ mod tests {
         e.push(every_minute(0, 0, 40));
         let mut changes = e.advance(Timestamp::from_secs(T0 + 300));
         let mut quiet = silence("class=db-down", 300, 3600);
-        let covered = e.set_silences(vec![quiet.clone()]);
+        let covered = e.set_silences(vec![quiet.clone()], None);
         assert_eq!(levels(&covered), vec![(ChangeKind::Silenced, 300, 1)]);
         changes.extend(covered);
         changes.extend(e.advance(Timestamp::from_secs(T0 + 1500)));
         // Expired early at 1500: released then, escalating 15 minutes on.
         quiet.ends = Timestamp::from_secs(T0 + 1500);
         quiet.expired = Some(quiet.ends);
-        changes.extend(e.set_silences(vec![quiet]));
+        changes.extend(e.set_silences(vec![quiet], None));
         changes.extend(e.advance(Timestamp::from_secs(T0 + 45 * 60)));
         use ChangeKind::{Escalated, Opened, Silenced, Unsilenced};
         assert_eq!(
@@ -1595,7 +1597,7 @@ mod tests {
             vec![rule("r", Class::DbDown, Condition::Immediate, &[])],
             no_lateness(),
         );
-        e.set_silences(vec![silence("class=db-down", 600, 700)]);
+        e.set_silences(vec![silence("class=db-down", 600, 700)], None);
         e.push(every_minute(0, 0, 40));
         let changes = e.advance(Timestamp::from_secs(T0 + 45 * 60));
         assert_eq!(

@@ -259,6 +259,84 @@ impl Silence {
     }
 }
 
+/// What an operator asks for: the matchers as written, when (`starts`, default now) and until
+/// when (`ends`, or `for_secs` after the start), why and who.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Request {
+    pub matchers: String,
+    pub starts: Option<Timestamp>,
+    pub ends: Option<Timestamp>,
+    pub for_secs: Option<i64>,
+    pub reason: String,
+    pub by: String,
+}
+
+/// Why a silence request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("match: {0}")]
+    Match(#[from] MatchError),
+    #[error("a silence needs an end: a duration (`for`, such as 30m) or an end time, not both")]
+    Span,
+    #[error("a silence must end after it starts ({starts} is not before {ends})")]
+    Backwards { starts: String, ends: String },
+    #[error("a silence needs a reason (it is kept with the silence: why nobody was paged)")]
+    NoReason,
+    #[error("a silence needs the name of who makes it")]
+    NoAuthor,
+}
+
+impl Request {
+    /// The silence asked for, made at wall-clock time `now`.
+    pub fn make(&self, now: Timestamp) -> Result<Silence, RequestError> {
+        let matchers = parse_matchers(&self.matchers)?;
+        let starts = self.starts.unwrap_or(now);
+        let ends = match (self.ends, self.for_secs) {
+            (Some(ends), None) => ends,
+            (None, Some(secs)) if secs > 0 => starts.plus_secs(secs),
+            _ => return Err(RequestError::Span),
+        };
+        if ends <= starts {
+            return Err(RequestError::Backwards {
+                starts: starts.rfc3339(),
+                ends: ends.rfc3339(),
+            });
+        }
+        let reason = self.reason.trim();
+        if reason.is_empty() {
+            return Err(RequestError::NoReason);
+        }
+        let by = self.by.trim();
+        if by.is_empty() {
+            return Err(RequestError::NoAuthor);
+        }
+        Ok(Silence::new(
+            matchers,
+            starts,
+            ends,
+            reason.to_string(),
+            by.to_string(),
+            now,
+        ))
+    }
+}
+
+impl Silence {
+    /// Where it stands at wall-clock time `now`: `pending`, `active`, `ended`, or `expired` (ended
+    /// early by an operator).
+    pub fn state_at(&self, now: Timestamp) -> &'static str {
+        if self.expired.is_some() {
+            "expired"
+        } else if self.ends <= now {
+            "ended"
+        } else if self.starts > now {
+            "pending"
+        } else {
+            "active"
+        }
+    }
+}
+
 /// An acknowledgement: someone is on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
@@ -285,6 +363,70 @@ mod tests {
             rendered.join(" "),
             "class=db-down service=postgres,redis severity!=info"
         );
+    }
+
+    #[test]
+    fn a_request_needs_a_span_forward_a_reason_and_an_author() {
+        let now = Timestamp::from_secs(1_000);
+        let ok = Request {
+            matchers: "class=db-down service=postgres".into(),
+            for_secs: Some(1800),
+            reason: " monthly VACUUM FULL ".into(),
+            by: "alice".into(),
+            ..Request::default()
+        };
+        let silence = ok.make(now).unwrap();
+        assert_eq!((silence.starts, silence.ends), (now, now.plus_secs(1800)));
+        assert_eq!(silence.reason, "monthly VACUUM FULL");
+        assert_eq!(silence.state_at(now), "active");
+        assert_eq!(silence.state_at(now.plus_secs(-1)), "pending");
+        assert_eq!(silence.state_at(now.plus_secs(1800)), "ended");
+        // The same request at another time is another silence.
+        assert_ne!(ok.make(now.plus_secs(1)).unwrap().id, silence.id);
+        let refused = |r: Request| r.make(now).unwrap_err();
+        assert_eq!(
+            refused(Request {
+                for_secs: None,
+                ..ok.clone()
+            }),
+            RequestError::Span
+        );
+        assert_eq!(
+            refused(Request {
+                ends: Some(now.plus_secs(60)),
+                ..ok.clone()
+            }),
+            RequestError::Span
+        );
+        assert!(matches!(
+            refused(Request {
+                for_secs: None,
+                ends: Some(now),
+                ..ok.clone()
+            }),
+            RequestError::Backwards { .. }
+        ));
+        assert_eq!(
+            refused(Request {
+                reason: "  ".into(),
+                ..ok.clone()
+            }),
+            RequestError::NoReason
+        );
+        assert_eq!(
+            refused(Request {
+                by: String::new(),
+                ..ok.clone()
+            }),
+            RequestError::NoAuthor
+        );
+        assert!(matches!(
+            refused(Request {
+                matchers: "klass=db-down".into(),
+                ..ok
+            }),
+            RequestError::Match(_)
+        ));
     }
 
     #[test]

@@ -145,6 +145,31 @@ fn marks_of(inc: &Incident) -> Option<String> {
     (!marks.is_empty()).then(|| marks.join(" "))
 }
 
+/// The silences as a table, with each one's state at `now`.
+pub fn silences_table(
+    silences: &[crate::incident::Silence],
+    now: crate::event::Timestamp,
+) -> String {
+    let mut out = format!(
+        "{:<20} {:<8} {:<24} {:<24} {:<12} {:<40} {}\n",
+        "ID", "STATE", "STARTS", "ENDS", "BY", "MATCH", "REASON"
+    );
+    for s in silences {
+        let _ = writeln!(
+            out,
+            "{:<20} {:<8} {:<24} {:<24} {:<12} {:<40} {}",
+            s.id.0,
+            s.state_at(now),
+            s.starts.rfc3339(),
+            s.ends.rfc3339(),
+            s.by,
+            s.render_matchers(),
+            s.reason
+        );
+    }
+    out
+}
+
 /// The incident list as a table.
 pub fn table(incidents: &[Incident], style: Style) -> String {
     let mut out = format!(
@@ -208,6 +233,9 @@ pub fn detail(inc: &Incident, matrix: &[String], style: Style) -> String {
     );
     if let Some(at) = inc.resolved_at {
         let _ = writeln!(out, "resolved {at}");
+    }
+    if let Some(marks) = marks_of(inc) {
+        let _ = writeln!(out, "{marks}");
     }
     if !inc.caused_by.is_empty() {
         let ids: Vec<&str> = inc.caused_by.iter().map(|i| i.0.as_str()).collect();

@@ -263,8 +263,8 @@ pub(crate) async fn not_found(uri: Uri) -> ApiError {
         StatusCode::NOT_FOUND,
         format!(
             "no such endpoint `{}`: the API is /api/v1/incidents, /api/v1/incidents/{{id}}, \
-             /api/v1/feed, /api/v1/feed/ws, /api/v1/search, /api/v1/count, /api/v1/ingest, \
-             /api/v1/health and /metrics",
+             /api/v1/incidents/{{id}}/ack, /api/v1/silences, /api/v1/feed, /api/v1/feed/ws, \
+             /api/v1/search, /api/v1/count, /api/v1/ingest, /api/v1/health and /metrics",
             uri.path()
         ),
     )

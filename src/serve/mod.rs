@@ -23,13 +23,16 @@
 //!   server keeps open; the server writes its address in the data dir (`serve.addr`) so that
 //!   `loggrep` finds it (see `query::remote`).
 //! - [`ingest`]: `/api/v1/ingest`, lines pushed into the pipeline through its [`Push`] handle.
+//! - [`operator`]: `/api/v1/incidents/{id}/ack` (to the pipeline's engine, through its
+//!   [`Operator`] handle) and `/api/v1/silences` (the data dir's silences file).
 //! - [`auth`]: the bearer token and the listen policy.
 //! - [`page`]: the live incident board at `/`, served from the binary without a token.
 //! - [`webhook`]: the profile's webhooks, sent from the incident log by tasks of their own (they
 //!   run without the server too).
 //!
 //! This module must not parse logs, match rules or change incidents: it serves what the store holds
-//! and what the pipeline publishes, and hands pushed lines to the pipeline, which owns ingestion.
+//! and what the pipeline publishes, and hands pushed lines and operators' acknowledgements to the
+//! pipeline, which owns ingestion and the engine.
 
 pub mod api;
 pub mod auth;
@@ -37,6 +40,7 @@ pub mod feed;
 pub mod ingest;
 pub mod loggrep;
 pub mod metrics;
+pub mod operator;
 pub mod page;
 pub mod search;
 pub mod webhook;
@@ -52,7 +56,7 @@ use axum::extract::connect_info::Connected;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::serve::IncomingStream;
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -60,6 +64,7 @@ pub use auth::Token;
 pub use feed::Feed;
 pub use metrics::Metrics;
 
+use crate::source::operator::Operator;
 use crate::source::push::Push;
 
 /// The address `run` and `demo` serve on unless told otherwise.
@@ -174,6 +179,8 @@ pub(crate) struct Shared {
     pub(crate) heartbeat: Duration,
     /// Where `/api/v1/ingest` hands lines to the pipeline.
     pub(crate) push: Push,
+    /// Where acknowledgements go to the pipeline, and silence changes are announced.
+    pub(crate) operator: Operator,
     /// The event index, kept open between questions.
     pub(crate) index: loggrep::OpenIndex,
     /// What `/metrics` renders and readiness is judged by.
@@ -193,6 +200,7 @@ pub struct Server {
     addr: SocketAddr,
     feed: Feed,
     push: Push,
+    operator: Operator,
     metrics: Arc<Metrics>,
     runtime: Option<tokio::runtime::Runtime>,
     /// `serve.addr`, removed when the server stops.
@@ -228,12 +236,14 @@ pub fn start(config: Config) -> Result<Server, ServeError> {
     };
     let feed = Feed::new(config.client_buffer);
     let push = Push::new();
+    let operator = Operator::new();
     let addr_file = advertise(&config.data_dir, addr);
     let metrics = Arc::new(Metrics::new());
     let shared = Shared {
         metrics: Arc::clone(&metrics),
         max_lag: config.max_lag,
         push: push.clone(),
+        operator: operator.clone(),
         index: loggrep::OpenIndex::default(),
         data_dir: config.data_dir,
         feed: feed.clone(),
@@ -256,6 +266,7 @@ pub fn start(config: Config) -> Result<Server, ServeError> {
         addr,
         feed,
         push,
+        operator,
         metrics,
         runtime: Some(runtime),
         addr_file,
@@ -296,6 +307,12 @@ impl Server {
         &self.push
     }
 
+    /// Where a live pipeline takes acknowledgements and hears of silence changes
+    /// (`Settings::operator`); until one is connected, an acknowledgement is answered 503.
+    pub fn operator(&self) -> &Operator {
+        &self.operator
+    }
+
     /// The counters `/metrics` shows: the pipeline adds to them (`Settings::metrics`).
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
@@ -332,6 +349,9 @@ fn router(shared: Shared) -> Router {
         .route("/api/v1/health", get(api::health))
         .route("/api/v1/incidents", get(api::incidents))
         .route("/api/v1/incidents/{id}", get(api::incident))
+        .route("/api/v1/incidents/{id}/ack", post(operator::ack))
+        .route("/api/v1/silences", get(operator::list).post(operator::add))
+        .route("/api/v1/silences/{id}", delete(operator::expire))
         .route("/api/v1/feed", get(feed::sse))
         .route("/api/v1/feed/ws", get(feed::ws))
         .route("/api/v1/search", get(search::search))

@@ -9,6 +9,7 @@ pub mod blocks;
 pub mod checkpoint;
 pub mod discover;
 pub mod fingerprint;
+pub mod operator;
 pub mod push;
 pub mod replay;
 pub mod stdin;
@@ -80,6 +81,15 @@ pub enum Input {
     },
     /// Every source is finished (backfill done, or shutdown after the last read).
     Done,
+    /// An operator acknowledges an open incident ([`operator`]); the pipeline answers on `reply`
+    /// with the change it logged, or why not.
+    Acknowledge {
+        id: crate::incident::IncidentId,
+        ack: crate::incident::Ack,
+        reply: SyncSender<operator::AckReply>,
+    },
+    /// The silences file changed: read it again now.
+    SilencesChanged,
 }
 
 /// One configured source: a service name, a format, and a path or glob.

@@ -7,6 +7,7 @@ pub mod incidents;
 pub mod index;
 pub mod retention;
 pub mod schema;
+pub mod silences;
 pub mod snapshot;
 pub mod vocab;
 

@@ -1,0 +1,294 @@
+//! Issue 10: acknowledgements and silences, from the CLI and the API, against a real `logwarden
+//! run` (the server of `serve.rs`): what the feed carries, what the incident API and CLI show,
+//! and that both survive a restart.
+
+use std::time::{Duration, Instant};
+
+use logwarden::incident::{Change, ChangeKind};
+use serde_json::Value;
+
+use crate::serve::{Served, Sse, SseEvent, get_json, http, runtime};
+use crate::support::{logwarden, run, stderr, stdout, wait_until};
+
+fn change_of(event: &SseEvent) -> Change {
+    serde_json::from_str(&event.data).unwrap()
+}
+
+/// The key (`k0`, …) an incident of the test rule is about, from its group.
+fn key_of(change: &Change) -> String {
+    change
+        .incident
+        .group
+        .split("key=")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The next change on the feed, failing with what the log holds if none comes.
+async fn next_change(feed: &mut Sse, served: &Served) -> Change {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    match feed.next_event(deadline).await {
+        Some(event) => {
+            let change = change_of(&event);
+            assert_eq!(event.event, change.kind.as_str());
+            change
+        }
+        None => panic!(
+            "no change on the feed; the log: {:?}; stderr: {}",
+            served
+                .changes()
+                .iter()
+                .map(|c| (c.seq, c.kind, key_of(c)))
+                .collect::<Vec<_>>(),
+            served.stderr()
+        ),
+    }
+}
+
+fn silence_cli(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    run(logwarden()
+        .arg("silence")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data))
+}
+
+#[test]
+fn silences_and_acknowledgements_keep_incidents_from_paging_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Served::data_in(dir.path());
+    // A match naming an unknown field or class is refused, naming it.
+    for (matchers, says) in [
+        ("class=db-connection host=db1", "unknown field `host`"),
+        ("class=db-dwn", "unknown class `db-dwn`"),
+    ] {
+        let out = silence_cli(
+            &data,
+            &["add", "--match", matchers, "--for", "1h", "--reason", "x"],
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    }
+    let out = silence_cli(
+        &data,
+        &[
+            "add",
+            "--match",
+            "class=db-connection service=app",
+            "--for",
+            "1h",
+            "--reason",
+            "monthly VACUUM FULL",
+            "--by",
+            "alice",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let vacuum = stdout(&out).split_whitespace().next().unwrap().to_string();
+    assert!(vacuum.starts_with("sil-"), "{}", stdout(&out));
+    let listed = stdout(&silence_cli(&data, &["list"]));
+    assert!(
+        listed.contains(&vacuum) && listed.contains("active") && listed.contains("alice"),
+        "{listed}"
+    );
+
+    let served = Served::start_in(dir, &[]);
+    let rt = runtime();
+    let http = http();
+    rt.block_on(async {
+        let mut feed = Sse::connect(&http, &served.url("/api/v1/feed"), None).await;
+
+        // Under the silence: recorded and shown, marked, but never `opened`.
+        served.inject(0..1);
+        let first = next_change(&mut feed, &served).await;
+        assert_eq!(
+            (first.kind, key_of(&first)),
+            (ChangeKind::Silenced, "k0".into())
+        );
+        assert_eq!(
+            first.incident.silenced_by.as_ref().map(|s| s.0.as_str()),
+            Some(vacuum.as_str())
+        );
+        let id = first.incident.id.0.clone();
+        let (status, shown) = get_json(&http, &served, &format!("/api/v1/incidents/{id}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(shown["silenced_by"], vacuum.as_str());
+        assert_eq!(shown["state"], "open");
+
+        // Acknowledged from the CLI, through the running agent.
+        let out = run(logwarden()
+            .args([
+                "ack",
+                &id[..10],
+                "--by",
+                "bob",
+                "--note",
+                "restarting pgbouncer",
+            ])
+            .arg("--data-dir")
+            .arg(served.data()));
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("ACK"), "{}", stdout(&out));
+        let acked = next_change(&mut feed, &served).await;
+        assert_eq!(acked.kind, ChangeKind::Acknowledged);
+        let ack = acked.incident.acknowledged.clone().unwrap();
+        assert_eq!(
+            (ack.by.as_str(), ack.note.as_str()),
+            ("bob", "restarting pgbouncer")
+        );
+        let out = run(logwarden()
+            .arg("incidents")
+            .arg("--data-dir")
+            .arg(served.data()));
+        let table = stdout(&out);
+        assert!(
+            table.contains("[acknowledged by bob")
+                && table.contains(&format!("[silenced by {vacuum}]")),
+            "{table}"
+        );
+        // An unknown incident is refused, saying so.
+        let out = run(logwarden()
+            .args(["ack", "inc-ffffffffffffffff"])
+            .arg("--data-dir")
+            .arg(served.data()));
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("no incident"), "{}", stderr(&out));
+
+        // Expired over the API: the incident it covered notifies, once.
+        let response = http
+            .delete(served.url(&format!("/api/v1/silences/{}", &vacuum[..12])))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let expired: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        assert_eq!(expired["state"], "expired");
+        let notified = next_change(&mut feed, &served).await;
+        assert_eq!(
+            (notified.kind, key_of(&notified)),
+            (ChangeKind::Unsilenced, "k0".into())
+        );
+        assert_eq!(notified.incident.silenced_by, None);
+        assert_eq!(notified.incident.acknowledged, Some(ack.clone()));
+
+        // Nothing silences the next one: it opens.
+        served.inject(1..2);
+        let opened = next_change(&mut feed, &served).await;
+        assert_eq!(
+            (opened.kind, key_of(&opened)),
+            (ChangeKind::Opened, "k1".into())
+        );
+
+        // A silence made over the API covers what is open at once.
+        let response = http
+            .post(served.url("/api/v1/silences"))
+            .header("content-type", "application/json")
+            .body(
+                serde_json::json!({
+                    "match": "class=db-connection", "for": "2h",
+                    "reason": "redis restart", "by": "carol"
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let restart: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        let restart_id = restart["id"].as_str().unwrap().to_string();
+        assert_eq!(restart["state"], "active");
+        let mut covered: Vec<(&str, String)> = Vec::new();
+        for _ in 0..2 {
+            let c = next_change(&mut feed, &served).await;
+            assert_eq!(
+                c.incident.silenced_by.as_ref().map(|s| s.0.clone()),
+                Some(restart_id.clone())
+            );
+            covered.push((c.kind.as_str(), key_of(&c)));
+        }
+        covered.sort();
+        assert_eq!(
+            covered,
+            [
+                ("silenced", "k0".to_string()),
+                ("silenced", "k1".to_string())
+            ]
+        );
+        // Bad requests name what is wrong.
+        for (body, says) in [
+            (
+                serde_json::json!({"match": "klass=x", "for": "1h", "reason": "r"}),
+                "unknown field `klass`",
+            ),
+            (
+                serde_json::json!({"match": "class=db-down", "reason": "r"}),
+                "an end",
+            ),
+            (
+                serde_json::json!({"match": "class=db-down", "for": "1h"}),
+                "reason",
+            ),
+        ] {
+            let response = http
+                .post(served.url("/api/v1/silences"))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 400, "{body}");
+            let error: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+            assert!(error["error"].as_str().unwrap().contains(says), "{error}");
+        }
+        let (_, listed) = get_json(&http, &served, "/api/v1/silences").await;
+        let ids: Vec<&str> = listed["silences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [restart_id.as_str()]);
+        let (_, all) = get_json(&http, &served, "/api/v1/silences?all=true").await;
+        assert_eq!(all["silences"].as_array().unwrap().len(), 2);
+    });
+
+    // Both survive a restart: the acknowledgement, the silence and what it covers.
+    let served = served.restart(&[]);
+    rt.block_on(async {
+        let (_, list) = get_json(&http, &served, "/api/v1/incidents?open=true").await;
+        let incidents = list["incidents"].as_array().unwrap();
+        assert_eq!(incidents.len(), 2, "{list}");
+        for incident in incidents {
+            assert!(incident["silenced_by"].as_str().is_some(), "{incident}");
+        }
+        assert!(
+            incidents.iter().any(|i| i["acknowledged"]["by"] == "bob"),
+            "{list}"
+        );
+        served.inject(2..3);
+        assert!(
+            wait_until(30, || served
+                .changes()
+                .iter()
+                .any(|c| key_of(c) == "k2" && c.kind == ChangeKind::Silenced)),
+            "{:?}",
+            served.changes()
+        );
+    });
+    let log = served.changes();
+    for key in ["k0", "k2"] {
+        assert!(
+            !log.iter().any(|c| key_of(c) == key
+                && matches!(c.kind, ChangeKind::Opened | ChangeKind::Escalated)),
+            "{key} paged: {log:?}"
+        );
+    }
+    assert_eq!(
+        log.iter()
+            .filter(|c| c.kind == ChangeKind::Unsilenced)
+            .count(),
+        1
+    );
+    served.stop();
+}
