@@ -449,3 +449,153 @@ fn the_board_asks_for_the_token_and_follows_the_feed_with_it() {
     drop(browser);
     served.stop();
 }
+
+/// Issue 10 on the page: an incident's view acknowledges it (the feed brings the badge to the
+/// board), and the silences view makes a silence (the open incident shows it at once) and
+/// expires it.
+#[test]
+fn the_board_acknowledges_incidents_and_makes_and_expires_silences() {
+    let served = Served::start(&[]);
+    let board = served.url("/");
+    let browser = Browser::start(&board);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let http = crate::support::http_client();
+        let mut page = browser.page(&http, &board).await;
+        page.wait_for(
+            "document.getElementById('status')?.textContent === 'live'",
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("the board never went live");
+        served.inject(0..1);
+        let id = served.wait_opened(1);
+        assert_eq!(id.len(), 1);
+        let id = served.changes()[0].incident.id.to_string();
+
+        page.eval(&format!("location.hash = '#/incidents/{id}'"))
+            .await;
+        page.wait_for(
+            "!!document.getElementById('ack-form') && !document.getElementById('incident-view').hidden",
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("no Acknowledge form on an open incident");
+        page.eval(
+            "document.getElementById('ack-by').value = 'tester'; \
+             document.getElementById('ack-note').value = 'on it'; \
+             document.getElementById('ack-form').requestSubmit()",
+        )
+        .await;
+        let said = page
+            .wait_for(
+                "document.querySelector('#incident .ack-said')?.textContent",
+                Duration::from_secs(5),
+            )
+            .await;
+        let Some(said) = said else {
+            let error = page
+                .eval("document.getElementById('ack-error')?.textContent")
+                .await;
+            panic!("the acknowledgement did not show; the form says {error}");
+        };
+        assert!(
+            said.as_str().unwrap().contains("Acknowledged by tester"),
+            "{said}"
+        );
+        assert_eq!(
+            page.eval("!!document.getElementById('ack-form')").await,
+            json!(false),
+            "an acknowledged incident still offers the form"
+        );
+        let acked = served
+            .changes()
+            .into_iter()
+            .find(|c| c.kind == logwarden::incident::ChangeKind::Acknowledged)
+            .expect("no acknowledged change in the log");
+        assert_eq!(acked.incident.acknowledged.unwrap().by, "tester");
+        page.eval("location.hash = '#/'").await;
+        page.wait_for(
+            "document.querySelector('#board .card .badge.acked')?.textContent === 'acked by tester'",
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("no acked badge on the card");
+
+        // A silence from the page covers the open incident at once; expiring it lifts it.
+        page.eval("location.hash = '#/silences'").await;
+        page.wait_for(
+            "!document.getElementById('silences-view').hidden && \
+             document.getElementById('silence-by').value === 'tester'",
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("the silences view did not show (or forgot the name)");
+        page.eval(
+            "document.getElementById('silence-match').value = 'class=db-connection'; \
+             document.getElementById('silence-reason').value = 'monthly VACUUM FULL'; \
+             document.getElementById('silence-form').requestSubmit()",
+        )
+        .await;
+        let listed = page
+            .wait_for(
+                "[...document.querySelectorAll('#silences li')].map(li => li.textContent).join('|')",
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("the new silence is not listed");
+        let listed = listed.as_str().unwrap().to_string();
+        assert!(
+            listed.contains("class=db-connection")
+                && listed.contains("active")
+                && listed.contains("monthly VACUUM FULL")
+                && listed.contains("tester"),
+            "{listed}"
+        );
+        page.screenshot("board-silences.png").await;
+        page.eval("location.hash = '#/'").await;
+        page.wait_for(
+            "!!document.querySelector('#board .card .badge.silenced')",
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("the silenced incident shows no badge");
+        page.screenshot("board-silenced.png").await;
+        page.eval("location.hash = '#/silences'").await;
+        page.wait_for(
+            "!!document.querySelector('#silences li .expire')",
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("no Expire button");
+        page.eval("document.querySelector('#silences li .expire').click()")
+            .await;
+        page.wait_for(
+            "document.querySelectorAll('#silences li').length === 0 && \
+             document.getElementById('silences-info').textContent.includes('No silence')",
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("the expired silence is still listed");
+        assert!(
+            wait_until(10, || served
+                .changes()
+                .iter()
+                .any(|c| c.kind == logwarden::incident::ChangeKind::Unsilenced)),
+            "expiring did not lift the silence: {:?}",
+            served.changes()
+        );
+        page.eval("location.hash = '#/'").await;
+        page.wait_for(
+            "!!document.querySelector('#board .card') && !document.querySelector('#board .card .badge.silenced')",
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("the card still says silenced");
+    });
+    drop(browser);
+    served.stop();
+}

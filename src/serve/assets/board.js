@@ -1,13 +1,16 @@
 // logwarden's live incident board. Plain script, no build step, no external assets.
 //
 // Loads /api/v1/incidents, then follows /api/v1/feed from the listing's `seq`, applying each
-// change (opened, updated, escalated, resolved, reopened) to the cards. The feed is read with
+// change (opened, updated, escalated, resolved, reopened, silenced, unsilenced, acknowledged) to
+// the cards; an incident's view acknowledges it, the silences view makes and expires silences. The
+// feed is read with
 // fetch() and a reader over the response body, not EventSource, so that the bearer token can be
 // sent. Every piece of incident or log text goes into the DOM as textContent, never as HTML.
 "use strict";
 
 const SEVERITIES = ["critical", "error", "warning", "info"];
 const TOKEN_KEY = "logwarden-token";
+const NAME_KEY = "logwarden-name"; // who acknowledges and silences, remembered on this device
 const RESOLVED_SHOWN = 10;
 
 const state = {
@@ -80,6 +83,23 @@ async function api(path, signal) {
   return res;
 }
 
+// A JSON request (POST, DELETE) with the token; the answer's JSON, or an Error saying why not.
+async function send(method, path, body) {
+  const init = { method, headers: headers(), cache: "no-store" };
+  if (body !== undefined) {
+    init.headers = Object.assign({ "Content-Type": "application/json" }, init.headers);
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, init);
+  if (res.status === 401) throw new Unauthorized();
+  if (!res.ok) throw new Error(await errorText(res));
+  return res.json();
+}
+
+function operatorName() {
+  return localStorage.getItem(NAME_KEY) || "";
+}
+
 async function errorText(res) {
   try {
     const body = await res.json();
@@ -115,6 +135,7 @@ function card(inc) {
     el("span", { class: "badge" }, inc.severity),
     inc.escalation_level > 0 ? el("span", { class: "badge level" }, "escalation L" + inc.escalation_level) : null,
     inc.consequence ? el("span", { class: "badge" }, "consequence of " + (inc.caused_by || []).join(", ")) : null,
+    marks(inc),
   );
   return el("a", {
     class: "card sev-" + inc.severity + (open ? "" : " resolved"),
@@ -122,6 +143,15 @@ function card(inc) {
     "data-id": inc.id,
     "data-state": inc.state,
   }, el("div", { class: "title" }, inc.title), badges, meta);
+}
+
+// The silenced and acknowledged badges of an incident.
+function marks(inc) {
+  return [
+    inc.silenced_by ? el("span", { class: "badge silenced", title: inc.silenced_by }, "silenced") : null,
+    inc.acknowledged ? el("span", { class: "badge acked", title: inc.acknowledged.note || "" },
+      "acked by " + inc.acknowledged.by) : null,
+  ];
 }
 
 function renderBoard(flashId) {
@@ -308,6 +338,7 @@ function renderIncident(inc) {
       inc.count + " matches · first " + shortTime(inc.first_seen) + " · last " + shortTime(inc.last_seen),
       inc.caused_by && inc.caused_by.length ? el("span", {}, " · caused by ",
         inc.caused_by.map((c) => el("a", { href: "#/incidents/" + encodeURIComponent(c) }, c + " "))) : null),
+    ackPart(inc),
     el("h2", {}, "Timeline"),
     command("loggrep --incident " + id),
     el("p", {}, el("a", { href: searchLink }, "search this incident's events")),
@@ -315,6 +346,37 @@ function renderIncident(inc) {
     steps.length ? list : el("p", { class: "empty" }, "No runbook steps."),
     el("h2", {}, "Evidence"),
     evidence));
+}
+
+// Who acknowledged it, or (open, not yet) a form to acknowledge it: it stays open but stops
+// escalating and paging.
+function ackPart(inc) {
+  const says = [];
+  if (inc.silenced_by) says.push(el("p", { class: "info" }, "Silenced by " + inc.silenced_by + ": recorded, nobody is paged."));
+  if (inc.acknowledged) {
+    const a = inc.acknowledged;
+    says.push(el("p", { class: "info ack-said" }, "Acknowledged by " + a.by + " at " + shortTime(a.at) +
+      (a.note ? ": " + a.note : "")));
+  }
+  if (inc.state !== "open" || inc.acknowledged) return says;
+  const by = el("input", { id: "ack-by", placeholder: "your name", value: operatorName(), "aria-label": "your name" });
+  const note = el("input", { id: "ack-note", placeholder: "what you are doing (optional)", "aria-label": "note" });
+  const said = el("span", { class: "error", id: "ack-error" });
+  const form = el("form", { class: "ack", id: "ack-form" }, by, note, el("button", { type: "submit" }, "Acknowledge"), said);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    said.textContent = "";
+    if (by.value.trim()) localStorage.setItem(NAME_KEY, by.value.trim());
+    try {
+      const change = await send("POST", "/api/v1/incidents/" + encodeURIComponent(inc.id) + "/ack",
+        { by: by.value.trim() || undefined, note: note.value });
+      applyChange({ data: JSON.stringify(change) });
+    } catch (err) {
+      if (err instanceof Unauthorized) return askToken();
+      said.textContent = "cannot acknowledge: " + err.message;
+    }
+  });
+  return [...says, form];
 }
 
 async function showIncident(id) {
@@ -362,16 +424,81 @@ async function runSearch(params) {
   }
 }
 
+// --- silences ----------------------------------------------------------------------------------
+
+async function showSilences() {
+  const list = $("silences");
+  const info = $("silences-info");
+  try {
+    const body = await (await api("/api/v1/silences")).json();
+    const silences = body.silences || [];
+    info.className = "info";
+    info.textContent = silences.length ? "" : "No silence holds or is coming.";
+    list.replaceChildren(...silences.map((s) => el("li", { "data-id": s.id },
+      el("span", { class: "badge" }, s.state), " ",
+      el("span", { class: "mono" }, s.matchers.map(matcherText).join(" ")), " ",
+      el("span", {}, "until " + shortTime(s.ends) + " · by " + s.by + " · " + s.reason), " ",
+      el("button", { type: "button", class: "expire", onclick: () => expire(s.id) }, "Expire"))));
+  } catch (err) {
+    if (err instanceof Unauthorized) return askToken();
+    info.className = "error";
+    info.textContent = "cannot load silences: " + err.message;
+  }
+}
+
+function matcherText(m) {
+  return m.field + (m.negated ? "!=" : "=") + m.values.join(",");
+}
+
+async function expire(id) {
+  try {
+    await send("DELETE", "/api/v1/silences/" + encodeURIComponent(id));
+  } catch (err) {
+    if (err instanceof Unauthorized) return askToken();
+    $("silences-info").className = "error";
+    $("silences-info").textContent = "cannot expire " + id + ": " + err.message;
+    return;
+  }
+  showSilences();
+}
+
+async function addSilence(e) {
+  e.preventDefault();
+  const said = $("silence-error");
+  said.textContent = "";
+  const by = $("silence-by").value.trim();
+  if (by) localStorage.setItem(NAME_KEY, by);
+  try {
+    await send("POST", "/api/v1/silences", {
+      match: $("silence-match").value, for: $("silence-for").value,
+      reason: $("silence-reason").value, by: by || undefined,
+    });
+  } catch (err) {
+    if (err instanceof Unauthorized) return askToken();
+    said.textContent = err.message;
+    return;
+  }
+  $("silence-match").value = "";
+  $("silence-reason").value = "";
+  showSilences();
+}
+
 // --- routing -----------------------------------------------------------------------------------
 
 function route() {
   const hash = location.hash || "#/";
   const id = currentIncidentId();
   const search = hash.startsWith("#/search");
-  $("board-view").hidden = !!id || search;
+  const silences = hash.startsWith("#/silences");
+  $("board-view").hidden = !!id || search || silences;
   $("incident-view").hidden = !id;
   $("search-view").hidden = !search;
+  $("silences-view").hidden = !silences;
   if (id) showIncident(id);
+  else if (silences) {
+    if (!$("silence-by").value) $("silence-by").value = operatorName();
+    showSilences();
+  }
   else if (search) runSearch(new URLSearchParams(hash.slice(hash.indexOf("?") + 1 || hash.length)));
 }
 
@@ -390,6 +517,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (since) params.set("since", since);
     location.hash = "#/search?" + params.toString();
   });
+  $("silence-form").addEventListener("submit", addSilence);
   window.addEventListener("hashchange", route);
   setInterval(tickAges, 10000);
   // /incidents/ID is served the same page: turn it into the hash route.
