@@ -153,6 +153,8 @@ pub struct Profile {
     pub clickhouse: Option<ClickHouseProfile>,
     /// `[[redact]]`: the operator's own secret patterns, applied after the built-in ones.
     pub redactions: Vec<crate::parse::redact::CustomPattern>,
+    /// `[[maintenance]]`: recurring windows in which matching incidents page nobody.
+    pub maintenance: Vec<crate::incident::maintenance::Maintenance>,
 }
 
 /// The `[clickhouse]` table of a profile, validated (command-line flags override each part).
@@ -308,6 +310,25 @@ struct RedactEntry {
     literals: Option<Spanned<Vec<String>>>,
 }
 
+/// One `[[maintenance]]` table of a profile.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaintenanceEntry {
+    /// One word, unique in the profile (it names each window: `mnt-NAME-20261201T0300Z`).
+    name: Spanned<String>,
+    /// When each window starts: five cron fields in UTC (`0 3 1 * *`) or `@weekly`, ….
+    cron: Spanned<String>,
+    /// How long each window lasts (`1h`, `30m`).
+    #[serde(rename = "for")]
+    for_: Spanned<String>,
+    /// What it silences, as `silence add --match` takes it (`class=db-down service=postgres`).
+    #[serde(rename = "match")]
+    matchers: Spanned<String>,
+    /// Why (shown with each silenced incident's window); default: the window's name.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
 /// The `[retention]` table of a profile.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -352,6 +373,8 @@ struct ProfileFile {
     clickhouse: Option<ClickHouseEntry>,
     #[serde(default)]
     redact: Vec<RedactEntry>,
+    #[serde(default)]
+    maintenance: Vec<MaintenanceEntry>,
 }
 
 /// Read and validate a profile file.
@@ -506,6 +529,7 @@ pub fn parse_profile(file: &str, text: &str, base: &Path) -> Result<Profile, Con
             ),
         ));
     }
+    let maintenance = maintenance(&parsed.maintenance, &invalid)?;
     Ok(Profile {
         file: PathBuf::from(file),
         sources,
@@ -513,7 +537,69 @@ pub fn parse_profile(file: &str, text: &str, base: &Path) -> Result<Profile, Con
         webhooks,
         clickhouse,
         redactions,
+        maintenance,
     })
+}
+
+/// Validate the `[[maintenance]]` tables.
+fn maintenance(
+    entries: &[MaintenanceEntry],
+    invalid: &dyn Fn(std::ops::Range<usize>, &str, String) -> ConfigError,
+) -> Result<Vec<crate::incident::maintenance::Maintenance>, ConfigError> {
+    use crate::incident::maintenance::{Cron, Maintenance};
+    let mut windows: Vec<Maintenance> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let name = entry.name.get_ref().trim();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(
+                entry.name.span(),
+                "name",
+                format!(
+                    "maintenance name `{name}` must be one word of letters, digits, `-` and `_`"
+                ),
+            ));
+        }
+        if windows.iter().any(|w| w.name == name) {
+            return Err(invalid(
+                entry.name.span(),
+                "name",
+                format!("a second [[maintenance]] named `{name}`: names must be unique"),
+            ));
+        }
+        let cron = Cron::parse(entry.cron.get_ref())
+            .map_err(|message| invalid(entry.cron.span(), "cron", message))?;
+        let for_secs = crate::detect::rules::parse_duration(entry.for_.get_ref())
+            .ok()
+            .filter(|s| *s > 0)
+            .ok_or_else(|| {
+                invalid(
+                    entry.for_.span(),
+                    "for",
+                    format!(
+                        "`{}` is not a positive duration (1h, 30m)",
+                        entry.for_.get_ref()
+                    ),
+                )
+            })?;
+        let matchers = crate::incident::silence::parse_matchers(entry.matchers.get_ref())
+            .map_err(|e| invalid(entry.matchers.span(), "match", e.to_string()))?;
+        windows.push(Maintenance {
+            name: name.to_string(),
+            cron,
+            for_secs,
+            matchers,
+            reason: entry
+                .reason
+                .clone()
+                .filter(|r| !r.trim().is_empty())
+                .unwrap_or_else(|| format!("maintenance window {name}")),
+        });
+    }
+    Ok(windows)
 }
 
 /// Validate the `[clickhouse]` table.
@@ -985,6 +1071,41 @@ path = "pg/*.log"
         assert_eq!(bot.kind, WebhookKind::Json);
         assert!(bot.classes.is_empty() && bot.changes.is_empty() && bot.token.is_none());
         assert_eq!(bot.timeout, WEBHOOK_TIMEOUT);
+    }
+
+    #[test]
+    fn maintenance_tables_are_checked_and_named_at_their_line_and_field() {
+        let profile = |body: &str| format!("{GOOD}\n[[maintenance]]\nname = \"vacuum\"\n{body}");
+        let ok = parse_profile(
+            "p.toml",
+            &profile("cron = \"0 3 1 * *\"\nfor = \"1h\"\nmatch = \"class=db-down service=postgres\"\nreason = \"monthly VACUUM FULL\"\n"),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(ok.maintenance.len(), 1);
+        assert_eq!(ok.maintenance[0].for_secs, 3600);
+        assert_eq!(ok.maintenance[0].reason, "monthly VACUUM FULL");
+        let err = |body: &str| {
+            parse_profile("p.toml", &profile(body), Path::new("/"))
+                .unwrap_err()
+                .to_string()
+        };
+        // GOOD has 13 lines; the table starts on line 15, its name on 16.
+        let msg = err("cron = \"0 3 1 *\"\nfor = \"1h\"\nmatch = \"class=db-down\"\n");
+        assert!(msg.starts_with("p.toml:17: field `cron`"), "{msg}");
+        assert!(msg.contains("five"), "{msg}");
+        let msg = err("cron = \"@monthly\"\nfor = \"soon\"\nmatch = \"class=db-down\"\n");
+        assert!(msg.starts_with("p.toml:18: field `for`"), "{msg}");
+        let msg = err("cron = \"@monthly\"\nfor = \"1h\"\nmatch = \"class=db-dwn\"\n");
+        assert!(msg.starts_with("p.toml:19: field `match`"), "{msg}");
+        assert!(msg.contains("unknown class `db-dwn`"), "{msg}");
+        let msg = err("cron = \"@monthly\"\nfor = \"1h\"\nmatch = \"host=db1\"\n");
+        assert!(msg.contains("unknown field `host`"), "{msg}");
+        let msg = err(
+            "cron = \"@monthly\"\nfor = \"1h\"\nmatch = \"class=db-down\"\n\n[[maintenance]]\nname = \"vacuum\"\ncron = \"@daily\"\nfor = \"1h\"\nmatch = \"class=redis\"\n",
+        );
+        assert!(msg.starts_with("p.toml:22: field `name`"), "{msg}");
+        assert!(msg.contains("unique"), "{msg}");
     }
 
     #[test]

@@ -662,9 +662,11 @@ fn settings_for(data: &DataDir, sources: &Sources) -> Result<(Settings, Vec<conf
     let mut retention = None;
     let mut webhooks = Vec::new();
     let mut clickhouse = None;
+    let mut maintenance = Vec::new();
     if let Some(profile) = &sources.profile {
         let profile = config::load_profile(profile)?;
         logwarden::parse::redact::install(profile.redactions)?;
+        maintenance = profile.maintenance;
         retention = profile.retention;
         clickhouse = profile.clickhouse;
         webhooks = profile.webhooks;
@@ -681,6 +683,7 @@ fn settings_for(data: &DataDir, sources: &Sources) -> Result<(Settings, Vec<conf
     }
     let mut settings = finish_settings(data, sources, specs)?;
     settings.retention = retention;
+    settings.maintenance = maintenance;
     if let Some(ch) = clickhouse {
         settings.local_index = ch.local_index;
         settings.clickhouse = Some(ch.sink);

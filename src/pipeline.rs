@@ -180,6 +180,8 @@ pub struct Settings {
     pub push: Option<Push>,
     /// Live runs: take operators' acknowledgements and silence changes (the API) from this handle.
     pub operator: Option<Operator>,
+    /// The profile's maintenance windows (`[[maintenance]]`).
+    pub maintenance: Vec<crate::incident::maintenance::Maintenance>,
     /// Live runs: the counters `/metrics` shows (events, bytes and lag per source, matches per
     /// rule, open incidents, commit latency), added to per batch.
     pub metrics: Option<Arc<Metrics>>,
@@ -206,6 +208,7 @@ impl Settings {
             retention: None,
             push: None,
             operator: None,
+            maintenance: Vec::new(),
             clickhouse: None,
             local_index: true,
             metrics: None,
@@ -458,6 +461,7 @@ impl<'a> Pipeline<'a> {
             None => engine.restore(&known),
         };
         tracing::debug!(restored, "incident groups taken back");
+        engine.set_maintenance(settings.maintenance.clone());
         let reached = engine.time_reached().unwrap_or_default();
         let rule_matches = match &settings.metrics {
             Some(metrics) => matcher

@@ -292,3 +292,43 @@ fn silences_and_acknowledgements_keep_incidents_from_paging_and_survive_a_restar
     );
     served.stop();
 }
+
+/// A profile's maintenance window, as cron, silences what opens in it on a live run.
+#[test]
+fn a_maintenance_window_of_the_profile_silences_incidents_while_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    // A window that started at the current minute (UTC) and lasts two hours.
+    let now = jiff::Timestamp::now();
+    let (hour, minute) = {
+        let civil = jiff::tz::TimeZone::UTC.to_datetime(now);
+        (civil.hour(), civil.minute())
+    };
+    let quiet = dir.path().join("quiet.log");
+    std::fs::write(&quiet, "").unwrap();
+    let profile = dir.path().join("profile.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "[[source]]\nservice = \"quiet\"\npath = \"{}\"\n\n\
+             [[maintenance]]\nname = \"nightly\"\ncron = \"{minute} {hour} * * *\"\nfor = \"2h\"\n\
+             match = \"class=db-connection\"\nreason = \"nightly restart\"\n",
+            quiet.display()
+        ),
+    )
+    .unwrap();
+    let served = Served::start_in(dir, &["--profile", profile.to_str().unwrap()]);
+    served.inject(0..1);
+    assert!(
+        wait_until(30, || !served.changes().is_empty()),
+        "no change; stderr: {}",
+        served.stderr()
+    );
+    let first = &served.changes()[0];
+    assert_eq!(first.kind, ChangeKind::Silenced, "{first:?}");
+    let window = first.incident.silenced_by.as_ref().unwrap().0.clone();
+    assert!(
+        window.starts_with("mnt-nightly-") && window.ends_with(&format!("T{hour:02}{minute:02}Z")),
+        "{window}"
+    );
+    served.stop();
+}

@@ -40,6 +40,7 @@ use crate::incident::correlate;
 use crate::incident::escalation::Schedule;
 use crate::incident::group::{self, EvidenceBuf, GroupKey};
 use crate::incident::lifecycle::{Next, Tracked};
+use crate::incident::maintenance::Maintenance;
 use crate::incident::silence::{Ack, Silence, SilenceId};
 use crate::incident::window::CountWindow;
 use crate::incident::{
@@ -218,6 +219,11 @@ pub struct Engine {
     passed: Option<Timestamp>,
     /// Every silence known (past, holding, future), by id ([`Engine::set_silences`]).
     silences: BTreeMap<SilenceId, Silence>,
+    /// The profile's maintenance windows ([`Engine::set_maintenance`]), the start of each one's
+    /// next window not yet opened (`None`: not looked for yet), and the windows opened and not yet
+    /// ended, each a silence.
+    maintenance: Vec<(Maintenance, Option<Timestamp>)>,
+    windows: BTreeMap<SilenceId, Silence>,
     stats: Stats,
 }
 
@@ -270,6 +276,8 @@ impl Engine {
             newest: None,
             passed: None,
             silences: BTreeMap::new(),
+            maintenance: Vec::new(),
+            windows: BTreeMap::new(),
             stats: Stats::default(),
         }
     }
@@ -522,6 +530,7 @@ impl Engine {
 
     /// Fire the timers due strictly before `t`, in time order (and [`Timer`] order at one instant).
     fn fire_before(&mut self, t: Timestamp, out: &mut Vec<Change>) {
+        self.open_windows(t);
         while let Some(due) = self.timers.first().filter(|(at, _, _)| *at < t).cloned() {
             self.timers.remove(&due);
             let (at, timer, key) = due;
@@ -924,7 +933,8 @@ impl Engine {
             tracked.incident.escalation_level = tracked.incident.escalation_level.max(1);
             // A new occurrence pages afresh: an acknowledgement was for the last one.
             tracked.incident.acknowledged = None;
-            tracked.incident.silenced_by = silence_over(&self.silences, &tracked.incident, at);
+            tracked.incident.silenced_by =
+                silence_over([&self.silences, &self.windows], &tracked.incident, at);
             let kind = if tracked.incident.silenced_by.is_some() {
                 ChangeKind::Silenced
             } else {
@@ -955,8 +965,11 @@ impl Engine {
     /// lateness later); a backfill passes `None`.
     pub fn set_silences(&mut self, silences: Vec<Silence>, now: Option<Timestamp>) -> Vec<Change> {
         let now = self.processed.max(now);
-        self.timers
-            .retain(|(_, timer, _)| !matches!(timer, Timer::SilenceStart | Timer::SilenceEnd));
+        let windows = &self.windows;
+        self.timers.retain(|(_, timer, key)| {
+            !matches!(timer, Timer::SilenceStart | Timer::SilenceEnd)
+                || windows.contains_key(&SilenceId(key.clone()))
+        });
         let old = std::mem::take(&mut self.silences);
         self.silences = silences.into_iter().map(|s| (s.id.clone(), s)).collect();
         let mut out = Vec::new();
@@ -1002,10 +1015,51 @@ impl Engine {
         self.silences.values()
     }
 
+    /// Take the profile's maintenance windows (call before the first push): each window of each
+    /// is a silence from when its schedule fires, for its length.
+    pub fn set_maintenance(&mut self, maintenance: Vec<Maintenance>) {
+        self.maintenance = maintenance.into_iter().map(|m| (m, None)).collect();
+    }
+
+    /// Open every maintenance window that starts at or before `upto` and has not been opened:
+    /// its silence, and the timers of its start and end. The first look starts from the window
+    /// holding at the engine's time (or at `upto` when nothing was applied yet).
+    fn open_windows(&mut self, upto: Timestamp) {
+        let from = self.processed.unwrap_or(upto);
+        for (maintenance, next) in &mut self.maintenance {
+            if next.is_none() {
+                *next = match maintenance.window_at(from) {
+                    Some(window) => Some(window.starts),
+                    None => maintenance.cron.next_after(from),
+                };
+            }
+            while let Some(start) = next.filter(|s| *s <= upto) {
+                if let Some(window) = maintenance.window_at(start) {
+                    self.timers
+                        .insert((window.starts, Timer::SilenceStart, window.id.0.clone()));
+                    self.timers
+                        .insert((window.ends, Timer::SilenceEnd, window.id.0.clone()));
+                    self.windows.insert(window.id.clone(), window);
+                }
+                *next = maintenance.cron.next_after(start);
+            }
+        }
+    }
+
+    /// A silence or an open maintenance window, by id.
+    fn silence(&self, id: &SilenceId) -> Option<&Silence> {
+        self.silences.get(id).or_else(|| self.windows.get(id))
+    }
+
     /// Silence `id` starts to hold at `at`: the open incidents it matches that no silence covers
     /// yet are marked (`silenced`).
     fn silence_starts(&mut self, at: Timestamp, id: &SilenceId, out: &mut Vec<Change>) {
-        let Some(silence) = self.silences.get(id).filter(|s| s.holds_at(at)) else {
+        let Some(silence) = self
+            .silences
+            .get(id)
+            .or_else(|| self.windows.get(id))
+            .filter(|s| s.holds_at(at))
+        else {
             return;
         };
         for group in self.groups.values_mut() {
@@ -1022,9 +1076,11 @@ impl Engine {
     /// silence that holds and matches it, or notifies once (`unsilenced`) and escalates from
     /// here at the level it had.
     fn silence_ends(&mut self, at: Timestamp, id: &SilenceId, out: &mut Vec<Change>) {
-        if self.silences.get(id).is_some_and(|s| s.holds_at(at)) {
+        if self.silence(id).is_some_and(|s| s.holds_at(at)) {
             return;
         }
+        // A maintenance window that ended is not needed any more.
+        self.windows.remove(id);
         let covered: Vec<String> = self
             .groups
             .iter()
@@ -1043,7 +1099,8 @@ impl Engine {
                 // Resolved under the silence: it stays marked, as it was when it ended.
                 continue;
             }
-            tracked.incident.silenced_by = silence_over(&self.silences, &tracked.incident, at);
+            tracked.incident.silenced_by =
+                silence_over([&self.silences, &self.windows], &tracked.incident, at);
             if tracked.incident.silenced_by.is_some() {
                 out.push(change(ChangeKind::Silenced, at, tracked));
                 continue;
@@ -1129,14 +1186,16 @@ fn group_values(key: &str, rule: &Rule) -> Vec<(String, String)> {
     values
 }
 
-/// The first silence (by id) that holds at `at` and matches `incident`.
+/// The first silence (an operator's by id, then a maintenance window's) that holds at `at` and
+/// matches `incident`.
 fn silence_over(
-    silences: &BTreeMap<SilenceId, Silence>,
+    silences: [&BTreeMap<SilenceId, Silence>; 2],
     incident: &Incident,
     at: Timestamp,
 ) -> Option<SilenceId> {
     silences
-        .values()
+        .into_iter()
+        .flat_map(BTreeMap::values)
         .find(|s| s.holds_at(at) && s.matches(incident))
         .map(|s| s.id.clone())
 }
@@ -1690,6 +1749,75 @@ mod tests {
         );
         let reopened = changes.iter().find(|c| c.kind == Reopened).unwrap();
         assert_eq!(reopened.incident.acknowledged, None);
+    }
+
+    #[test]
+    fn maintenance_windows_silence_on_their_schedule_across_a_month_and_a_restart() {
+        // 14:30 UTC on the 2nd of each month, for an hour: T0 is 2026-12-02T14:00Z.
+        let vacuum = || {
+            vec![Maintenance {
+                name: "vacuum".into(),
+                cron: crate::incident::maintenance::Cron::parse("30 14 2 * *").unwrap(),
+                for_secs: 3600,
+                matchers: crate::incident::silence::parse_matchers("class=db-down").unwrap(),
+                reason: "monthly VACUUM FULL".into(),
+            }]
+        };
+        let january = 31 * 86_400 + 1800;
+        let mut matches = every_minute(0, 0, 40);
+        matches.extend([at(0, 3000, 0), at(0, 6000, 0)]);
+        matches.extend([at(0, january - 600, 0), at(0, january + 60, 0)]);
+        let rules = || vec![rule("r", Class::DbDown, Condition::Immediate, &[])];
+        let end = Timestamp::from_secs(T0 + january + 3600);
+
+        let mut whole = engine_with(rules(), no_lateness());
+        whole.set_maintenance(vacuum());
+        whole.push(matches.clone());
+        let changes = whole.advance(end);
+        use ChangeKind::{Escalated, Opened, Resolved, Silenced};
+        assert_eq!(
+            levels(&changes),
+            vec![
+                (Opened, 0, 1),
+                (Escalated, 900, 2),
+                (Silenced, 1800, 2),
+                (Resolved, 2700, 2),
+                (Silenced, 3000, 2),
+                (Resolved, 3300, 2),
+                (Opened, 6000, 1),
+                (Resolved, 6300, 1),
+                (Opened, january - 600, 1),
+                (Resolved, january - 300, 1),
+                (Silenced, january + 60, 1),
+                (Resolved, january + 360, 1),
+            ]
+        );
+        let marked: Vec<Option<String>> = changes
+            .iter()
+            .filter(|c| c.kind == Silenced)
+            .map(|c| c.incident.silenced_by.as_ref().map(|s| s.0.clone()))
+            .collect();
+        assert_eq!(
+            marked,
+            [
+                Some("mnt-vacuum-20261202T1430Z".to_string()),
+                Some("mnt-vacuum-20261202T1430Z".to_string()),
+                Some("mnt-vacuum-20270102T1430Z".to_string())
+            ]
+        );
+
+        // Stopped inside the window and started again: the same changes.
+        let split = matches.partition_point(|m| m.ts <= Timestamp::from_secs(T0 + 2000));
+        let mut first = engine_with(rules(), no_lateness());
+        first.set_maintenance(vacuum());
+        first.push(matches[..split].to_vec());
+        let mut again = first.advance(Timestamp::from_secs(T0 + 2000));
+        let mut second = engine_with(rules(), no_lateness());
+        second.restore_state(first.state());
+        second.set_maintenance(vacuum());
+        second.push(matches[split..].to_vec());
+        again.extend(second.advance(end));
+        assert_eq!(levels(&again), levels(&changes));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod escalation;
 pub mod group;
 pub mod lifecycle;
+pub mod maintenance;
 pub mod silence;
 pub mod window;
 
