@@ -107,13 +107,15 @@ fn silences_and_acknowledgements_keep_incidents_from_paging_and_survive_a_restar
             (ChangeKind::Silenced, "k0".into())
         );
         assert_eq!(
-            first.incident.silenced_by.as_ref().map(|s| s.0.as_str()),
+            first.incident.silenced_by.as_ref().map(|s| s.id.0.as_str()),
             Some(vacuum.as_str())
         );
         let id = first.incident.id.0.clone();
         let (status, shown) = get_json(&http, &served, &format!("/api/v1/incidents/{id}")).await;
         assert_eq!(status, 200);
-        assert_eq!(shown["silenced_by"], vacuum.as_str());
+        assert_eq!(shown["silenced_by"]["id"], vacuum.as_str());
+        assert_eq!(shown["silenced_by"]["by"], "alice");
+        assert_eq!(shown["silenced_by"]["reason"], "monthly VACUUM FULL");
         assert_eq!(shown["state"], "open");
 
         // Acknowledged from the CLI, through the running agent.
@@ -144,7 +146,8 @@ fn silences_and_acknowledgements_keep_incidents_from_paging_and_survive_a_restar
         let table = stdout(&out);
         assert!(
             table.contains("[acknowledged by bob")
-                && table.contains(&format!("[silenced by {vacuum}]")),
+                && table.contains(&format!("[silenced by {vacuum} until"))
+                && table.contains("(alice: monthly VACUUM FULL)]"),
             "{table}"
         );
         // An unknown incident is refused, saying so.
@@ -202,7 +205,7 @@ fn silences_and_acknowledgements_keep_incidents_from_paging_and_survive_a_restar
         for _ in 0..2 {
             let c = next_change(&mut feed, &served).await;
             assert_eq!(
-                c.incident.silenced_by.as_ref().map(|s| s.0.clone()),
+                c.incident.silenced_by.as_ref().map(|s| s.id.0.clone()),
                 Some(restart_id.clone())
             );
             covered.push((c.kind.as_str(), key_of(&c)));
@@ -260,7 +263,10 @@ fn silences_and_acknowledgements_keep_incidents_from_paging_and_survive_a_restar
         let incidents = list["incidents"].as_array().unwrap();
         assert_eq!(incidents.len(), 2, "{list}");
         for incident in incidents {
-            assert!(incident["silenced_by"].as_str().is_some(), "{incident}");
+            assert!(
+                incident["silenced_by"]["id"].as_str().is_some(),
+                "{incident}"
+            );
         }
         assert!(
             incidents.iter().any(|i| i["acknowledged"]["by"] == "bob"),
@@ -325,10 +331,123 @@ fn a_maintenance_window_of_the_profile_silences_incidents_while_it_holds() {
     );
     let first = &served.changes()[0];
     assert_eq!(first.kind, ChangeKind::Silenced, "{first:?}");
-    let window = first.incident.silenced_by.as_ref().unwrap().0.clone();
+    let silence = first.incident.silenced_by.as_ref().unwrap();
+    assert_eq!(silence.reason, "nightly restart");
+    let window = silence.id.0.clone();
     assert!(
         window.starts_with("mnt-nightly-") && window.ends_with(&format!("T{hour:02}{minute:02}Z")),
         "{window}"
     );
     served.stop();
+}
+
+/// Silences are read on event time: a backfill of the night's log marks the incidents the silence
+/// covered, and a live run over the same log marks the same ones.
+#[test]
+fn a_backfill_and_a_live_run_mark_the_same_incidents_silenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("feed.toml"), crate::serve::RULE).unwrap();
+    let log = dir.path().join("app.log");
+    let at = |t: &str| jiff::Timestamp::from_str(t).unwrap().as_millisecond();
+    use std::str::FromStr;
+    let mut text = String::new();
+    for (key, time) in [
+        ("k0", "2026-12-01T02:50:00Z"),
+        ("k1", "2026-12-01T03:10:00Z"),
+        ("k2", "2026-12-01T04:20:00Z"),
+    ] {
+        text.push_str(&format!(
+            "{{\"level\":50,\"time\":{},\"msg\":\"feedfault\",\"key\":\"{key}\"}}\n",
+            at(time)
+        ));
+    }
+    std::fs::write(&log, text).unwrap();
+    let first_kinds = |data: &std::path::Path| -> Vec<(String, ChangeKind, Option<String>)> {
+        let changes =
+            logwarden::store::incidents::IncidentLog::read_after(&data.join("incidents.jsonl"), 0)
+                .unwrap();
+        let mut seen = Vec::new();
+        for c in changes {
+            let key = key_of(&c);
+            if !seen.iter().any(|(k, _, _)| *k == key) {
+                let silence = c.incident.silenced_by.as_ref().map(|s| s.id.0.clone());
+                seen.push((key, c.kind, silence));
+            }
+        }
+        seen.sort_by(|a, b| a.0.cmp(&b.0));
+        seen
+    };
+    let silence = |data: &std::path::Path| {
+        let out = silence_cli(
+            data,
+            &[
+                "add",
+                "--match",
+                "class=db-connection",
+                "--start",
+                "2026-12-01T03:00:00Z",
+                "--end",
+                "2026-12-01T04:00:00Z",
+                "--reason",
+                "monthly VACUUM FULL",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).split_whitespace().next().unwrap().to_string()
+    };
+
+    let backfilled = dir.path().join("backfilled");
+    let id = silence(&backfilled);
+    let out = run(logwarden()
+        .arg("backfill")
+        .arg("--data-dir")
+        .arg(&backfilled)
+        .arg("--patterns")
+        .arg(&rules)
+        .arg("--source")
+        .arg(format!("app:pino={}", log.display())));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let want = |id: &str| {
+        vec![
+            ("k0".to_string(), ChangeKind::Opened, None),
+            ("k1".to_string(), ChangeKind::Silenced, Some(id.to_string())),
+            ("k2".to_string(), ChangeKind::Opened, None),
+        ]
+    };
+    assert_eq!(first_kinds(&backfilled), want(&id));
+
+    let live = dir.path().join("live");
+    let id = silence(&live);
+    let child = logwarden()
+        .arg("run")
+        .args(["--listen", "off"])
+        .arg("--data-dir")
+        .arg(&live)
+        .arg("--patterns")
+        .arg(&rules)
+        .arg("--source")
+        .arg(format!("app:pino={}", log.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let live_log = live.join("incidents.jsonl");
+    assert!(
+        wait_until(30, || {
+            logwarden::store::incidents::IncidentLog::read_after(&live_log, 0)
+                .map(|c| {
+                    c.iter()
+                        .map(key_of)
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .len()
+                        == 3
+                })
+                .unwrap_or(false)
+        }),
+        "the live run did not raise the three incidents"
+    );
+    crate::support::terminate(child);
+    assert_eq!(first_kinds(&live), want(&id));
 }

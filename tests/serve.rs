@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::support::{logwarden, run, stderr, stdout, terminate, wait_until};
 
 /// The one rule of these tests: every `feedfault` line opens an incident of its own `key`.
-const RULE: &str = r#"
+pub(crate) const RULE: &str = r#"
 [[rule]]
 id = "test-feed-fault"
 class = "db-connection"

@@ -41,7 +41,7 @@ use crate::incident::escalation::Schedule;
 use crate::incident::group::{self, EvidenceBuf, GroupKey};
 use crate::incident::lifecycle::{Next, Tracked};
 use crate::incident::maintenance::Maintenance;
-use crate::incident::silence::{Ack, Silence, SilenceId};
+use crate::incident::silence::{Ack, Silence, SilenceId, SilenceRef};
 use crate::incident::window::CountWindow;
 use crate::incident::{
     Change, ChangeKind, Evidence, Incident, IncidentId, RunbookLink, State, Stats,
@@ -1066,7 +1066,7 @@ impl Engine {
             if let Some(tracked) = group.last.as_mut().filter(|t| {
                 t.is_open() && t.incident.silenced_by.is_none() && silence.matches(&t.incident)
             }) {
-                tracked.incident.silenced_by = Some(id.clone());
+                tracked.incident.silenced_by = Some(silence.reference());
                 out.push(change(ChangeKind::Silenced, at, tracked));
             }
         }
@@ -1087,7 +1087,7 @@ impl Engine {
             .filter(|(_, g)| {
                 g.last
                     .as_ref()
-                    .is_some_and(|t| t.incident.silenced_by.as_ref() == Some(id))
+                    .is_some_and(|t| t.incident.silenced_by.as_ref().map(|s| &s.id) == Some(id))
             })
             .map(|(key, _)| key.clone())
             .collect();
@@ -1192,12 +1192,12 @@ fn silence_over(
     silences: [&BTreeMap<SilenceId, Silence>; 2],
     incident: &Incident,
     at: Timestamp,
-) -> Option<SilenceId> {
+) -> Option<SilenceRef> {
     silences
         .into_iter()
         .flat_map(BTreeMap::values)
         .find(|s| s.holds_at(at) && s.matches(incident))
-        .map(|s| s.id.clone())
+        .map(Silence::reference)
 }
 
 /// A silence's start and end timers.
@@ -1592,7 +1592,7 @@ mod tests {
                 (Escalated, 2100, 2)
             ]
         );
-        assert_eq!(changes[0].incident.silenced_by, Some(quiet.id.clone()));
+        assert_eq!(changes[0].incident.silenced_by, Some(quiet.reference()));
         assert!(
             changes
                 .iter()
@@ -1795,7 +1795,7 @@ mod tests {
         let marked: Vec<Option<String>> = changes
             .iter()
             .filter(|c| c.kind == Silenced)
-            .map(|c| c.incident.silenced_by.as_ref().map(|s| s.0.clone()))
+            .map(|c| c.incident.silenced_by.as_ref().map(|s| s.id.0.clone()))
             .collect();
         assert_eq!(
             marked,

@@ -16,7 +16,7 @@ pub mod silence;
 pub mod window;
 
 pub use engine::{Engine, EngineConfig};
-pub use silence::{Ack, Silence, SilenceId};
+pub use silence::{Ack, Silence, SilenceId, SilenceRef};
 
 use serde::{Deserialize, Serialize};
 
@@ -103,7 +103,7 @@ pub struct Incident {
     /// The silence that holds over it, while one does: it is recorded, but neither notifies nor
     /// escalates ([`silence`]).
     #[serde(default)]
-    pub silenced_by: Option<SilenceId>,
+    pub silenced_by: Option<SilenceRef>,
     /// Who acknowledged it and when: it stays open but no longer escalates. Cleared when it
     /// reopens (a new occurrence pages again).
     #[serde(default)]

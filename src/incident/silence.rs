@@ -337,6 +337,28 @@ impl Silence {
     }
 }
 
+/// The silence over an incident, as its changes carry it: which, who made it, why, and until
+/// when (the audit trail in the incident log itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilenceRef {
+    pub id: SilenceId,
+    pub by: String,
+    pub reason: String,
+    pub ends: Timestamp,
+}
+
+impl Silence {
+    /// What an incident it covers carries of it.
+    pub fn reference(&self) -> SilenceRef {
+        SilenceRef {
+            id: self.id.clone(),
+            by: self.by.clone(),
+            reason: self.reason.clone(),
+            ends: self.ends,
+        }
+    }
+}
+
 /// An acknowledgement: someone is on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {

@@ -128,7 +128,13 @@ pub fn change_line(change: &Change, style: Style) -> String {
 fn marks_of(inc: &Incident) -> Option<String> {
     let mut marks = Vec::new();
     if let Some(silence) = &inc.silenced_by {
-        marks.push(format!("[silenced by {silence}]"));
+        marks.push(format!(
+            "[silenced by {} until {} ({}: {})]",
+            silence.id,
+            silence.ends.rfc3339(),
+            silence.by,
+            silence.reason
+        ));
     }
     if let Some(ack) = &inc.acknowledged {
         let note = if ack.note.is_empty() {

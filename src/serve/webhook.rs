@@ -774,7 +774,12 @@ mod tests {
             c.kind = kind;
             c.incident.silenced_by = None;
             assert!(everything.admits(&c), "{kind:?}");
-            c.incident.silenced_by = Some(crate::incident::SilenceId("sil-1".into()));
+            c.incident.silenced_by = Some(crate::incident::SilenceRef {
+                id: crate::incident::SilenceId("sil-1".into()),
+                by: "ops".into(),
+                reason: "maintenance".into(),
+                ends: c.at,
+            });
             assert!(!everything.admits(&c), "{kind:?}");
         }
         let mut acks = hook("acks");

@@ -145,10 +145,15 @@ function card(inc) {
   }, el("div", { class: "title" }, inc.title), badges, meta);
 }
 
+// "Silenced by sil-… until …: alice, monthly VACUUM FULL".
+function silenceText(s) {
+  return "Silenced by " + s.id + " until " + shortTime(s.ends) + ": " + s.by + ", " + s.reason;
+}
+
 // The silenced and acknowledged badges of an incident.
 function marks(inc) {
   return [
-    inc.silenced_by ? el("span", { class: "badge silenced", title: inc.silenced_by }, "silenced") : null,
+    inc.silenced_by ? el("span", { class: "badge silenced", title: silenceText(inc.silenced_by) }, "silenced") : null,
     inc.acknowledged ? el("span", { class: "badge acked", title: inc.acknowledged.note || "" },
       "acked by " + inc.acknowledged.by) : null,
   ];
@@ -352,7 +357,7 @@ function renderIncident(inc) {
 // escalating and paging.
 function ackPart(inc) {
   const says = [];
-  if (inc.silenced_by) says.push(el("p", { class: "info" }, "Silenced by " + inc.silenced_by + ": recorded, nobody is paged."));
+  if (inc.silenced_by) says.push(el("p", { class: "info silence-said" }, silenceText(inc.silenced_by) + ": recorded, nobody is paged."));
   if (inc.acknowledged) {
     const a = inc.acknowledged;
     says.push(el("p", { class: "info ack-said" }, "Acknowledged by " + a.by + " at " + shortTime(a.at) +
