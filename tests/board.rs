@@ -228,9 +228,9 @@ impl Page {
     }
 }
 
-#[test]
-fn the_board_shows_a_new_incident_within_five_seconds() {
-    let served = Served::start(&[]);
+/// Open the board of `served` in a browser of its own and run `test` on its page (on a runtime
+/// of its own); the browser is closed after.
+fn on_board(served: &Served, test: impl AsyncFnOnce(&mut Page)) {
     let board = served.url("/");
     let browser = Browser::start(&board);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -240,6 +240,15 @@ fn the_board_shows_a_new_incident_within_five_seconds() {
     runtime.block_on(async {
         let http = crate::support::http_client();
         let mut page = browser.page(&http, &board).await;
+        test(&mut page).await;
+    });
+    drop(browser);
+}
+
+#[test]
+fn the_board_shows_a_new_incident_within_five_seconds() {
+    let served = Served::start(&[]);
+    on_board(&served, async |page| {
         // The board has loaded the (empty) listing and opened the feed.
         let status = "document.getElementById('status')?.textContent";
         let live = page
@@ -304,7 +313,11 @@ fn the_board_shows_a_new_incident_within_five_seconds() {
             .await
             .expect("no card for the second incident");
         assert!(
-            shown.as_array().unwrap().iter().any(|t| t.as_str().unwrap().contains(markup)),
+            shown
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t.as_str().unwrap().contains(markup)),
             "{shown}"
         );
         assert_eq!(
@@ -363,7 +376,17 @@ fn the_board_shows_a_new_incident_within_five_seconds() {
         assert!(text.contains("feedfault in the test"), "{text}");
         page.screenshot("board-incident.png").await;
 
-        // Search: the box runs a loggrep query through /api/v1/search; both fault lines match.
+        // Search: the box runs a loggrep query through /api/v1/search; both fault lines match
+        // once both are indexed (a card comes with the incident, the commit may follow it).
+        let http = crate::support::http_client();
+        let indexed = crate::serve::eventually(10, || async {
+            crate::serve::get_json(&http, &served, "/api/v1/count?q=feedfault")
+                .await
+                .1["count"]
+                == 2
+        })
+        .await;
+        assert!(indexed, "the two fault lines were not indexed within 10 s");
         page.eval("location.hash = '#/search?q=feedfault'").await;
         let found = page
             .wait_for(
@@ -382,7 +405,6 @@ fn the_board_shows_a_new_incident_within_five_seconds() {
             "the hits show the lines' messages: {found}"
         );
     });
-    drop(browser);
     served.stop();
 }
 
@@ -392,15 +414,7 @@ fn the_board_asks_for_the_token_and_follows_the_feed_with_it() {
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "board-test-token\n").unwrap();
     let served = Served::start(&["--token-file", token_file.to_str().unwrap()]);
-    let board = served.url("/");
-    let browser = Browser::start(&board);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let http = crate::support::http_client();
-        let mut page = browser.page(&http, &board).await;
+    on_board(&served, async |page| {
         // The page came without a token; the API answered 401, so the page asks for one.
         page.wait_for(
             "!document.getElementById('token-form').hidden",
@@ -446,7 +460,6 @@ fn the_board_asks_for_the_token_and_follows_the_feed_with_it() {
         .await
         .expect("no card through the token-protected feed");
     });
-    drop(browser);
     served.stop();
 }
 
@@ -456,15 +469,7 @@ fn the_board_asks_for_the_token_and_follows_the_feed_with_it() {
 #[test]
 fn the_board_acknowledges_incidents_and_makes_and_expires_silences() {
     let served = Served::start(&[]);
-    let board = served.url("/");
-    let browser = Browser::start(&board);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let http = crate::support::http_client();
-        let mut page = browser.page(&http, &board).await;
+    on_board(&served, async |page| {
         page.wait_for(
             "document.getElementById('status')?.textContent === 'live'",
             Duration::from_secs(20),
@@ -596,6 +601,5 @@ fn the_board_acknowledges_incidents_and_makes_and_expires_silences() {
         .await
         .expect("the card still says silenced");
     });
-    drop(browser);
     served.stop();
 }
