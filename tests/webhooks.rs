@@ -698,3 +698,100 @@ fn an_https_receiver_with_an_untrusted_certificate_gets_nothing_and_is_retried()
     );
     stop(child, &said);
 }
+
+/// Issue 10: nothing of an incident under a silence reaches a webhook, whatever its filters; the
+/// end of the silence (`unsilenced`) and an acknowledgement do, and what opens after it pages.
+#[test]
+fn a_silenced_incident_sends_no_webhook_until_its_silence_is_expired() {
+    let runtime = runtime();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let received = Received::default();
+    receive(&runtime, addr, received.clone());
+    let setup = Setup::with_webhooks(&format!(
+        "[[webhook]]\nname = \"bot\"\nurl = \"http://{addr}/json\"\nkind = \"json\"\n"
+    ));
+    let silence = |args: &[&str]| {
+        let out = run(logwarden()
+            .arg("silence")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&setup.data));
+        assert!(out.status.success(), "{}", stderr(&out));
+        crate::support::stdout(&out)
+    };
+    let id = silence(&[
+        "add",
+        "--match",
+        "class=db-connection",
+        "--for",
+        "1h",
+        "--reason",
+        "restarting postgres",
+    ]);
+    let id = id.split_whitespace().next().unwrap().to_string();
+    let (child, said) = setup.start_with(&["bot"]);
+    // Two incidents open under the silence, and one resolves under it (2 s of quiet).
+    setup.inject(0..2);
+    assert!(
+        wait_until(30, || setup.count(ChangeKind::Silenced) >= 2),
+        "{:?}",
+        setup.changes()
+    );
+    assert!(
+        wait_until(30, || setup.count(ChangeKind::Resolved) >= 2),
+        "{:?}",
+        setup.changes()
+    );
+    // Open again (reopened within the flap window: still silenced), then the silence ends.
+    setup.inject(0..1);
+    assert!(
+        wait_until(30, || setup.count(ChangeKind::Silenced) >= 3),
+        "{:?}",
+        setup.changes()
+    );
+    silence(&["expire", &id]);
+    assert!(
+        wait_until(30, || setup.count(ChangeKind::Unsilenced) == 1),
+        "{:?}; stderr: {}",
+        setup.changes(),
+        said.lock().unwrap()
+    );
+    setup.inject(5..6);
+    assert!(
+        wait_until(30, || setup.count(ChangeKind::Opened) == 1),
+        "{:?}",
+        setup.changes()
+    );
+    // The webhook sends in log order: once the opening is in, everything before it was decided.
+    assert!(
+        wait_until(30, || received
+            .on("/json")
+            .iter()
+            .any(|b| b["kind"] == "opened")),
+        "no opened delivery: {:?}",
+        received.on("/json")
+    );
+    let sent: Vec<(String, String)> = received
+        .on("/json")
+        .iter()
+        .map(|b| {
+            (
+                b["kind"].as_str().unwrap().to_string(),
+                b["incident"]["group"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let sent: Vec<(&str, bool)> = sent
+        .iter()
+        .map(|(kind, group)| (kind.as_str(), group.ends_with("key=k0")))
+        .collect();
+    assert_eq!(
+        sent[..2],
+        [("unsilenced", true), ("opened", false)],
+        "only the end of the silence and the new incident: {sent:?}"
+    );
+    stop(child, &said);
+}
