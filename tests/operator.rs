@@ -182,6 +182,25 @@ fn silences_and_acknowledgements_keep_incidents_from_paging_and_survive_a_restar
             (opened.kind, key_of(&opened)),
             (ChangeKind::Opened, "k1".into())
         );
+        // Acknowledged over the API with no body: by `api`. An unknown id is a 404.
+        let response = http
+            .post(served.url(&format!("/api/v1/incidents/{}/ack", opened.incident.id)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let acked: Change = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        assert_eq!(acked.incident.acknowledged.unwrap().by, "api");
+        assert_eq!(
+            next_change(&mut feed, &served).await.kind,
+            ChangeKind::Acknowledged
+        );
+        let response = http
+            .post(served.url("/api/v1/incidents/inc-ffffffffffffffff/ack"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
 
         // A silence made over the API covers what is open at once.
         let response = http
