@@ -933,6 +933,7 @@ impl Engine {
             tracked.incident.escalation_level = tracked.incident.escalation_level.max(1);
             // A new occurrence pages afresh: an acknowledgement was for the last one.
             tracked.incident.acknowledged = None;
+            tracked.open_since = Some(at);
             tracked.incident.silenced_by =
                 silence_over([&self.silences, &self.windows], &tracked.incident, at);
             let kind = if tracked.incident.silenced_by.is_some() {
@@ -964,7 +965,8 @@ impl Engine {
     /// live run passes the time it is (an operator's expiry takes effect when it is made, not a
     /// lateness later); a backfill passes `None`.
     pub fn set_silences(&mut self, silences: Vec<Silence>, now: Option<Timestamp>) -> Vec<Change> {
-        let now = self.processed.max(now);
+        let frontier = self.processed;
+        let now = frontier.max(now);
         let windows = &self.windows;
         self.timers.retain(|(_, timer, key)| {
             !matches!(timer, Timer::SilenceStart | Timer::SilenceEnd)
@@ -972,14 +974,22 @@ impl Engine {
         });
         let old = std::mem::take(&mut self.silences);
         self.silences = silences.into_iter().map(|s| (s.id.clone(), s)).collect();
+        // Every start and end whose event time has not passed yet fires when it does, as in a
+        // backfill (a live run replaying old lines crosses them too); a start covers only what
+        // was open by then, an end releases only what the silence covered.
+        let timers: Vec<_> = self
+            .silences
+            .values()
+            .flat_map(silence_timers)
+            .filter(|(at, _, _)| frontier.is_none_or(|f| *at > f))
+            .collect();
+        self.timers.extend(timers);
         let mut out = Vec::new();
         let Some(now) = now else {
-            // Nothing has happened yet: every silence is ahead.
-            let timers: Vec<_> = self.silences.values().map(silence_timers).collect();
-            self.timers.extend(timers.into_iter().flatten());
             return out;
         };
-        // Ended (or gone) silences first, so an incident they release can be covered by another.
+        // What holds or has ended by now takes effect now: ended (or gone) silences first, so an
+        // incident they release can be covered by another.
         let ended: Vec<SilenceId> = old
             .keys()
             .chain(self.silences.keys())
@@ -989,21 +999,12 @@ impl Engine {
         for id in ended {
             self.silence_ends(now, &id, &mut out);
         }
-        let mut timers = Vec::new();
-        let mut holding = Vec::new();
-        for silence in self.silences.values() {
-            if silence.ends <= now {
-                continue;
-            }
-            timers.extend(
-                silence_timers(silence)
-                    .filter(|(_, t, _)| *t == Timer::SilenceEnd || silence.starts > now),
-            );
-            if silence.starts <= now {
-                holding.push(silence.id.clone());
-            }
-        }
-        self.timers.extend(timers);
+        let holding: Vec<SilenceId> = self
+            .silences
+            .values()
+            .filter(|s| s.holds_at(now))
+            .map(|s| s.id.clone())
+            .collect();
         for id in holding {
             self.silence_starts(now, &id, &mut out);
         }
@@ -1063,8 +1064,10 @@ impl Engine {
             return;
         };
         for group in self.groups.values_mut() {
+            // Only what was open when it started: an incident that opened since (a silence set
+            // now with a start behind the engine's time) found it, or not, when it opened.
             if let Some(tracked) = group.last.as_mut().filter(|t| {
-                t.is_open() && t.incident.silenced_by.is_none() && silence.matches(&t.incident)
+                t.open_at(at) && t.incident.silenced_by.is_none() && silence.matches(&t.incident)
             }) {
                 tracked.incident.silenced_by = Some(silence.reference());
                 out.push(change(ChangeKind::Silenced, at, tracked));

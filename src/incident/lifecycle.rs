@@ -46,6 +46,9 @@ pub struct Tracked {
     /// When its escalation clock started (see `incident::escalation`); `None`: at `opened_at`.
     #[serde(default)]
     pub escalate_from: Option<Timestamp>,
+    /// Event time it last opened or reopened; `None`: at `opened_at` (a state of an older run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_since: Option<Timestamp>,
 }
 
 impl Tracked {
@@ -60,6 +63,7 @@ impl Tracked {
             next_update,
             dirty: false,
             escalate_from: None,
+            open_since: None,
         }
     }
 
@@ -137,6 +141,11 @@ impl Tracked {
             .count
             .saturating_add(total.saturating_sub(kept));
         self.next_update = self.incident.count.max(1).saturating_mul(2);
+    }
+
+    /// Whether it was already open at event time `at` (it opened or reopened at or before).
+    pub fn open_at(&self, at: Timestamp) -> bool {
+        self.is_open() && self.open_since.unwrap_or(self.incident.opened_at) <= at
     }
 
     /// Mark that a change carrying the current state has been emitted.
