@@ -388,6 +388,7 @@ enum RulesCommand {
 
 /// jemalloc gives freed memory back to the system within seconds (its decay), where glibc's
 /// malloc keeps what a tantivy merge or a burst once needed for the rest of a long run.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -403,10 +404,13 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    serve::metrics::report_jemalloc_heap();
-    // A background thread purges freed pages even while the process is idle.
-    if let Err(error) = tikv_jemalloc_ctl::background_thread::write(true) {
-        tracing::debug!(%error, "jemalloc's background thread is not available");
+    #[cfg(feature = "jemalloc")]
+    {
+        serve::metrics::report_jemalloc_heap();
+        // A background thread purges freed pages even while the process is idle.
+        if let Err(error) = tikv_jemalloc_ctl::background_thread::write(true) {
+            tracing::debug!(%error, "jemalloc's background thread is not available");
+        }
     }
     let cli = Cli::parse();
     match dispatch(cli) {

@@ -487,3 +487,42 @@ fn a_backfill_and_a_live_run_mark_the_same_incidents_silenced() {
     };
     assert_eq!(same_silence(changes(&live)), same_silence(backfill));
 }
+
+/// The operator's routes are the API's: with a token set, nothing without it.
+#[test]
+fn silences_and_acknowledgements_need_the_token_when_one_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "operator-s3cret\n").unwrap();
+    let served = Served::start(&["--token-file", token.to_str().unwrap()]);
+    let rt = runtime();
+    let http = http();
+    rt.block_on(async {
+        let body = serde_json::json!({"match": "class=db-down", "for": "1h", "reason": "r"});
+        for bearer in [None, Some("wrong")] {
+            let mut request = http
+                .post(served.url("/api/v1/silences"))
+                .header("content-type", "application/json")
+                .body(body.to_string());
+            if let Some(b) = bearer {
+                request = request.bearer_auth(b);
+            }
+            assert_eq!(request.send().await.unwrap().status(), 401);
+            let mut ack = http.post(served.url("/api/v1/incidents/inc-0/ack"));
+            if let Some(b) = bearer {
+                ack = ack.bearer_auth(b);
+            }
+            assert_eq!(ack.send().await.unwrap().status(), 401);
+        }
+        let response = http
+            .post(served.url("/api/v1/silences"))
+            .bearer_auth("operator-s3cret")
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    });
+    served.stop();
+}

@@ -143,6 +143,7 @@ impl HeapSeries {
     }
 
     /// Bring the gauges up to date (jemalloc's statistics are a snapshot taken at each epoch).
+    #[cfg(feature = "jemalloc")]
     fn refresh(&self) {
         if !self.enabled {
             return;
@@ -159,6 +160,10 @@ impl HeapSeries {
         gauge(tikv_jemalloc_ctl::stats::allocated::read(), &self.allocated);
         gauge(tikv_jemalloc_ctl::stats::resident::read(), &self.resident);
     }
+
+    /// Built without jemalloc: nothing to read (and [`report_jemalloc_heap`] is never called).
+    #[cfg(not(feature = "jemalloc"))]
+    fn refresh(&self) {}
 }
 
 /// The ClickHouse sink's series, refreshed from its spool when read.
