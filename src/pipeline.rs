@@ -1052,7 +1052,7 @@ impl<'a> Pipeline<'a> {
             spool.seal()?;
         }
         let snapshot = self.engine_snapshot + 1;
-        self.snapshots.write(snapshot, &self.engine.state())?;
+        self.snapshots.write(snapshot, &self.engine.state_view())?;
         let payload = serde_json::to_string(&PayloadRef {
             checkpoints: &self.checkpoints,
             incident_seq: Some(self.log.last_seq()),
