@@ -535,18 +535,11 @@ fn silence(command: SilenceCommand) -> Result<ExitCode> {
             let silences: Vec<_> = SilenceStore::new(&data.data_dir)
                 .load()?
                 .into_iter()
-                .filter(|s| all || matches!(s.state_at(now), "pending" | "active"))
+                .filter(|s| all || s.in_force(now))
                 .collect();
             let mut out = std::io::stdout().lock();
             if json {
-                let shown: Vec<serde_json::Value> = silences
-                    .iter()
-                    .map(|s| {
-                        let mut v = serde_json::to_value(s).unwrap_or_default();
-                        v["state"] = s.state_at(now).into();
-                        v
-                    })
-                    .collect();
+                let shown: Vec<_> = silences.iter().map(|s| s.shown(now)).collect();
                 writeln!(out, "{}", serde_json::to_string_pretty(&shown)?)?;
             } else {
                 write!(out, "{}", views::silences_table(&silences, now))?;

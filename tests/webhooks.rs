@@ -117,6 +117,17 @@ fn receive(runtime: &tokio::runtime::Runtime, addr: SocketAddr, received: Receiv
     runtime.spawn(async move { axum::serve(listener, app(received)).await });
 }
 
+/// A receiver on a free loopback port: its address and what it gets.
+fn receiver(runtime: &tokio::runtime::Runtime) -> (SocketAddr, Received) {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let received = Received::default();
+    receive(runtime, addr, received.clone());
+    (addr, received)
+}
+
 /// A TCP listener whose connections are TLS, for axum; counts the handshakes that failed.
 struct TlsListener {
     tcp: tokio::net::TcpListener,
@@ -563,12 +574,7 @@ fn a_wrong_webhook_table_is_an_error_naming_file_line_and_field() {
 #[test]
 fn each_demo_sends_its_own_log_once() {
     let runtime = runtime();
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let received = Received::default();
-    receive(&runtime, addr, received.clone());
+    let (addr, received) = receiver(&runtime);
     let dir = tempfile::tempdir().unwrap();
     let hooks = dir.path().join("hooks.toml");
     std::fs::write(
@@ -704,12 +710,7 @@ fn an_https_receiver_with_an_untrusted_certificate_gets_nothing_and_is_retried()
 #[test]
 fn a_silenced_incident_sends_no_webhook_until_its_silence_is_expired() {
     let runtime = runtime();
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let received = Received::default();
-    receive(&runtime, addr, received.clone());
+    let (addr, received) = receiver(&runtime);
     let setup = Setup::with_webhooks(&format!(
         "[[webhook]]\nname = \"bot\"\nurl = \"http://{addr}/json\"\nkind = \"json\"\n"
     ));

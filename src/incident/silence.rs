@@ -321,7 +321,28 @@ impl Request {
     }
 }
 
+/// A silence as the CLI's `--json` and the API show it: the stored silence and its state now.
+#[derive(Debug, Serialize)]
+pub struct Shown<'a> {
+    #[serde(flatten)]
+    pub silence: &'a Silence,
+    pub state: &'static str,
+}
+
 impl Silence {
+    /// It holds now or will (`pending` or `active`): what `silence list` shows without `--all`.
+    pub fn in_force(&self, now: Timestamp) -> bool {
+        matches!(self.state_at(now), "pending" | "active")
+    }
+
+    /// Itself with its state at `now`, to show.
+    pub fn shown(&self, now: Timestamp) -> Shown<'_> {
+        Shown {
+            silence: self,
+            state: self.state_at(now),
+        }
+    }
+
     /// Where it stands at wall-clock time `now`: `pending`, `active`, `ended`, or `expired` (ended
     /// early by an operator).
     pub fn state_at(&self, now: Timestamp) -> &'static str {

@@ -21,12 +21,12 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::Shared;
 use super::api::{ApiError, read_log};
 use crate::event::Timestamp;
-use crate::incident::silence::{Request, Silence};
+use crate::incident::silence::Request;
 use crate::incident::{Ack, IncidentId};
 use crate::source::operator::OperatorError;
 use crate::store::incidents;
@@ -89,21 +89,6 @@ pub(crate) struct ListQuery {
     all: bool,
 }
 
-/// A silence as the API shows it: the stored silence and its state now.
-#[derive(Debug, Serialize)]
-struct Shown {
-    #[serde(flatten)]
-    silence: Silence,
-    state: &'static str,
-}
-
-fn shown(silence: Silence, now: Timestamp) -> Shown {
-    Shown {
-        state: silence.state_at(now),
-        silence,
-    }
-}
-
 /// Run a silences file operation on a blocking thread.
 async fn with_store<T: Send + 'static>(
     shared: &Shared,
@@ -133,10 +118,10 @@ pub(crate) async fn list(
     let Query(query) = query.map_err(ApiError::from_query)?;
     let now = Timestamp::now();
     let silences = with_store(&shared, SilenceStore::load).await?;
-    let silences: Vec<Shown> = silences
-        .into_iter()
-        .map(|s| shown(s, now))
-        .filter(|s| query.all || matches!(s.state, "pending" | "active"))
+    let silences: Vec<_> = silences
+        .iter()
+        .filter(|s| query.all || s.in_force(now))
+        .map(|s| s.shown(now))
         .collect();
     Ok(Json(serde_json::json!({ "silences": silences })).into_response())
 }
@@ -183,7 +168,7 @@ pub(crate) async fn add(
     let silence = with_store(&shared, move |store| store.add(silence)).await?;
     tracing::info!(silence = %silence.id, by = %silence.by, matchers = %silence.render_matchers(), reason = %silence.reason, "silence added");
     shared.operator.silences_changed();
-    Ok((StatusCode::CREATED, Json(shown(silence, now))).into_response())
+    Ok((StatusCode::CREATED, Json(silence.shown(now))).into_response())
 }
 
 /// `DELETE /api/v1/silences/{id}`.
@@ -195,5 +180,5 @@ pub(crate) async fn expire(
     let silence = with_store(&shared, move |store| store.expire(&id, now)).await?;
     tracing::info!(silence = %silence.id, "silence expired");
     shared.operator.silences_changed();
-    Ok(Json(shown(silence, now)).into_response())
+    Ok(Json(silence.shown(now)).into_response())
 }
